@@ -1,0 +1,521 @@
+//! Node options and per-network parameters.
+//!
+//! This module owns [`Config`] (everything a node needs to start, whether it
+//! is run by the binary or embedded as a library), [`Network`] with its
+//! constants (magic, ports, genesis), and the command-line parser used by
+//! `main`. Parsing is pure: it returns a [`ConfigError`] with a one-line
+//! message and never exits or panics, so `main` alone decides exit codes.
+//! It runs on whatever thread calls it (the main thread in the binary).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bitcoin::p2p::Magic;
+use bitcoin::BlockHash;
+
+/// The chain a node follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Network {
+    /// Bitcoin mainnet.
+    Mainnet,
+    /// testnet3.
+    Testnet,
+    /// The default signet.
+    Signet,
+    /// Local regression-test chain.
+    Regtest,
+}
+
+impl Network {
+    /// The `bitcoin` crate's name for this network.
+    pub fn to_bitcoin(self) -> bitcoin::Network {
+        match self {
+            Network::Mainnet => bitcoin::Network::Bitcoin,
+            Network::Testnet => bitcoin::Network::Testnet,
+            Network::Signet => bitcoin::Network::Signet,
+            Network::Regtest => bitcoin::Network::Regtest,
+        }
+    }
+
+    /// The four bytes that start every P2P message on this network.
+    pub fn magic(self) -> Magic {
+        Magic::from(self.to_bitcoin())
+    }
+
+    /// Bitcoin Core's default P2P port.
+    pub fn default_p2p_port(self) -> u16 {
+        match self {
+            Network::Mainnet => 8333,
+            Network::Testnet => 18333,
+            Network::Signet => 38333,
+            Network::Regtest => 18444,
+        }
+    }
+
+    /// Bitcoin Core's default RPC port.
+    pub fn default_rpc_port(self) -> u16 {
+        match self {
+            Network::Mainnet => 8332,
+            Network::Testnet => 18332,
+            Network::Signet => 38332,
+            Network::Regtest => 18443,
+        }
+    }
+
+    /// The subdirectory of the data directory this network's files live in
+    /// (empty for mainnet), as Bitcoin Core lays it out.
+    pub fn data_subdir(self) -> &'static str {
+        match self {
+            Network::Mainnet => "",
+            Network::Testnet => "testnet3",
+            Network::Signet => "signet",
+            Network::Regtest => "regtest",
+        }
+    }
+
+    /// Hash of the genesis block.
+    pub fn genesis_hash(self) -> BlockHash {
+        bitcoin::constants::genesis_block(self.to_bitcoin()).block_hash()
+    }
+
+    /// Lower-case name, as used in logs and RPC (`main`, `test`, `signet`, `regtest`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::Mainnet => "main",
+            Network::Testnet => "test",
+            Network::Signet => "signet",
+            Network::Regtest => "regtest",
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Everything a node needs to start. Build one with [`Config::new`] and
+/// change the fields you need; the defaults are Bitcoin Core's and btcd's.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Which chain to follow.
+    pub network: Network,
+    /// Base data directory; the network's files go in its
+    /// [`Network::data_subdir`].
+    pub datadir: PathBuf,
+    /// Where to accept inbound peers; `None` disables listening.
+    pub listen: Option<SocketAddr>,
+    /// Connect only to these peers (kept connected, retried with back-off).
+    pub connect: Vec<SocketAddr>,
+    /// Extra peers to keep connected (retried with back-off).
+    pub addnode: Vec<SocketAddr>,
+    /// Maximum simultaneous connections, inbound and outbound together.
+    /// Excess inbound connections are closed at accept.
+    pub max_peers: usize,
+    /// Time allowed from connect to a completed version/verack handshake.
+    pub handshake_timeout: Duration,
+    /// A peer that sends nothing for this long is disconnected.
+    pub idle_timeout: Duration,
+    /// How often to ping each peer; a ping still unanswered when the next
+    /// one is due disconnects the peer.
+    pub ping_interval: Duration,
+    /// The sync peer is replaced if it makes no progress for this long.
+    pub stall_timeout: Duration,
+    /// Outbound retry back-off: `retry_base × attempts`, capped at `retry_max`.
+    pub retry_base: Duration,
+    /// Cap of the outbound retry back-off.
+    pub retry_max: Duration,
+    /// Stack size of each per-peer thread (reader, writer, lifecycle).
+    pub peer_stack_size: usize,
+    /// Capacity of each peer's outbound message queue. A peer whose queue
+    /// is full is disconnected rather than allowed to block its sender.
+    pub send_queue_len: usize,
+    /// User agent sent in `version` (BIP14 form).
+    pub user_agent: String,
+}
+
+/// The default per-peer thread stack size (256 KiB).
+pub const DEFAULT_PEER_STACK: usize = 256 * 1024;
+
+impl Config {
+    /// Defaults for `network`: listen on all interfaces on the network's
+    /// port, 125 peers, data in `~/.strand`.
+    pub fn new(network: Network) -> Config {
+        Config {
+            network,
+            datadir: default_datadir(),
+            listen: Some(SocketAddr::new(
+                IpAddr::from([0, 0, 0, 0]),
+                network.default_p2p_port(),
+            )),
+            connect: Vec::new(),
+            addnode: Vec::new(),
+            max_peers: 125,
+            handshake_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(5 * 60),
+            ping_interval: Duration::from_secs(2 * 60),
+            stall_timeout: Duration::from_secs(3 * 60),
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(5 * 60),
+            peer_stack_size: DEFAULT_PEER_STACK,
+            send_queue_len: 1024,
+            user_agent: format!("/strand:{}/", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The directory this network's files live in.
+    pub fn net_dir(&self) -> PathBuf {
+        let sub = self.network.data_subdir();
+        if sub.is_empty() {
+            self.datadir.clone()
+        } else {
+            self.datadir.join(sub)
+        }
+    }
+}
+
+fn default_datadir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".strand"),
+        None => PathBuf::from(".strand"),
+    }
+}
+
+/// A command-line or configuration error: one line, no backtrace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// Run a node with this configuration; `log_level` is `--debug`'s value.
+    Run {
+        /// The node's configuration.
+        config: Box<Config>,
+        /// Log level filter from `--debug`, if given.
+        log_level: Option<String>,
+    },
+    /// Print usage and exit 0.
+    Help,
+    /// Print the version and exit 0.
+    Version,
+}
+
+/// Usage text printed by `--help`.
+pub const USAGE: &str = "\
+usage: strand [OPTIONS]
+
+Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
+  --regtest | --testnet | --signet   chain to follow (default: mainnet)
+  --datadir DIR            data directory (default: ~/.strand)
+  --listen ADDR:PORT       accept peers here (default: 0.0.0.0:<network port>)
+  --nolisten               do not accept inbound peers
+  --connect ADDR:PORT      keep a connection to this peer (repeatable)
+  --addnode ADDR:PORT      also keep a connection to this peer (repeatable)
+  --maxpeers N             maximum connections, in and out (default: 125)
+  --handshaketimeout SECS  version/verack deadline (default: 30)
+  --stalltimeout SECS      replace a sync peer silent this long (default: 180)
+  --peerstack KIB          stack size of per-peer threads (default: 256)
+  --debug LEVEL            log level: error, warn, info, debug, trace (RUST_LOG also works)
+  --help, --version
+";
+
+/// Parses the node's arguments (without the program name).
+pub fn parse_args<I, S>(args: I) -> Result<Command, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let args: Vec<String> = args.into_iter().map(Into::into).collect();
+    let mut network = None;
+    let set_network = |n: Network, network: &mut Option<Network>| match network {
+        Some(prev) if *prev != n => Err(ConfigError(format!(
+            "conflicting networks: --{} and --{}",
+            flag_name(*prev),
+            flag_name(n)
+        ))),
+        _ => {
+            *network = Some(n);
+            Ok(())
+        }
+    };
+    let mut datadir = None;
+    let mut listen: Option<Option<String>> = None;
+    let mut nolisten = false;
+    let mut connect = Vec::new();
+    let mut addnode = Vec::new();
+    let mut max_peers = None;
+    let mut handshake = None;
+    let mut stall = None;
+    let mut stack = None;
+    let mut log_level = None;
+
+    let mut i = 0;
+    while i < args.len() {
+        let raw = &args[i];
+        i += 1;
+        let Some(body) = raw.strip_prefix("--").or_else(|| raw.strip_prefix('-')) else {
+            return Err(ConfigError(format!(
+                "unexpected argument '{raw}' (see --help)"
+            )));
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let value = |i: &mut usize| -> Result<String, ConfigError> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            match args.get(*i) {
+                Some(v) => {
+                    *i += 1;
+                    Ok(v.clone())
+                }
+                None => Err(ConfigError(format!("option --{name} needs a value"))),
+            }
+        };
+        let no_value = |inline: &Option<String>| -> Result<(), ConfigError> {
+            match inline {
+                Some(v) if v != "1" => Err(ConfigError(format!(
+                    "option --{name} takes no value (got '{v}')"
+                ))),
+                _ => Ok(()),
+            }
+        };
+        match name {
+            "help" | "h" => return Ok(Command::Help),
+            "version" => return Ok(Command::Version),
+            "regtest" => {
+                no_value(&inline)?;
+                set_network(Network::Regtest, &mut network)?
+            }
+            "testnet" => {
+                no_value(&inline)?;
+                set_network(Network::Testnet, &mut network)?
+            }
+            "signet" => {
+                no_value(&inline)?;
+                set_network(Network::Signet, &mut network)?
+            }
+            "datadir" => {
+                let v = value(&mut i)?;
+                if v.is_empty() {
+                    return Err(ConfigError("--datadir must not be empty".into()));
+                }
+                datadir = Some(PathBuf::from(v));
+            }
+            "listen" => listen = Some(Some(value(&mut i)?)),
+            "nolisten" => {
+                no_value(&inline)?;
+                nolisten = true
+            }
+            "connect" => connect.push(value(&mut i)?),
+            "addnode" => addnode.push(value(&mut i)?),
+            "maxpeers" | "maxconnections" => {
+                max_peers = Some(parse_number(name, &value(&mut i)?, 1, 100_000)?)
+            }
+            "handshaketimeout" => handshake = Some(parse_number(name, &value(&mut i)?, 1, 3600)?),
+            "stalltimeout" => stall = Some(parse_number(name, &value(&mut i)?, 1, 86_400)?),
+            "peerstack" => stack = Some(parse_number(name, &value(&mut i)?, 64, 65_536)?),
+            "debug" => {
+                let v = inline.clone().unwrap_or_else(|| {
+                    // `--debug` alone means debug; `--debug LEVEL` takes the next word
+                    // only when it is a level, so `--debug --regtest` still works.
+                    match args.get(i) {
+                        Some(next) if is_level(next) => {
+                            i += 1;
+                            next.clone()
+                        }
+                        _ => "debug".to_string(),
+                    }
+                });
+                let v = match v.as_str() {
+                    "1" => "debug".to_string(),
+                    "0" => "info".to_string(),
+                    _ => v,
+                };
+                if !is_level(&v) {
+                    return Err(ConfigError(format!(
+                        "invalid --debug level '{v}' (expected error, warn, info, debug or trace)"
+                    )));
+                }
+                log_level = Some(v);
+            }
+            _ => return Err(ConfigError(format!("unknown option '{raw}' (see --help)"))),
+        }
+    }
+
+    let network = network.unwrap_or(Network::Mainnet);
+    let mut config = Config::new(network);
+    if let Some(d) = datadir {
+        config.datadir = d;
+    }
+    let port = network.default_p2p_port();
+    match (nolisten, listen) {
+        (true, Some(_)) => {
+            return Err(ConfigError("--listen and --nolisten conflict".into()));
+        }
+        (true, None) => config.listen = None,
+        (false, Some(Some(addr))) => config.listen = Some(parse_addr("--listen", &addr, port)?),
+        _ => {}
+    }
+    config.connect = connect
+        .iter()
+        .map(|a| parse_addr("--connect", a, port))
+        .collect::<Result<_, _>>()?;
+    config.addnode = addnode
+        .iter()
+        .map(|a| parse_addr("--addnode", a, port))
+        .collect::<Result<_, _>>()?;
+    if let Some(n) = max_peers {
+        config.max_peers = n as usize;
+    }
+    if let Some(s) = handshake {
+        config.handshake_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = stall {
+        config.stall_timeout = Duration::from_secs(s);
+    }
+    if let Some(k) = stack {
+        config.peer_stack_size = k as usize * 1024;
+    }
+    Ok(Command::Run {
+        config: Box::new(config),
+        log_level,
+    })
+}
+
+fn flag_name(n: Network) -> &'static str {
+    match n {
+        Network::Mainnet => "mainnet",
+        Network::Testnet => "testnet",
+        Network::Signet => "signet",
+        Network::Regtest => "regtest",
+    }
+}
+
+fn is_level(s: &str) -> bool {
+    matches!(s, "error" | "warn" | "info" | "debug" | "trace" | "off")
+}
+
+fn parse_number(name: &str, v: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match v.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        Ok(_) => Err(ConfigError(format!(
+            "--{name} must be between {min} and {max} (got '{v}')"
+        ))),
+        Err(_) => Err(ConfigError(format!(
+            "--{name} needs a whole number (got '{v}')"
+        ))),
+    }
+}
+
+/// Parses `IP:PORT`, `[IPv6]:PORT`, a bare IP (default port), or
+/// `localhost[:PORT]`. Host names are not resolved: the node never does DNS.
+pub fn parse_addr(option: &str, s: &str, default_port: u16) -> Result<SocketAddr, ConfigError> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
+    if let Some(rest) = s.strip_prefix("localhost") {
+        let localhost = IpAddr::from([127, 0, 0, 1]);
+        if rest.is_empty() {
+            return Ok(SocketAddr::new(localhost, default_port));
+        }
+        if let Some(Ok(port)) = rest.strip_prefix(':').map(str::parse::<u16>) {
+            return Ok(SocketAddr::new(localhost, port));
+        }
+    }
+    Err(ConfigError(format!(
+        "{option}: cannot parse address '{s}' (expected IP:PORT)"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, ConfigError> {
+        match parse_args(args.iter().copied())? {
+            Command::Run { config, .. } => Ok(*config),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_mainnet_with_core_ports() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c.network, Network::Mainnet);
+        assert_eq!(c.listen.unwrap().port(), 8333);
+        assert_eq!(c.max_peers, 125);
+    }
+
+    #[test]
+    fn regtest_and_addresses() {
+        let c = run(&[
+            "--regtest",
+            "--listen=127.0.0.1:0",
+            "-connect",
+            "127.0.0.1:1234",
+            "--addnode",
+            "10.0.0.1",
+            "--maxpeers",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(c.network, Network::Regtest);
+        assert_eq!(c.listen.unwrap().port(), 0);
+        assert_eq!(c.connect, vec!["127.0.0.1:1234".parse().unwrap()]);
+        assert_eq!(c.addnode[0].port(), 18444);
+        assert_eq!(c.max_peers, 9);
+        assert!(c.net_dir().ends_with("regtest"));
+    }
+
+    #[test]
+    fn bad_options_are_one_line_errors() {
+        for args in [
+            &["--bogus"][..],
+            &["--maxpeers", "x"],
+            &["--maxpeers", "0"],
+            &["--connect", "not-an-address"],
+            &["--listen"],
+            &["--regtest", "--testnet"],
+            &["--listen", "1.2.3.4:1", "--nolisten"],
+            &["--debug=loud"],
+            &["stray"],
+        ] {
+            let err = run(args).unwrap_err();
+            assert!(!err.0.contains('\n'), "{err}");
+            assert!(!err.0.is_empty());
+        }
+    }
+
+    #[test]
+    fn debug_flag_forms() {
+        for (args, level) in [
+            (&["--debug"][..], "debug"),
+            (&["--debug", "trace"], "trace"),
+            (&["--debug=warn"], "warn"),
+            (&["--debug", "--regtest"], "debug"),
+        ] {
+            match parse_args(args.iter().copied()).unwrap() {
+                Command::Run { log_level, .. } => assert_eq!(log_level.as_deref(), Some(level)),
+                _ => panic!(),
+            }
+        }
+    }
+}

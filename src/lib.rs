@@ -1,0 +1,473 @@
+//! strand: a synchronous, thread-based Bitcoin full node.
+//!
+//! This crate is both the `strand` binary's engine and an embedding API:
+//! build a [`Config`], call [`Node::start`], and drive the node through the
+//! returned [`NodeHandle`]. The node runs on plain OS threads connected by
+//! crossbeam channels (see `DESIGN.md` for the picture):
+//!
+//! * `listener` and `connmgr` open connections; each connection gets a
+//!   reader, a writer and a lifecycle thread (`peer`);
+//! * `peer-handler` ([`server`]) consumes every peer's `Add`/`Done` from one
+//!   FIFO channel and is the only thread telling the sync manager about peers;
+//! * `sync-manager` ([`sync`]) picks the sync peer and drives the download.
+//!
+//! [`NodeHandle::snapshot`] reports what those threads believe, for tests
+//! and RPC; [`NodeHandle::shutdown`] (also run on drop) stops and joins
+//! every thread.
+
+pub mod config;
+pub mod connmgr;
+pub mod peer;
+pub mod server;
+pub mod sync;
+pub mod wire;
+
+use std::fmt;
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bitcoin::p2p::ServiceFlags;
+use crossbeam_channel::{bounded, Sender};
+
+pub use config::{Config, ConfigError, Network};
+pub use peer::{Direction, DisconnectReason, PeerId};
+pub use server::{NoOrphans, OrphanEvictor};
+pub use sync::{Anomalies, SyncCounters};
+
+use peer::{Connections, NetContext, Peer};
+use server::{HandlerMsg, PeerHandler};
+use sync::{SyncConfig, SyncManager, SyncMsg};
+
+/// Capacity of the sync manager's inbox. Readers block when it is full
+/// (back-pressure towards the sockets), which is a downstream send.
+const SYNC_INBOX: usize = 256;
+/// Capacity of the peer handler's control channel.
+const HANDLER_INBOX: usize = 64;
+
+/// Why a node could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The data directory could not be created or written.
+    DataDir(std::path::PathBuf, std::io::Error),
+    /// Another process holds the data directory's lock.
+    DataDirLocked(std::path::PathBuf),
+    /// The P2P listen address could not be bound.
+    Bind(SocketAddr, std::io::Error),
+    /// A node thread could not be started.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::DataDir(p, e) => {
+                write!(f, "cannot use data directory {}: {e}", p.display())
+            }
+            StartError::DataDirLocked(p) => write!(
+                f,
+                "cannot lock data directory {}: another strand process is using it",
+                p.display()
+            ),
+            StartError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            StartError::Spawn(e) => write!(f, "cannot start thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Why a request to a running node failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeError {
+    /// The node is shutting down or has stopped.
+    Stopped,
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Stopped => write!(f, "node is not running"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+/// Where a peer stands, combining the peer handler's and sync manager's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Handshake done; known to the sync manager; not a sync candidate.
+    Active,
+    /// A sync candidate (serves blocks and is ahead of us).
+    Candidate,
+    /// The current sync peer.
+    SyncPeer,
+    /// Its connection has closed; its `Done` is on the way.
+    Closing,
+}
+
+/// One peer in the peer handler's table.
+#[derive(Debug, Clone)]
+pub struct PeerSnapshot {
+    /// The peer's id.
+    pub id: PeerId,
+    /// Remote address.
+    pub addr: SocketAddr,
+    /// Who connected.
+    pub direction: Direction,
+    /// Where it stands.
+    pub state: PeerState,
+    /// Remote protocol version.
+    pub version: u32,
+    /// Remote services.
+    pub services: ServiceFlags,
+    /// Height it claimed at connection.
+    pub start_height: i32,
+    /// Its user agent.
+    pub user_agent: String,
+    /// Bytes sent to it.
+    pub bytes_sent: u64,
+    /// Bytes received from it.
+    pub bytes_recv: u64,
+    /// Last ping round trip.
+    pub ping: Option<Duration>,
+}
+
+/// What the node's threads believe at one moment (not atomic across
+/// threads: take it when the node is quiet to check invariants).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The peer handler's table: peers whose handshake completed and whose
+    /// `Done` has not been handled.
+    pub peers: Vec<PeerSnapshot>,
+    /// Open connections, including those still handshaking.
+    pub connections: usize,
+    /// Peers the sync manager knows, by id.
+    pub sync_known: Vec<PeerId>,
+    /// The sync peer.
+    pub sync_peer: Option<PeerId>,
+    /// Sync candidates.
+    pub candidates: Vec<PeerId>,
+    /// Must-never-happen counters.
+    pub anomalies: Anomalies,
+    /// Informational sync counters.
+    pub counters: SyncCounters,
+    /// Whether the node is in initial block download.
+    pub initial_block_download: bool,
+    /// Best block height.
+    pub best_height: i32,
+}
+
+/// Starts nodes.
+pub struct Node;
+
+impl Node {
+    /// Starts a node: locks the data directory, binds the listener, starts
+    /// the threads. Returns once the node is accepting connections.
+    pub fn start(config: Config) -> Result<NodeHandle, StartError> {
+        Node::start_with(config, Box::new(NoOrphans))
+    }
+
+    /// Like [`Node::start`], with the peer handler calling `orphans` for
+    /// every finished peer.
+    pub fn start_with(
+        config: Config,
+        orphans: Box<dyn OrphanEvictor>,
+    ) -> Result<NodeHandle, StartError> {
+        let dir = config.net_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| StartError::DataDir(dir.clone(), e))?;
+        let lock_path = dir.join(".lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StartError::DataDir(dir.clone(), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StartError::DataDirLocked(dir)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(StartError::DataDir(dir, e)),
+        }
+
+        let listener = match config.listen {
+            Some(addr) => Some(TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?),
+            None => None,
+        };
+        let listen_addr = match &listener {
+            Some(l) => Some(l.local_addr().map_err(StartError::Spawn)?),
+            None => None,
+        };
+
+        let best_height = Arc::new(AtomicI32::new(0));
+        let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(config.max_peers));
+        let (sync_tx, sync_rx) = bounded(SYNC_INBOX);
+        let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
+        let ctx = Arc::new(NetContext {
+            magic: config.network.magic(),
+            services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+            best_height: Arc::clone(&best_height),
+            lifecycle_tx,
+            sync_tx: sync_tx.clone(),
+            connections: Connections::new(config.max_peers),
+            config: config.clone(),
+        });
+
+        let sync = SyncManager::new(SyncConfig {
+            genesis: config.network.genesis_hash(),
+            stall_timeout: config.stall_timeout,
+            best_height,
+        });
+        let sync_thread = spawn("sync-manager", move || sync.run(sync_rx))?;
+        let handler = PeerHandler::new(config.max_peers, sync_tx.clone(), orphans);
+        let handler_thread = spawn("peer-handler", move || {
+            handler.run(lifecycle_rx, handler_rx)
+        })?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut listener_thread = None;
+        if let Some(listener) = listener {
+            let (ctx, stop) = (Arc::clone(&ctx), Arc::clone(&stop));
+            listener_thread = Some(spawn("listener", move || {
+                server::run_listener(ctx, listener, stop)
+            })?);
+            if let Some(a) = listen_addr {
+                log::info!("listening for peers on {a}");
+            }
+        }
+        let (connmgr_stop_tx, connmgr_stop_rx) = bounded::<()>(0);
+        let targets: Vec<_> = config
+            .connect
+            .iter()
+            .chain(config.addnode.iter())
+            .copied()
+            .collect();
+        let connmgr_thread = if targets.is_empty() {
+            None
+        } else {
+            let ctx = Arc::clone(&ctx);
+            Some(spawn("connmgr", move || {
+                connmgr::run_connmgr(ctx, targets, connmgr_stop_rx)
+            })?)
+        };
+        log::info!(
+            "strand {} started on {} (data directory {})",
+            env!("CARGO_PKG_VERSION"),
+            config.network,
+            dir.display()
+        );
+        Ok(NodeHandle {
+            inner: Some(Inner {
+                ctx,
+                listen_addr,
+                stop,
+                listener_thread,
+                connmgr_thread,
+                connmgr_stop: Some(connmgr_stop_tx),
+                handler_tx,
+                sync_tx,
+                handler_thread,
+                sync_thread,
+                _lock: lock,
+            }),
+        })
+    }
+}
+
+fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(StartError::Spawn)
+}
+
+struct Inner {
+    ctx: Arc<NetContext>,
+    listen_addr: Option<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    listener_thread: Option<JoinHandle<()>>,
+    connmgr_thread: Option<JoinHandle<()>>,
+    connmgr_stop: Option<Sender<()>>,
+    handler_tx: Sender<HandlerMsg>,
+    sync_tx: Sender<SyncMsg>,
+    handler_thread: JoinHandle<()>,
+    sync_thread: JoinHandle<()>,
+    _lock: File,
+}
+
+/// A running node. Dropping it shuts the node down.
+pub struct NodeHandle {
+    inner: Option<Inner>,
+}
+
+impl NodeHandle {
+    /// The address the P2P listener is bound to (with the OS-chosen port
+    /// when the configured port was 0).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.inner.as_ref().and_then(|i| i.listen_addr)
+    }
+
+    fn inner(&self) -> Result<&Inner, NodeError> {
+        self.inner.as_ref().ok_or(NodeError::Stopped)
+    }
+
+    /// Peers in the peer handler's table.
+    fn handler_peers(&self) -> Result<Vec<Arc<Peer>>, NodeError> {
+        let (tx, rx) = bounded(1);
+        self.inner()?
+            .handler_tx
+            .send(HandlerMsg::Peers(tx))
+            .map_err(|_| NodeError::Stopped)?;
+        rx.recv().map_err(|_| NodeError::Stopped)
+    }
+
+    /// The sync manager's state.
+    pub fn sync_snapshot(&self) -> Result<sync::SyncSnapshot, NodeError> {
+        let (tx, rx) = bounded(1);
+        self.inner()?
+            .sync_tx
+            .send(SyncMsg::Snapshot(tx))
+            .map_err(|_| NodeError::Stopped)?;
+        rx.recv().map_err(|_| NodeError::Stopped)
+    }
+
+    /// What the peer handler and sync manager believe now.
+    pub fn snapshot(&self) -> Result<Snapshot, NodeError> {
+        let connections = self.inner()?.ctx.connections.len();
+        let table = self.handler_peers()?;
+        let s = self.sync_snapshot()?;
+        let mut peers: Vec<PeerSnapshot> = table
+            .iter()
+            .map(|p| {
+                let v = p.remote_version();
+                let state = if p.is_closed() {
+                    PeerState::Closing
+                } else if s.sync_peer == Some(p.id) {
+                    PeerState::SyncPeer
+                } else if s.candidates.contains(&p.id) {
+                    PeerState::Candidate
+                } else {
+                    PeerState::Active
+                };
+                PeerSnapshot {
+                    id: p.id,
+                    addr: p.addr,
+                    direction: p.direction,
+                    state,
+                    version: v.map_or(0, |v| v.version),
+                    services: p.services(),
+                    start_height: v.map_or(0, |v| v.start_height),
+                    user_agent: v.map_or_else(String::new, |v| v.user_agent.clone()),
+                    bytes_sent: p.bytes_sent.load(Ordering::Relaxed),
+                    bytes_recv: p.bytes_recv.load(Ordering::Relaxed),
+                    ping: p.ping_rtt(),
+                }
+            })
+            .collect();
+        peers.sort_by_key(|p| p.id);
+        Ok(Snapshot {
+            peers,
+            connections,
+            sync_known: s.peers.iter().map(|p| p.id).collect(),
+            sync_peer: s.sync_peer,
+            candidates: s.candidates,
+            anomalies: s.anomalies,
+            counters: s.counters,
+            initial_block_download: s.initial_block_download,
+            best_height: s.best_height,
+        })
+    }
+
+    /// Disconnects peer `id` (any connection, handshaking or not). Returns
+    /// false if no such connection is open.
+    pub fn disconnect_peer(&self, id: PeerId) -> bool {
+        let Ok(inner) = self.inner() else {
+            return false;
+        };
+        match inner
+            .ctx
+            .connections
+            .list()
+            .into_iter()
+            .find(|p| p.id == id)
+        {
+            Some(p) => {
+                p.disconnect(DisconnectReason::Requested);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops the node: no new connections, every peer disconnected, every
+    /// thread joined. Also run when the handle is dropped.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(mut inner) = self.inner.take() else {
+            return;
+        };
+        log::info!("shutting down");
+        inner.stop.store(true, Ordering::SeqCst);
+        if let (Some(t), Some(addr)) = (inner.listener_thread.take(), inner.listen_addr) {
+            // Wake the blocking accept with a connection to ourselves.
+            let ip = match addr.ip() {
+                std::net::IpAddr::V4(ip) if ip.is_unspecified() => [127, 0, 0, 1].into(),
+                std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                }
+                ip => ip,
+            };
+            let _ = TcpStream::connect_timeout(
+                &SocketAddr::new(ip, addr.port()),
+                Duration::from_secs(1),
+            );
+            join_bounded("listener", t, Duration::from_secs(5));
+        }
+        drop(inner.connmgr_stop.take());
+        if let Some(t) = inner.connmgr_thread.take() {
+            join_bounded("connmgr", t, Duration::from_secs(10));
+        }
+        inner.ctx.connections.close_all();
+        if !inner
+            .ctx
+            .connections
+            .wait_empty(peer::conn::PEER_JOIN_TIMEOUT)
+        {
+            log::warn!(
+                "{} peer connections still open at shutdown",
+                inner.ctx.connections.len()
+            );
+        }
+        // Downstream order: the handler drains every Done, then stops; only
+        // then is the sync manager told to stop, so it sees every DonePeer.
+        let _ = inner.handler_tx.send(HandlerMsg::Shutdown);
+        let _ = inner.handler_thread.join();
+        let _ = inner.sync_tx.send(SyncMsg::Shutdown);
+        let _ = inner.sync_thread.join();
+        log::info!("shutdown complete");
+    }
+}
+
+fn join_bounded(name: &str, t: JoinHandle<()>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !t.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if t.is_finished() {
+        let _ = t.join();
+    } else {
+        log::warn!("{name} thread did not stop within {limit:?}; leaving it");
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,302 @@
+//! A connection's reader and writer threads.
+//!
+//! [`run_peer`] is the body of the reader thread (named `peer-<id>`). It
+//! starts the peer's lifecycle thread and writer thread, runs the version
+//! handshake as Bitcoin Core does, then reads messages until the connection
+//! ends, and finally cleans up: shut the socket, set *quit*, join the other
+//! two threads, leave the registry. The writer thread drains the bounded
+//! outbound queue and sends a ping every `ping_interval`.
+//!
+//! Before the handshake completes only `version`, `verack`, `wtxidrelay`,
+//! `sendaddrv2` and `sendheaders` are accepted; anything else drops the peer.
+
+use std::io::{BufReader, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bitcoin::p2p::address::Address;
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_network::VersionMessage;
+use bitcoin::p2p::ServiceFlags;
+use crossbeam_channel::{select, Receiver};
+
+use super::lifecycle::run_lifecycle;
+use super::{random_nonce, Direction, DisconnectReason, NetContext, Peer, RemoteVersion};
+use crate::sync::SyncMsg;
+use crate::wire::{self, WireError};
+
+/// The protocol version strand speaks (Bitcoin Core 0.21+: wtxidrelay).
+pub const PROTOCOL_VERSION: u32 = 70016;
+/// Oldest protocol version accepted from peers (Bitcoin Core's MIN_PEER_PROTO_VERSION).
+pub const MIN_PEER_PROTO_VERSION: u32 = 31800;
+/// Reader buffer size per peer.
+const READ_BUFFER: usize = 16 * 1024;
+/// Stack for the lifecycle thread, which only waits and sends.
+const LIFECYCLE_STACK: usize = 64 * 1024;
+
+/// Body of a peer's reader thread; see the module docs.
+pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<NetworkMessage>) {
+    let lifecycle = {
+        let peer = Arc::clone(&peer);
+        let events = ctx.lifecycle_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("peer-{}-life", peer.id))
+            .stack_size(LIFECYCLE_STACK.max(ctx.config.peer_stack_size / 4))
+            .spawn(move || run_lifecycle(peer, &events))
+    };
+    let lifecycle = match lifecycle {
+        Ok(h) => h,
+        Err(e) => {
+            log::warn!(
+                "{peer}: {}",
+                DisconnectReason::ResourceExhausted(e.to_string())
+            );
+            peer.disconnect(DisconnectReason::ResourceExhausted(e.to_string()));
+            peer.quit.set_quiet();
+            ctx.connections.remove(&peer);
+            return;
+        }
+    };
+    let writer = {
+        let peer = Arc::clone(&peer);
+        let ctx = Arc::clone(&ctx);
+        std::thread::Builder::new()
+            .name(format!("peer-{}-w", peer.id))
+            .stack_size(ctx.config.peer_stack_size)
+            .spawn(move || write_loop(&ctx, &peer, outbox))
+    };
+    let reason = match writer {
+        Ok(writer) => {
+            let reason = read_loop(&ctx, &peer);
+            let reason = peer.record_reason(reason);
+            if let Some(s) = peer.socket() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            peer.quit.set(&*peer);
+            let _ = writer.join();
+            reason
+        }
+        Err(e) => {
+            let reason = peer.record_reason(DisconnectReason::ResourceExhausted(e.to_string()));
+            peer.quit.set(&*peer);
+            reason
+        }
+    };
+    if reason.is_misbehaviour() {
+        log::info!("disconnecting {peer}: {reason}");
+    } else {
+        log::debug!("disconnected {peer}: {reason}");
+    }
+    let _ = lifecycle.join();
+    ctx.connections.remove(&peer);
+}
+
+fn version_message(ctx: &NetContext, peer: &Peer) -> NetworkMessage {
+    let timestamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    NetworkMessage::Version(VersionMessage {
+        version: PROTOCOL_VERSION,
+        services: ctx.services,
+        timestamp,
+        receiver: Address::new(&peer.addr, ServiceFlags::NONE),
+        sender: Address::new(&unspecified, ctx.services),
+        nonce: peer.local_nonce,
+        user_agent: ctx.config.user_agent.clone(),
+        start_height: ctx.best_height.load(Ordering::Relaxed),
+        relay: true,
+    })
+}
+
+fn read_error(e: WireError, timeout: DisconnectReason) -> DisconnectReason {
+    match e {
+        WireError::Closed => DisconnectReason::PeerClosed,
+        e if e.is_timeout() => timeout,
+        WireError::Io(e) => match e.kind() {
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                DisconnectReason::PeerClosed
+            }
+            _ => DisconnectReason::Wire(Arc::new(WireError::Io(e))),
+        },
+        e => DisconnectReason::Wire(Arc::new(e)),
+    }
+}
+
+/// Runs the handshake, then the message loop. Returns why it stopped.
+fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
+    let Some(socket) = peer.socket() else {
+        return DisconnectReason::PeerClosed;
+    };
+    let magic = ctx.magic;
+    let mut reader = BufReader::with_capacity(READ_BUFFER, socket);
+
+    // --- version handshake -------------------------------------------------
+    let deadline = Instant::now() + ctx.config.handshake_timeout;
+    if peer.direction == Direction::Outbound {
+        peer.send(version_message(ctx, peer));
+    }
+    let mut got_version = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            return DisconnectReason::HandshakeTimeout;
+        }
+        let msg = match wire::read_message(&mut reader, magic) {
+            Ok((msg, size)) => {
+                peer.bytes_recv.fetch_add(size as u64, Ordering::Relaxed);
+                msg
+            }
+            Err(e) => return read_error(e, DisconnectReason::HandshakeTimeout),
+        };
+        match msg {
+            NetworkMessage::Version(v) => {
+                if got_version {
+                    log::debug!("{peer}: ignoring redundant version");
+                    continue;
+                }
+                if v.version < MIN_PEER_PROTO_VERSION {
+                    return DisconnectReason::ObsoleteVersion(v.version);
+                }
+                if peer.direction == Direction::Inbound && ctx.connections.is_local_nonce(v.nonce) {
+                    return DisconnectReason::SelfConnection;
+                }
+                log::debug!(
+                    "{peer}: version {} {} height={} services={}",
+                    v.version,
+                    v.user_agent,
+                    v.start_height,
+                    v.services
+                );
+                let _ = peer.version.set(RemoteVersion {
+                    version: v.version,
+                    services: v.services,
+                    start_height: v.start_height,
+                    user_agent: v.user_agent,
+                    relay: v.relay,
+                });
+                if peer.direction == Direction::Inbound {
+                    peer.send(version_message(ctx, peer));
+                }
+                peer.send(NetworkMessage::Verack);
+                got_version = true;
+            }
+            NetworkMessage::Verack if got_version => break,
+            NetworkMessage::Verack => {
+                return DisconnectReason::ProtocolViolation("verack before version".into())
+            }
+            NetworkMessage::WtxidRelay if got_version => {
+                peer.wtxid_relay.store(true, Ordering::Relaxed)
+            }
+            NetworkMessage::SendAddrV2 | NetworkMessage::SendHeaders if got_version => {}
+            other => {
+                return DisconnectReason::ProtocolViolation(format!(
+                    "'{}' before the handshake completed",
+                    other.command()
+                ))
+            }
+        }
+    }
+    peer.verack.set(&**peer);
+    log::debug!("{peer}: handshake complete");
+
+    // --- message loop --------------------------------------------------------
+    if socket
+        .set_read_timeout(Some(ctx.config.idle_timeout))
+        .is_err()
+    {
+        return DisconnectReason::IdleTimeout;
+    }
+    loop {
+        let msg = match wire::read_message(&mut reader, magic) {
+            Ok((msg, size)) => {
+                peer.bytes_recv.fetch_add(size as u64, Ordering::Relaxed);
+                msg
+            }
+            Err(e) => return read_error(e, DisconnectReason::IdleTimeout),
+        };
+        match msg {
+            NetworkMessage::Ping(nonce) => {
+                peer.send(NetworkMessage::Pong(nonce));
+            }
+            NetworkMessage::Pong(nonce) => {
+                let mut ping = peer.ping.lock();
+                match *ping {
+                    Some((sent, at)) if sent == nonce => {
+                        peer.last_ping_rtt_us
+                            .store(at.elapsed().as_micros() as i64, Ordering::Relaxed);
+                        *ping = None;
+                    }
+                    _ => log::debug!("{peer}: unsolicited pong {nonce}"),
+                }
+            }
+            NetworkMessage::Version(_) | NetworkMessage::Verack => {
+                log::debug!("{peer}: ignoring redundant {}", msg.command());
+            }
+            NetworkMessage::SendHeaders => peer.send_headers.store(true, Ordering::Relaxed),
+            NetworkMessage::WtxidRelay | NetworkMessage::SendAddrV2 => {
+                log::debug!("{peer}: ignoring {} after verack", msg.command());
+            }
+            NetworkMessage::FeeFilter(rate) => peer.fee_filter.store(rate, Ordering::Relaxed),
+            NetworkMessage::Unknown { command, .. } => {
+                log::debug!("{peer}: ignoring unknown message '{command}'");
+            }
+            NetworkMessage::Addr(_) | NetworkMessage::AddrV2(_) | NetworkMessage::GetAddr => {
+                log::trace!("{peer}: ignoring {}", msg.command());
+            }
+            other => {
+                if ctx.sync_tx.send(SyncMsg::Message(peer.id, other)).is_err() {
+                    return DisconnectReason::Shutdown;
+                }
+            }
+        }
+    }
+}
+
+/// Body of a peer's writer thread.
+fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<NetworkMessage>) {
+    let Some(mut socket) = peer.socket() else {
+        return;
+    };
+    let _ = socket.set_write_timeout(Some(ctx.config.idle_timeout));
+    let interval = ctx.config.ping_interval;
+    let mut next_ping = Instant::now() + interval;
+    let quit = peer.quit.receiver();
+    loop {
+        let wait = next_ping.saturating_duration_since(Instant::now());
+        let msg = select! {
+            recv(outbox) -> msg => match msg {
+                Ok(msg) => msg,
+                Err(_) => return,
+            },
+            recv(quit) -> _ => return,
+            default(wait) => {
+                next_ping = Instant::now() + interval;
+                if !peer.handshake_done() {
+                    continue;
+                }
+                let mut ping = peer.ping.lock();
+                if ping.is_some() {
+                    drop(ping);
+                    peer.disconnect(DisconnectReason::PingTimeout);
+                    return;
+                }
+                let nonce = random_nonce();
+                *ping = Some((nonce, Instant::now()));
+                NetworkMessage::Ping(nonce)
+            },
+        };
+        let bytes = wire::encode_message(ctx.magic, msg);
+        if let Err(e) = socket.write_all(&bytes) {
+            peer.disconnect(DisconnectReason::WriteFailed(e.to_string()));
+            return;
+        }
+        peer.bytes_sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// How long a clean shutdown waits for peer threads.
+pub(crate) const PEER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,484 @@
+//! Peers: the shared per-connection handle, the connection registry, and
+//! the start of a connection's three threads.
+//!
+//! A connection, inbound (accepted by the listener in `server.rs`) or
+//! outbound (dialled by `connmgr.rs`), becomes a [`Peer`] registered in the
+//! [`Connections`] registry and gets three threads (see `conn.rs` and
+//! `lifecycle.rs`):
+//!
+//! * **reader** — performs the version handshake, then turns socket bytes
+//!   into messages, answers pings and forwards everything else to the
+//!   sync-manager thread. It owns the connection's end: when it stops for any
+//!   reason it shuts the socket, sets the *quit* signal, joins the other two
+//!   and removes the peer from the registry.
+//! * **writer** — drains the peer's bounded outbound queue onto the socket and
+//!   sends pings. Nobody ever blocks on a peer's queue: [`Peer::send`] drops a
+//!   peer whose queue is full.
+//! * **lifecycle** — the only sender of the peer's `Add`/`Done` events.
+//!
+//! Other threads hold an `Arc<Peer>` to send messages or to disconnect it;
+//! [`Peer::disconnect`] records the first [`DisconnectReason`] and shuts the
+//! socket, which ends the reader.
+
+pub(crate) mod conn;
+pub mod lifecycle;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::{Magic, ServiceFlags};
+use crossbeam_channel::{bounded, Sender, TrySendError};
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::Config;
+use crate::sync::SyncMsg;
+use crate::wire::WireError;
+pub use lifecycle::{LifecycleEvent, Signal};
+
+/// A peer's identifier, unique for the life of the node process, assigned
+/// in connection order.
+pub type PeerId = u64;
+
+/// Who opened the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The remote connected to our listener.
+    Inbound,
+    /// We connected to the remote (`--connect`/`--addnode`).
+    Outbound,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        })
+    }
+}
+
+/// What the remote said about itself in its `version` message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteVersion {
+    /// Protocol version.
+    pub version: u32,
+    /// Advertised services.
+    pub services: ServiceFlags,
+    /// Height the remote claimed at connection time.
+    pub start_height: i32,
+    /// BIP14 user agent.
+    pub user_agent: String,
+    /// Whether it wants transactions relayed (BIP37 relay flag).
+    pub relay: bool,
+}
+
+/// Why a peer was disconnected. The first reason recorded wins: a peer that
+/// strand disconnects for misbehaving is not later reported as "closed by
+/// peer" when its socket ends.
+#[derive(Clone, Debug)]
+pub enum DisconnectReason {
+    /// The remote closed the connection.
+    PeerClosed,
+    /// The remote sent bytes that are not a valid message frame.
+    Wire(Arc<WireError>),
+    /// No completed version/verack handshake within the negotiation timeout.
+    HandshakeTimeout,
+    /// Nothing received within the idle timeout.
+    IdleTimeout,
+    /// A ping went unanswered until the next one was due.
+    PingTimeout,
+    /// The remote broke the protocol (message out of order, and so on).
+    ProtocolViolation(String),
+    /// The remote echoed one of our own version nonces: we connected to ourselves.
+    SelfConnection,
+    /// The remote's protocol version is too old.
+    ObsoleteVersion(u32),
+    /// The peer's outbound queue was full: it does not read fast enough.
+    SendQueueFull,
+    /// Writing to the socket failed.
+    WriteFailed(String),
+    /// The connection limit was reached.
+    TooManyPeers,
+    /// The sync peer made no progress within the stall timeout.
+    Stalled,
+    /// Disconnected on request (RPC, embedding API).
+    Requested,
+    /// The node is shutting down.
+    Shutdown,
+    /// A thread for the peer could not be started.
+    ResourceExhausted(String),
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::PeerClosed => write!(f, "connection closed by peer"),
+            DisconnectReason::Wire(e) => write!(f, "{e}"),
+            DisconnectReason::HandshakeTimeout => write!(f, "version handshake timed out"),
+            DisconnectReason::IdleTimeout => write!(f, "idle timeout"),
+            DisconnectReason::PingTimeout => write!(f, "ping timeout"),
+            DisconnectReason::ProtocolViolation(s) => write!(f, "protocol violation: {s}"),
+            DisconnectReason::SelfConnection => write!(f, "connected to self"),
+            DisconnectReason::ObsoleteVersion(v) => write!(f, "obsolete protocol version {v}"),
+            DisconnectReason::SendQueueFull => write!(f, "send queue full"),
+            DisconnectReason::WriteFailed(e) => write!(f, "write failed: {e}"),
+            DisconnectReason::TooManyPeers => write!(f, "too many peers"),
+            DisconnectReason::Stalled => write!(f, "sync peer stalled"),
+            DisconnectReason::Requested => write!(f, "disconnect requested"),
+            DisconnectReason::Shutdown => write!(f, "node shutting down"),
+            DisconnectReason::ResourceExhausted(s) => write!(f, "cannot start peer thread: {s}"),
+        }
+    }
+}
+
+impl DisconnectReason {
+    /// True for reasons that are the remote's fault (worth an info log).
+    pub fn is_misbehaviour(&self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::Wire(_)
+                | DisconnectReason::ProtocolViolation(_)
+                | DisconnectReason::ObsoleteVersion(_)
+                | DisconnectReason::SelfConnection
+        )
+    }
+}
+
+/// The shared handle of one connection.
+///
+/// Created when the connection is accepted or dialled; lives as long as
+/// anyone holds it, but the connection itself ends when the reader thread
+/// stops (observable as [`Peer::is_closed`]).
+pub struct Peer {
+    /// Unique id.
+    pub id: PeerId,
+    /// Remote address.
+    pub addr: SocketAddr,
+    /// Who opened the connection.
+    pub direction: Direction,
+    /// When the connection was made.
+    pub connected_at: SystemTime,
+    /// Set by the reader when `verack` arrives after `version`.
+    pub(crate) verack: Signal,
+    /// Set by the reader when the connection has ended.
+    pub(crate) quit: Signal,
+    socket: Option<TcpStream>,
+    outbox: Sender<NetworkMessage>,
+    version: OnceLock<RemoteVersion>,
+    local_nonce: u64,
+    reason: Mutex<Option<DisconnectReason>>,
+    /// Set by the peer handler when it has sent `NewPeer` for this peer.
+    pub(crate) known_to_sync: AtomicBool,
+    /// Set by the sync manager when it has handled `DonePeer` for this peer.
+    pub(crate) sync_done: AtomicBool,
+    pub(crate) ping: Mutex<Option<(u64, Instant)>>,
+    pub(crate) last_ping_rtt_us: AtomicI64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) bytes_recv: AtomicU64,
+    pub(crate) send_headers: AtomicBool,
+    pub(crate) wtxid_relay: AtomicBool,
+    pub(crate) fee_filter: AtomicI64,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "peer={} ({} {})", self.id, self.direction, self.addr)
+    }
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Peer {
+    fn new(
+        id: PeerId,
+        addr: SocketAddr,
+        direction: Direction,
+        socket: Option<TcpStream>,
+        outbox: Sender<NetworkMessage>,
+    ) -> Peer {
+        Peer {
+            id,
+            addr,
+            direction,
+            connected_at: SystemTime::now(),
+            verack: Signal::new("verack"),
+            quit: Signal::new("quit"),
+            socket,
+            outbox,
+            version: OnceLock::new(),
+            local_nonce: random_nonce(),
+            reason: Mutex::new(None),
+            known_to_sync: AtomicBool::new(false),
+            sync_done: AtomicBool::new(false),
+            ping: Mutex::new(None),
+            last_ping_rtt_us: AtomicI64::new(-1),
+            bytes_sent: AtomicU64::new(0),
+            bytes_recv: AtomicU64::new(0),
+            send_headers: AtomicBool::new(false),
+            wtxid_relay: AtomicBool::new(false),
+            fee_filter: AtomicI64::new(0),
+        }
+    }
+
+    /// A peer with no socket, for unit tests of the lifecycle machinery.
+    pub fn detached(id: PeerId, direction: Direction) -> Peer {
+        let (tx, _rx) = bounded(1);
+        Peer::new(
+            id,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            direction,
+            None,
+            tx,
+        )
+    }
+
+    /// The remote's `version` data, once received.
+    pub fn remote_version(&self) -> Option<&RemoteVersion> {
+        self.version.get()
+    }
+
+    /// True once the version handshake completed.
+    pub fn handshake_done(&self) -> bool {
+        self.verack.is_set()
+    }
+
+    /// True once the connection has ended (the reader stopped).
+    pub fn is_closed(&self) -> bool {
+        self.quit.is_set()
+    }
+
+    /// Why the connection ended (or is ending), if it has.
+    pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
+        self.reason.lock().clone()
+    }
+
+    /// Queues `msg` for the writer thread without blocking. A full queue
+    /// disconnects the peer ([`DisconnectReason::SendQueueFull`]). Returns
+    /// whether the message was queued.
+    pub fn send(&self, msg: NetworkMessage) -> bool {
+        match self.outbox.try_send(msg) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.disconnect(DisconnectReason::SendQueueFull);
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Ends the connection: records `reason` (unless one is already
+    /// recorded) and shuts the socket, which stops the reader thread. Safe to
+    /// call from any thread, any number of times.
+    pub fn disconnect(&self, reason: DisconnectReason) {
+        self.record_reason(reason);
+        if let Some(s) = &self.socket {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn record_reason(&self, reason: DisconnectReason) -> DisconnectReason {
+        let mut r = self.reason.lock();
+        r.get_or_insert(reason).clone()
+    }
+
+    fn socket(&self) -> Option<&TcpStream> {
+        self.socket.as_ref()
+    }
+
+    /// The remote's services, or none before `version`.
+    pub fn services(&self) -> ServiceFlags {
+        self.version
+            .get()
+            .map(|v| v.services)
+            .unwrap_or(ServiceFlags::NONE)
+    }
+
+    /// Last measured ping round trip.
+    pub fn ping_rtt(&self) -> Option<Duration> {
+        let us = self.last_ping_rtt_us.load(Ordering::Relaxed);
+        (us >= 0).then(|| Duration::from_micros(us as u64))
+    }
+}
+
+/// A random 64-bit nonce (version and ping nonces).
+pub(crate) fn random_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS once per thread and advanced per
+    // instance: enough for nonces, which need uniqueness, not secrecy.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// Why a connection could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterError {
+    /// `max_peers` connections are open.
+    Full,
+    /// The node is shutting down.
+    ShuttingDown,
+}
+
+/// Every open connection, handshaking or not, with the version nonces we
+/// sent. Shared by the listener, the connection manager, the reader threads
+/// (which remove themselves) and the node handle (shutdown); it is the one
+/// piece of shared networking state, small and behind one lock.
+pub(crate) struct Connections {
+    table: Mutex<ConnTable>,
+    emptied: Condvar,
+    next_id: AtomicU64,
+    max: usize,
+}
+
+struct ConnTable {
+    peers: HashMap<PeerId, Arc<Peer>>,
+    nonces: HashSet<u64>,
+    closed: bool,
+}
+
+impl Connections {
+    pub(crate) fn new(max: usize) -> Connections {
+        Connections {
+            table: Mutex::new(ConnTable {
+                peers: HashMap::new(),
+                nonces: HashSet::new(),
+                closed: false,
+            }),
+            emptied: Condvar::new(),
+            next_id: AtomicU64::new(1),
+            max,
+        }
+    }
+
+    fn register(&self, peer: &Arc<Peer>) -> Result<(), RegisterError> {
+        let mut t = self.table.lock();
+        if t.closed {
+            return Err(RegisterError::ShuttingDown);
+        }
+        if t.peers.len() >= self.max {
+            return Err(RegisterError::Full);
+        }
+        t.nonces.insert(peer.local_nonce);
+        t.peers.insert(peer.id, Arc::clone(peer));
+        Ok(())
+    }
+
+    pub(crate) fn remove(&self, peer: &Peer) {
+        let mut t = self.table.lock();
+        t.nonces.remove(&peer.local_nonce);
+        t.peers.remove(&peer.id);
+        if t.peers.is_empty() {
+            self.emptied.notify_all();
+        }
+    }
+
+    /// True if `nonce` is one we sent on a connection that is still open.
+    pub(crate) fn is_local_nonce(&self, nonce: u64) -> bool {
+        self.table.lock().nonces.contains(&nonce)
+    }
+
+    /// Number of open connections.
+    pub(crate) fn len(&self) -> usize {
+        self.table.lock().peers.len()
+    }
+
+    /// All open connections.
+    pub(crate) fn list(&self) -> Vec<Arc<Peer>> {
+        self.table.lock().peers.values().cloned().collect()
+    }
+
+    /// Refuses new connections and disconnects every open one.
+    pub(crate) fn close_all(&self) {
+        let peers: Vec<_> = {
+            let mut t = self.table.lock();
+            t.closed = true;
+            t.peers.values().cloned().collect()
+        };
+        for p in peers {
+            p.disconnect(DisconnectReason::Shutdown);
+        }
+    }
+
+    /// Waits until every connection's threads have finished.
+    pub(crate) fn wait_empty(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut t = self.table.lock();
+        while !t.peers.is_empty() {
+            if self.emptied.wait_until(&mut t, deadline).timed_out() {
+                return t.peers.is_empty();
+            }
+        }
+        true
+    }
+}
+
+/// What every peer thread needs from the node.
+pub(crate) struct NetContext {
+    pub config: Config,
+    pub magic: Magic,
+    pub services: ServiceFlags,
+    /// Our best block height, published by the sync manager; sent in `version`.
+    pub best_height: Arc<AtomicI32>,
+    pub lifecycle_tx: Sender<LifecycleEvent>,
+    pub sync_tx: Sender<SyncMsg>,
+    pub connections: Connections,
+}
+
+/// Why [`start_peer`] did not start a connection.
+#[derive(Debug)]
+pub(crate) enum StartPeerError {
+    Register(RegisterError),
+    Io(std::io::Error),
+}
+
+impl fmt::Display for StartPeerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartPeerError::Register(RegisterError::Full) => write!(f, "connection limit reached"),
+            StartPeerError::Register(RegisterError::ShuttingDown) => write!(f, "shutting down"),
+            StartPeerError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Registers `stream` as a new peer and starts its threads. On error the
+/// stream is dropped (closed) and nothing was started.
+pub(crate) fn start_peer(
+    ctx: &Arc<NetContext>,
+    stream: TcpStream,
+    direction: Direction,
+) -> Result<Arc<Peer>, StartPeerError> {
+    let addr = stream.peer_addr().map_err(StartPeerError::Io)?;
+    let _ = stream.set_nodelay(true);
+    let id = ctx.connections.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = bounded(ctx.config.send_queue_len);
+    let peer = Arc::new(Peer::new(id, addr, direction, Some(stream), tx));
+    ctx.connections
+        .register(&peer)
+        .map_err(StartPeerError::Register)?;
+    let thread_ctx = Arc::clone(ctx);
+    let thread_peer = Arc::clone(&peer);
+    let spawned = std::thread::Builder::new()
+        .name(format!("peer-{id}"))
+        .stack_size(ctx.config.peer_stack_size)
+        .spawn(move || conn::run_peer(thread_ctx, thread_peer, rx));
+    if let Err(e) = spawned {
+        ctx.connections.remove(&peer);
+        return Err(StartPeerError::Io(e));
+    }
+    Ok(peer)
+}

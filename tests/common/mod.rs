@@ -1,0 +1,300 @@
+//! Shared helpers for the integration tests: fake peers speaking the P2P
+//! protocol over loopback, an in-process node in a temporary directory, and
+//! the real `strand` binary as a child process.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bitcoin::p2p::address::Address;
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_network::VersionMessage;
+use bitcoin::p2p::{Magic, ServiceFlags};
+use strand::wire::{self, WireError};
+use strand::{Config, Network, Node, NodeHandle, Snapshot};
+
+pub const MAGIC: Magic = Magic::REGTEST;
+
+/// Polls `f` every 10 ms until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A node running in this process, on 127.0.0.1 with an OS-chosen port.
+pub struct TestNode {
+    pub handle: NodeHandle,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    pub fn start(tweak: impl FnOnce(&mut Config)) -> TestNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::new(Network::Regtest);
+        config.datadir = dir.path().to_path_buf();
+        config.listen = Some("127.0.0.1:0".parse().unwrap());
+        tweak(&mut config);
+        let handle = Node::start(config).expect("node starts");
+        let addr = handle.listen_addr().expect("listening");
+        TestNode { handle, addr, dir }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.handle.snapshot().expect("snapshot")
+    }
+
+    /// Waits until the node has no connection and its peer handler and sync
+    /// manager know no peer; returns the last snapshot.
+    pub fn wait_quiet(&self, timeout: Duration) -> Snapshot {
+        let mut last = self.snapshot();
+        wait_until(timeout, || {
+            last = self.snapshot();
+            last.connections == 0 && last.peers.is_empty() && last.sync_known.is_empty()
+        });
+        last
+    }
+}
+
+pub fn version_message(start_height: i32, services: ServiceFlags, nonce: u64) -> NetworkMessage {
+    let unspecified: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    NetworkMessage::Version(VersionMessage {
+        version: 70016,
+        services,
+        timestamp: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+        receiver: Address::new(&unspecified, ServiceFlags::NONE),
+        sender: Address::new(&unspecified, services),
+        nonce,
+        user_agent: "/fakepeer:0.1/".into(),
+        start_height,
+        relay: true,
+    })
+}
+
+/// A scripted peer. Every I/O call returns its error to the test.
+pub struct FakePeer {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl FakePeer {
+    pub fn connect(addr: SocketAddr) -> io::Result<FakePeer> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(FakePeer { stream, reader })
+    }
+
+    pub fn send(&mut self, msg: NetworkMessage) -> io::Result<()> {
+        self.stream.write_all(&wire::encode_message(MAGIC, msg))
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    pub fn recv(&mut self) -> Result<NetworkMessage, WireError> {
+        wire::read_message(&mut self.reader, MAGIC).map(|(m, _)| m)
+    }
+
+    /// Reads messages until one matches `want`; others are skipped.
+    pub fn recv_until(
+        &mut self,
+        what: &str,
+        mut want: impl FnMut(&NetworkMessage) -> bool,
+    ) -> Result<NetworkMessage, String> {
+        for _ in 0..1000 {
+            match self.recv() {
+                Ok(m) if want(&m) => return Ok(m),
+                Ok(_) => {}
+                Err(e) => return Err(format!("waiting for {what}: {e}")),
+            }
+        }
+        Err(format!("waiting for {what}: too many other messages"))
+    }
+
+    /// Sends `version`, reads the node's `version` and `verack`.
+    pub fn send_version(&mut self, start_height: i32, services: ServiceFlags) -> Result<(), String> {
+        self.send(version_message(start_height, services, rand_nonce()))
+            .map_err(|e| format!("send version: {e}"))?;
+        match self.recv().map_err(|e| format!("read version: {e}"))? {
+            NetworkMessage::Version(v) => {
+                assert_eq!(v.version, 70016);
+                assert!(v.user_agent.starts_with("/strand:"), "{}", v.user_agent);
+            }
+            other => return Err(format!("expected version, got {}", other.command())),
+        }
+        match self.recv().map_err(|e| format!("read verack: {e}"))? {
+            NetworkMessage::Verack => Ok(()),
+            other => Err(format!("expected verack, got {}", other.command())),
+        }
+    }
+
+    /// A complete handshake, as an inbound peer of the node.
+    pub fn handshake(&mut self, start_height: i32, services: ServiceFlags) -> Result<(), String> {
+        self.send_version(start_height, services)?;
+        self.send(NetworkMessage::Verack)
+            .map_err(|e| format!("send verack: {e}"))
+    }
+
+    /// Pings and waits for the matching pong.
+    pub fn ping(&mut self, nonce: u64) -> Result<(), String> {
+        self.send(NetworkMessage::Ping(nonce))
+            .map_err(|e| format!("send ping: {e}"))?;
+        self.recv_until("pong", |m| *m == NetworkMessage::Pong(nonce))
+            .map(|_| ())
+    }
+
+    /// True if the node closes the connection within `timeout` (reads and
+    /// discards anything it sends first).
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            self.stream.set_read_timeout(Some(left)).ok();
+            match self.reader.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    return false
+                }
+                Err(_) => return true, // reset
+            }
+        }
+        false
+    }
+
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.stream.shutdown(Shutdown::Write)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
+    }
+}
+
+pub fn rand_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+pub const SERVES: ServiceFlags = ServiceFlags::NETWORK;
+
+/// The real `strand` binary as a child process; killed on drop.
+pub struct NodeProcess {
+    pub child: Child,
+    pub addr: Option<SocketAddr>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn strand_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_strand")
+}
+
+impl NodeProcess {
+    /// Starts `strand --regtest --datadir TMP --listen 127.0.0.1:0 ARGS` and
+    /// waits for its listening line.
+    pub fn start(args: &[&str]) -> NodeProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(strand_bin())
+            .arg("--regtest")
+            .arg("--datadir")
+            .arg(dir.path())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strand");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut sent = false;
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if !sent {
+                        if let Some(rest) = line.split("listening for peers on ").nth(1) {
+                            let _ = tx.send(rest.trim().parse::<SocketAddr>().ok());
+                            sent = true;
+                        }
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = rx.recv_timeout(Duration::from_secs(20)).ok().flatten();
+        let mut p = NodeProcess { child, addr, log, dir };
+        if p.addr.is_none() {
+            let _ = p.child.kill();
+            panic!("strand did not start listening: {:?}", p.log_lines());
+        }
+        p
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr.unwrap()
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads a whole stream (for child outputs).
+pub fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}
