@@ -35,7 +35,7 @@ use crossbeam_channel::{bounded, Sender};
 
 pub use config::{Config, ConfigError, Network};
 pub use peer::{Direction, DisconnectReason, PeerId};
-pub use server::{NoOrphans, OrphanEvictor};
+pub use server::{HandlerStats, NoOrphans, OrphanEvictor};
 pub use sync::{Anomalies, SyncCounters};
 
 use peer::{Connections, NetContext, Peer};
@@ -146,6 +146,8 @@ pub struct Snapshot {
     pub peers: Vec<PeerSnapshot>,
     /// Open connections, including those still handshaking.
     pub connections: usize,
+    /// The peer handler's counters.
+    pub handler: HandlerStats,
     /// Peers the sync manager knows, by id.
     pub sync_known: Vec<PeerId>,
     /// The sync peer.
@@ -314,8 +316,8 @@ impl NodeHandle {
         self.inner.as_ref().ok_or(NodeError::Stopped)
     }
 
-    /// Peers in the peer handler's table.
-    fn handler_peers(&self) -> Result<Vec<Arc<Peer>>, NodeError> {
+    /// Peers in the peer handler's table, and its counters.
+    fn handler_peers(&self) -> Result<(Vec<Arc<Peer>>, HandlerStats), NodeError> {
         let (tx, rx) = bounded(1);
         self.inner()?
             .handler_tx
@@ -337,7 +339,7 @@ impl NodeHandle {
     /// What the peer handler and sync manager believe now.
     pub fn snapshot(&self) -> Result<Snapshot, NodeError> {
         let connections = self.inner()?.ctx.connections.len();
-        let table = self.handler_peers()?;
+        let (table, handler) = self.handler_peers()?;
         let s = self.sync_snapshot()?;
         let mut peers: Vec<PeerSnapshot> = table
             .iter()
@@ -371,6 +373,7 @@ impl NodeHandle {
         Ok(Snapshot {
             peers,
             connections,
+            handler,
             sync_known: s.peers.iter().map(|p| p.id).collect(),
             sync_peer: s.sync_peer,
             candidates: s.candidates,

@@ -59,13 +59,13 @@ impl OrphanEvictor for NoOrphans {
 
 /// Requests to the peer-handler thread.
 pub(crate) enum HandlerMsg {
-    /// Reply with the peer table.
-    Peers(Sender<Vec<Arc<Peer>>>),
+    /// Reply with the peer table and counters.
+    Peers(Sender<(Vec<Arc<Peer>>, HandlerStats)>),
     /// Drain the lifecycle channel and stop.
     Shutdown,
 }
 
-/// Counters kept by the peer handler.
+/// Counters kept by the peer handler (part of [`crate::Snapshot`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct HandlerStats {
     /// `NewPeer` notices sent to the sync manager.
@@ -116,7 +116,7 @@ impl PeerHandler {
                 },
                 recv(control) -> msg => match msg {
                     Ok(HandlerMsg::Peers(reply)) => {
-                        let _ = reply.send(self.peers.values().cloned().collect());
+                        let _ = reply.send((self.peers.values().cloned().collect(), self.stats));
                     }
                     Ok(HandlerMsg::Shutdown) | Err(_) => {
                         while let Ok(ev) = lifecycle.try_recv() {

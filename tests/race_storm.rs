@@ -92,12 +92,24 @@ fn race_storm_in_process() {
 
     let snap = node.wait_quiet(Duration::from_secs(30));
     assert_eq!(snap.connections, 0, "connections left: {snap:?}");
-    assert!(snap.peers.is_empty(), "peer table not empty: {:?}", snap.peers);
-    assert!(snap.sync_known.is_empty(), "sync manager still knows {:?}", snap.sync_known);
+    assert!(
+        snap.peers.is_empty(),
+        "peer table not empty: {:?}",
+        snap.peers
+    );
+    assert!(
+        snap.sync_known.is_empty(),
+        "sync manager still knows {:?}",
+        snap.sync_known
+    );
     assert_eq!(snap.sync_peer, None);
     assert!(snap.candidates.is_empty());
     assert_eq!(snap.anomalies.done_peer_unknown, 0, "{:?}", snap.anomalies);
-    assert_eq!(snap.anomalies.new_peer_after_done, 0, "{:?}", snap.anomalies);
+    assert_eq!(
+        snap.anomalies.new_peer_after_done, 0,
+        "{:?}",
+        snap.anomalies
+    );
 
     let fresh = fresh_peer_gets_getheaders(node.addr);
     let local = fresh.local_addr();
@@ -127,7 +139,12 @@ fn race_storm_real_binary() {
     assert!(status.success(), "exit status {status:?}");
     let log = node.log_lines();
     assert!(log.iter().any(|l| l.contains("shutdown complete")));
-    for bad in ["DonePeer for unknown", "NewPeer after DonePeer", "panicked", "signalled twice"] {
+    for bad in [
+        "DonePeer for unknown",
+        "NewPeer after DonePeer",
+        "panicked",
+        "signalled twice",
+    ] {
         assert!(
             !log.iter().any(|l| l.contains(bad)),
             "log contains '{bad}': {:?}",

@@ -130,7 +130,11 @@ impl FakePeer {
     }
 
     /// Sends `version`, reads the node's `version` and `verack`.
-    pub fn send_version(&mut self, start_height: i32, services: ServiceFlags) -> Result<(), String> {
+    pub fn send_version(
+        &mut self,
+        start_height: i32,
+        services: ServiceFlags,
+    ) -> Result<(), String> {
         self.send(version_message(start_height, services, rand_nonce()))
             .map_err(|e| format!("send version: {e}"))?;
         match self.recv().map_err(|e| format!("read version: {e}"))? {
@@ -167,12 +171,19 @@ impl FakePeer {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
             self.stream.set_read_timeout(Some(left)).ok();
             match self.reader.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return false
                 }
                 Err(_) => return true, // reset
@@ -248,7 +259,12 @@ impl NodeProcess {
             });
         }
         let addr = rx.recv_timeout(Duration::from_secs(20)).ok().flatten();
-        let mut p = NodeProcess { child, addr, log, dir };
+        let mut p = NodeProcess {
+            child,
+            addr,
+            log,
+            dir,
+        };
         if p.addr.is_none() {
             let _ = p.child.kill();
             panic!("strand did not start listening: {:?}", p.log_lines());
