@@ -73,6 +73,7 @@ pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<N
             if let Some(s) = peer.socket() {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
+            ctx.connections.release_slot(&peer);
             peer.quit.set(&*peer);
             let _ = writer.join();
             reason

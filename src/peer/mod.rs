@@ -183,6 +183,7 @@ pub struct Peer {
     pub(crate) send_headers: AtomicBool,
     pub(crate) wtxid_relay: AtomicBool,
     pub(crate) fee_filter: AtomicI64,
+    slot_released: AtomicBool,
 }
 
 impl fmt::Display for Peer {
@@ -226,6 +227,7 @@ impl Peer {
             send_headers: AtomicBool::new(false),
             wtxid_relay: AtomicBool::new(false),
             fee_filter: AtomicI64::new(0),
+            slot_released: AtomicBool::new(false),
         }
     }
 
@@ -333,20 +335,33 @@ pub enum RegisterError {
     ShuttingDown,
 }
 
-/// Every open connection, handshaking or not, with the version nonces we
-/// sent. Shared by the listener, the connection manager, the reader threads
-/// (which remove themselves) and the node handle (shutdown); it is the one
-/// piece of shared networking state, small and behind one lock.
+/// Every connection whose threads are running, handshaking or not, with
+/// the version nonces we sent. Shared by the listener, the connection
+/// manager, the reader threads (which remove themselves) and the node handle
+/// (shutdown); it is the one piece of shared networking state, small and
+/// behind one lock.
+///
+/// The peer limit counts *slots*: a connection holds one from registration
+/// until its socket is finished with (the reader stopped), not until its
+/// threads have been joined, so a burst of short connections is not refused
+/// while their clean-up catches up. A connection that finds no free slot
+/// waits up to [`SLOT_WAIT`] for one before it is refused.
 pub(crate) struct Connections {
     table: Mutex<ConnTable>,
     emptied: Condvar,
+    slot_freed: Condvar,
     next_id: AtomicU64,
     max: usize,
 }
 
+/// How long a new connection waits for a free slot before it is refused.
+pub(crate) const SLOT_WAIT: Duration = Duration::from_millis(100);
+
 struct ConnTable {
     peers: HashMap<PeerId, Arc<Peer>>,
     nonces: HashSet<u64>,
+    /// Connections holding a slot.
+    slots: usize,
     closed: bool,
 }
 
@@ -356,30 +371,51 @@ impl Connections {
             table: Mutex::new(ConnTable {
                 peers: HashMap::new(),
                 nonces: HashSet::new(),
+                slots: 0,
                 closed: false,
             }),
             emptied: Condvar::new(),
+            slot_freed: Condvar::new(),
             next_id: AtomicU64::new(1),
             max,
         }
     }
 
     fn register(&self, peer: &Arc<Peer>) -> Result<(), RegisterError> {
+        let deadline = Instant::now() + SLOT_WAIT;
         let mut t = self.table.lock();
-        if t.closed {
-            return Err(RegisterError::ShuttingDown);
+        loop {
+            if t.closed {
+                return Err(RegisterError::ShuttingDown);
+            }
+            if t.slots < self.max {
+                break;
+            }
+            if self.slot_freed.wait_until(&mut t, deadline).timed_out() && t.slots >= self.max {
+                return Err(RegisterError::Full);
+            }
         }
-        if t.peers.len() >= self.max {
-            return Err(RegisterError::Full);
-        }
+        t.slots += 1;
         t.nonces.insert(peer.local_nonce);
         t.peers.insert(peer.id, Arc::clone(peer));
         Ok(())
     }
 
+    /// Gives back `peer`'s slot: its socket is finished with. Idempotent.
+    pub(crate) fn release_slot(&self, peer: &Peer) {
+        if !peer.slot_released.swap(true, Ordering::SeqCst) {
+            let mut t = self.table.lock();
+            t.slots = t.slots.saturating_sub(1);
+            t.nonces.remove(&peer.local_nonce);
+            self.slot_freed.notify_one();
+        }
+    }
+
+    /// Forgets `peer` once its threads are done (releasing its slot if
+    /// that has not happened yet).
     pub(crate) fn remove(&self, peer: &Peer) {
+        self.release_slot(peer);
         let mut t = self.table.lock();
-        t.nonces.remove(&peer.local_nonce);
         t.peers.remove(&peer.id);
         if t.peers.is_empty() {
             self.emptied.notify_all();

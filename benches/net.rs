@@ -1,0 +1,225 @@
+//! Networking benchmark (not a test): handshakes per second under N
+//! concurrent fake peers, and the node's resident memory with 0, 100 and 125
+//! idle peers, read from /proc. Runs the real `strand` binary on regtest on
+//! 127.0.0.1 with an OS-chosen port and a temporary data directory.
+//!
+//!     cargo bench --bench net
+//!
+//! A handshake here is what the issue measures: connect, send `version`,
+//! read `version` and `verack`, send `verack`, close. Client sockets close
+//! with SO_LINGER 0 so tens of thousands of runs do not exhaust ports.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bitcoin::p2p::address::Address;
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_network::VersionMessage;
+use bitcoin::p2p::{Magic, ServiceFlags};
+use strand::wire::{encode_message, read_message};
+
+const MAGIC: Magic = Magic::REGTEST;
+const RUN_FOR: Duration = Duration::from_secs(4);
+
+fn version(nonce: u64) -> Vec<u8> {
+    let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    encode_message(
+        MAGIC,
+        NetworkMessage::Version(VersionMessage {
+            version: 70016,
+            services: ServiceFlags::NONE,
+            timestamp: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+            receiver: Address::new(&any, ServiceFlags::NONE),
+            sender: Address::new(&any, ServiceFlags::NONE),
+            nonce,
+            user_agent: "/bench:0.1/".into(),
+            start_height: 0,
+            relay: false,
+        }),
+    )
+}
+
+fn linger_zero(s: &TcpStream) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: valid fd, a properly sized linger struct.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+/// One handshake. Returns the open stream, or `None` if the node closed
+/// the connection first (refused).
+fn handshake(addr: SocketAddr, nonce: u64) -> std::io::Result<Option<TcpStream>> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    linger_zero(&s);
+    s.write_all(&version(nonce))?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let (mut got_version, mut got_verack) = (false, false);
+    while !(got_version && got_verack) {
+        match read_message(&mut r, MAGIC) {
+            Ok((NetworkMessage::Version(_), _)) => got_version = true,
+            Ok((NetworkMessage::Verack, _)) => got_verack = true,
+            Ok(_) => {}
+            Err(_) => return Ok(None),
+        }
+    }
+    s.write_all(&encode_message(MAGIC, NetworkMessage::Verack))?;
+    Ok(Some(s))
+}
+
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start(extra: &[&str]) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+            .args(["--regtest", "--listen", "127.0.0.1:0", "--datadir"])
+            .arg(dir.path())
+            .args(extra)
+            .env("RUST_LOG", "warn,strand=info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start strand");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(a) = line.split("listening for peers on ").nth(1) {
+                    let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("listening");
+        Node {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    fn status(&self, field: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        s.lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn rss_mb(&self) -> f64 {
+        self.status("VmRSS:") as f64 / 1024.0
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// N clients doing handshakes back to back for RUN_FOR.
+fn handshake_rate(n: usize) {
+    let node = Node::start(&[]);
+    let done = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (done, refused, errors, stop) = (
+                Arc::clone(&done),
+                Arc::clone(&refused),
+                Arc::clone(&errors),
+                Arc::clone(&stop),
+            );
+            let addr = node.addr;
+            std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let mut nonce = (i as u64) << 32;
+                    while !stop.load(Ordering::Relaxed) {
+                        nonce += 1;
+                        match handshake(addr, nonce) {
+                            Ok(Some(_)) => done.fetch_add(1, Ordering::Relaxed),
+                            Ok(None) => refused.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(RUN_FOR);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let d = done.load(Ordering::Relaxed);
+    println!(
+        "handshakes  clients={n:<4} {:>7.0}/s  completed={d} refused={} errors={}  node peak RSS {:.1} MB",
+        d as f64 / secs,
+        refused.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+        node.status("VmHWM:") as f64 / 1024.0
+    );
+}
+
+/// Resident memory with 0, 100 and 125 idle, handshaken peers.
+fn idle_memory() {
+    let node = Node::start(&[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut report = vec![(0, node.rss_mb(), node.status("Threads:"))];
+    let mut peers = Vec::new();
+    for target in [100usize, 125] {
+        while peers.len() < target {
+            match handshake(node.addr, peers.len() as u64 + 1) {
+                Ok(Some(s)) => peers.push(s),
+                other => panic!("peer {} refused: {:?}", peers.len(), other.map(|_| ())),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        report.push((target, node.rss_mb(), node.status("Threads:")));
+    }
+    for (n, rss, threads) in report {
+        println!("memory      idle peers={n:<4} RSS {rss:.1} MB  threads={threads}");
+    }
+    drop(peers);
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    for n in [8, 50, 300] {
+        handshake_rate(n);
+    }
+    idle_memory();
+}
