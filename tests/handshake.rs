@@ -176,7 +176,7 @@ fn outbound_connect_handshakes_with_a_listening_peer() {
     config.listen = None;
     config.connect = vec![target];
     let node = strand::Node::start(config).unwrap();
-    let (stream, _) = listener.accept().unwrap();
+    let stream = accept_within(&listener, Duration::from_secs(10));
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
