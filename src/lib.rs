@@ -15,6 +15,8 @@
 //! and RPC; [`NodeHandle::shutdown`] (also run on drop) stops and joins
 //! every thread.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod connmgr;
 pub mod peer;
