@@ -104,6 +104,12 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
+    /// The directory is already open by another [`Store`](super::Store) in
+    /// this process (LMDB forbids opening an environment twice).
+    AlreadyOpen {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The store was written for another network.
     WrongNetwork {
         /// The magic of the network we were asked to open.
@@ -197,6 +203,13 @@ impl fmt::Display for StoreError {
             }
             StoreError::NotAStore { path, reason } => {
                 write!(f, "{} is not a strand store: {reason}", path.display())
+            }
+            StoreError::AlreadyOpen { path } => {
+                write!(
+                    f,
+                    "store {} is already open in this process",
+                    path.display()
+                )
             }
             StoreError::WrongNetwork { expected, found } => write!(
                 f,

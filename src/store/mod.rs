@@ -140,6 +140,35 @@ pub struct Store {
     resize: RwLock<()>,
     /// Serialises commits.
     writer: Mutex<()>,
+    /// Released after `env` is closed (fields drop in order).
+    _claim: PathClaim,
+}
+
+/// Directories with an open [`Store`] in this process.
+static OPEN_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Marks a directory as open by a [`Store`] until dropped.
+struct PathClaim(PathBuf);
+
+impl PathClaim {
+    fn new(dir: &Path) -> Result<PathClaim, StoreError> {
+        let path = fs::canonicalize(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut open = OPEN_DIRS.lock();
+        if open.contains(&path) {
+            return Err(StoreError::AlreadyOpen { path });
+        }
+        open.push(path.clone());
+        Ok(PathClaim(path))
+    }
+}
+
+impl Drop for PathClaim {
+    fn drop(&mut self) {
+        OPEN_DIRS.lock().retain(|p| p != &self.0);
+    }
 }
 
 /// Why one attempt at a write transaction failed.
@@ -170,6 +199,9 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
+        // LMDB must not open one environment twice in a process (closing
+        // either breaks the other's locks).
+        let claim = PathClaim::new(dir)?;
         let not_a_store = |reason: String| StoreError::NotAStore {
             path: dir.to_path_buf(),
             reason,
@@ -258,6 +290,7 @@ impl Store {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             resize: RwLock::new(()),
             writer: Mutex::new(()),
+            _claim: claim,
         };
         store.check_meta(network_magic)?;
         log::debug!(
