@@ -41,7 +41,7 @@ mod tests;
 use std::cell::RefCell;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bitcoin::consensus::encode;
 use bitcoin::hashes::{sha256d, Hash, HashEngine};
@@ -134,6 +134,8 @@ pub struct Store {
     path: PathBuf,
     magic: [u8; 4],
     max_map_size: usize,
+    /// The current map size; changed only by `grow` (under `resize`).
+    map_size: AtomicUsize,
     id: u64,
     /// Held shared by every open transaction, exclusively to resize the map
     /// (LMDB requires that no transaction is open in the process then).
@@ -247,6 +249,11 @@ impl Store {
                 .map_err(|e| StoreError::engine("set map size", e))?;
         }
 
+        let map_size = env
+            .info()
+            .map_err(|e| StoreError::engine("read environment info", e))?
+            .map_size();
+
         // Named databases: all present, or a fresh environment.
         let mut found: [Option<Database>; 6] = [None; 6];
         for t in Table::ALL {
@@ -287,6 +294,7 @@ impl Store {
             path: dir.to_path_buf(),
             magic: network_magic,
             max_map_size,
+            map_size: AtomicUsize::new(map_size),
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             resize: RwLock::new(()),
             writer: Mutex::new(()),
@@ -380,7 +388,7 @@ impl Store {
 
     /// The current map size, in bytes.
     pub fn map_size(&self) -> usize {
-        self.env.info().map(|i| i.map_size()).unwrap_or(0)
+        self.map_size.load(Ordering::Relaxed)
     }
 
     /// Flushes committed data to disk (only needed with
@@ -462,6 +470,18 @@ impl Store {
         self.env
             .set_map_size(new)
             .map_err(|e| StoreError::engine("grow map", e))?;
+        let info = self
+            .env
+            .info()
+            .map_err(|e| StoreError::engine("read environment info", e))?;
+        if info.map_size() <= current {
+            // LMDB did not grow the map: retrying would loop forever.
+            return Err(StoreError::MapFull {
+                map_size: current,
+                max_map_size: self.max_map_size,
+            });
+        }
+        self.map_size.store(info.map_size(), Ordering::Relaxed);
         log::info!(
             "store map grown from {} MiB to {} MiB",
             current >> 20,

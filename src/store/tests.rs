@@ -839,3 +839,113 @@ fn no_sync_modes_open_and_commit() {
         assert_block_present(&Store::open(dir.path(), REGTEST).unwrap(), 0);
     }
 }
+
+/// Environment variable telling [`crash_writer_child`] where to write.
+const CRASH_DIR_VAR: &str = "STRAND_STORE_CRASH_DIR";
+
+/// The writer of [`kill_9_leaves_a_consistent_store`], run in a child
+/// process; returns at once in a normal test run.
+#[test]
+fn crash_writer_child() {
+    let Some(dir) = std::env::var_os(CRASH_DIR_VAR) else {
+        return;
+    };
+    let s = Store::open_with(Path::new(&dir), REGTEST, small()).unwrap();
+    let start = s
+        .read()
+        .unwrap()
+        .active_height()
+        .unwrap()
+        .map_or(0, |h| h + 1);
+    for h in start.. {
+        let mut b = block_batch(h);
+        // Big bodies make the map grow while we may be killed.
+        b.put_block_raw(&hash(50_000 + u64::from(h)), vec![h as u8; 50 * 1024]);
+        if h > 0 {
+            // Spend the previous block's first coin, as a block would.
+            b.spend_coin(&outpoint(u64::from(h - 1) * 10));
+        }
+        s.commit(&b).unwrap();
+        println!("committed {h}");
+    }
+}
+
+/// Checks what a crashed writer left: every block up to the tip, nothing
+/// after it, and a UTXO set matching the tip exactly. Returns the tip height.
+fn check_crashed_store(dir: &Path) -> Option<u32> {
+    let s = Store::open(dir, REGTEST).unwrap();
+    let tip = s.tip().unwrap()?;
+    let h = s.get_block_index(&tip).unwrap().unwrap().height;
+    assert_eq!(tip, hash(u64::from(h)));
+    let chain = s.load_active_chain().unwrap();
+    assert_eq!(chain, (0..=u64::from(h)).map(hash).collect::<Vec<_>>());
+    for b in 0..=h {
+        let bh = hash(u64::from(b));
+        assert_eq!(s.get_undo(&bh).unwrap(), Some(undo(u64::from(b))));
+        assert!(s
+            .get_block_raw(&hash(50_000 + u64::from(b)))
+            .unwrap()
+            .is_some());
+        for i in 0..10 {
+            let i = u64::from(b) * 10 + i;
+            let spent = b < h && i % 10 == 0;
+            assert_eq!(
+                s.get_coin(&outpoint(i)).unwrap().is_none(),
+                spent,
+                "coin {i}"
+            );
+        }
+    }
+    assert_eq!(
+        s.utxo_count().unwrap(),
+        10 * u64::from(h) + 10 - u64::from(h)
+    );
+    assert_eq!(s.get_block_index(&hash(u64::from(h) + 1)).unwrap(), None);
+    assert_eq!(
+        s.get_coin(&outpoint(u64::from(h + 1) * 10 + 1)).unwrap(),
+        None
+    );
+    Some(h)
+}
+
+#[test]
+fn kill_9_leaves_a_consistent_store() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut last = None;
+    for (round, wait_lines) in [5usize, 23, 11, 40].into_iter().enumerate() {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "store::tests::crash_writer_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CRASH_DIR_VAR, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Let it commit a few batches, then kill it mid-stream.
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let mut seen = 0;
+        while seen < wait_lines {
+            match lines.next() {
+                Some(Ok(l)) if l.starts_with("committed") => seen += 1,
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(seen, wait_lines, "round {round}: the writer stopped early");
+        let h = check_crashed_store(dir.path()).expect("a tip after commits");
+        // Every commit it reported survived the kill (and maybe more).
+        let floor = last.map_or(0, |l| l + 1) + wait_lines as u32 - 1;
+        assert!(h >= floor, "round {round}: tip {h}, reported up to {floor}");
+        last = Some(h);
+    }
+}
