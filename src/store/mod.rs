@@ -784,12 +784,17 @@ impl ReadView<'_> {
 
     /// The UTXO-set digest: double SHA-256 over every coin in key order
     /// (txid in internal byte order, then vout ascending), each serialized
-    /// as Bitcoin Core's `TxOutSer`: txid (32 bytes, internal order) ‖ vout
-    /// `u32` LE ‖ `height * 2 + is_coinbase` `u32` LE ‖ amount `i64` LE ‖
-    /// script length (CompactSize) ‖ script. It does not depend on the
-    /// storage encoding. This is meant to equal Core's
-    /// `gettxoutsetinfo hash_serialized_3` (not yet cross-checked against
-    /// Core). The empty set hashes the empty string.
+    /// as Bitcoin Core's `TxOutSer` (`kernel/coinstats.cpp`): txid (32
+    /// bytes, internal order) ‖ vout `u32` LE ‖ `height * 2 + is_coinbase`
+    /// `u32` LE ‖ amount `i64` LE ‖ script length (CompactSize) ‖ script.
+    /// It does not depend on the storage encoding. The empty set hashes the
+    /// empty string.
+    ///
+    /// This is Core's `gettxoutsetinfo hash_serialized_3` (displayed
+    /// byte-reversed by RPC) for any set where no transaction has unspent
+    /// outputs on both sides of vout 16,512: Core iterates its LevelDB keys,
+    /// whose VARINT vout encoding does not sort numerically beyond that.
+    /// Not yet cross-checked against a running Core.
     pub fn utxo_digest(&self) -> Result<sha256d::Hash, StoreError> {
         let mut engine = sha256d::Hash::engine();
         let mut buf = Vec::with_capacity(128);
