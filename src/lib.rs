@@ -21,6 +21,7 @@ pub mod config;
 pub mod connmgr;
 pub mod peer;
 pub mod server;
+pub mod store;
 pub mod sync;
 pub mod wire;
 

@@ -1,0 +1,171 @@
+//! [`WriteBatch`]: a list of puts and deletes over the store's tables,
+//! built by the chain layer on the sync-manager thread and applied
+//! atomically by [`Store::commit`](super::Store::commit).
+//!
+//! Values are encoded when they are added, so a commit retried after the
+//! map grows replays the same bytes.
+
+use bitcoin::consensus::encode;
+use bitcoin::hashes::Hash;
+use bitcoin::{Block, BlockHash, OutPoint};
+
+use super::codec::{self, BlockUndo, Coin, IndexEntry};
+use super::error::Table;
+
+/// One put or delete.
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    pub(crate) table: Table,
+    pub(crate) key: Vec<u8>,
+    /// `Some` puts (overwriting), `None` deletes.
+    pub(crate) value: Option<Vec<u8>>,
+    /// For deletes: fail the whole commit if the key is absent.
+    pub(crate) must_exist: bool,
+}
+
+/// Puts and deletes applied in order, all or nothing, by
+/// [`Store::commit`](super::Store::commit).
+///
+/// Later operations on the same key win. Deleting an absent key is a no-op,
+/// except [`WriteBatch::spend_coin`], which makes the commit fail with
+/// [`StoreError::MissingKey`](super::StoreError::MissingKey) (and write
+/// nothing).
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    pub(crate) ops: Vec<Op>,
+    bytes: usize,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> WriteBatch {
+        WriteBatch::default()
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch has no operations.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Approximate size of the keys and values, in bytes (to decide when
+    /// to flush a cache).
+    pub fn size_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn push(&mut self, table: Table, key: &[u8], value: Option<Vec<u8>>, must_exist: bool) {
+        self.bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+        self.ops.push(Op {
+            table,
+            key: key.to_vec(),
+            value,
+            must_exist,
+        });
+    }
+
+    /// Puts raw bytes (for `meta` initialisation).
+    pub(crate) fn push_raw(&mut self, table: Table, key: &[u8], value: Vec<u8>) {
+        self.push(table, key, Some(value), false);
+    }
+
+    /// Writes (or overwrites) a block index entry.
+    pub fn put_block_index(&mut self, hash: &BlockHash, entry: &IndexEntry) {
+        self.push(
+            Table::BlockIndex,
+            hash.as_byte_array(),
+            Some(entry.encode()),
+            false,
+        );
+    }
+
+    /// Removes a block index entry.
+    pub fn delete_block_index(&mut self, hash: &BlockHash) {
+        self.push(Table::BlockIndex, hash.as_byte_array(), None, false);
+    }
+
+    /// Makes `hash` the active chain's block at `height`.
+    pub fn set_active(&mut self, height: u32, hash: &BlockHash) {
+        self.push(
+            Table::ActiveChain,
+            &codec::height_key(height),
+            Some(hash.as_byte_array().to_vec()),
+            false,
+        );
+    }
+
+    /// Removes `height` from the active chain (when disconnecting its
+    /// block). The active chain must stay contiguous from height 0:
+    /// unset from the top down.
+    pub fn unset_active(&mut self, height: u32) {
+        self.push(Table::ActiveChain, &codec::height_key(height), None, false);
+    }
+
+    /// Stores a block body.
+    pub fn put_block(&mut self, hash: &BlockHash, block: &Block) {
+        self.push(
+            Table::Blocks,
+            hash.as_byte_array(),
+            Some(encode::serialize(block)),
+            false,
+        );
+    }
+
+    /// Stores a block body already in consensus serialization (as received
+    /// from a peer). The bytes are not checked here; a block that does not
+    /// decode is reported as corrupt by [`Store::get_block`](super::Store::get_block).
+    pub fn put_block_raw(&mut self, hash: &BlockHash, raw: Vec<u8>) {
+        self.push(Table::Blocks, hash.as_byte_array(), Some(raw), false);
+    }
+
+    /// Removes a block body (pruning).
+    pub fn delete_block(&mut self, hash: &BlockHash) {
+        self.push(Table::Blocks, hash.as_byte_array(), None, false);
+    }
+
+    /// Stores a block's undo data.
+    pub fn put_undo(&mut self, hash: &BlockHash, undo: &BlockUndo) {
+        self.push(
+            Table::Undo,
+            hash.as_byte_array(),
+            Some(undo.encode()),
+            false,
+        );
+    }
+
+    /// Removes a block's undo data.
+    pub fn delete_undo(&mut self, hash: &BlockHash) {
+        self.push(Table::Undo, hash.as_byte_array(), None, false);
+    }
+
+    /// Adds (or overwrites) an unspent output.
+    pub fn add_coin(&mut self, outpoint: &OutPoint, coin: &Coin) {
+        self.push(
+            Table::Utxo,
+            &codec::outpoint_key(outpoint),
+            Some(coin.encode()),
+            false,
+        );
+    }
+
+    /// Removes an unspent output. The commit fails, writing nothing, if the
+    /// coin is not in the UTXO set at that point of the batch.
+    pub fn spend_coin(&mut self, outpoint: &OutPoint) {
+        self.push(Table::Utxo, &codec::outpoint_key(outpoint), None, true);
+    }
+
+    /// Records `hash` as the tip the UTXO set corresponds to. Put it in the
+    /// same batch as the coin changes that bring the set to that tip.
+    pub fn set_tip(&mut self, hash: &BlockHash) {
+        self.push(
+            Table::Meta,
+            codec::META_TIP,
+            Some(hash.as_byte_array().to_vec()),
+            false,
+        );
+    }
+}
