@@ -15,6 +15,7 @@
 //! and RPC; [`NodeHandle::shutdown`] (also run on drop) stops and joins
 //! every thread.
 
+pub mod chain;
 pub mod config;
 pub mod connmgr;
 pub mod peer;

@@ -1,0 +1,2 @@
+//! tmp
+pub use bitcoinconsensus::{VERIFY_NONE, VERIFY_P2SH, VERIFY_WITNESS};
