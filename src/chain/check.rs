@@ -118,12 +118,12 @@ pub fn witness_commitment_index(block: &Block) -> Option<usize> {
         .output
         .iter()
         .enumerate()
-        .filter(|(_, out)| {
+        .rev()
+        .find(|(_, out)| {
             let s = out.script_pubkey.as_bytes();
             s.len() >= 38 && s.starts_with(&WITNESS_COMMITMENT_HEADER)
         })
         .map(|(i, _)| i)
-        .last()
 }
 
 /// The 32-byte witness commitment for `witness_root` and the coinbase's
@@ -1367,7 +1367,7 @@ pub(crate) mod tests {
     }
 
     fn with_commitment(mut b: Block, reserved: Vec<u8>) -> Block {
-        b.txdata[0].input[0].witness = Witness::from_slice(&[reserved.clone()]);
+        b.txdata[0].input[0].witness = Witness::from_slice(std::slice::from_ref(&reserved));
         let root = block_witness_merkle_root(&b);
         let c = witness_commitment(&root, &reserved);
         let mut spk = WITNESS_COMMITMENT_HEADER.to_vec();
@@ -1465,7 +1465,7 @@ pub(crate) mod tests {
         let all = script::VERIFY_P2SH | script::VERIFY_WITNESS;
         // output OP_TRUE has 0 legacy sigops; P2SH adds 3 * 4.
         assert_eq!(
-            get_transaction_sigop_cost(&t, &[prev.clone()], all).unwrap(),
+            get_transaction_sigop_cost(&t, std::slice::from_ref(&prev), all).unwrap(),
             12
         );
         assert_eq!(get_transaction_sigop_cost(&t, &[prev], 0).unwrap(), 0);
@@ -1479,7 +1479,7 @@ pub(crate) mod tests {
             script_pubkey: ScriptBuf::from_bytes(wpkh),
         };
         assert_eq!(
-            get_transaction_sigop_cost(&t, &[prev.clone()], all).unwrap(),
+            get_transaction_sigop_cost(&t, std::slice::from_ref(&prev), all).unwrap(),
             1
         );
         assert_eq!(

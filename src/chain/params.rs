@@ -374,7 +374,7 @@ mod tests {
             ChainParams::signet().pow_limit_bits().to_consensus(),
             0x1e0377ae
         );
-        assert_eq!(ChainParams::testnet().checkpoint_at(546).is_some(), true);
+        assert!(ChainParams::testnet().checkpoint_at(546).is_some());
         assert_eq!(ChainParams::regtest().subsidy_halving_interval, 150);
         assert_eq!(ChainParams::regtest().segwit_height, 0);
     }

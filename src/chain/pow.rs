@@ -305,7 +305,7 @@ pub fn next_work_required<A: HeaderAncestry + ?Sized>(
     let limit_bits = params.pow_limit_bits();
     let interval = params.difficulty_adjustment_interval().max(1);
 
-    if (u64::from(last_height) + 1) % u64::from(interval) != 0 {
+    if !(u64::from(last_height) + 1).is_multiple_of(u64::from(interval)) {
         if params.allow_min_difficulty_blocks {
             if i64::from(new_time) > i64::from(last.time) + 2 * i64::from(params.pow_target_spacing)
             {
@@ -313,7 +313,7 @@ pub fn next_work_required<A: HeaderAncestry + ?Sized>(
             }
             let mut height = last_height;
             let mut header = last;
-            while height > 0 && height % interval != 0 && header.bits == limit_bits {
+            while height > 0 && !height.is_multiple_of(interval) && header.bits == limit_bits {
                 height -= 1;
                 header = prev
                     .header_at(height)
