@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod chain;
 pub mod config;
 pub mod connmgr;
 pub mod peer;

@@ -1,0 +1,20 @@
+//! Chain: consensus rules, block index, UTXO set and reorganisation.
+//!
+//! The consensus rules live here as pure functions with typed errors
+//! ([`ValidationError`]): [`params`] (per-network constants), [`pow`]
+//! (proof of work, retarget, median time past), [`check`] (block and
+//! transaction checks after Bitcoin Core's `CheckBlock`,
+//! `ContextualCheckBlockHeader`, `ContextualCheckBlock`, `CheckTransaction`,
+//! `CheckTxInputs`, sequence locks, sigops, subsidy) and [`script`] (script
+//! verification through libbitcoinconsensus and the parallel
+//! [`script::ScriptCheckPool`]). The chain-state layer (block index, UTXO set,
+//! connect/disconnect) calls them from the chain thread.
+
+pub mod check;
+pub mod error;
+pub mod params;
+pub mod pow;
+pub mod script;
+
+pub use error::{RejectKind, ValidationError};
+pub use params::ChainParams;

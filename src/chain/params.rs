@@ -1,0 +1,381 @@
+//! Consensus parameters per network (mainnet, testnet3, signet, regtest).
+//!
+//! Owns [`ChainParams`]: proof-of-work limits and retarget rules, buried
+//! soft-fork heights, subsidy schedule, coinbase maturity, checkpoints and the
+//! historical exceptions Bitcoin Core hard-codes. Immutable data, built once at
+//! start-up and shared read-only by every thread (chain, sync, script workers).
+//!
+//! Source of every value: Bitcoin Core v26 `src/kernel/chainparams.cpp`
+//! (`CMainParams`, `CTestNetParams`, `SigNetParams`, `CRegTestParams`) and
+//! `validation.cpp` (`IsBIP30Repeat`, `script_flag_exceptions`).
+
+use std::str::FromStr;
+
+use bitcoin::hashes::Hash;
+use bitcoin::pow::{CompactTarget, Target};
+use bitcoin::{BlockHash, Network};
+
+use super::script;
+
+/// Blocks a coinbase output must wait before it can be spent (Core
+/// `COINBASE_MATURITY`).
+pub const COINBASE_MATURITY: u32 = 100;
+/// How far (seconds) a block timestamp may be ahead of the node's adjusted
+/// time (Core `MAX_FUTURE_BLOCK_TIME`).
+pub const MAX_FUTURE_BLOCK_TIME: u32 = 2 * 60 * 60;
+/// Number of previous blocks whose timestamps form the median time past.
+pub const MEDIAN_TIME_SPAN: u32 = 11;
+
+/// Consensus parameters of one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainParams {
+    /// Which network these parameters describe.
+    pub network: Network,
+    /// Hash of the genesis block.
+    pub genesis_hash: BlockHash,
+    /// Easiest allowed target (Core `powLimit`).
+    pub pow_limit: Target,
+    /// Target block spacing in seconds (600).
+    pub pow_target_spacing: u32,
+    /// Retarget timespan in seconds (two weeks).
+    pub pow_target_timespan: u32,
+    /// Testnet 20-minute rule: a block more than twice the spacing after its
+    /// parent may use the minimum difficulty (Core
+    /// `fPowAllowMinDifficultyBlocks`).
+    pub allow_min_difficulty_blocks: bool,
+    /// Difficulty never changes (regtest; Core `fPowNoRetargeting`).
+    pub no_retargeting: bool,
+    /// First height where the coinbase must start with the height (BIP34).
+    pub bip34_height: u32,
+    /// Hash of the block at `bip34_height`, if fixed (used by the BIP30 rule).
+    pub bip34_hash: Option<BlockHash>,
+    /// First height where version >= 4 and CHECKLOCKTIMEVERIFY apply (BIP65).
+    pub bip65_height: u32,
+    /// First height where version >= 3 and strict DER apply (BIP66).
+    pub bip66_height: u32,
+    /// First height of BIP68/112/113 (relative lock-time, CSV, MTP locktime).
+    pub csv_height: u32,
+    /// First height of segregated witness rules (BIP141/143/147).
+    pub segwit_height: u32,
+    /// First height from which taproot (BIP341/342) is known active. Script
+    /// flags follow Core's `GetBlockScriptFlags`, which verifies taproot on
+    /// every block except the one listed in `script_flag_exceptions`; this
+    /// height is informational.
+    pub taproot_height: u32,
+    /// Blocks between subsidy halvings.
+    pub subsidy_halving_interval: u32,
+    /// Blocks a coinbase must wait before being spent.
+    pub coinbase_maturity: u32,
+    /// Hard-coded `(height, hash)` checkpoints.
+    pub checkpoints: Vec<(u32, BlockHash)>,
+    /// Blocks that violate a script rule and get special flags instead
+    /// (Core `script_flag_exceptions`): `(hash, libbitcoinconsensus flags)`.
+    pub script_flag_exceptions: Vec<(BlockHash, u32)>,
+    /// The two historical blocks exempt from BIP30 (`IsBIP30Repeat`):
+    /// `(height, hash)`.
+    pub bip30_exceptions: Vec<(u32, BlockHash)>,
+}
+
+/// Parses a constant hash; the constants below are checked by unit tests, so
+/// the all-zero fallback is never used (and never panics).
+fn h(hex: &str) -> BlockHash {
+    BlockHash::from_str(hex).unwrap_or_else(|_| BlockHash::all_zeros())
+}
+
+/// Parses a constant big-endian 256-bit hex number into a target.
+fn target(hex: &str) -> Target {
+    let mut be = [0u8; 32];
+    let bytes = hex.as_bytes();
+    for (i, out) in be.iter_mut().enumerate() {
+        let hi = bytes.get(2 * i).and_then(|c| (*c as char).to_digit(16));
+        let lo = bytes.get(2 * i + 1).and_then(|c| (*c as char).to_digit(16));
+        *out = match (hi, lo) {
+            (Some(hi), Some(lo)) => (hi * 16 + lo) as u8,
+            _ => 0,
+        };
+    }
+    Target::from_be_bytes(be)
+}
+
+impl ChainParams {
+    /// Parameters for `network`; `None` for networks strand does not support
+    /// (testnet4).
+    pub fn for_network(network: Network) -> Option<ChainParams> {
+        match network {
+            Network::Bitcoin => Some(Self::mainnet()),
+            Network::Testnet => Some(Self::testnet()),
+            Network::Signet => Some(Self::signet()),
+            Network::Regtest => Some(Self::regtest()),
+            _ => None,
+        }
+    }
+
+    /// Bitcoin mainnet.
+    pub fn mainnet() -> ChainParams {
+        ChainParams {
+            network: Network::Bitcoin,
+            genesis_hash: h("000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"),
+            pow_limit: target("00000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+            pow_target_spacing: 600,
+            pow_target_timespan: 14 * 24 * 60 * 60,
+            allow_min_difficulty_blocks: false,
+            no_retargeting: false,
+            bip34_height: 227_931,
+            bip34_hash: Some(h(
+                "000000000000024b89b42a942fe0d9fea3bb44ab7bd1b19115dd6a759c0808b8",
+            )),
+            bip65_height: 388_381,
+            bip66_height: 363_725,
+            csv_height: 419_328,
+            segwit_height: 481_824,
+            taproot_height: 709_632,
+            subsidy_halving_interval: 210_000,
+            coinbase_maturity: COINBASE_MATURITY,
+            checkpoints: [
+                (
+                    11111,
+                    "0000000069e244f73d78e8fd29ba2fd2ed618bd6fa2ee92559f542fdb26e7c1d",
+                ),
+                (
+                    33333,
+                    "000000002dd5588a74784eaa7ab0507a18ad16a236e7b1ce69f00d7ddfb5d0a6",
+                ),
+                (
+                    74000,
+                    "0000000000573993a3c9e41ce34471c079dcf5f52a0e824a81e7f953b8661a20",
+                ),
+                (
+                    105000,
+                    "00000000000291ce28027faea320c8d2b054b2e0fe44a773f3eefb151d6bdc97",
+                ),
+                (
+                    134444,
+                    "00000000000005b12ffd4cd315cd34ffd4a594f430ac814c91184a0d42d2b0fe",
+                ),
+                (
+                    168000,
+                    "000000000000099e61ea72015e79632f216fe6cb33d7899acb35b75c8303b763",
+                ),
+                (
+                    193000,
+                    "000000000000059f452a5f7340de6682a977387c17010ff6e6c3bd83ca8b1317",
+                ),
+                (
+                    210000,
+                    "000000000000048b95347e83192f69cf0366076336c639f9b7228e9ba171342e",
+                ),
+                (
+                    216116,
+                    "00000000000001b4f4b433e81ee46494af945cf96014816a4e2370f11b23df4e",
+                ),
+                (
+                    225430,
+                    "00000000000001c108384350f74090433e7fcf79a606b8e797f065b130575932",
+                ),
+                (
+                    250000,
+                    "000000000000003887df1f29024b06fc2200b55f8af8f35453d7be294df2d214",
+                ),
+                (
+                    279000,
+                    "0000000000000001ae8c72a0b0c301f67e3afca10e819efa9041e458e9bd7e40",
+                ),
+                (
+                    295000,
+                    "00000000000000004d9b4ef50f0f9d686fd69db2e03af35a100370c64632a983",
+                ),
+            ]
+            .iter()
+            .map(|(height, hash)| (*height, h(hash)))
+            .collect(),
+            script_flag_exceptions: vec![
+                // BIP16 exception: the one block violating P2SH rules.
+                (
+                    h("00000000000002dc756eebf4f49723ed8d30cc28a5f108eb94b1ba88ac4f9c22"),
+                    script::VERIFY_NONE,
+                ),
+                // Taproot exception.
+                (
+                    h("0000000000000000000f14c35b2d841e986ab5441de8c585d5ffe55ea1e395ad"),
+                    script::VERIFY_P2SH | script::VERIFY_WITNESS,
+                ),
+            ],
+            bip30_exceptions: vec![
+                (
+                    91_842,
+                    h("00000000000a4d0a398161ffc163c503763b1f4360639393e0e4c8e300e0caec"),
+                ),
+                (
+                    91_880,
+                    h("00000000000743f190a18c5577a3c2d2a1f610ae9601ac046a38084ccb7cd721"),
+                ),
+            ],
+        }
+    }
+
+    /// Bitcoin testnet3.
+    pub fn testnet() -> ChainParams {
+        ChainParams {
+            network: Network::Testnet,
+            genesis_hash: h("000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943"),
+            pow_limit: target("00000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+            pow_target_spacing: 600,
+            pow_target_timespan: 14 * 24 * 60 * 60,
+            allow_min_difficulty_blocks: true,
+            no_retargeting: false,
+            bip34_height: 21_111,
+            bip34_hash: Some(h(
+                "0000000023b3a96d3484e5abb3755c413e7d41500f8e2a5c3f0dd01299cd8ef8",
+            )),
+            bip65_height: 581_885,
+            bip66_height: 330_776,
+            csv_height: 770_112,
+            segwit_height: 834_624,
+            // Core: taproot min_activation_height 0 on testnet; script flags
+            // enable it on all blocks.
+            taproot_height: 0,
+            subsidy_halving_interval: 210_000,
+            coinbase_maturity: COINBASE_MATURITY,
+            checkpoints: vec![(
+                546,
+                h("000000002a936ca763904c3c35fce2f3556c559c0214345d31b1bcebf76acb70"),
+            )],
+            script_flag_exceptions: vec![(
+                // BIP16 exception.
+                h("00000000dd30457c001f4095d208cc1296b0eed002427aa599874af7a432b105"),
+                script::VERIFY_NONE,
+            )],
+            bip30_exceptions: Vec::new(),
+        }
+    }
+
+    /// The default signet.
+    pub fn signet() -> ChainParams {
+        ChainParams {
+            network: Network::Signet,
+            genesis_hash: h("00000008819873e925422c1ff0f99f7cc9bbb232af63a077a480a3633bee1ef6"),
+            pow_limit: target("00000377ae000000000000000000000000000000000000000000000000000000"),
+            pow_target_spacing: 600,
+            pow_target_timespan: 14 * 24 * 60 * 60,
+            allow_min_difficulty_blocks: false,
+            no_retargeting: false,
+            bip34_height: 1,
+            bip34_hash: None,
+            bip65_height: 1,
+            bip66_height: 1,
+            csv_height: 1,
+            segwit_height: 1,
+            taproot_height: 0,
+            subsidy_halving_interval: 210_000,
+            coinbase_maturity: COINBASE_MATURITY,
+            checkpoints: Vec::new(),
+            script_flag_exceptions: Vec::new(),
+            bip30_exceptions: Vec::new(),
+        }
+    }
+
+    /// Local regression-test chain (Core defaults, no `-testactivationheight`).
+    pub fn regtest() -> ChainParams {
+        ChainParams {
+            network: Network::Regtest,
+            genesis_hash: h("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"),
+            pow_limit: target("7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+            pow_target_spacing: 600,
+            pow_target_timespan: 14 * 24 * 60 * 60,
+            allow_min_difficulty_blocks: true,
+            no_retargeting: true,
+            bip34_height: 1,
+            bip34_hash: None,
+            bip65_height: 1,
+            bip66_height: 1,
+            csv_height: 1,
+            segwit_height: 0,
+            taproot_height: 0,
+            subsidy_halving_interval: 150,
+            coinbase_maturity: COINBASE_MATURITY,
+            checkpoints: vec![(
+                0,
+                h("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"),
+            )],
+            script_flag_exceptions: Vec::new(),
+            bip30_exceptions: Vec::new(),
+        }
+    }
+
+    /// Blocks per difficulty period (2016).
+    pub fn difficulty_adjustment_interval(&self) -> u32 {
+        self.pow_target_timespan / self.pow_target_spacing.max(1)
+    }
+
+    /// `pow_limit` in compact form (Core `UintToArith256(powLimit).GetCompact()`).
+    pub fn pow_limit_bits(&self) -> CompactTarget {
+        super::pow::U256::from_target(self.pow_limit).to_compact()
+    }
+
+    /// The checkpoint hash at `height`, if any.
+    pub fn checkpoint_at(&self, height: u32) -> Option<BlockHash> {
+        self.checkpoints
+            .iter()
+            .find(|(h, _)| *h == height)
+            .map(|(_, hash)| *hash)
+    }
+
+    /// Height of the last checkpoint (0 when there are none).
+    pub fn last_checkpoint_height(&self) -> u32 {
+        self.checkpoints.iter().map(|(h, _)| *h).max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genesis_hashes_match_bitcoin_crate() {
+        for net in [
+            Network::Bitcoin,
+            Network::Testnet,
+            Network::Signet,
+            Network::Regtest,
+        ] {
+            let p = ChainParams::for_network(net).expect("supported");
+            assert_eq!(
+                p.genesis_hash,
+                bitcoin::constants::genesis_block(net).block_hash(),
+                "{net:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn constants_parse() {
+        let p = ChainParams::mainnet();
+        assert!(p
+            .checkpoints
+            .iter()
+            .all(|(_, h)| *h != BlockHash::all_zeros()));
+        assert_eq!(p.checkpoints.len(), 13);
+        assert_eq!(p.last_checkpoint_height(), 295_000);
+        assert!(p
+            .script_flag_exceptions
+            .iter()
+            .all(|(h, _)| *h != BlockHash::all_zeros()));
+        assert!(p
+            .bip30_exceptions
+            .iter()
+            .all(|(_, h)| *h != BlockHash::all_zeros()));
+        assert_eq!(p.difficulty_adjustment_interval(), 2016);
+        assert_eq!(p.pow_limit_bits().to_consensus(), 0x1d00ffff);
+        assert_eq!(
+            ChainParams::regtest().pow_limit_bits().to_consensus(),
+            0x207fffff
+        );
+        assert_eq!(
+            ChainParams::signet().pow_limit_bits().to_consensus(),
+            0x1e0377ae
+        );
+        assert!(ChainParams::testnet().checkpoint_at(546).is_some());
+        assert_eq!(ChainParams::regtest().subsidy_halving_interval, 150);
+        assert_eq!(ChainParams::regtest().segwit_height, 0);
+    }
+}

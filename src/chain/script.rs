@@ -1,0 +1,810 @@
+//! Script verification: consensus flags per block, one-input verification
+//! through libbitcoinconsensus (Bitcoin Core 26), and the parallel
+//! [`ScriptCheckPool`].
+//!
+//! Owns the mapping from heights to script flags (Core `GetBlockScriptFlags`),
+//! the call into the `bitcoinconsensus` crate (always with the spent outputs,
+//! so taproot is checked) and the worker pool. The pool is owned by the chain
+//! thread, which creates it at start-up, calls [`ScriptCheckPool::verify`]
+//! (or [`ScriptCheckPool::verify_block`]) while connecting blocks, and drops
+//! it at shutdown, joining its `script-check-N` worker threads. The worker
+//! threads only ever run [`verify_input`].
+
+use std::fmt;
+use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bitcoin::{Block, BlockHash, Transaction, TxOut};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::Mutex;
+
+use super::error::ValidationError;
+use super::params::ChainParams;
+
+pub use bitcoinconsensus::{
+    VERIFY_CHECKLOCKTIMEVERIFY, VERIFY_CHECKSEQUENCEVERIFY, VERIFY_DERSIG, VERIFY_NONE,
+    VERIFY_NULLDUMMY, VERIFY_P2SH, VERIFY_TAPROOT, VERIFY_WITNESS,
+};
+
+/// Every flag libbitcoinconsensus accepts.
+pub const VERIFY_ALL: u32 = VERIFY_P2SH
+    | VERIFY_DERSIG
+    | VERIFY_NULLDUMMY
+    | VERIFY_CHECKLOCKTIMEVERIFY
+    | VERIFY_CHECKSEQUENCEVERIFY
+    | VERIFY_WITNESS
+    | VERIFY_TAPROOT;
+
+/// Inputs verified per job sent to a worker.
+const INPUTS_PER_JOB: usize = 8;
+
+/// Script flags for a block at `height`, ignoring the per-hash exceptions
+/// (Core `GetBlockScriptFlags`): P2SH, WITNESS and TAPROOT always (no
+/// historical block but the exceptions violates them), DERSIG from BIP66,
+/// CHECKLOCKTIMEVERIFY from BIP65, CHECKSEQUENCEVERIFY from CSV, NULLDUMMY
+/// from segwit. Use [`block_script_flags`] when connecting real blocks.
+pub fn script_flags_for_height(height: u32, params: &ChainParams) -> u32 {
+    height_dependent_flags(
+        VERIFY_P2SH | VERIFY_WITNESS | VERIFY_TAPROOT,
+        height,
+        params,
+    )
+}
+
+/// Script flags for the block `hash` at `height`, including Core's
+/// `script_flag_exceptions` (the mainnet/testnet BIP16 block and the mainnet
+/// taproot exception block).
+pub fn block_script_flags(height: u32, hash: &BlockHash, params: &ChainParams) -> u32 {
+    let base = params
+        .script_flag_exceptions
+        .iter()
+        .find(|(h, _)| h == hash)
+        .map(|(_, f)| *f)
+        .unwrap_or(VERIFY_P2SH | VERIFY_WITNESS | VERIFY_TAPROOT);
+    height_dependent_flags(base, height, params)
+}
+
+fn height_dependent_flags(mut flags: u32, height: u32, params: &ChainParams) -> u32 {
+    if height >= params.bip66_height {
+        flags |= VERIFY_DERSIG;
+    }
+    if height >= params.bip65_height {
+        flags |= VERIFY_CHECKLOCKTIMEVERIFY;
+    }
+    if height >= params.csv_height {
+        flags |= VERIFY_CHECKSEQUENCEVERIFY;
+    }
+    if height >= params.segwit_height {
+        flags |= VERIFY_NULLDUMMY;
+    }
+    flags
+}
+
+/// Why an input's script did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptError {
+    /// The scripts ran and failed (bad signature, failed opcode, ...).
+    /// libbitcoinconsensus does not report the precise script error.
+    VerifyFailed,
+    /// The flags contain bits libbitcoinconsensus does not accept, or WITNESS
+    /// without P2SH (which would trip an assertion in Core's interpreter).
+    InvalidFlags(u32),
+    /// The number of spent outputs differs from the number of inputs, or
+    /// the input index is out of range.
+    SpentOutputsMismatch,
+    /// libbitcoinconsensus rejected the call itself (undecodable or
+    /// trailing-garbage transaction, bad index).
+    Library(bitcoinconsensus::Error),
+    /// A worker panicked while verifying (a bug; never a peer's doing).
+    WorkerPanic,
+}
+
+impl ScriptError {
+    /// Core's reject reason for a failed mandatory script check.
+    pub fn reason(&self) -> String {
+        format!("mandatory-script-verify-flag-failed ({self})")
+    }
+}
+
+impl fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScriptError::VerifyFailed => f.write_str("script evaluation failed"),
+            ScriptError::InvalidFlags(fl) => write!(f, "invalid script flags 0x{fl:x}"),
+            ScriptError::SpentOutputsMismatch => {
+                f.write_str("spent outputs do not match the inputs")
+            }
+            ScriptError::Library(e) => write!(f, "libbitcoinconsensus: {e}"),
+            ScriptError::WorkerPanic => f.write_str("script worker panicked"),
+        }
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+/// A failed input of a batch: where it is and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptFailure {
+    /// The caller's index of the transaction (its index in the block).
+    pub tx_index: usize,
+    /// Index of the input within the transaction.
+    pub input_index: usize,
+    /// What went wrong.
+    pub error: ScriptError,
+}
+
+impl ScriptFailure {
+    /// As a block [`ValidationError`] with Core's reason
+    /// `"mandatory-script-verify-flag-failed (...)"`.
+    pub fn to_validation_error(&self) -> ValidationError {
+        let e = match self.error {
+            ScriptError::VerifyFailed | ScriptError::Library(_) => {
+                ValidationError::consensus(self.error.reason())
+            }
+            _ => ValidationError::internal(self.error.reason()),
+        };
+        e.with_tx(self.tx_index).with_input(self.input_index)
+    }
+}
+
+impl fmt::Display for ScriptFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (tx {}, input {})",
+            self.error.reason(),
+            self.tx_index,
+            self.input_index
+        )
+    }
+}
+
+impl std::error::Error for ScriptFailure {}
+
+/// Verifies input `input_index` of the consensus-serialised transaction
+/// `tx_bytes` (with witness) against `spent_outputs` (the outputs spent by
+/// every input, in order) under `flags`.
+pub fn verify_input(
+    tx_bytes: &[u8],
+    input_index: usize,
+    spent_outputs: &[TxOut],
+    flags: u32,
+) -> Result<(), ScriptError> {
+    if flags & !VERIFY_ALL != 0 || (flags & VERIFY_WITNESS != 0 && flags & VERIFY_P2SH == 0) {
+        return Err(ScriptError::InvalidFlags(flags));
+    }
+    let spent = spent_outputs
+        .get(input_index)
+        .ok_or(ScriptError::SpentOutputsMismatch)?;
+    let utxos: Vec<bitcoinconsensus::Utxo> = spent_outputs
+        .iter()
+        .map(|o| bitcoinconsensus::Utxo {
+            script_pubkey: o.script_pubkey.as_bytes().as_ptr(),
+            script_pubkey_len: o.script_pubkey.len() as u32,
+            value: o.value.to_sat() as i64,
+        })
+        .collect();
+    match bitcoinconsensus::verify_with_flags(
+        spent.script_pubkey.as_bytes(),
+        spent.value.to_sat(),
+        tx_bytes,
+        Some(&utxos),
+        input_index,
+        flags,
+    ) {
+        Ok(()) => Ok(()),
+        Err(bitcoinconsensus::Error::ERR_SCRIPT) => Err(ScriptError::VerifyFailed),
+        Err(bitcoinconsensus::Error::ERR_SPENT_OUTPUTS_MISMATCH) => {
+            Err(ScriptError::SpentOutputsMismatch)
+        }
+        Err(e) => Err(ScriptError::Library(e)),
+    }
+}
+
+/// [`verify_input`] for a decoded transaction.
+pub fn verify_tx_input(
+    tx: &Transaction,
+    input_index: usize,
+    spent_outputs: &[TxOut],
+    flags: u32,
+) -> Result<(), ScriptError> {
+    let bytes = bitcoin::consensus::serialize(tx);
+    verify_input(&bytes, input_index, spent_outputs, flags)
+}
+
+/// Verifies every input of `tx`; the error names the first failing input.
+pub fn verify_transaction(
+    tx: &Transaction,
+    spent_outputs: &[TxOut],
+    flags: u32,
+) -> Result<(), (usize, ScriptError)> {
+    if spent_outputs.len() != tx.input.len() {
+        return Err((0, ScriptError::SpentOutputsMismatch));
+    }
+    let bytes = bitcoin::consensus::serialize(tx);
+    for i in 0..tx.input.len() {
+        verify_input(&bytes, i, spent_outputs, flags).map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
+/// One transaction's share of a script-check batch.
+#[derive(Debug, Clone)]
+pub struct TxScriptCheck {
+    /// The caller's label for the transaction, reported back on failure
+    /// (normally its index in the block).
+    pub tx_index: usize,
+    /// The transaction.
+    pub tx: Transaction,
+    /// Outputs spent by its inputs, in input order.
+    pub spent_outputs: Vec<TxOut>,
+    /// Script flags for the block containing it.
+    pub flags: u32,
+}
+
+struct PreparedTx {
+    tx_index: usize,
+    bytes: Vec<u8>,
+    spent: Vec<TxOut>,
+    flags: u32,
+}
+
+struct Batch {
+    remaining: AtomicUsize,
+    failed: AtomicBool,
+    failure: Mutex<Option<ScriptFailure>>,
+    done: Sender<()>,
+}
+
+impl Batch {
+    fn record(&self, failure: ScriptFailure) {
+        let mut slot = self.failure.lock();
+        let earlier = match *slot {
+            None => true,
+            Some(f) => (failure.tx_index, failure.input_index) < (f.tx_index, f.input_index),
+        };
+        if earlier {
+            *slot = Some(failure);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Marks `n` jobs finished; the one that finishes the batch wakes the
+    /// caller (the `done` channel has room for exactly that one message).
+    fn finish(&self, n: usize) {
+        if n > 0 && self.remaining.fetch_sub(n, Ordering::AcqRel) == n {
+            let _ = self.done.try_send(());
+        }
+    }
+}
+
+struct Job {
+    tx: Arc<PreparedTx>,
+    inputs: Range<usize>,
+    batch: Arc<Batch>,
+}
+
+fn run_job(job: &Job) {
+    for i in job.inputs.clone() {
+        if job.batch.failed.load(Ordering::Acquire) {
+            return;
+        }
+        let tx = &job.tx;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            verify_input(&tx.bytes, i, &tx.spent, tx.flags)
+        }))
+        .unwrap_or(Err(ScriptError::WorkerPanic));
+        if let Err(error) = result {
+            job.batch.record(ScriptFailure {
+                tx_index: tx.tx_index,
+                input_index: i,
+                error,
+            });
+            return;
+        }
+    }
+}
+
+fn worker(jobs: Receiver<Job>) {
+    for job in jobs.iter() {
+        run_job(&job);
+        job.batch.finish(1);
+    }
+}
+
+/// A bounded pool of script-verification threads.
+///
+/// `threads` workers (default: available parallelism) take jobs of up to 8
+/// inputs from one bounded channel (capacity 4 × threads); the calling
+/// thread blocks while the channel is full, so memory stays bounded by the
+/// batch it was handed. A batch stops early after the first failure.
+/// With zero threads, batches are verified on the calling thread.
+///
+/// Owned by the chain thread; dropping it closes the channel and joins the
+/// workers.
+pub struct ScriptCheckPool {
+    jobs: Option<Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl ScriptCheckPool {
+    /// Starts a pool with `threads` workers (0 = verify on the caller).
+    pub fn new(threads: usize) -> std::io::Result<ScriptCheckPool> {
+        if threads == 0 {
+            return Ok(ScriptCheckPool {
+                jobs: None,
+                workers: Vec::new(),
+            });
+        }
+        let (tx, rx) = bounded::<Job>(threads * 4);
+        let mut workers = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("script-check-{i}"))
+                .spawn(move || worker(rx));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(e) => {
+                    drop(tx);
+                    for w in workers {
+                        let _ = w.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ScriptCheckPool {
+            jobs: Some(tx),
+            workers,
+        })
+    }
+
+    /// Starts a pool with one worker per available CPU.
+    pub fn with_default_threads() -> std::io::Result<ScriptCheckPool> {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ScriptCheckPool::new(n)
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Verifies every input of every transaction in `checks`; returns the
+    /// failure with the lowest (tx_index, input_index) among those found
+    /// before the batch stopped.
+    pub fn verify(&self, checks: Vec<TxScriptCheck>) -> Result<(), ScriptFailure> {
+        let mut prepared = Vec::with_capacity(checks.len());
+        for c in checks {
+            if c.spent_outputs.len() != c.tx.input.len() {
+                return Err(ScriptFailure {
+                    tx_index: c.tx_index,
+                    input_index: 0,
+                    error: ScriptError::SpentOutputsMismatch,
+                });
+            }
+            prepared.push(Arc::new(PreparedTx {
+                tx_index: c.tx_index,
+                bytes: bitcoin::consensus::serialize(&c.tx),
+                spent: c.spent_outputs,
+                flags: c.flags,
+            }));
+        }
+
+        let Some(sender) = &self.jobs else {
+            for tx in &prepared {
+                for i in 0..tx.spent.len() {
+                    verify_input(&tx.bytes, i, &tx.spent, tx.flags).map_err(|error| {
+                        ScriptFailure {
+                            tx_index: tx.tx_index,
+                            input_index: i,
+                            error,
+                        }
+                    })?;
+                }
+            }
+            return Ok(());
+        };
+
+        let ranges: Vec<(usize, Range<usize>)> = prepared
+            .iter()
+            .enumerate()
+            .flat_map(|(t, tx)| {
+                (0..tx.spent.len())
+                    .step_by(INPUTS_PER_JOB)
+                    .map(move |start| (t, start..(start + INPUTS_PER_JOB).min(tx.spent.len())))
+            })
+            .collect();
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let (done_tx, done_rx) = bounded(1);
+        let batch = Arc::new(Batch {
+            remaining: AtomicUsize::new(ranges.len()),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            done: done_tx,
+        });
+        let total = ranges.len();
+        let mut sent = 0;
+        for (t, inputs) in ranges {
+            if batch.failed.load(Ordering::Acquire) {
+                break;
+            }
+            let Some(tx) = prepared.get(t) else { break };
+            let job = Job {
+                tx: Arc::clone(tx),
+                inputs,
+                batch: Arc::clone(&batch),
+            };
+            if sender.send(job).is_err() {
+                break; // workers gone: account for the rest below
+            }
+            sent += 1;
+        }
+        batch.finish(total - sent);
+        // Every job sent is finished by a worker (panics are caught), and
+        // unsent ones were finished above, so exactly one `done` arrives.
+        let _ = done_rx.recv();
+        let failure = *batch.failure.lock();
+        match failure {
+            Some(f) => Err(f),
+            None if sent < total && !batch.failed.load(Ordering::Acquire) => Err(ScriptFailure {
+                tx_index: 0,
+                input_index: 0,
+                error: ScriptError::WorkerPanic,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Verifies all non-coinbase inputs of `block`. `spent_outputs[i]` holds
+    /// the outputs spent by `block.txdata[i + 1]`; `flags` come from
+    /// [`block_script_flags`]. Failures report the transaction's index in
+    /// the block.
+    pub fn verify_block(
+        &self,
+        block: &Block,
+        spent_outputs: &[Vec<TxOut>],
+        flags: u32,
+    ) -> Result<(), ScriptFailure> {
+        let txs = block.txdata.get(1..).unwrap_or(&[]);
+        if txs.len() != spent_outputs.len() {
+            return Err(ScriptFailure {
+                tx_index: 0,
+                input_index: 0,
+                error: ScriptError::SpentOutputsMismatch,
+            });
+        }
+        let checks = txs
+            .iter()
+            .zip(spent_outputs)
+            .enumerate()
+            .map(|(i, (tx, spent))| TxScriptCheck {
+                tx_index: i + 1,
+                tx: tx.clone(),
+                spent_outputs: spent.clone(),
+                flags,
+            })
+            .collect();
+        self.verify(checks)
+    }
+}
+
+impl Drop for ScriptCheckPool {
+    fn drop(&mut self) {
+        self.jobs = None; // closes the channel; workers drain and exit
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::absolute::LockTime;
+    use bitcoin::hashes::Hash;
+    use bitcoin::key::{Keypair, TapTweak};
+    use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
+    use bitcoin::sighash::{EcdsaSighashType, Prevouts, SighashCache, TapSighashType};
+    use bitcoin::transaction::Version;
+    use bitcoin::{
+        Amount, CompressedPublicKey, Network, OutPoint, PublicKey, ScriptBuf, Sequence, TxIn, Txid,
+        Witness,
+    };
+
+    fn key(n: u8) -> SecretKey {
+        SecretKey::from_slice(&[n; 32]).unwrap()
+    }
+
+    fn unsigned_spend(n_inputs: usize) -> Transaction {
+        Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: (0..n_inputs)
+                .map(|i| TxIn {
+                    previous_output: OutPoint::new(Txid::from_byte_array([7; 32]), i as u32),
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::MAX,
+                    witness: Witness::new(),
+                })
+                .collect(),
+            output: vec![TxOut {
+                value: Amount::from_sat(90_000),
+                script_pubkey: ScriptBuf::from_bytes(vec![0x51]),
+            }],
+        }
+    }
+
+    fn p2pkh_spend(sk: &SecretKey, sign_with: &SecretKey) -> (Transaction, Vec<TxOut>) {
+        let secp = Secp256k1::new();
+        let pk = PublicKey::new(sk.public_key(&secp));
+        let prev = TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey: ScriptBuf::new_p2pkh(&pk.pubkey_hash()),
+        };
+        let mut tx = unsigned_spend(1);
+        let sighash = SighashCache::new(&tx)
+            .legacy_signature_hash(0, &prev.script_pubkey, EcdsaSighashType::All.to_u32())
+            .unwrap();
+        let sig = secp.sign_ecdsa(&Message::from(sighash), sign_with);
+        let sig = bitcoin::ecdsa::Signature::sighash_all(sig);
+        tx.input[0].script_sig = bitcoin::script::Builder::new()
+            .push_slice(sig.serialize())
+            .push_key(&pk)
+            .into_script();
+        (tx, vec![prev])
+    }
+
+    fn p2wpkh_spend(sk: &SecretKey, signed_value: u64) -> (Transaction, Vec<TxOut>) {
+        let secp = Secp256k1::new();
+        let pk = CompressedPublicKey(sk.public_key(&secp));
+        let prev = TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey: ScriptBuf::new_p2wpkh(&pk.wpubkey_hash()),
+        };
+        let mut tx = unsigned_spend(1);
+        let sighash = SighashCache::new(&tx)
+            .p2wpkh_signature_hash(
+                0,
+                &prev.script_pubkey,
+                Amount::from_sat(signed_value),
+                EcdsaSighashType::All,
+            )
+            .unwrap();
+        let sig = secp.sign_ecdsa(&Message::from(sighash), sk);
+        tx.input[0].witness = Witness::p2wpkh(&bitcoin::ecdsa::Signature::sighash_all(sig), &pk.0);
+        (tx, vec![prev])
+    }
+
+    /// Two-input taproot key-path spend; `corrupt` flips a signature bit.
+    fn p2tr_spend(corrupt: bool) -> (Transaction, Vec<TxOut>) {
+        let secp = Secp256k1::new();
+        let keypairs: Vec<Keypair> = [3u8, 4]
+            .iter()
+            .map(|n| Keypair::from_secret_key(&secp, &key(*n)))
+            .collect();
+        let prevs: Vec<TxOut> = keypairs
+            .iter()
+            .map(|kp| TxOut {
+                value: Amount::from_sat(50_000),
+                script_pubkey: ScriptBuf::new_p2tr(&secp, kp.x_only_public_key().0, None),
+            })
+            .collect();
+        let mut tx = unsigned_spend(2);
+        let mut witnesses = Vec::new();
+        {
+            let mut cache = SighashCache::new(&tx);
+            for (i, kp) in keypairs.iter().enumerate() {
+                let sighash = cache
+                    .taproot_key_spend_signature_hash(
+                        i,
+                        &Prevouts::All(&prevs),
+                        TapSighashType::Default,
+                    )
+                    .unwrap();
+                let tweaked = kp.tap_tweak(&secp, None);
+                let mut sig = secp
+                    .sign_schnorr_no_aux_rand(&Message::from(sighash), &tweaked.to_keypair())
+                    .serialize();
+                if corrupt && i == 1 {
+                    sig[10] ^= 1;
+                }
+                let sig = bitcoin::taproot::Signature::from_slice(&sig).unwrap();
+                witnesses.push(Witness::p2tr_key_spend(&sig));
+            }
+        }
+        for (input, w) in tx.input.iter_mut().zip(witnesses) {
+            input.witness = w;
+        }
+        (tx, prevs)
+    }
+
+    const ALL: u32 = VERIFY_ALL;
+
+    #[test]
+    fn flags_follow_core() {
+        let m = ChainParams::mainnet();
+        let base = VERIFY_P2SH | VERIFY_WITNESS | VERIFY_TAPROOT;
+        assert_eq!(script_flags_for_height(0, &m), base);
+        assert_eq!(script_flags_for_height(363_725, &m), base | VERIFY_DERSIG);
+        assert_eq!(
+            script_flags_for_height(388_381, &m),
+            base | VERIFY_DERSIG | VERIFY_CHECKLOCKTIMEVERIFY
+        );
+        assert_eq!(
+            script_flags_for_height(419_328, &m),
+            base | VERIFY_DERSIG | VERIFY_CHECKLOCKTIMEVERIFY | VERIFY_CHECKSEQUENCEVERIFY
+        );
+        assert_eq!(script_flags_for_height(481_824, &m), ALL);
+        let (bip16_block, _) = m.script_flag_exceptions[0];
+        assert_eq!(block_script_flags(170_060, &bip16_block, &m), VERIFY_NONE);
+        let (taproot_block, _) = m.script_flag_exceptions[1];
+        assert_eq!(
+            block_script_flags(692_261, &taproot_block, &m),
+            ALL & !VERIFY_TAPROOT
+        );
+        assert_eq!(
+            block_script_flags(700_000, &BlockHash::all_zeros(), &m),
+            ALL
+        );
+        let r = ChainParams::regtest();
+        assert_eq!(script_flags_for_height(0, &r), base | VERIFY_NULLDUMMY);
+        assert_eq!(script_flags_for_height(1, &r), ALL);
+        let _ = Network::Regtest;
+    }
+
+    #[test]
+    fn p2pkh_spend_verifies_and_bad_signature_fails() {
+        let (tx, prev) = p2pkh_spend(&key(1), &key(1));
+        assert_eq!(verify_tx_input(&tx, 0, &prev, ALL), Ok(()));
+        let (tx, prev) = p2pkh_spend(&key(1), &key(2));
+        assert_eq!(
+            verify_tx_input(&tx, 0, &prev, ALL),
+            Err(ScriptError::VerifyFailed)
+        );
+    }
+
+    #[test]
+    fn p2wpkh_spend_verifies_and_wrong_amount_fails() {
+        let (tx, prev) = p2wpkh_spend(&key(5), 100_000);
+        assert_eq!(verify_transaction(&tx, &prev, ALL), Ok(()));
+        // Signed for another amount: BIP143 commits to the value.
+        let (tx, prev) = p2wpkh_spend(&key(5), 100_001);
+        assert_eq!(
+            verify_transaction(&tx, &prev, ALL),
+            Err((0, ScriptError::VerifyFailed))
+        );
+    }
+
+    #[test]
+    fn p2tr_key_spend_verifies_and_bad_signature_fails() {
+        let (tx, prev) = p2tr_spend(false);
+        assert_eq!(verify_transaction(&tx, &prev, ALL), Ok(()));
+        let (tx, prev) = p2tr_spend(true);
+        assert_eq!(
+            verify_transaction(&tx, &prev, ALL),
+            Err((1, ScriptError::VerifyFailed))
+        );
+        // Without the TAPROOT flag a v1 witness program is anyone-can-spend.
+        assert_eq!(
+            verify_transaction(&tx, &prev, ALL & !VERIFY_TAPROOT),
+            Ok(())
+        );
+        // A wrong spent amount changes the BIP341 sighash.
+        let (tx, mut prev) = p2tr_spend(false);
+        prev[0].value = Amount::from_sat(50_001);
+        assert_eq!(
+            verify_transaction(&tx, &prev, ALL),
+            Err((0, ScriptError::VerifyFailed))
+        );
+    }
+
+    #[test]
+    fn bad_calls_are_errors_not_panics() {
+        let (tx, prev) = p2pkh_spend(&key(1), &key(1));
+        let bytes = bitcoin::consensus::serialize(&tx);
+        assert_eq!(
+            verify_input(&bytes, 0, &prev, VERIFY_WITNESS),
+            Err(ScriptError::InvalidFlags(VERIFY_WITNESS))
+        );
+        assert_eq!(
+            verify_input(&bytes, 0, &prev, 1 << 30),
+            Err(ScriptError::InvalidFlags(1 << 30))
+        );
+        assert_eq!(
+            verify_input(&bytes, 1, &prev, ALL),
+            Err(ScriptError::SpentOutputsMismatch)
+        );
+        assert!(matches!(
+            verify_input(&bytes[..10], 0, &prev, ALL),
+            Err(ScriptError::Library(_))
+        ));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            verify_input(&trailing, 0, &prev, ALL),
+            Err(ScriptError::Library(_))
+        ));
+        let two = vec![prev[0].clone(), prev[0].clone()];
+        assert_eq!(
+            verify_input(&bytes, 0, &two, ALL),
+            Err(ScriptError::SpentOutputsMismatch)
+        );
+        let f = ScriptFailure {
+            tx_index: 2,
+            input_index: 1,
+            error: ScriptError::VerifyFailed,
+        };
+        let e = f.to_validation_error();
+        assert_eq!(
+            e.reason(),
+            "mandatory-script-verify-flag-failed (script evaluation failed)"
+        );
+        assert_eq!((e.tx_index(), e.input_index()), (Some(2), Some(1)));
+        assert!(e.is_permanent());
+    }
+
+    fn batch(bad_tx: Option<usize>) -> Vec<TxScriptCheck> {
+        (0..12)
+            .map(|i| {
+                let (tx, prev) = match i % 3 {
+                    0 => p2pkh_spend(&key(1), &key(if Some(i) == bad_tx { 2 } else { 1 })),
+                    1 => p2wpkh_spend(&key(5), if Some(i) == bad_tx { 1 } else { 100_000 }),
+                    _ => p2tr_spend(Some(i) == bad_tx),
+                };
+                TxScriptCheck {
+                    tx_index: i + 1,
+                    tx,
+                    spent_outputs: prev,
+                    flags: ALL,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pool_verifies_batches_in_parallel_and_reports_failure() {
+        for threads in [0, 1, 3] {
+            let pool = ScriptCheckPool::new(threads).unwrap();
+            assert_eq!(pool.threads(), threads);
+            assert_eq!(pool.verify(batch(None)), Ok(()), "threads={threads}");
+            let f = pool.verify(batch(Some(5))).unwrap_err();
+            assert_eq!(f.tx_index, 6);
+            assert_eq!(f.input_index, 1);
+            assert_eq!(f.error, ScriptError::VerifyFailed);
+            let f = pool.verify(batch(Some(3))).unwrap_err();
+            assert_eq!((f.tx_index, f.input_index), (4, 0));
+            assert_eq!(pool.verify(Vec::new()), Ok(()));
+            // The pool is reusable after a failure.
+            assert_eq!(pool.verify(batch(None)), Ok(()));
+        }
+    }
+
+    #[test]
+    fn pool_verify_block() {
+        let pool = ScriptCheckPool::new(2).unwrap();
+        let checks = batch(None);
+        let mut txdata = vec![crate::chain::check::tests::coinbase(1, 1)];
+        let mut spent = Vec::new();
+        for c in &checks {
+            txdata.push(c.tx.clone());
+            spent.push(c.spent_outputs.clone());
+        }
+        let block = Block {
+            header: bitcoin::constants::genesis_block(Network::Regtest).header,
+            txdata,
+        };
+        assert_eq!(pool.verify_block(&block, &spent, ALL), Ok(()));
+        spent[4][0].value = Amount::from_sat(1); // p2wpkh tx at block index 5
+        let f = pool.verify_block(&block, &spent, ALL).unwrap_err();
+        assert_eq!((f.tx_index, f.input_index), (5, 0));
+        let f = pool.verify_block(&block, &spent[1..], ALL).unwrap_err();
+        assert_eq!(f.error, ScriptError::SpentOutputsMismatch);
+    }
+}
