@@ -135,6 +135,10 @@ pub struct Config {
     pub send_queue_len: usize,
     /// User agent sent in `version` (BIP14 form).
     pub user_agent: String,
+    /// Script-check worker threads; `None` = one per CPU.
+    pub script_threads: Option<usize>,
+    /// Most blocks requested and not yet received at once.
+    pub download_window: usize,
 }
 
 /// The default per-peer thread stack size (256 KiB).
@@ -163,6 +167,8 @@ impl Config {
             peer_stack_size: DEFAULT_PEER_STACK,
             send_queue_len: 1024,
             user_agent: format!("/strand:{}/", env!("CARGO_PKG_VERSION")),
+            script_threads: None,
+            download_window: 64,
         }
     }
 

@@ -44,6 +44,7 @@ pub use sync::{Anomalies, SyncCounters};
 
 use peer::{Connections, NetContext, Peer};
 use server::{HandlerMsg, PeerHandler};
+use chain::state::{ChainOptions, ChainState};
 use sync::{SyncConfig, SyncManager, SyncMsg};
 
 /// Capacity of the sync manager's inbox. Readers block when it is full
@@ -63,6 +64,8 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     /// A node thread could not be started.
     Spawn(std::io::Error),
+    /// The chain state could not be opened.
+    Chain(chain::state::ChainError),
 }
 
 impl fmt::Display for StartError {
@@ -78,6 +81,7 @@ impl fmt::Display for StartError {
             ),
             StartError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
             StartError::Spawn(e) => write!(f, "cannot start thread: {e}"),
+            StartError::Chain(e) => write!(f, "{e}"),
         }
     }
 }
@@ -208,7 +212,13 @@ impl Node {
             None => None,
         };
 
-        let best_height = Arc::new(AtomicI32::new(0));
+        let mut chain_opts = ChainOptions::default();
+        if let Some(n) = config.script_threads {
+            chain_opts.script_threads = n;
+        }
+        let chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
+            .map_err(StartError::Chain)?;
+        let best_height = Arc::new(AtomicI32::new(chain.height() as i32));
         let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(config.max_peers));
         let (sync_tx, sync_rx) = bounded(SYNC_INBOX);
         let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
@@ -222,11 +232,14 @@ impl Node {
             config: config.clone(),
         });
 
-        let sync = SyncManager::new(SyncConfig {
-            genesis: config.network.genesis_hash(),
-            stall_timeout: config.stall_timeout,
-            best_height,
-        });
+        let sync = SyncManager::new(
+            SyncConfig {
+                stall_timeout: config.stall_timeout,
+                best_height,
+                download_window: config.download_window,
+            },
+            chain,
+        );
         let sync_thread = spawn("sync-manager", move || sync.run(sync_rx))?;
         let handler = PeerHandler::new(config.max_peers, sync_tx.clone(), orphans);
         let handler_thread = spawn("peer-handler", move || {

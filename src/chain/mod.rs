@@ -11,10 +11,12 @@
 //! connect/disconnect) calls them from the chain thread.
 
 pub mod check;
+pub mod coins;
 pub mod error;
 pub mod params;
 pub mod pow;
 pub mod script;
+pub mod state;
 
 pub use error::{RejectKind, ValidationError};
 pub use params::ChainParams;

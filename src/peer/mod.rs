@@ -106,6 +106,9 @@ pub enum DisconnectReason {
     TooManyPeers,
     /// The sync peer made no progress within the stall timeout.
     Stalled,
+    /// The peer sent invalid consensus data (header, block) or broke a rule
+    /// worth a ban.
+    Misbehaving(String),
     /// Disconnected on request (RPC, embedding API).
     Requested,
     /// The node is shutting down.
@@ -129,6 +132,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::WriteFailed(e) => write!(f, "write failed: {e}"),
             DisconnectReason::TooManyPeers => write!(f, "too many peers"),
             DisconnectReason::Stalled => write!(f, "sync peer stalled"),
+            DisconnectReason::Misbehaving(s) => write!(f, "misbehaving: {s}"),
             DisconnectReason::Requested => write!(f, "disconnect requested"),
             DisconnectReason::Shutdown => write!(f, "node shutting down"),
             DisconnectReason::ResourceExhausted(s) => write!(f, "cannot start peer thread: {s}"),
@@ -145,6 +149,7 @@ impl DisconnectReason {
                 | DisconnectReason::ProtocolViolation(_)
                 | DisconnectReason::ObsoleteVersion(_)
                 | DisconnectReason::SelfConnection
+                | DisconnectReason::Misbehaving(_)
         )
     }
 }

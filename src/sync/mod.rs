@@ -23,15 +23,20 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::message_blockdata::GetHeadersMessage;
+use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
 use bitcoin::p2p::ServiceFlags;
-use bitcoin::BlockHash;
+use bitcoin::{Block, BlockHash};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::chain::state::{ChainEvent, ChainState, RejectError};
 use crate::peer::conn::PROTOCOL_VERSION;
-use crate::peer::{Direction, DisconnectReason, Peer, PeerId};
+use crate::peer::{DisconnectReason, Direction, Peer, PeerId};
+
+/// Headers per `headers` message (Core's MAX_HEADERS_RESULTS).
+pub const MAX_HEADERS: usize = 2_000;
 
 /// Messages to the sync-manager thread.
 pub enum SyncMsg {
@@ -43,6 +48,13 @@ pub enum SyncMsg {
     Message(PeerId, NetworkMessage),
     /// Reply with a snapshot of the sync state.
     Snapshot(Sender<SyncSnapshot>),
+    /// A block from this process (mining, `submitblock`): validate and
+    /// connect it, announce it if it becomes the tip.
+    SubmitBlock(Box<Block>, Sender<Result<Vec<ChainEvent>, String>>),
+    /// Reply with the chain's tip, height and UTXO-set digest (flushes first).
+    UtxoDigest(Sender<Result<ChainInfo, String>>),
+    /// Run `f` on the chain state (mining, queries).
+    WithChain(Box<dyn FnOnce(&mut ChainState) + Send>),
     /// Stop the thread.
     Shutdown,
 }
@@ -82,6 +94,17 @@ pub struct SyncPeerInfo {
     pub closed: bool,
 }
 
+/// The chain's position, as reported by [`SyncMsg::UtxoDigest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInfo {
+    /// Active tip.
+    pub tip: BlockHash,
+    /// Active height.
+    pub height: u32,
+    /// Digest of the UTXO set at the tip (see `store::Store::utxo_digest`).
+    pub utxo_digest: bitcoin::hashes::sha256d::Hash,
+}
+
 /// The sync manager's state at one moment.
 #[derive(Debug, Clone)]
 pub struct SyncSnapshot {
@@ -97,8 +120,14 @@ pub struct SyncSnapshot {
     pub counters: SyncCounters,
     /// Whether the node is in initial block download.
     pub initial_block_download: bool,
-    /// Our best height.
+    /// Our best (active) height.
     pub best_height: i32,
+    /// Active tip.
+    pub tip: BlockHash,
+    /// Height of the best known header.
+    pub best_header_height: u32,
+    /// Blocks requested and not yet received.
+    pub blocks_in_flight: usize,
 }
 
 struct KnownPeer {
@@ -108,40 +137,51 @@ struct KnownPeer {
 
 /// Configuration of the sync manager.
 pub(crate) struct SyncConfig {
-    pub genesis: BlockHash,
     pub stall_timeout: Duration,
     pub best_height: Arc<AtomicI32>,
+    /// Most blocks in flight at once.
+    pub download_window: usize,
 }
 
 /// The sync manager's state; owned by its thread.
 pub(crate) struct SyncManager {
     cfg: SyncConfig,
+    chain: ChainState,
     peers: HashMap<PeerId, KnownPeer>,
     sync_peer: Option<PeerId>,
-    sync_peer_since: Instant,
+    /// When the sync peer last delivered something we asked for.
     last_progress: Instant,
+    /// Whether we are waiting on the sync peer (headers or blocks asked).
+    waiting: bool,
+    in_flight: HashMap<BlockHash, (PeerId, Instant)>,
     ibd: bool,
     anomalies: Anomalies,
     counters: SyncCounters,
+    failed: bool,
 }
 
 impl SyncManager {
-    pub(crate) fn new(cfg: SyncConfig) -> SyncManager {
+    pub(crate) fn new(cfg: SyncConfig, chain: ChainState) -> SyncManager {
+        cfg.best_height
+            .store(chain.height() as i32, Ordering::Relaxed);
         SyncManager {
             cfg,
+            chain,
             peers: HashMap::new(),
             sync_peer: None,
-            sync_peer_since: Instant::now(),
             last_progress: Instant::now(),
+            waiting: false,
+            in_flight: HashMap::new(),
             ibd: true,
             anomalies: Anomalies::default(),
             counters: SyncCounters::default(),
+            failed: false,
         }
     }
 
     /// The thread body.
     pub(crate) fn run(mut self, inbox: Receiver<SyncMsg>) {
-        let tick = Duration::from_millis(500).min(self.cfg.stall_timeout);
+        let tick = Duration::from_millis(250).min(self.cfg.stall_timeout);
         loop {
             match inbox.recv_timeout(tick) {
                 Ok(SyncMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
@@ -149,6 +189,9 @@ impl SyncManager {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.check_stall();
+        }
+        if let Err(e) = self.chain.flush() {
+            log::error!("flushing the chain state at shutdown failed: {e}");
         }
         log::debug!("sync manager stopped");
     }
@@ -161,21 +204,38 @@ impl SyncManager {
             SyncMsg::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
+            SyncMsg::SubmitBlock(block, reply) => {
+                let result = self.process_block(None, *block);
+                let _ = reply.send(result);
+            }
+            SyncMsg::UtxoDigest(reply) => {
+                let r = self
+                    .chain
+                    .utxo_digest()
+                    .map(|(tip, utxo_digest)| ChainInfo {
+                        tip,
+                        height: self.chain.height(),
+                        utxo_digest,
+                    })
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            SyncMsg::WithChain(f) => f(&mut self.chain),
             SyncMsg::Shutdown => {}
         }
     }
 
     fn best_height(&self) -> i32 {
-        self.cfg.best_height.load(Ordering::Relaxed)
+        self.chain.height() as i32
     }
 
     fn is_candidate(&self, peer: &Peer) -> bool {
         let Some(v) = peer.remote_version() else {
             return false;
         };
-        let serves =
-            v.services.has(ServiceFlags::NETWORK) || v.services.has(ServiceFlags::NETWORK_LIMITED);
-        serves && v.start_height > self.best_height()
+        let serves = v.services.has(ServiceFlags::NETWORK)
+            || v.services.has(ServiceFlags::NETWORK_LIMITED);
+        serves && i64::from(v.start_height) > i64::from(self.chain.best_header_height())
     }
 
     fn handle_new_peer(&mut self, peer: Arc<Peer>) {
@@ -203,8 +263,10 @@ impl SyncManager {
         };
         known.peer.sync_done.store(true, Ordering::SeqCst);
         log::debug!("sync: done {}", known.peer);
+        self.in_flight.retain(|_, (p, _)| *p != id);
         if self.sync_peer == Some(id) {
             self.sync_peer = None;
+            self.waiting = false;
             self.start_sync();
             if self.sync_peer.is_none() && self.ibd {
                 // Nobody left who is ahead of us: follow announcements from
@@ -221,18 +283,265 @@ impl SyncManager {
             log::debug!("sync: dropping '{}' from unknown peer={id}", msg.command());
             return;
         };
+        let peer = Arc::clone(&known.peer);
+        if self.failed {
+            return;
+        }
         match msg {
-            NetworkMessage::Headers(headers) if self.sync_peer == Some(id) => {
-                self.last_progress = Instant::now();
-                log::debug!("sync: {} headers from {}", headers.len(), known.peer);
+            NetworkMessage::Headers(headers) => self.handle_headers(&peer, headers),
+            NetworkMessage::Block(block) => {
+                let hash = block.block_hash();
+                let requested = self.in_flight.remove(&hash).is_some();
+                if self.sync_peer == Some(id) && requested {
+                    self.last_progress = Instant::now();
+                }
+                if let Err(e) = self.process_block(Some(&peer), block) {
+                    log::debug!("block {hash} from {peer}: {e}");
+                }
+                self.request_blocks(&peer);
             }
-            other => log::trace!("sync: ignoring '{}' from {}", other.command(), known.peer),
+            NetworkMessage::Inv(items) => self.handle_inv(&peer, items),
+            NetworkMessage::GetHeaders(req) => {
+                let fork = self.chain.find_fork(&req.locator_hashes);
+                let headers = self
+                    .chain
+                    .active_headers(fork, MAX_HEADERS, &req.stop_hash);
+                peer.send(NetworkMessage::Headers(headers));
+            }
+            NetworkMessage::GetData(items) => self.handle_getdata(&peer, items),
+            other => log::trace!("sync: ignoring '{}' from {}", other.command(), peer),
         }
     }
 
-    /// The current block locator: only genesis until a chain exists.
-    pub(crate) fn block_locator(&self) -> Vec<BlockHash> {
-        vec![self.cfg.genesis]
+    fn send_getheaders(&self, peer: &Peer, locator: Vec<BlockHash>, stop: BlockHash) {
+        peer.send(NetworkMessage::GetHeaders(GetHeadersMessage {
+            version: PROTOCOL_VERSION,
+            locator_hashes: locator,
+            stop_hash: stop,
+        }));
+    }
+
+    fn handle_headers(&mut self, peer: &Arc<Peer>, headers: Vec<Header>) {
+        let from_sync_peer = self.sync_peer == Some(peer.id);
+        if headers.len() > MAX_HEADERS {
+            peer.disconnect(DisconnectReason::ProtocolViolation(format!(
+                "{} headers in one message",
+                headers.len()
+            )));
+            return;
+        }
+        let full = headers.len() == MAX_HEADERS;
+        let last = headers.last().map(|h| h.block_hash());
+        match self.chain.process_headers(&headers) {
+            Ok(outcome) => {
+                if from_sync_peer {
+                    self.last_progress = Instant::now();
+                }
+                if outcome.new_best {
+                    self.refresh_candidates();
+                }
+            }
+            Err(RejectError::UnknownParent(_)) => {
+                // Headers that do not connect: ask where they come from.
+                self.send_getheaders(peer, self.chain.block_locator(), BlockHash::all_zeros());
+                return;
+            }
+            Err(RejectError::Invalid(e)) => {
+                log::info!("invalid header from {peer}: {e}");
+                if e.punish_peer() {
+                    peer.disconnect(DisconnectReason::Misbehaving(format!("invalid header: {e}")));
+                }
+                return;
+            }
+            Err(RejectError::Chain(e)) => return self.fatal(&e.to_string()),
+        }
+        if full {
+            if let Some(last) = last {
+                let mut locator = vec![last];
+                locator.extend(self.chain.block_locator());
+                self.send_getheaders(peer, locator, BlockHash::all_zeros());
+                if from_sync_peer {
+                    self.waiting = true;
+                }
+                return;
+            }
+        }
+        if from_sync_peer {
+            self.waiting = false;
+            log::debug!(
+                "headers synced with {peer} at height {}",
+                self.chain.best_header_height()
+            );
+        }
+        self.request_blocks(peer);
+    }
+
+    fn handle_inv(&mut self, peer: &Arc<Peer>, items: Vec<Inventory>) {
+        if items.len() > 50_000 {
+            peer.disconnect(DisconnectReason::ProtocolViolation("inv too large".into()));
+            return;
+        }
+        let unknown = items.iter().rev().find_map(|i| match i {
+            Inventory::Block(h) | Inventory::WitnessBlock(h) if self.chain.entry(h).is_none() => Some(*h),
+            _ => None,
+        });
+        if let Some(hash) = unknown {
+            if !self.ibd || self.sync_peer == Some(peer.id) {
+                self.send_getheaders(peer, self.chain.block_locator(), hash);
+            }
+        }
+    }
+
+    fn handle_getdata(&mut self, peer: &Arc<Peer>, items: Vec<Inventory>) {
+        if items.len() > 50_000 {
+            peer.disconnect(DisconnectReason::ProtocolViolation("getdata too large".into()));
+            return;
+        }
+        let mut not_found = Vec::new();
+        for item in items {
+            match item {
+                Inventory::Block(h) | Inventory::WitnessBlock(h) => {
+                    match self.chain.block_bytes(&h) {
+                        Ok(Some(raw)) => match bitcoin::consensus::deserialize::<Block>(&raw) {
+                            Ok(block) => {
+                                if !peer.send(NetworkMessage::Block(block)) {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                log::error!("stored block {h} does not decode: {e}");
+                                not_found.push(item);
+                            }
+                        },
+                        Ok(None) => not_found.push(item),
+                        Err(e) => return self.fatal(&e.to_string()),
+                    }
+                }
+                other => not_found.push(other),
+            }
+        }
+        if !not_found.is_empty() {
+            peer.send(NetworkMessage::NotFound(not_found));
+        }
+    }
+
+    /// Validates a block (from `peer`, or local when `None`), handles the
+    /// resulting chain events.
+    fn process_block(&mut self, peer: Option<&Arc<Peer>>, block: Block) -> Result<Vec<ChainEvent>, String> {
+        let hash = block.block_hash();
+        match self.chain.accept_block(block) {
+            Ok(events) => {
+                self.on_chain_events(&events, peer.map(|p| p.id));
+                Ok(events)
+            }
+            Err(RejectError::Invalid(e)) => {
+                if let Some(p) = peer {
+                    log::info!("invalid block {hash} from {p}: {e}");
+                    if e.punish_peer() {
+                        p.disconnect(DisconnectReason::Misbehaving(format!("invalid block: {e}")));
+                    }
+                }
+                Err(e.to_string())
+            }
+            Err(RejectError::UnknownParent(prev)) => {
+                if let Some(p) = peer {
+                    self.send_getheaders(p, self.chain.block_locator(), BlockHash::all_zeros());
+                }
+                Err(format!("unknown parent block {prev}"))
+            }
+            Err(RejectError::Chain(e)) => {
+                self.fatal(&e.to_string());
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn on_chain_events(&mut self, events: &[ChainEvent], source: Option<PeerId>) {
+        let connected = events
+            .iter()
+            .any(|e| matches!(e, ChainEvent::Connected { .. }));
+        if !connected {
+            return;
+        }
+        self.cfg
+            .best_height
+            .store(self.chain.height() as i32, Ordering::Relaxed);
+        if self.ibd && self.chain.tip() == self.chain.best_header() && !self.waiting {
+            log::info!(
+                "caught up with the best header at height {}; leaving initial block download",
+                self.chain.height()
+            );
+            self.ibd = false;
+        }
+        if !self.ibd {
+            self.announce_tip(source);
+        }
+    }
+
+    /// Tells every peer but `source` about our new tip: `headers` to those
+    /// that asked for them (BIP130), `inv` to the others.
+    fn announce_tip(&self, source: Option<PeerId>) {
+        let tip = self.chain.tip();
+        let Some(entry) = self.chain.entry(&tip) else {
+            return;
+        };
+        let header = entry.header;
+        for k in self.peers.values() {
+            if Some(k.peer.id) == source || k.peer.is_closed() {
+                continue;
+            }
+            if k.peer.send_headers.load(Ordering::Relaxed) {
+                k.peer.send(NetworkMessage::Headers(vec![header]));
+            } else {
+                k.peer.send(NetworkMessage::Inv(vec![Inventory::Block(tip)]));
+            }
+        }
+    }
+
+    /// Fills the download window with blocks of the best header chain,
+    /// asked from `peer` (the sync peer during IBD, any announcer after).
+    fn request_blocks(&mut self, peer: &Arc<Peer>) {
+        if self.ibd && self.sync_peer != Some(peer.id) {
+            return;
+        }
+        let room = self.cfg.download_window.saturating_sub(self.in_flight.len());
+        if room == 0 {
+            return;
+        }
+        let in_flight = &self.in_flight;
+        let wanted = self
+            .chain
+            .blocks_to_download(room, &|h| in_flight.contains_key(h));
+        if wanted.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for h in &wanted {
+            self.in_flight.insert(*h, (peer.id, now));
+        }
+        if self.sync_peer == Some(peer.id) {
+            self.waiting = true;
+        }
+        let items = wanted.into_iter().map(Inventory::WitnessBlock).collect();
+        peer.send(NetworkMessage::GetData(items));
+    }
+
+    fn refresh_candidates(&mut self) {
+        let height = self.chain.best_header_height();
+        for k in self.peers.values_mut() {
+            let ahead = k
+                .peer
+                .remote_version()
+                .is_some_and(|v| i64::from(v.start_height) > i64::from(height));
+            if !ahead && Some(k.peer.id) != self.sync_peer {
+                k.candidate = false;
+            }
+        }
+    }
+
+    fn fatal(&mut self, what: &str) {
+        log::error!("chain state failed, block processing stopped: {what}");
+        self.failed = true;
     }
 
     /// Picks the best open candidate as sync peer and asks it for headers.
@@ -263,34 +572,33 @@ impl SyncManager {
         );
         self.sync_peer = Some(peer.id);
         self.ibd = true;
-        self.sync_peer_since = Instant::now();
+        self.waiting = true;
         self.last_progress = Instant::now();
-        let msg = GetHeadersMessage {
-            version: PROTOCOL_VERSION,
-            locator_hashes: self.block_locator(),
-            stop_hash: BlockHash::all_zeros(),
-        };
-        peer.send(NetworkMessage::GetHeaders(msg));
+        self.send_getheaders(&peer, self.chain.block_locator(), BlockHash::all_zeros());
+        self.request_blocks(&peer);
     }
 
     fn check_stall(&mut self) {
         let Some(id) = self.sync_peer else {
             return;
         };
+        let waiting = self.waiting || self.in_flight.values().any(|(p, _)| *p == id);
+        if !waiting {
+            self.last_progress = Instant::now();
+            return;
+        }
         if self.last_progress.elapsed() < self.cfg.stall_timeout {
             return;
         }
         self.counters.stalls += 1;
-        if let Some(k) = self.peers.get(&id) {
+        if let Some(k) = self.peers.get_mut(&id) {
             log::info!(
                 "sync peer {} made no progress for {:?}; disconnecting",
                 k.peer,
                 self.cfg.stall_timeout
             );
             k.peer.disconnect(DisconnectReason::Stalled);
-        }
-        // Its DonePeer will pick the next sync peer; do not pick it again.
-        if let Some(k) = self.peers.get_mut(&id) {
+            // Its DonePeer will pick the next sync peer; never this one again.
             k.candidate = false;
         }
         self.last_progress = Instant::now();
@@ -316,6 +624,9 @@ impl SyncManager {
             counters: self.counters,
             initial_block_download: self.ibd,
             best_height: self.best_height(),
+            tip: self.chain.tip(),
+            best_header_height: self.chain.best_header_height(),
+            blocks_in_flight: self.in_flight.len(),
         }
     }
 }
@@ -324,24 +635,38 @@ impl SyncManager {
 mod tests {
     use super::*;
 
-    fn manager() -> SyncManager {
-        SyncManager::new(SyncConfig {
-            genesis: crate::config::Network::Regtest.genesis_hash(),
-            stall_timeout: Duration::from_secs(60),
-            best_height: Arc::new(AtomicI32::new(0)),
-        })
+    fn manager() -> (SyncManager, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = ChainState::open(
+            dir.path(),
+            crate::config::Network::Regtest,
+            crate::chain::state::ChainOptions {
+                script_threads: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let m = SyncManager::new(
+            SyncConfig {
+                stall_timeout: Duration::from_secs(60),
+                best_height: Arc::new(AtomicI32::new(0)),
+                download_window: 16,
+            },
+            chain,
+        );
+        (m, dir)
     }
 
     #[test]
     fn done_for_unknown_peer_is_counted() {
-        let mut m = manager();
+        let (mut m, _dir) = manager();
         m.handle(SyncMsg::DonePeer(42));
         assert_eq!(m.snapshot().anomalies.done_peer_unknown, 1);
     }
 
     #[test]
     fn new_peer_after_done_is_counted_and_not_registered() {
-        let mut m = manager();
+        let (mut m, _dir) = manager();
         let p = Arc::new(Peer::detached(1, Direction::Inbound));
         m.handle(SyncMsg::NewPeer(Arc::clone(&p)));
         m.handle(SyncMsg::DonePeer(1));
@@ -353,7 +678,7 @@ mod tests {
 
     #[test]
     fn messages_from_unknown_peers_are_dropped() {
-        let mut m = manager();
+        let (mut m, _dir) = manager();
         m.handle(SyncMsg::Message(3, NetworkMessage::Headers(vec![])));
         let s = m.snapshot();
         assert_eq!(s.counters.message_unknown_peer, 1);

@@ -1,0 +1,1075 @@
+//! Chain state: block index, best header chain, active chain, UTXO cache,
+//! connecting and disconnecting blocks, reorganisation (Core's
+//! `Chainstate`, btcd's `blockchain.BlockChain`).
+//!
+//! Owned by the sync-manager thread, the store's only writer. Headers are
+//! validated and indexed as they arrive ([`ChainState::process_headers`]);
+//! blocks are checked context-free on arrival and kept in memory until they
+//! can be connected in order along the most-work header chain
+//! ([`ChainState::accept_block`], which then activates the best chain).
+//!
+//! Crash safety: the store's tip and UTXO set change together in one LMDB
+//! transaction (a *flush*). Flushes happen every [`ChainOptions::flush_blocks`]
+//! blocks, when the UTXO cache is over its limit, when the node catches up
+//! with its best header, before a reorganisation and at shutdown. Block
+//! bodies and undo data are written in their own, earlier commits; a crash
+//! loses at most the blocks connected since the last flush, which are
+//! downloaded and connected again.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bitcoin::block::Header;
+use bitcoin::consensus::encode;
+use bitcoin::hashes::Hash;
+use bitcoin::pow::Work;
+use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut};
+
+use super::check::{self, Coin as CheckCoin};
+use super::coins::{BlockCoins, CoinsCache, ENTRY_COST};
+use super::pow::{self, HeaderAncestry};
+use super::script::{self, ScriptCheckPool};
+use super::{ChainParams, RejectKind, ValidationError};
+use crate::config::Network;
+use crate::store::{BlockStatus, BlockUndo, Coin, IndexEntry, Store, StoreError, WriteBatch};
+
+/// Tuning of the chain state.
+#[derive(Debug, Clone)]
+pub struct ChainOptions {
+    /// Script-check worker threads (0 = verify on the sync-manager thread).
+    pub script_threads: usize,
+    /// UTXO cache limit in bytes (approximate).
+    pub coins_cache_bytes: usize,
+    /// Flush at least every this many connected blocks.
+    pub flush_blocks: usize,
+    /// Commit buffered block bodies and undo data beyond this many bytes.
+    pub block_write_bytes: usize,
+}
+
+impl Default for ChainOptions {
+    fn default() -> Self {
+        ChainOptions {
+            script_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            coins_cache_bytes: 48 << 20,
+            flush_blocks: 2_000,
+            block_write_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Why the chain state failed (as opposed to a block being invalid).
+#[derive(Debug)]
+pub enum ChainError {
+    /// The store failed.
+    Store(StoreError),
+    /// The store's contents contradict themselves.
+    Inconsistent(String),
+    /// Script-check threads could not start.
+    Threads(std::io::Error),
+    /// The network has no consensus parameters here.
+    UnsupportedNetwork(Network),
+}
+
+impl fmt::Display for ChainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainError::Store(e) => write!(f, "chain store: {e}"),
+            ChainError::Inconsistent(s) => write!(f, "chain store is inconsistent: {s}"),
+            ChainError::Threads(e) => write!(f, "cannot start script-check threads: {e}"),
+            ChainError::UnsupportedNetwork(n) => write!(f, "network {n} is not supported"),
+        }
+    }
+}
+
+impl std::error::Error for ChainError {}
+
+impl From<StoreError> for ChainError {
+    fn from(e: StoreError) -> Self {
+        ChainError::Store(e)
+    }
+}
+
+/// Why a header or block was not accepted.
+#[derive(Debug)]
+pub enum RejectError {
+    /// It breaks a consensus rule.
+    Invalid(ValidationError),
+    /// Its parent is unknown (headers that do not connect).
+    UnknownParent(BlockHash),
+    /// The chain state itself failed.
+    Chain(ChainError),
+}
+
+impl fmt::Display for RejectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectError::Invalid(e) => write!(f, "{e}"),
+            RejectError::UnknownParent(h) => write!(f, "unknown parent block {h}"),
+            RejectError::Chain(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RejectError {}
+
+impl From<ChainError> for RejectError {
+    fn from(e: ChainError) -> Self {
+        RejectError::Chain(e)
+    }
+}
+
+impl From<StoreError> for RejectError {
+    fn from(e: StoreError) -> Self {
+        RejectError::Chain(ChainError::Store(e))
+    }
+}
+
+/// Something that changed the active chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainEvent {
+    /// A block was connected at the tip.
+    Connected {
+        /// Its hash.
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+    },
+    /// The tip block was disconnected (reorganisation).
+    Disconnected {
+        /// Its hash.
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+    },
+    /// A block failed validation and was marked invalid.
+    Invalid {
+        /// Its hash.
+        hash: BlockHash,
+        /// Core's reject reason and detail.
+        reason: String,
+    },
+}
+
+/// Result of [`ChainState::process_headers`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HeadersOutcome {
+    /// Headers not seen before.
+    pub new: usize,
+    /// Whether the best header changed.
+    pub new_best: bool,
+}
+
+/// The chain state; see the module docs.
+pub struct ChainState {
+    params: ChainParams,
+    store: Arc<Store>,
+    opts: ChainOptions,
+    index: HashMap<BlockHash, IndexEntry>,
+    /// Active chain by height; `active[0]` is genesis.
+    active: Vec<BlockHash>,
+    /// Most-work valid header chain by height.
+    header_chain: Vec<BlockHash>,
+    coins: CoinsCache,
+    pool: ScriptCheckPool,
+    /// Blocks received and checked, waiting to be connected.
+    pending: HashMap<BlockHash, Block>,
+    /// Block bodies and undo data not yet committed.
+    block_writes: WriteBatch,
+    dirty_index: HashSet<BlockHash>,
+    /// Height of the tip recorded in the store.
+    flushed_height: u32,
+    blocks_since_flush: usize,
+    last_log: Instant,
+    logged_height: u32,
+    txs_connected: u64,
+}
+
+struct Ancestry<'a> {
+    chain: &'a ChainState,
+    tip: BlockHash,
+    height: u32,
+}
+
+impl HeaderAncestry for Ancestry<'_> {
+    fn height(&self) -> u32 {
+        self.height
+    }
+
+    fn header_at(&self, height: u32) -> Option<Header> {
+        self.chain
+            .ancestor(&self.tip, height)
+            .map(|(_, e)| e.header)
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn is_unspendable(out: &TxOut) -> bool {
+    out.script_pubkey.is_op_return() || out.script_pubkey.len() > 10_000
+}
+
+impl ChainState {
+    /// Opens (or creates) the chain state in `dir` for `network`.
+    pub fn open(
+        dir: &Path,
+        network: Network,
+        opts: ChainOptions,
+    ) -> Result<ChainState, ChainError> {
+        let params = ChainParams::for_network(network.to_bitcoin())
+            .ok_or(ChainError::UnsupportedNetwork(network))?;
+        let store = Arc::new(Store::open(dir, network.magic().to_bytes())?);
+        let pool = ScriptCheckPool::new(opts.script_threads).map_err(ChainError::Threads)?;
+        let mut chain = ChainState {
+            params,
+            store,
+            opts,
+            index: HashMap::new(),
+            active: Vec::new(),
+            header_chain: Vec::new(),
+            coins: CoinsCache::new(),
+            pool,
+            pending: HashMap::new(),
+            block_writes: WriteBatch::new(),
+            dirty_index: HashSet::new(),
+            flushed_height: 0,
+            blocks_since_flush: 0,
+            last_log: Instant::now(),
+            logged_height: 0,
+            txs_connected: 0,
+        };
+        chain.load(network)?;
+        Ok(chain)
+    }
+
+    fn load(&mut self, network: Network) -> Result<(), ChainError> {
+        let genesis = bitcoin::constants::genesis_block(network.to_bitcoin());
+        let genesis_hash = genesis.block_hash();
+        match self.store.tip()? {
+            None => {
+                let entry = IndexEntry {
+                    header: genesis.header,
+                    height: 0,
+                    chain_work: pow::block_proof(genesis.header.bits),
+                    status: BlockStatus::VALID_HEADER
+                        | BlockStatus::HAVE_DATA
+                        | BlockStatus::VALID_TRANSACTIONS
+                        | BlockStatus::VALID_SCRIPTS,
+                    invalid_reason: None,
+                };
+                let mut batch = WriteBatch::new();
+                batch.put_block_index(&genesis_hash, &entry);
+                batch.put_block(&genesis_hash, &genesis);
+                batch.set_active(0, &genesis_hash);
+                batch.set_tip(&genesis_hash);
+                self.store.commit(&batch)?;
+                self.index.insert(genesis_hash, entry);
+                self.active = vec![genesis_hash];
+            }
+            Some(tip) => {
+                self.index = self.store.load_block_index()?.into_iter().collect();
+                self.active = self.store.load_active_chain()?;
+                if self.active.first() != Some(&genesis_hash) {
+                    return Err(ChainError::Inconsistent(
+                        "active chain does not start at this network's genesis".into(),
+                    ));
+                }
+                if self.active.last() != Some(&tip) {
+                    return Err(ChainError::Inconsistent(format!(
+                        "tip {tip} is not the end of the active chain"
+                    )));
+                }
+                for h in &self.active {
+                    if !self.index.contains_key(h) {
+                        return Err(ChainError::Inconsistent(format!(
+                            "active block {h} missing from the index"
+                        )));
+                    }
+                }
+            }
+        }
+        self.flushed_height = self.height();
+        self.logged_height = self.height();
+        self.recompute_best_header();
+        log::info!(
+            "chain state loaded: height {} tip {} ({} headers, best header height {})",
+            self.height(),
+            self.tip(),
+            self.index.len(),
+            self.best_header_height()
+        );
+        Ok(())
+    }
+
+    /// Consensus parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The store (for read-only use by other threads).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Height of the active tip.
+    pub fn height(&self) -> u32 {
+        self.active.len().saturating_sub(1) as u32
+    }
+
+    /// Hash of the active tip.
+    pub fn tip(&self) -> BlockHash {
+        self.active
+            .last()
+            .copied()
+            .unwrap_or_else(BlockHash::all_zeros)
+    }
+
+    /// Hash of the active block at `height`.
+    pub fn active_hash(&self, height: u32) -> Option<BlockHash> {
+        self.active.get(height as usize).copied()
+    }
+
+    /// Tip of the most-work valid header chain.
+    pub fn best_header(&self) -> BlockHash {
+        self.header_chain
+            .last()
+            .copied()
+            .unwrap_or_else(|| self.tip())
+    }
+
+    /// Height of the best header.
+    pub fn best_header_height(&self) -> u32 {
+        self.header_chain.len().saturating_sub(1) as u32
+    }
+
+    /// The index entry of `hash`.
+    pub fn entry(&self, hash: &BlockHash) -> Option<&IndexEntry> {
+        self.index.get(hash)
+    }
+
+    /// Whether `hash` is on the active chain.
+    pub fn is_active(&self, hash: &BlockHash) -> bool {
+        self.index
+            .get(hash)
+            .is_some_and(|e| self.active.get(e.height as usize) == Some(hash))
+    }
+
+    /// Total transactions connected since start (for progress logs).
+    pub fn txs_connected(&self) -> u64 {
+        self.txs_connected
+    }
+
+    /// Ancestor of `hash` at `height`, walking back to the best header chain
+    /// or the active chain and then indexing them.
+    fn ancestor(&self, hash: &BlockHash, height: u32) -> Option<(BlockHash, &IndexEntry)> {
+        let mut cur = *hash;
+        let mut e = self.index.get(&cur)?;
+        if height > e.height {
+            return None;
+        }
+        loop {
+            if e.height == height {
+                return Some((cur, e));
+            }
+            let h = e.height as usize;
+            for chain in [&self.header_chain, &self.active] {
+                if chain.get(h) == Some(&cur) {
+                    let a = *chain.get(height as usize)?;
+                    return self.index.get(&a).map(|e| (a, e));
+                }
+            }
+            cur = e.header.prev_blockhash;
+            e = self.index.get(&cur)?;
+        }
+    }
+
+    /// Block locator of the best header chain (Core's `GetLocator`): the
+    /// last 10 hashes, then exponentially sparser, ending with genesis.
+    pub fn block_locator(&self) -> Vec<BlockHash> {
+        locator_of(&self.header_chain)
+    }
+
+    /// Block locator of the active chain.
+    pub fn active_locator(&self) -> Vec<BlockHash> {
+        locator_of(&self.active)
+    }
+
+    /// The last common block of the active chain and `locator` (genesis if
+    /// none is known): where to start answering `getheaders`/`getblocks`.
+    pub fn find_fork(&self, locator: &[BlockHash]) -> u32 {
+        locator
+            .iter()
+            .find(|h| self.is_active(h))
+            .and_then(|h| self.index.get(h))
+            .map_or(0, |e| e.height)
+    }
+
+    /// Median time past of the active block at `height`.
+    fn mtp_active(&self, height: u32) -> Option<u32> {
+        let low = height.saturating_sub(10);
+        let mut times = Vec::with_capacity(11);
+        for h in low..=height {
+            times.push(self.index.get(self.active.get(h as usize)?)?.header.time);
+        }
+        Some(pow::median_time_past(&times))
+    }
+
+    /// Validates and indexes `headers` (in order; each must connect to a
+    /// known header). Stops at the first invalid one.
+    pub fn process_headers(&mut self, headers: &[Header]) -> Result<HeadersOutcome, RejectError> {
+        let mut outcome = HeadersOutcome::default();
+        let mut batch = WriteBatch::new();
+        let best_work = self.best_work();
+        let mut best: Option<(BlockHash, Work)> = None;
+        let mut result = Ok(());
+        for header in headers {
+            match self.accept_header(header) {
+                Ok(Some((hash, entry))) => {
+                    batch.put_block_index(&hash, &entry);
+                    let work = entry.chain_work;
+                    self.index.insert(hash, entry);
+                    outcome.new += 1;
+                    if work > best.map_or(best_work, |b| b.1) {
+                        best = Some((hash, work));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.store.commit(&batch)?;
+        }
+        if let Some((hash, _)) = best {
+            self.set_best_header(hash);
+            outcome.new_best = true;
+        }
+        result.map(|()| outcome)
+    }
+
+    fn best_work(&self) -> Work {
+        self.index
+            .get(&self.best_header())
+            .map_or(Work::from_be_bytes([0; 32]), |e| e.chain_work)
+    }
+
+    /// Checks one header; `Ok(None)` if already known.
+    fn accept_header(
+        &self,
+        header: &Header,
+    ) -> Result<Option<(BlockHash, IndexEntry)>, RejectError> {
+        let hash = header.block_hash();
+        if let Some(e) = self.index.get(&hash) {
+            if e.status.is_failed() {
+                return Err(RejectError::Invalid(
+                    ValidationError::header("duplicate-invalid")
+                        .with_detail(e.invalid_reason.clone().unwrap_or_default()),
+                ));
+            }
+            return Ok(None);
+        }
+        let prev_hash = header.prev_blockhash;
+        let Some(prev) = self.index.get(&prev_hash) else {
+            return Err(RejectError::UnknownParent(prev_hash));
+        };
+        if prev.status.is_failed() {
+            return Err(RejectError::Invalid(ValidationError::header("bad-prevblk")));
+        }
+        check::check_block_header(header, &self.params).map_err(RejectError::Invalid)?;
+        let ancestry = Ancestry {
+            chain: self,
+            tip: prev_hash,
+            height: prev.height,
+        };
+        check::check_block_header_context(header, &ancestry, now_secs(), &self.params)
+            .map_err(RejectError::Invalid)?;
+        Ok(Some((
+            hash,
+            IndexEntry {
+                header: *header,
+                height: prev.height + 1,
+                chain_work: prev.chain_work + pow::block_proof(header.bits),
+                status: BlockStatus::VALID_HEADER,
+                invalid_reason: None,
+            },
+        )))
+    }
+
+    fn set_best_header(&mut self, hash: BlockHash) {
+        let Some(entry) = self.index.get(&hash) else {
+            return;
+        };
+        let height = entry.height as usize;
+        // Walk back until the old header chain (or genesis) is met.
+        let mut branch = Vec::new();
+        let mut cur = hash;
+        while let Some(e) = self.index.get(&cur) {
+            if self.header_chain.get(e.height as usize) == Some(&cur) {
+                break;
+            }
+            branch.push(cur);
+            if e.height == 0 {
+                break;
+            }
+            cur = e.header.prev_blockhash;
+        }
+        let keep = height + 1 - branch.len();
+        self.header_chain.truncate(keep);
+        self.header_chain.extend(branch.into_iter().rev());
+    }
+
+    /// Picks the most-work header that is not invalid (first seen wins ties).
+    fn recompute_best_header(&mut self) {
+        let mut best: Option<(&BlockHash, &IndexEntry)> = None;
+        for (h, e) in &self.index {
+            if e.status.is_failed() {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((bh, be)) => {
+                    e.chain_work > be.chain_work
+                        || (e.chain_work == be.chain_work
+                            && self.active.get(e.height as usize) == Some(h)
+                            && self.active.get(be.height as usize) != Some(bh))
+                }
+            };
+            if better {
+                best = Some((h, e));
+            }
+        }
+        let best = best.map(|(h, _)| *h).unwrap_or_else(|| self.tip());
+        self.header_chain.clear();
+        self.set_best_header(best);
+    }
+
+    /// Takes a block from a peer: indexes its header if new, checks it
+    /// context-free, keeps it for connection, and connects whatever can be
+    /// connected. Returns the chain events, or why the block was rejected.
+    pub fn accept_block(&mut self, block: Block) -> Result<Vec<ChainEvent>, RejectError> {
+        let hash = block.block_hash();
+        if !self.index.contains_key(&hash) {
+            self.process_headers(&[block.header])?;
+        }
+        let Some(entry) = self.index.get(&hash) else {
+            return Err(RejectError::UnknownParent(block.header.prev_blockhash));
+        };
+        if entry.status.is_failed() {
+            return Err(RejectError::Invalid(ValidationError::consensus(
+                "duplicate-invalid",
+            )));
+        }
+        if entry.status.contains(BlockStatus::HAVE_DATA) || self.pending.contains_key(&hash) {
+            return Ok(Vec::new());
+        }
+        if let Err(e) = check::check_block(&block, &self.params) {
+            if e.is_permanent() {
+                let events = self.mark_invalid(hash, &e)?;
+                log::info!("block {hash} rejected: {e}");
+                let _ = events;
+            }
+            return Err(RejectError::Invalid(e));
+        }
+        self.pending.insert(hash, block);
+        let mut events = Vec::new();
+        let failure = self.activate_best_chain(&mut events)?;
+        match failure {
+            Some((failed, e)) if failed == hash => Err(RejectError::Invalid(e)),
+            _ => Ok(events),
+        }
+    }
+
+    /// Whether the body of `hash` is held or stored.
+    pub fn have_block(&self, hash: &BlockHash) -> bool {
+        self.pending.contains_key(hash)
+            || self
+                .index
+                .get(hash)
+                .is_some_and(|e| e.status.contains(BlockStatus::HAVE_DATA))
+    }
+
+    /// Up to `max` blocks of the best header chain after the active tip's
+    /// fork point that we do not have and that `skip` does not exclude.
+    pub fn blocks_to_download(
+        &self,
+        max: usize,
+        skip: &dyn Fn(&BlockHash) -> bool,
+    ) -> Vec<BlockHash> {
+        let mut out = Vec::new();
+        let fork = self.fork_height();
+        for h in (fork + 1) as usize..self.header_chain.len() {
+            if out.len() >= max {
+                break;
+            }
+            let hash = self.header_chain[h];
+            if !self.have_block(&hash) && !skip(&hash) {
+                out.push(hash);
+            }
+        }
+        out
+    }
+
+    /// Height of the last block shared by the active and best header chains.
+    fn fork_height(&self) -> u32 {
+        let mut h = self.active.len().min(self.header_chain.len());
+        while h > 0 {
+            if self.active[h - 1] == self.header_chain[h - 1] {
+                return (h - 1) as u32;
+            }
+            h -= 1;
+        }
+        0
+    }
+
+    fn block_data(&mut self, hash: &BlockHash) -> Result<Option<Block>, ChainError> {
+        if let Some(b) = self.pending.remove(hash) {
+            return Ok(Some(b));
+        }
+        if self
+            .index
+            .get(hash)
+            .is_some_and(|e| e.status.contains(BlockStatus::HAVE_DATA))
+        {
+            self.commit_block_writes()?;
+            return Ok(self.store.get_block(hash)?);
+        }
+        Ok(None)
+    }
+
+    /// Connects blocks along the best header chain while their data is at
+    /// hand, reorganising when that chain forks from the active one. A block
+    /// that fails is marked invalid and the best valid chain is followed
+    /// instead. Returns the first failure, if any.
+    pub fn activate_best_chain(
+        &mut self,
+        events: &mut Vec<ChainEvent>,
+    ) -> Result<Option<(BlockHash, ValidationError)>, ChainError> {
+        let mut first_failure = None;
+        loop {
+            let fork = self.fork_height();
+            let tip_work = self.index.get(&self.tip()).map(|e| e.chain_work);
+            if self.header_chain.len() <= self.active.len() && fork == self.height() {
+                break;
+            }
+            if fork < self.height() {
+                // The best chain forks below our tip: switch only once we hold
+                // the data for a branch with more work than our tip.
+                let mut h = fork as usize + 1;
+                let mut reach = None;
+                while h < self.header_chain.len() && self.have_block(&self.header_chain[h]) {
+                    reach = self.index.get(&self.header_chain[h]).map(|e| e.chain_work);
+                    h += 1;
+                }
+                match (reach, tip_work) {
+                    (Some(w), Some(t)) if w > t => {}
+                    _ => break,
+                }
+                self.flush()?;
+                self.coins.clear();
+                while self.height() > fork {
+                    let ev = self.disconnect_tip()?;
+                    events.push(ev);
+                }
+            }
+            let next_height = self.active.len();
+            let Some(&next) = self.header_chain.get(next_height) else {
+                break;
+            };
+            let Some(block) = self.block_data(&next)? else {
+                break;
+            };
+            match self.connect_block(&block, next) {
+                Ok(()) => {
+                    events.push(ChainEvent::Connected {
+                        hash: next,
+                        height: next_height as u32,
+                    });
+                    self.log_update_tip(&block);
+                    self.maybe_flush()?;
+                }
+                Err(e) if e.kind() == RejectKind::Internal => {
+                    return Err(ChainError::Inconsistent(e.to_string()));
+                }
+                Err(e) => {
+                    log::warn!("block {next} at height {next_height} is invalid: {e}");
+                    events.extend(self.mark_invalid(next, &e)?);
+                    if first_failure.is_none() {
+                        first_failure = Some((next, e));
+                    }
+                }
+            }
+        }
+        if self.tip() == self.best_header() || self.pending.is_empty() {
+            self.flush()?;
+        }
+        Ok(first_failure)
+    }
+
+    /// Marks `hash` invalid (and every known descendant), drops their
+    /// pending bodies and picks the best remaining header chain.
+    fn mark_invalid(
+        &mut self,
+        hash: BlockHash,
+        e: &ValidationError,
+    ) -> Result<Vec<ChainEvent>, ChainError> {
+        let Some(entry) = self.index.get(&hash) else {
+            return Ok(Vec::new());
+        };
+        let height = entry.height;
+        let mut batch = WriteBatch::new();
+        let mut failed = vec![(hash, BlockStatus::FAILED)];
+        for (h, d) in &self.index {
+            if d.height > height && self.ancestor(h, height).is_some_and(|(a, _)| a == hash) {
+                failed.push((*h, BlockStatus::FAILED_CHILD));
+            }
+        }
+        for (h, flag) in failed {
+            if let Some(d) = self.index.get_mut(&h) {
+                d.status.insert(flag);
+                if flag == BlockStatus::FAILED {
+                    d.invalid_reason = Some(e.to_string());
+                }
+                batch.put_block_index(&h, d);
+            }
+            self.pending.remove(&h);
+        }
+        self.store.commit(&batch)?;
+        self.recompute_best_header();
+        Ok(vec![ChainEvent::Invalid {
+            hash,
+            reason: e.to_string(),
+        }])
+    }
+
+    /// Full validation of `block` on top of the active tip (Core's
+    /// `ConnectBlock`); on success the UTXO cache, index and active chain
+    /// are updated in memory.
+    fn connect_block(&mut self, block: &Block, hash: BlockHash) -> Result<(), ValidationError> {
+        let height = self.active.len() as u32;
+        let prev_mtp = self
+            .mtp_active(height - 1)
+            .ok_or_else(|| ValidationError::internal("missing-ancestor"))?;
+        check::contextual_check_block(block, height, prev_mtp, &self.params)?;
+        let store = Arc::clone(&self.store);
+        let internal =
+            |e: StoreError| ValidationError::internal("store-error").with_detail(e.to_string());
+
+        let bip34_ancestor = self.active.get(self.params.bip34_height as usize).copied();
+        if check::bip30_enforced(height, hash, bip34_ancestor, &self.params) {
+            let mut err = None;
+            let coins = &mut self.coins;
+            let res = check::check_bip30(block, |op| match coins.get(op, &store) {
+                Ok(c) => c.is_some(),
+                Err(e) => {
+                    err = Some(e);
+                    false
+                }
+            });
+            if let Some(e) = err {
+                return Err(internal(e));
+            }
+            res?;
+        }
+
+        let flags = script::block_script_flags(height, &hash, &self.params);
+        let enforce_bip68 = height >= self.params.csv_height;
+        let mut view = BlockCoins::default();
+        let mut undo = BlockUndo::default();
+        let mut spent_outputs: Vec<Vec<TxOut>> = Vec::with_capacity(block.txdata.len());
+        let mut fees = Amount::ZERO;
+        let mut sigops: u64 = 0;
+        for (i, tx) in block.txdata.iter().enumerate() {
+            let txid = tx.compute_txid();
+            if i == 0 {
+                sigops += check::get_transaction_sigop_cost(tx, &[], flags)?;
+            } else {
+                let mut coins = Vec::with_capacity(tx.input.len());
+                for (n, input) in tx.input.iter().enumerate() {
+                    match view.get(&input.previous_output, &mut self.coins, &store) {
+                        Ok(Some(c)) => coins.push(c),
+                        Ok(None) => {
+                            return Err(ValidationError::new(
+                                RejectKind::MissingInputs,
+                                "bad-txns-inputs-missingorspent",
+                            )
+                            .with_tx(i)
+                            .with_input(n))
+                        }
+                        Err(e) => return Err(internal(e)),
+                    }
+                    view.spend(&input.previous_output);
+                }
+                let check_coins: Vec<CheckCoin> = coins
+                    .iter()
+                    .map(|c| CheckCoin {
+                        output: TxOut {
+                            value: c.amount,
+                            script_pubkey: c.script_pubkey.clone(),
+                        },
+                        height: c.height,
+                        is_coinbase: c.is_coinbase,
+                    })
+                    .collect();
+                let fee = check::check_tx_inputs(tx, &check_coins, height, &self.params)
+                    .map_err(|e| e.with_tx(i))?;
+                fees = check::accumulate_fee(fees, fee)?;
+                if enforce_bip68 && tx.version.0 >= 2 {
+                    let heights: Vec<u32> = coins.iter().map(|c| c.height).collect();
+                    check::check_sequence_locks(
+                        tx,
+                        height,
+                        i64::from(prev_mtp),
+                        &heights,
+                        &self.params,
+                        |h| self.mtp_active(h).map(i64::from),
+                    )
+                    .map_err(|e| e.with_tx(i))?;
+                }
+                let outs: Vec<TxOut> = check_coins.into_iter().map(|c| c.output).collect();
+                sigops += check::get_transaction_sigop_cost(tx, &outs, flags)?;
+                spent_outputs.push(outs);
+                undo.spent.extend(coins);
+            }
+            if sigops > check::MAX_BLOCK_SIGOPS_COST {
+                return Err(ValidationError::consensus("bad-blk-sigops").with_tx(i));
+            }
+            for (vout, out) in tx.output.iter().enumerate() {
+                if is_unspendable(out) {
+                    continue;
+                }
+                view.add(
+                    OutPoint::new(txid, vout as u32),
+                    Coin {
+                        amount: out.value,
+                        height,
+                        is_coinbase: i == 0,
+                        script_pubkey: out.script_pubkey.clone(),
+                    },
+                );
+            }
+        }
+        check::check_coinbase_amount(block, height, fees, &self.params)?;
+        self.pool
+            .verify_block(block, &spent_outputs, flags)
+            .map_err(|f| f.to_validation_error())?;
+
+        // Valid: make it so.
+        view.apply(&mut self.coins);
+        self.block_writes.put_block(&hash, block);
+        self.block_writes.put_undo(&hash, &undo);
+        if let Some(e) = self.index.get_mut(&hash) {
+            e.status.insert(
+                BlockStatus::HAVE_DATA
+                    | BlockStatus::HAVE_UNDO
+                    | BlockStatus::VALID_TRANSACTIONS
+                    | BlockStatus::VALID_SCRIPTS,
+            );
+        }
+        self.dirty_index.insert(hash);
+        self.active.push(hash);
+        self.blocks_since_flush += 1;
+        self.txs_connected += block.txdata.len() as u64;
+        Ok(())
+    }
+
+    /// Disconnects the tip using its undo data (Core's `DisconnectBlock`),
+    /// committing at once. Requires a flushed, empty cache.
+    fn disconnect_tip(&mut self) -> Result<ChainEvent, ChainError> {
+        let height = self.height();
+        if height == 0 {
+            return Err(ChainError::Inconsistent("cannot disconnect genesis".into()));
+        }
+        let hash = self.tip();
+        let block = self
+            .store
+            .get_block(&hash)?
+            .ok_or_else(|| ChainError::Inconsistent(format!("no data for active block {hash}")))?;
+        let undo = self
+            .store
+            .get_undo(&hash)?
+            .ok_or_else(|| ChainError::Inconsistent(format!("no undo data for block {hash}")))?;
+        let mut batch = WriteBatch::new();
+        let mut spent = undo.spent.iter().rev();
+        for tx in block.txdata.iter().rev() {
+            let txid = tx.compute_txid();
+            for (vout, out) in tx.output.iter().enumerate() {
+                if !is_unspendable(out) {
+                    batch.spend_coin(&OutPoint::new(txid, vout as u32));
+                }
+            }
+            if tx.is_coinbase() {
+                continue;
+            }
+            for input in tx.input.iter().rev() {
+                let coin = spent.next().ok_or_else(|| {
+                    ChainError::Inconsistent(format!("undo data of {hash} is too short"))
+                })?;
+                batch.add_coin(&input.previous_output, coin);
+            }
+        }
+        let prev = block.header.prev_blockhash;
+        batch.unset_active(height);
+        batch.set_tip(&prev);
+        self.store.commit(&batch)?;
+        self.active.pop();
+        self.flushed_height = self.height();
+        log::info!("disconnected block {hash} at height {height}");
+        Ok(ChainEvent::Disconnected { hash, height })
+    }
+
+    fn maybe_flush(&mut self) -> Result<(), ChainError> {
+        let cache_bytes = self.coins.len() * ENTRY_COST;
+        if self.block_writes.size_bytes() > self.opts.block_write_bytes {
+            self.commit_block_writes()?;
+        }
+        if self.blocks_since_flush >= self.opts.flush_blocks
+            || cache_bytes > self.opts.coins_cache_bytes
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn commit_block_writes(&mut self) -> Result<(), ChainError> {
+        if !self.block_writes.is_empty() {
+            self.store.commit(&self.block_writes)?;
+            self.block_writes = WriteBatch::new();
+        }
+        Ok(())
+    }
+
+    /// Writes everything connected since the last flush: block bodies and
+    /// undo first, then one transaction with the UTXO changes, index
+    /// updates, active-chain entries and the new tip.
+    pub fn flush(&mut self) -> Result<(), ChainError> {
+        let height = self.height();
+        if self.blocks_since_flush == 0
+            && self.dirty_index.is_empty()
+            && height == self.flushed_height
+        {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.commit_block_writes()?;
+        let mut batch = WriteBatch::new();
+        let coins = self.coins.dirty();
+        let keep = self.opts.coins_cache_bytes / ENTRY_COST / 2;
+        self.coins.flush_into(&mut batch, keep);
+        for h in self.dirty_index.drain() {
+            if let Some(e) = self.index.get(&h) {
+                batch.put_block_index(&h, e);
+            }
+        }
+        for h in self.flushed_height + 1..=height {
+            if let Some(hash) = self.active.get(h as usize) {
+                batch.set_active(h, hash);
+            }
+        }
+        batch.set_tip(&self.tip());
+        self.store.commit(&batch)?;
+        log::debug!(
+            "flushed chain state at height {height}: {} blocks, {coins} coin changes in {:?}",
+            self.blocks_since_flush,
+            started.elapsed()
+        );
+        self.flushed_height = height;
+        self.blocks_since_flush = 0;
+        Ok(())
+    }
+
+    fn log_update_tip(&mut self, block: &Block) {
+        let height = self.height();
+        let near_tip = self.best_header_height().saturating_sub(height) < 10;
+        let elapsed = self.last_log.elapsed();
+        if !near_tip && elapsed < Duration::from_secs(1) {
+            return;
+        }
+        let blocks = height.saturating_sub(self.logged_height);
+        let rate = blocks as f64 / elapsed.as_secs_f64().max(1e-3);
+        let best = self.best_header_height().max(height);
+        log::info!(
+            "UpdateTip: new best={} height={} version=0x{:08x} tx={} date={} progress={:.6} cache={:.1}MiB({}txo) blocks/s={:.1}",
+            self.tip(),
+            height,
+            block.header.version.to_consensus() as u32,
+            self.txs_connected,
+            block.header.time,
+            f64::from(height) / f64::from(best.max(1)),
+            (self.coins.len() * ENTRY_COST) as f64 / (1 << 20) as f64,
+            self.coins.len(),
+            rate
+        );
+        self.last_log = Instant::now();
+        self.logged_height = height;
+    }
+
+    /// Raw serialized block `hash`, if stored (for serving peers).
+    pub fn block_bytes(&mut self, hash: &BlockHash) -> Result<Option<Vec<u8>>, ChainError> {
+        if self.pending.contains_key(hash) {
+            return Ok(self.pending.get(hash).map(encode::serialize));
+        }
+        self.commit_block_writes()?;
+        Ok(self.store.get_block_raw(hash)?)
+    }
+
+    /// Headers of the active chain after `from_height`, at most `max`.
+    pub fn active_headers(&self, from_height: u32, max: usize, stop: &BlockHash) -> Vec<Header> {
+        let mut out = Vec::new();
+        for h in (from_height as usize + 1)..self.active.len() {
+            if out.len() >= max {
+                break;
+            }
+            let hash = self.active[h];
+            if let Some(e) = self.index.get(&hash) {
+                out.push(e.header);
+            }
+            if hash == *stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Digest of the UTXO set at the flushed tip (flushes first), and the tip.
+    pub fn utxo_digest(
+        &mut self,
+    ) -> Result<(BlockHash, bitcoin::hashes::sha256d::Hash), ChainError> {
+        self.flush()?;
+        Ok((self.tip(), self.store.utxo_digest()?))
+    }
+}
+
+impl Drop for ChainState {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            log::error!("could not flush the chain state: {e}");
+        }
+    }
+}
+
+fn locator_of(chain: &[BlockHash]) -> Vec<BlockHash> {
+    let mut out = Vec::new();
+    if chain.is_empty() {
+        return out;
+    }
+    let mut h = chain.len() as i64 - 1;
+    let mut step = 1i64;
+    while h > 0 {
+        out.push(chain[h as usize]);
+        if out.len() >= 10 {
+            step *= 2;
+        }
+        h -= step;
+    }
+    out.push(chain[0]);
+    out
+}
