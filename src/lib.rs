@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod connmgr;
+pub mod mining;
 pub mod peer;
 pub mod server;
 pub mod sync;
