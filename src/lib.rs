@@ -21,6 +21,7 @@ pub mod mining;
 pub mod peer;
 pub mod server;
 pub mod sync;
+pub mod testdata;
 pub mod wire;
 
 use std::fmt;
