@@ -236,6 +236,18 @@ pub fn next_block_time(prev_times: &[u32], now: u32) -> u32 {
     }
 }
 
+/// When [`build_block`] adds the BIP141 witness commitment to the coinbase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitmentPolicy {
+    /// Always, as Core does once segwit is active (from height 0 on regtest).
+    Always,
+    /// Only when some template transaction has witness data (the minimum
+    /// consensus requires).
+    IfWitness,
+    /// Never (pre-segwit blocks; a block with witness data is then invalid).
+    Never,
+}
+
 /// Everything needed to assemble a block except the coinbase payout script.
 #[derive(Debug, Clone)]
 pub struct BlockTemplate {
@@ -256,17 +268,15 @@ pub struct BlockTemplate {
     pub version: Version,
     /// Subsidy halving interval of the network.
     pub halving_interval: u32,
-    /// Whether to add the BIP141 witness commitment. Core always adds it
-    /// once segwit is active (from height 0 on regtest); without it, a block
-    /// carrying witness data is invalid.
-    pub witness_commitment: bool,
+    /// When to add the BIP141 witness commitment.
+    pub witness_commitment: CommitmentPolicy,
     /// Extra nonce pushed after the height in the coinbase scriptSig.
     pub extra_nonce: u64,
 }
 
 impl BlockTemplate {
     /// A regtest template: regtest `nBits` and halving interval, version
-    /// 0x20000000, witness commitment on, extra nonce 0.
+    /// 0x20000000, witness commitment always, extra nonce 0.
     pub fn regtest(
         prev_hash: BlockHash,
         height: u32,
@@ -283,7 +293,7 @@ impl BlockTemplate {
             fees,
             version: Version::from_consensus(0x2000_0000),
             halving_interval: REGTEST_HALVING_INTERVAL,
-            witness_commitment: true,
+            witness_commitment: CommitmentPolicy::Always,
             extra_nonce: 0,
         }
     }
@@ -302,9 +312,15 @@ pub fn build_block(
         .checked_add(template.fees)
         .filter(|v| *v <= Amount::MAX_MONEY)
         .ok_or(MiningError::CoinbaseValueOutOfRange)?;
-    let commitment = template
-        .witness_commitment
-        .then(|| witness_commitment(&template.txs));
+    let commit = match template.witness_commitment {
+        CommitmentPolicy::Always => true,
+        CommitmentPolicy::IfWitness => template
+            .txs
+            .iter()
+            .any(|t| t.input.iter().any(|i| !i.witness.is_empty())),
+        CommitmentPolicy::Never => false,
+    };
+    let commitment = commit.then(|| witness_commitment(&template.txs));
     let coinbase = coinbase_tx(
         template.height,
         coinbase_script,
@@ -513,13 +529,27 @@ mod tests {
         assert!(block.check_merkle_root());
         assert!(!block.check_witness_commitment());
 
-        // Without the commitment the coinbase has no witness and one output.
-        let mut t2 = t;
-        t2.witness_commitment = false;
+        // IfWitness: committed here since the spend has a witness.
+        let mut t2 = t.clone();
+        t2.witness_commitment = CommitmentPolicy::IfWitness;
         let block = build_block(t2, p2wsh_op_true()).unwrap();
+        assert_eq!(block.txdata[0].output.len(), 2);
+        assert!(block.check_witness_commitment());
+
+        // Without the commitment the coinbase has no witness and one output.
+        let mut t3 = t;
+        t3.witness_commitment = CommitmentPolicy::Never;
+        let block = build_block(t3, p2wsh_op_true()).unwrap();
         assert_eq!(block.txdata[0].output.len(), 1);
         assert!(block.txdata[0].input[0].witness.is_empty());
         assert!(!block.check_witness_commitment());
+
+        // IfWitness without witness data: no commitment, still valid.
+        let mut t4 = BlockTemplate::regtest(genesis.block_hash(), 1, 0, vec![], Amount::ZERO);
+        t4.witness_commitment = CommitmentPolicy::IfWitness;
+        let block = build_block(t4, p2wsh_op_true()).unwrap();
+        assert_eq!(block.txdata[0].output.len(), 1);
+        assert!(block.check_witness_commitment());
     }
 
     #[test]

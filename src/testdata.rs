@@ -10,9 +10,9 @@
 //! arbitrary transactions) for tests. It is library code with no threads of
 //! its own: it runs on the thread of the test or benchmark that calls it.
 
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bitcoin::blockdata::constants::genesis_block;
@@ -55,6 +55,8 @@ pub enum TestDataError {
     InsufficientValue,
     /// Transaction `i` of a custom block is a coinbase.
     CoinbaseInTxs(usize),
+    /// The block does not build on the builder's tip.
+    NotOnTip,
 }
 
 impl fmt::Display for TestDataError {
@@ -70,6 +72,7 @@ impl fmt::Display for TestDataError {
             }
             TestDataError::InsufficientValue => write!(f, "inputs cannot pay the outputs"),
             TestDataError::CoinbaseInTxs(i) => write!(f, "transaction {i} is a coinbase"),
+            TestDataError::NotOnTip => write!(f, "block does not build on the tip"),
         }
     }
 }
@@ -288,7 +291,7 @@ pub struct ChainBuilder {
     /// 0 for a chain grown from genesis; a distinct value for every fork,
     /// used as the coinbase extra nonce and to vary the transactions.
     branch: u64,
-    forks_made: Cell<u64>,
+    forks_made: AtomicU64,
     blocks: Vec<Block>,
     wallet: Wallet,
     first_time: u32,
@@ -315,7 +318,7 @@ impl ChainBuilder {
             keys: Arc::new(Keys::new(seed)),
             seed,
             branch: 0,
-            forks_made: Cell::new(0),
+            forks_made: AtomicU64::new(0),
             blocks: vec![genesis_block(Network::Regtest)],
             wallet: Wallet::default(),
             first_time: first_block_time,
@@ -516,8 +519,7 @@ impl ChainBuilder {
                 tip: self.height(),
             });
         }
-        let n = self.forks_made.get();
-        self.forks_made.set(n + 1);
+        let n = self.forks_made.fetch_add(1, Ordering::Relaxed);
         let mut branch = Rng::new(&[self.seed, self.branch, u64::from(height), n]).next();
         if branch == 0 || branch == self.branch {
             branch = branch.wrapping_add(1).max(1);
@@ -531,7 +533,7 @@ impl ChainBuilder {
             keys: Arc::clone(&self.keys),
             seed: self.seed,
             branch,
-            forks_made: Cell::new(0),
+            forks_made: AtomicU64::new(0),
             blocks,
             wallet,
             first_time: self.first_time,
@@ -555,12 +557,17 @@ impl ChainBuilder {
 
     /// Appends `block` (typically from [`ChainBuilder::block_with_txs`]) as
     /// the new tip and updates the wallet: outputs it spends are dropped,
-    /// outputs paying the builder's keys are added.
-    pub fn push_block(&mut self, block: Block) {
+    /// outputs paying the builder's keys are added. The block is not
+    /// validated beyond building on the tip.
+    pub fn push_block(&mut self, block: Block) -> Result<(), TestDataError> {
+        if block.header.prev_blockhash != self.tip().block_hash() {
+            return Err(TestDataError::NotOnTip);
+        }
         let height = self.height() + 1;
         let keys = Arc::clone(&self.keys);
         self.wallet.apply_block(&keys, &block, height);
         self.blocks.push(block);
+        Ok(())
     }
 
     /// Outputs the next block may spend, oldest first, with their values.
@@ -988,6 +995,17 @@ mod tests {
     }
 
     #[test]
+    fn chain_across_halving_is_valid() {
+        // Regtest halves at 150: the coinbase check in `validate_chain`
+        // uses the halved subsidy from there on.
+        let b = build(8, 155, 3);
+        validate_chain(b.blocks());
+        let cb = &b.blocks()[150].txdata[0];
+        assert!(cb.output[0].value < Amount::from_btc(25.1).unwrap());
+        assert!(cb.output[0].value >= Amount::from_btc(25.0).unwrap());
+    }
+
+    #[test]
     fn builder_is_deterministic_and_seeded() {
         let a = build(1, 103, 5);
         let b = build(1, 103, 5);
@@ -1130,7 +1148,9 @@ mod tests {
             )
             .unwrap();
         let blk = b.block_with_txs(vec![spend.clone()]).unwrap();
-        b.push_block(blk);
+        let stale = blk.clone();
+        b.push_block(blk).unwrap();
+        assert_eq!(b.push_block(stale), Err(TestDataError::NotOnTip));
         assert!(!b.spendable_outputs().iter().any(|(o, _)| *o == op));
         assert!(b
             .spendable_outputs()
