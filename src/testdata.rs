@@ -364,7 +364,8 @@ impl ChainBuilder {
     /// many as the spendable outputs allow: none before height 101), appends
     /// it and returns it.
     ///
-    /// Each transaction spends 1 to 5 outputs (oldest first) and pays 1 to 4
+    /// Each transaction spends 1 to 5 outputs (oldest first; usually 1 to
+    /// 4, 3 to 5 when consolidating over 4,000 outputs) and pays 1 to 4
     /// outputs of random type and key, with a fee of
     /// `1000 + 200 * inputs + 50 * outputs` satoshis; while outputs are
     /// scarce it fans out (one input, three or four outputs). The coinbase
@@ -387,7 +388,7 @@ impl ChainBuilder {
             } else if pool > 4000 {
                 (rng.range(3, 5), rng.range(1, 2))
             } else {
-                (rng.range(1, 3), rng.range(1, 3))
+                (rng.range(1, 4), rng.range(1, 4))
             };
             let n_in = (n_in as usize).min(pool);
             let inputs: Vec<Utxo> = self.wallet.spendable.drain(..n_in).collect();
