@@ -20,10 +20,12 @@
 pub mod chain;
 pub mod config;
 pub mod connmgr;
+pub mod mining;
 pub mod peer;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod testdata;
 pub mod wire;
 
 use std::fmt;
