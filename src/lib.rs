@@ -44,9 +44,9 @@ pub use peer::{Direction, DisconnectReason, PeerId};
 pub use server::{HandlerStats, NoOrphans, OrphanEvictor};
 pub use sync::{Anomalies, SyncCounters};
 
+use chain::state::{ChainOptions, ChainState};
 use peer::{Connections, NetContext, Peer};
 use server::{HandlerMsg, PeerHandler};
-use chain::state::{ChainOptions, ChainState};
 use sync::{SyncConfig, SyncManager, SyncMsg};
 
 /// Capacity of the sync manager's inbox. Readers block when it is full

@@ -33,7 +33,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::chain::state::{ChainEvent, ChainState, RejectError};
 use crate::peer::conn::PROTOCOL_VERSION;
-use crate::peer::{DisconnectReason, Direction, Peer, PeerId};
+use crate::peer::{Direction, DisconnectReason, Peer, PeerId};
 
 /// Headers per `headers` message (Core's MAX_HEADERS_RESULTS).
 pub const MAX_HEADERS: usize = 2_000;
@@ -233,8 +233,8 @@ impl SyncManager {
         let Some(v) = peer.remote_version() else {
             return false;
         };
-        let serves = v.services.has(ServiceFlags::NETWORK)
-            || v.services.has(ServiceFlags::NETWORK_LIMITED);
+        let serves =
+            v.services.has(ServiceFlags::NETWORK) || v.services.has(ServiceFlags::NETWORK_LIMITED);
         serves && i64::from(v.start_height) > i64::from(self.chain.best_header_height())
     }
 
@@ -303,9 +303,7 @@ impl SyncManager {
             NetworkMessage::Inv(items) => self.handle_inv(&peer, items),
             NetworkMessage::GetHeaders(req) => {
                 let fork = self.chain.find_fork(&req.locator_hashes);
-                let headers = self
-                    .chain
-                    .active_headers(fork, MAX_HEADERS, &req.stop_hash);
+                let headers = self.chain.active_headers(fork, MAX_HEADERS, &req.stop_hash);
                 peer.send(NetworkMessage::Headers(headers));
             }
             NetworkMessage::GetData(items) => self.handle_getdata(&peer, items),
@@ -349,7 +347,9 @@ impl SyncManager {
             Err(RejectError::Invalid(e)) => {
                 log::info!("invalid header from {peer}: {e}");
                 if e.punish_peer() {
-                    peer.disconnect(DisconnectReason::Misbehaving(format!("invalid header: {e}")));
+                    peer.disconnect(DisconnectReason::Misbehaving(format!(
+                        "invalid header: {e}"
+                    )));
                 }
                 return;
             }
@@ -382,7 +382,9 @@ impl SyncManager {
             return;
         }
         let unknown = items.iter().rev().find_map(|i| match i {
-            Inventory::Block(h) | Inventory::WitnessBlock(h) if self.chain.entry(h).is_none() => Some(*h),
+            Inventory::Block(h) | Inventory::WitnessBlock(h) if self.chain.entry(h).is_none() => {
+                Some(*h)
+            }
             _ => None,
         });
         if let Some(hash) = unknown {
@@ -394,7 +396,9 @@ impl SyncManager {
 
     fn handle_getdata(&mut self, peer: &Arc<Peer>, items: Vec<Inventory>) {
         if items.len() > 50_000 {
-            peer.disconnect(DisconnectReason::ProtocolViolation("getdata too large".into()));
+            peer.disconnect(DisconnectReason::ProtocolViolation(
+                "getdata too large".into(),
+            ));
             return;
         }
         let mut not_found = Vec::new();
@@ -427,7 +431,11 @@ impl SyncManager {
 
     /// Validates a block (from `peer`, or local when `None`), handles the
     /// resulting chain events.
-    fn process_block(&mut self, peer: Option<&Arc<Peer>>, block: Block) -> Result<Vec<ChainEvent>, String> {
+    fn process_block(
+        &mut self,
+        peer: Option<&Arc<Peer>>,
+        block: Block,
+    ) -> Result<Vec<ChainEvent>, String> {
         let hash = block.block_hash();
         match self.chain.accept_block(block) {
             Ok(events) => {
@@ -493,7 +501,8 @@ impl SyncManager {
             if k.peer.send_headers.load(Ordering::Relaxed) {
                 k.peer.send(NetworkMessage::Headers(vec![header]));
             } else {
-                k.peer.send(NetworkMessage::Inv(vec![Inventory::Block(tip)]));
+                k.peer
+                    .send(NetworkMessage::Inv(vec![Inventory::Block(tip)]));
             }
         }
     }
@@ -504,7 +513,10 @@ impl SyncManager {
         if self.ibd && self.sync_peer != Some(peer.id) {
             return;
         }
-        let room = self.cfg.download_window.saturating_sub(self.in_flight.len());
+        let room = self
+            .cfg
+            .download_window
+            .saturating_sub(self.in_flight.len());
         if room == 0 {
             return;
         }
