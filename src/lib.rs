@@ -172,6 +172,12 @@ pub struct Snapshot {
     pub initial_block_download: bool,
     /// Best block height.
     pub best_height: i32,
+    /// Active tip.
+    pub tip: bitcoin::BlockHash,
+    /// Height of the best known header.
+    pub best_header_height: u32,
+    /// The last rejected headers/blocks with Core's reason, newest last.
+    pub recent_rejects: Vec<(bitcoin::BlockHash, String)>,
 }
 
 /// Starts nodes.
@@ -400,7 +406,36 @@ impl NodeHandle {
             counters: s.counters,
             initial_block_download: s.initial_block_download,
             best_height: s.best_height,
+            tip: s.tip,
+            best_header_height: s.best_header_height,
+            recent_rejects: s.recent_rejects,
         })
+    }
+
+    /// Validates and connects a block made in this process (mining,
+    /// `submitblock`); it is announced to peers if it becomes the tip.
+    pub fn submit_block(
+        &self,
+        block: bitcoin::Block,
+    ) -> Result<Vec<chain::state::ChainEvent>, String> {
+        let (tx, rx) = bounded(1);
+        self.inner()
+            .map_err(|e| e.to_string())?
+            .sync_tx
+            .send(SyncMsg::SubmitBlock(Box::new(block), tx))
+            .map_err(|_| NodeError::Stopped.to_string())?;
+        rx.recv().map_err(|_| NodeError::Stopped.to_string())?
+    }
+
+    /// The active tip, its height and the UTXO-set digest (flushes first).
+    pub fn chain_info(&self) -> Result<sync::ChainInfo, String> {
+        let (tx, rx) = bounded(1);
+        self.inner()
+            .map_err(|e| e.to_string())?
+            .sync_tx
+            .send(SyncMsg::UtxoDigest(tx))
+            .map_err(|_| NodeError::Stopped.to_string())?;
+        rx.recv().map_err(|_| NodeError::Stopped.to_string())?
     }
 
     /// Disconnects peer `id` (any connection, handshaking or not). Returns

@@ -248,7 +248,11 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 log::trace!("{peer}: ignoring {}", msg.command());
             }
             other => {
-                if ctx.sync_tx.send(SyncMsg::Message(peer.id, other)).is_err() {
+                if ctx
+                    .sync_tx
+                    .send(SyncMsg::Message(Arc::clone(peer), other))
+                    .is_err()
+                {
                     return DisconnectReason::Shutdown;
                 }
             }

@@ -44,8 +44,11 @@ pub enum SyncMsg {
     NewPeer(Arc<Peer>),
     /// From the peer handler: a peer announced with `NewPeer` is gone.
     DonePeer(PeerId),
-    /// From a peer's reader thread: a message for the sync manager.
-    Message(PeerId, NetworkMessage),
+    /// From a peer's reader thread (after its handshake): a message for the
+    /// sync manager. Requests for data (`getheaders`, `getdata`) are served
+    /// whether or not the peer is known yet; everything else from an unknown
+    /// peer is dropped.
+    Message(Arc<Peer>, NetworkMessage),
     /// Reply with a snapshot of the sync state.
     Snapshot(Sender<SyncSnapshot>),
     /// A block from this process (mining, `submitblock`): validate and
@@ -128,7 +131,12 @@ pub struct SyncSnapshot {
     pub best_header_height: u32,
     /// Blocks requested and not yet received.
     pub blocks_in_flight: usize,
+    /// The last rejected headers/blocks, newest last: hash and Core's reason.
+    pub recent_rejects: Vec<(BlockHash, String)>,
 }
+
+/// How many rejections [`SyncSnapshot::recent_rejects`] keeps.
+pub const RECENT_REJECTS: usize = 32;
 
 struct KnownPeer {
     peer: Arc<Peer>,
@@ -151,13 +159,14 @@ pub(crate) struct SyncManager {
     sync_peer: Option<PeerId>,
     /// When the sync peer last delivered something we asked for.
     last_progress: Instant,
-    /// Whether we are waiting on the sync peer (headers or blocks asked).
-    waiting: bool,
+    /// Whether a `getheaders` to the sync peer is unanswered.
+    headers_requested: bool,
     in_flight: HashMap<BlockHash, (PeerId, Instant)>,
     ibd: bool,
     anomalies: Anomalies,
     counters: SyncCounters,
     failed: bool,
+    rejects: std::collections::VecDeque<(BlockHash, String)>,
 }
 
 impl SyncManager {
@@ -170,12 +179,13 @@ impl SyncManager {
             peers: HashMap::new(),
             sync_peer: None,
             last_progress: Instant::now(),
-            waiting: false,
+            headers_requested: false,
             in_flight: HashMap::new(),
             ibd: true,
             anomalies: Anomalies::default(),
             counters: SyncCounters::default(),
             failed: false,
+            rejects: std::collections::VecDeque::new(),
         }
     }
 
@@ -200,7 +210,7 @@ impl SyncManager {
         match msg {
             SyncMsg::NewPeer(peer) => self.handle_new_peer(peer),
             SyncMsg::DonePeer(id) => self.handle_done_peer(id),
-            SyncMsg::Message(id, msg) => self.handle_message(id, msg),
+            SyncMsg::Message(peer, msg) => self.handle_message(peer, msg),
             SyncMsg::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -266,7 +276,7 @@ impl SyncManager {
         self.in_flight.retain(|_, (p, _)| *p != id);
         if self.sync_peer == Some(id) {
             self.sync_peer = None;
-            self.waiting = false;
+            self.headers_requested = false;
             self.start_sync();
             if self.sync_peer.is_none() && self.ibd {
                 // Nobody left who is ahead of us: follow announcements from
@@ -277,14 +287,27 @@ impl SyncManager {
         }
     }
 
-    fn handle_message(&mut self, id: PeerId, msg: NetworkMessage) {
-        let Some(known) = self.peers.get(&id) else {
+    fn handle_message(&mut self, peer: Arc<Peer>, msg: NetworkMessage) {
+        if self.failed {
+            return;
+        }
+        // Serving needs no registration: a request can overtake the
+        // peer's NewPeer (it comes straight from the reader), and answering
+        // it creates no state for the peer.
+        match msg {
+            NetworkMessage::GetHeaders(req) => {
+                let fork = self.chain.find_fork(&req.locator_hashes);
+                let headers = self.chain.active_headers(fork, MAX_HEADERS, &req.stop_hash);
+                peer.send(NetworkMessage::Headers(headers));
+                return;
+            }
+            NetworkMessage::GetData(items) => return self.handle_getdata(&peer, items),
+            _ => {}
+        }
+        let id = peer.id;
+        if !self.peers.contains_key(&id) {
             self.counters.message_unknown_peer += 1;
             log::debug!("sync: dropping '{}' from unknown peer={id}", msg.command());
-            return;
-        };
-        let peer = Arc::clone(&known.peer);
-        if self.failed {
             return;
         }
         match msg {
@@ -346,6 +369,9 @@ impl SyncManager {
             }
             Err(RejectError::Invalid(e)) => {
                 log::info!("invalid header from {peer}: {e}");
+                if let Some(h) = headers.first() {
+                    self.record_reject(h.block_hash(), &e.to_string());
+                }
                 if e.punish_peer() {
                     peer.disconnect(DisconnectReason::Misbehaving(format!(
                         "invalid header: {e}"
@@ -361,13 +387,13 @@ impl SyncManager {
                 locator.extend(self.chain.block_locator());
                 self.send_getheaders(peer, locator, BlockHash::all_zeros());
                 if from_sync_peer {
-                    self.waiting = true;
+                    self.headers_requested = true;
                 }
                 return;
             }
         }
         if from_sync_peer {
-            self.waiting = false;
+            self.headers_requested = false;
             log::debug!(
                 "headers synced with {peer} at height {}",
                 self.chain.best_header_height()
@@ -443,6 +469,7 @@ impl SyncManager {
                 Ok(events)
             }
             Err(RejectError::Invalid(e)) => {
+                self.record_reject(hash, &e.to_string());
                 if let Some(p) = peer {
                     log::info!("invalid block {hash} from {p}: {e}");
                     if e.punish_peer() {
@@ -474,7 +501,7 @@ impl SyncManager {
         self.cfg
             .best_height
             .store(self.chain.height() as i32, Ordering::Relaxed);
-        if self.ibd && self.chain.tip() == self.chain.best_header() && !self.waiting {
+        if self.ibd && self.chain.tip() == self.chain.best_header() && !self.headers_requested {
             log::info!(
                 "caught up with the best header at height {}; leaving initial block download",
                 self.chain.height()
@@ -531,9 +558,6 @@ impl SyncManager {
         for h in &wanted {
             self.in_flight.insert(*h, (peer.id, now));
         }
-        if self.sync_peer == Some(peer.id) {
-            self.waiting = true;
-        }
         let items = wanted.into_iter().map(Inventory::WitnessBlock).collect();
         peer.send(NetworkMessage::GetData(items));
     }
@@ -549,6 +573,13 @@ impl SyncManager {
                 k.candidate = false;
             }
         }
+    }
+
+    fn record_reject(&mut self, hash: BlockHash, reason: &str) {
+        if self.rejects.len() == RECENT_REJECTS {
+            self.rejects.pop_front();
+        }
+        self.rejects.push_back((hash, reason.to_string()));
     }
 
     fn fatal(&mut self, what: &str) {
@@ -584,7 +615,7 @@ impl SyncManager {
         );
         self.sync_peer = Some(peer.id);
         self.ibd = true;
-        self.waiting = true;
+        self.headers_requested = true;
         self.last_progress = Instant::now();
         self.send_getheaders(&peer, self.chain.block_locator(), BlockHash::all_zeros());
         self.request_blocks(&peer);
@@ -594,7 +625,7 @@ impl SyncManager {
         let Some(id) = self.sync_peer else {
             return;
         };
-        let waiting = self.waiting || self.in_flight.values().any(|(p, _)| *p == id);
+        let waiting = self.headers_requested || self.in_flight.values().any(|(p, _)| *p == id);
         if !waiting {
             self.last_progress = Instant::now();
             return;
@@ -639,6 +670,7 @@ impl SyncManager {
             tip: self.chain.tip(),
             best_header_height: self.chain.best_header_height(),
             blocks_in_flight: self.in_flight.len(),
+            recent_rejects: self.rejects.iter().cloned().collect(),
         }
     }
 }
@@ -691,7 +723,8 @@ mod tests {
     #[test]
     fn messages_from_unknown_peers_are_dropped() {
         let (mut m, _dir) = manager();
-        m.handle(SyncMsg::Message(3, NetworkMessage::Headers(vec![])));
+        let p = Arc::new(Peer::detached(3, Direction::Inbound));
+        m.handle(SyncMsg::Message(p, NetworkMessage::Headers(vec![])));
         let s = m.snapshot();
         assert_eq!(s.counters.message_unknown_peer, 1);
         assert!(s.peers.is_empty());

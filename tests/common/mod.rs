@@ -87,7 +87,7 @@ pub fn version_message(start_height: i32, services: ServiceFlags, nonce: u64) ->
 
 /// A scripted peer. Every I/O call returns its error to the test.
 pub struct FakePeer {
-    stream: TcpStream,
+    pub stream: TcpStream,
     reader: BufReader<TcpStream>,
 }
 
@@ -332,4 +332,163 @@ pub fn accept_within(listener: &std::net::TcpListener, timeout: Duration) -> Tcp
             Err(e) => panic!("no connection within {timeout:?}: {e}"),
         }
     }
+}
+
+/// A fake peer that serves a fixed chain (`blocks[0]` is genesis) to a node:
+/// answers `getheaders`, `getdata` and `ping`, announces nothing. Runs on its
+/// own thread until the connection ends; `blocks_served` counts blocks sent.
+pub struct ChainServer {
+    pub thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    pub blocks_served: Arc<std::sync::atomic::AtomicUsize>,
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    pub addr: SocketAddr,
+}
+
+/// How a [`ChainServer`] behaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Serve {
+    /// Headers and blocks.
+    Everything,
+    /// Headers only: never answers `getdata` (a stalling peer).
+    HeadersOnly,
+}
+
+impl ChainServer {
+    pub fn start(node: SocketAddr, blocks: Vec<bitcoin::Block>, mode: Serve) -> ChainServer {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let mut p = FakePeer::connect(node).expect("connect chain server");
+        let height = blocks.len() as i32 - 1;
+        p.handshake(height, SERVES).expect("chain server handshake");
+        let addr = p.local_addr();
+        let served = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (served2, stop2) = (Arc::clone(&served), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            use bitcoin::p2p::message_blockdata::Inventory;
+            let by_hash: std::collections::HashMap<_, _> = blocks
+                .iter()
+                .enumerate()
+                .map(|(h, b)| (b.block_hash(), h))
+                .collect();
+            p.stream
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .map_err(|e| e.to_string())?;
+            while !stop2.load(Ordering::Relaxed) {
+                let msg = match p.recv() {
+                    Ok(m) => m,
+                    Err(e) if e.is_timeout() => continue,
+                    Err(WireError::Closed) => return Ok(()),
+                    Err(WireError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                        return Ok(())
+                    }
+                    Err(e) => return Err(format!("chain server read: {e}")),
+                };
+                let reply: Vec<NetworkMessage> = match msg {
+                    NetworkMessage::GetHeaders(gh) => {
+                        let start = gh
+                            .locator_hashes
+                            .iter()
+                            .find_map(|h| by_hash.get(h).copied())
+                            .unwrap_or(0);
+                        let headers = blocks
+                            .iter()
+                            .skip(start + 1)
+                            .take(2000)
+                            .map(|b| b.header)
+                            .collect();
+                        vec![NetworkMessage::Headers(headers)]
+                    }
+                    NetworkMessage::GetData(items) if mode == Serve::Everything => items
+                        .iter()
+                        .filter_map(|i| match i {
+                            Inventory::Block(h) | Inventory::WitnessBlock(h) => {
+                                by_hash.get(h).map(|&n| blocks[n].clone())
+                            }
+                            _ => None,
+                        })
+                        .map(|b| {
+                            served2.fetch_add(1, Ordering::Relaxed);
+                            NetworkMessage::Block(b)
+                        })
+                        .collect(),
+                    NetworkMessage::Ping(n) => vec![NetworkMessage::Pong(n)],
+                    _ => vec![],
+                };
+                for m in reply {
+                    if let Err(e) = p.send(m) {
+                        if e.kind() == io::ErrorKind::BrokenPipe
+                            || e.kind() == io::ErrorKind::ConnectionReset
+                        {
+                            return Ok(());
+                        }
+                        return Err(format!("chain server write: {e}"));
+                    }
+                }
+            }
+            Ok(())
+        });
+        ChainServer {
+            thread: Some(thread),
+            blocks_served: served,
+            stop,
+            addr,
+        }
+    }
+
+    /// Stops serving and returns the server thread's verdict.
+    pub fn finish(mut self) -> Result<(), String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .map_or(Ok(()), |t| t.join().expect("server thread"))
+    }
+}
+
+impl Drop for ChainServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The height a node reports in its `version` message (a handshake probe).
+pub fn probe_height(node: SocketAddr) -> Option<i32> {
+    let mut p = FakePeer::connect(node).ok()?;
+    p.send(version_message(0, ServiceFlags::NONE, rand_nonce()))
+        .ok()?;
+    match p.recv().ok()? {
+        NetworkMessage::Version(v) => Some(v.start_height),
+        _ => None,
+    }
+}
+
+/// Waits until the in-process node's tip is `hash`.
+pub fn wait_tip(node: &TestNode, hash: bitcoin::BlockHash, timeout: Duration) -> bool {
+    wait_until(timeout, || node.snapshot().tip == hash)
+}
+
+/// Opens a stopped node's chain state (read its tip and UTXO digest).
+pub fn chain_of(datadir: &std::path::Path) -> strand::chain::state::ChainState {
+    strand::chain::state::ChainState::open(
+        &datadir.join("regtest").join("chainstate"),
+        Network::Regtest,
+        strand::chain::state::ChainOptions {
+            script_threads: 0,
+            ..Default::default()
+        },
+    )
+    .expect("open stopped node's chain state")
+}
+
+/// A deterministic chain of `n` blocks with `txs` transactions each (after
+/// coinbase maturity), timed so that its last block is about now.
+pub fn test_chain(seed: u64, n: u32, txs: usize) -> strand::testdata::ChainBuilder {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let mut b = strand::testdata::ChainBuilder::with_times(seed, now - n * 60 - 3600, 60);
+    for _ in 0..n {
+        b.next_block(txs);
+    }
+    b
 }
