@@ -142,6 +142,7 @@ impl PeerHandler {
             self.stats.rejected += 1;
             log::info!("rejecting {peer}: {}", DisconnectReason::TooManyPeers);
             peer.disconnect(DisconnectReason::TooManyPeers);
+            peer.announced.set_quiet();
             return;
         }
         log::debug!("new {peer}");
@@ -149,7 +150,8 @@ impl PeerHandler {
         peer.known_to_sync.store(true, Ordering::SeqCst);
         self.stats.new_peer_sent += 1;
         // Blocking send downstream; fails only when the sync manager is gone.
-        let _ = self.sync_tx.send(SyncMsg::NewPeer(peer));
+        let _ = self.sync_tx.send(SyncMsg::NewPeer(Arc::clone(&peer)));
+        peer.announced.set_quiet();
     }
 
     fn handle_done_peer(&mut self, peer: Arc<Peer>) {

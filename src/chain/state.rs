@@ -580,6 +580,14 @@ impl ChainState {
             return Err(RejectError::Invalid(e));
         }
         self.pending.insert(hash, block);
+        // Among headers of equal work prefer one whose block we hold (Core
+        // activates only chains with data): a mutated copy of a block may
+        // have put a data-less header in front.
+        let work = self.index.get(&hash).map(|e| e.chain_work);
+        let best = self.best_header();
+        if work.is_some_and(|w| w >= self.best_work()) && best != hash && !self.have_block(&best) {
+            self.set_best_header(hash);
+        }
         let mut events = Vec::new();
         let failure = self.activate_best_chain(&mut events)?;
         match failure {

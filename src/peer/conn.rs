@@ -32,6 +32,9 @@ pub const PROTOCOL_VERSION: u32 = 70016;
 pub const MIN_PEER_PROTO_VERSION: u32 = 31800;
 /// Reader buffer size per peer.
 const READ_BUFFER: usize = 16 * 1024;
+/// Longest a reader waits for the peer handler's decision before
+/// forwarding a message anyway (it is then dropped as from an unknown peer).
+const ANNOUNCE_WAIT: Duration = Duration::from_secs(2);
 /// Stack for the lifecycle thread, which only waits and sends.
 const LIFECYCLE_STACK: usize = 64 * 1024;
 
@@ -248,6 +251,13 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 log::trace!("{peer}: ignoring {}", msg.command());
             }
             other => {
+                if !peer.announced.is_set() {
+                    // Keep NewPeer ahead of this peer's messages on the sync
+                    // manager's channel (both are FIFO behind the handler's
+                    // send). Bounded: a peer the handler never decides about
+                    // (shutdown) is not waited for long.
+                    let _ = peer.announced.receiver().recv_timeout(ANNOUNCE_WAIT);
+                }
                 if ctx
                     .sync_tx
                     .send(SyncMsg::Message(Arc::clone(peer), other))

@@ -172,6 +172,11 @@ pub struct Peer {
     pub(crate) verack: Signal,
     /// Set by the reader when the connection has ended.
     pub(crate) quit: Signal,
+    /// Set by the peer handler once it has decided about the peer: after
+    /// sending `NewPeer` (then `known_to_sync` is true) or on rejecting it.
+    /// The reader forwards nothing to the sync manager before this, so the
+    /// sync manager sees a peer's `NewPeer` before its messages.
+    pub(crate) announced: Signal,
     socket: Option<TcpStream>,
     outbox: Sender<NetworkMessage>,
     version: OnceLock<RemoteVersion>,
@@ -218,6 +223,7 @@ impl Peer {
             connected_at: SystemTime::now(),
             verack: Signal::new("verack"),
             quit: Signal::new("quit"),
+            announced: Signal::new("announced"),
             socket,
             outbox,
             version: OnceLock::new(),
