@@ -245,7 +245,7 @@ impl SyncManager {
         };
         let serves =
             v.services.has(ServiceFlags::NETWORK) || v.services.has(ServiceFlags::NETWORK_LIMITED);
-        serves && i64::from(v.start_height) > i64::from(self.chain.best_header_height())
+        serves && i64::from(v.start_height) > i64::from(self.chain.height())
     }
 
     fn handle_new_peer(&mut self, peer: Arc<Peer>) {
@@ -259,9 +259,19 @@ impl SyncManager {
         }
         let candidate = self.is_candidate(&peer);
         log::debug!("sync: new {peer} candidate={candidate}");
-        self.peers.insert(peer.id, KnownPeer { peer, candidate });
+        self.peers.insert(
+            peer.id,
+            KnownPeer {
+                peer: Arc::clone(&peer),
+                candidate,
+            },
+        );
         if candidate && self.sync_peer.is_none() {
             self.start_sync();
+        } else if candidate && !self.ibd {
+            // Near the tip every peer ahead of us is worth asking: its
+            // headers may start a reorganisation or extend our chain.
+            self.send_getheaders(&peer, self.chain.block_locator(), BlockHash::all_zeros());
         }
     }
 
@@ -358,9 +368,7 @@ impl SyncManager {
                 if from_sync_peer {
                     self.last_progress = Instant::now();
                 }
-                if outcome.new_best {
-                    self.refresh_candidates();
-                }
+                let _ = outcome;
             }
             Err(RejectError::UnknownParent(_)) => {
                 // Headers that do not connect: ask where they come from.
@@ -398,6 +406,11 @@ impl SyncManager {
                 "headers synced with {peer} at height {}",
                 self.chain.best_header_height()
             );
+            if self.chain.tip() == self.chain.best_header() {
+                self.refresh_candidates();
+                self.on_caught_up();
+                return;
+            }
         }
         self.request_blocks(peer);
     }
@@ -501,12 +514,9 @@ impl SyncManager {
         self.cfg
             .best_height
             .store(self.chain.height() as i32, Ordering::Relaxed);
-        if self.ibd && self.chain.tip() == self.chain.best_header() && !self.headers_requested {
-            log::info!(
-                "caught up with the best header at height {}; leaving initial block download",
-                self.chain.height()
-            );
-            self.ibd = false;
+        self.refresh_candidates();
+        if self.chain.tip() == self.chain.best_header() && !self.headers_requested {
+            self.on_caught_up();
         }
         if !self.ibd {
             self.announce_tip(source);
@@ -562,14 +572,41 @@ impl SyncManager {
         peer.send(NetworkMessage::GetData(items));
     }
 
+    /// We hold every block of the best header chain and the sync peer has
+    /// no more headers: switch to a candidate that claims to be further
+    /// ahead, or leave initial block download.
+    fn on_caught_up(&mut self) {
+        let ahead = self
+            .peers
+            .values()
+            .any(|k| k.candidate && !k.peer.is_closed() && Some(k.peer.id) != self.sync_peer);
+        if ahead {
+            if let Some(old) = self.sync_peer.take() {
+                log::info!("caught up with sync peer peer={old}; another peer is further ahead");
+            }
+            self.start_sync();
+            if self.sync_peer.is_some() {
+                return;
+            }
+        }
+        if self.ibd {
+            log::info!(
+                "caught up with the best header at height {}; leaving initial block download",
+                self.chain.height()
+            );
+            self.ibd = false;
+        }
+    }
+
+    /// Peers whose start height we have reached stop being candidates.
     fn refresh_candidates(&mut self) {
-        let height = self.chain.best_header_height();
+        let height = self.chain.height();
         for k in self.peers.values_mut() {
             let ahead = k
                 .peer
                 .remote_version()
                 .is_some_and(|v| i64::from(v.start_height) > i64::from(height));
-            if !ahead && Some(k.peer.id) != self.sync_peer {
+            if !ahead {
                 k.candidate = false;
             }
         }

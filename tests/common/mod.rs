@@ -492,3 +492,12 @@ pub fn test_chain(seed: u64, n: u32, txs: usize) -> strand::testdata::ChainBuild
     }
     b
 }
+
+/// An in-process node holding `blocks` (after genesis), submitted directly.
+pub fn node_with_blocks(blocks: &[bitcoin::Block], tweak: impl FnOnce(&mut Config)) -> TestNode {
+    let node = TestNode::start(tweak);
+    for b in blocks {
+        node.handle.submit_block(b.clone()).expect("submit block");
+    }
+    node
+}
