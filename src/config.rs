@@ -139,6 +139,11 @@ pub struct Config {
     pub script_threads: Option<usize>,
     /// Most blocks requested and not yet received at once.
     pub download_window: usize,
+    /// Write the UTXO set and tip at least every this many blocks (fewer:
+    /// less work lost on a crash; more: faster initial sync).
+    pub flush_blocks: usize,
+    /// UTXO cache limit in MiB.
+    pub dbcache_mib: usize,
 }
 
 /// The default per-peer thread stack size (256 KiB).
@@ -169,6 +174,8 @@ impl Config {
             user_agent: format!("/strand:{}/", env!("CARGO_PKG_VERSION")),
             script_threads: None,
             download_window: 64,
+            flush_blocks: 2_000,
+            dbcache_mib: 48,
         }
     }
 
@@ -233,6 +240,9 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --handshaketimeout SECS  version/verack deadline (default: 30)
   --stalltimeout SECS      replace a sync peer silent this long (default: 180)
   --peerstack KIB          stack size of per-peer threads (default: 256)
+  --dbcache MIB            UTXO cache size (default: 48)
+  --flushblocks N          write the chain state at least every N blocks (default: 2000)
+  --par N                  script-check threads, 0 = none (default: one per CPU)
   --debug LEVEL            log level: error, warn, info, debug, trace (RUST_LOG also works)
   --help, --version
 ";
@@ -266,6 +276,9 @@ where
     let mut stall = None;
     let mut stack = None;
     let mut log_level = None;
+    let mut flush_blocks = None;
+    let mut dbcache = None;
+    let mut script_threads = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -335,6 +348,11 @@ where
             "handshaketimeout" => handshake = Some(parse_number(name, &value(&mut i)?, 1, 3600)?),
             "stalltimeout" => stall = Some(parse_number(name, &value(&mut i)?, 1, 86_400)?),
             "peerstack" => stack = Some(parse_number(name, &value(&mut i)?, 64, 65_536)?),
+            "flushblocks" => {
+                flush_blocks = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
+            }
+            "dbcache" => dbcache = Some(parse_number(name, &value(&mut i)?, 4, 1_000_000)?),
+            "par" => script_threads = Some(parse_number(name, &value(&mut i)?, 0, 256)?),
             "debug" => {
                 let v = inline.clone().unwrap_or_else(|| {
                     // `--debug` alone means debug; `--debug LEVEL` takes the next word
@@ -396,6 +414,15 @@ where
     }
     if let Some(k) = stack {
         config.peer_stack_size = k as usize * 1024;
+    }
+    if let Some(n) = flush_blocks {
+        config.flush_blocks = n as usize;
+    }
+    if let Some(n) = dbcache {
+        config.dbcache_mib = n as usize;
+    }
+    if let Some(n) = script_threads {
+        config.script_threads = Some(n as usize);
     }
     Ok(Command::Run {
         config: Box::new(config),

@@ -224,6 +224,8 @@ impl Node {
         if let Some(n) = config.script_threads {
             chain_opts.script_threads = n;
         }
+        chain_opts.flush_blocks = config.flush_blocks;
+        chain_opts.coins_cache_bytes = config.dbcache_mib << 20;
         let chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
             .map_err(StartError::Chain)?;
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));

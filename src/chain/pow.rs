@@ -29,6 +29,30 @@ pub trait HeaderAncestry {
     /// Header at `height` on this chain (`height <= self.height()`), or
     /// `None` if unknown.
     fn header_at(&self, height: u32) -> Option<Header>;
+
+    /// The testnet/regtest minimum-difficulty walk (Core: "return the last
+    /// non-special-min-difficulty-rules-block"): the bits of the nearest
+    /// block at or below `height` (whose header is `header`) that is on a
+    /// retarget boundary or not at `limit_bits`. The default walks back
+    /// header by header; an index that remembers the answer per block
+    /// overrides it to avoid quadratic work on long min-difficulty chains.
+    fn last_non_min_difficulty_bits(
+        &self,
+        height: u32,
+        header: Header,
+        limit_bits: CompactTarget,
+        interval: u32,
+    ) -> Result<CompactTarget, ValidationError> {
+        let mut height = height;
+        let mut header = header;
+        while height > 0 && !height.is_multiple_of(interval) && header.bits == limit_bits {
+            height -= 1;
+            header = self
+                .header_at(height)
+                .ok_or_else(|| missing_ancestor(height))?;
+        }
+        Ok(header.bits)
+    }
 }
 
 /// A plain list of headers indexed by height (`[genesis, 1, 2, ...]`) is an
@@ -311,15 +335,7 @@ pub fn next_work_required<A: HeaderAncestry + ?Sized>(
             {
                 return Ok(limit_bits);
             }
-            let mut height = last_height;
-            let mut header = last;
-            while height > 0 && !height.is_multiple_of(interval) && header.bits == limit_bits {
-                height -= 1;
-                header = prev
-                    .header_at(height)
-                    .ok_or_else(|| missing_ancestor(height))?;
-            }
-            return Ok(header.bits);
+            return prev.last_non_min_difficulty_bits(last_height, last, limit_bits, interval);
         }
         return Ok(last.bits);
     }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bitcoin::block::Header;
 use bitcoin::consensus::encode;
 use bitcoin::hashes::Hash;
-use bitcoin::pow::Work;
+use bitcoin::pow::{CompactTarget, Work};
 use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut};
 
 use super::check::{self, Coin as CheckCoin};
@@ -185,7 +185,13 @@ pub struct ChainState {
     last_log: Instant,
     logged_height: u32,
     txs_connected: u64,
+    /// Per header, the answer of the min-difficulty walk (testnet and
+    /// regtest only); bounded, rebuilt on demand.
+    min_diff_bits: HashMap<BlockHash, CompactTarget>,
 }
+
+/// Entries kept in [`ChainState::min_diff_bits`] before it is cleared.
+const MIN_DIFF_MEMO: usize = 50_000;
 
 struct Ancestry<'a> {
     chain: &'a ChainState,
@@ -202,6 +208,37 @@ impl HeaderAncestry for Ancestry<'_> {
         self.chain
             .ancestor(&self.tip, height)
             .map(|(_, e)| e.header)
+    }
+
+    fn last_non_min_difficulty_bits(
+        &self,
+        height: u32,
+        header: Header,
+        limit_bits: CompactTarget,
+        interval: u32,
+    ) -> Result<CompactTarget, ValidationError> {
+        if height == self.height {
+            if let Some(bits) = self.chain.min_diff_bits.get(&self.tip) {
+                return Ok(*bits);
+            }
+        }
+        // Default walk (trait method bodies cannot be called once overridden).
+        let mut height = height;
+        let mut header = header;
+        while height > 0 && !height.is_multiple_of(interval) && header.bits == limit_bits {
+            height -= 1;
+            if let Some(bits) = self
+                .chain
+                .ancestor(&self.tip, height)
+                .and_then(|(h, _)| self.chain.min_diff_bits.get(&h))
+            {
+                return Ok(*bits);
+            }
+            header = self
+                .header_at(height)
+                .ok_or_else(|| ValidationError::internal("missing-ancestor"))?;
+        }
+        Ok(header.bits)
     }
 }
 
@@ -243,6 +280,7 @@ impl ChainState {
             last_log: Instant::now(),
             logged_height: 0,
             txs_connected: 0,
+            min_diff_bits: HashMap::new(),
         };
         chain.load(network)?;
         Ok(chain)
@@ -433,10 +471,19 @@ impl ChainState {
                 Ok(Some((hash, entry))) => {
                     batch.put_block_index(&hash, &entry);
                     let work = entry.chain_work;
+                    let extends_best = entry.header.prev_blockhash == self.best_header();
+                    self.remember_min_diff_bits(hash, &entry);
                     self.index.insert(hash, entry);
                     outcome.new += 1;
                     if work > best.map_or(best_work, |b| b.1) {
-                        best = Some((hash, work));
+                        if extends_best {
+                            // The common case, kept O(1): later headers of
+                            // this message find their ancestors by height.
+                            self.header_chain.push(hash);
+                            outcome.new_best = true;
+                        } else {
+                            best = Some((hash, work));
+                        }
                     }
                 }
                 Ok(None) => {}
@@ -449,11 +496,52 @@ impl ChainState {
         if !batch.is_empty() {
             self.store.commit(&batch)?;
         }
-        if let Some((hash, _)) = best {
-            self.set_best_header(hash);
-            outcome.new_best = true;
+        if let Some((hash, work)) = best {
+            if work > self.best_work() {
+                self.set_best_header(hash);
+                outcome.new_best = true;
+            }
         }
         result.map(|()| outcome)
+    }
+
+    /// Records the min-difficulty walk's answer for a new header.
+    fn remember_min_diff_bits(&mut self, hash: BlockHash, entry: &IndexEntry) {
+        if !self.params.allow_min_difficulty_blocks {
+            return;
+        }
+        let interval = self.params.difficulty_adjustment_interval().max(1);
+        let limit = self.params.pow_limit_bits();
+        let bits = if entry.height.is_multiple_of(interval) || entry.header.bits != limit {
+            entry.header.bits
+        } else {
+            match self.min_diff_bits.get(&entry.header.prev_blockhash) {
+                Some(b) => *b,
+                None => {
+                    let Some(prev) = self.index.get(&entry.header.prev_blockhash) else {
+                        return;
+                    };
+                    let ancestry = Ancestry {
+                        chain: self,
+                        tip: entry.header.prev_blockhash,
+                        height: prev.height,
+                    };
+                    match ancestry.last_non_min_difficulty_bits(
+                        prev.height,
+                        prev.header,
+                        limit,
+                        interval,
+                    ) {
+                        Ok(b) => b,
+                        Err(_) => return,
+                    }
+                }
+            }
+        };
+        if self.min_diff_bits.len() >= MIN_DIFF_MEMO {
+            self.min_diff_bits.clear();
+        }
+        self.min_diff_bits.insert(hash, bits);
     }
 
     fn best_work(&self) -> Work {
@@ -716,7 +804,7 @@ impl ChainState {
                 }
             }
         }
-        if self.tip() == self.best_header() || self.pending.is_empty() {
+        if self.tip() == self.best_header() {
             self.flush()?;
         }
         Ok(first_failure)

@@ -227,10 +227,20 @@ impl NodeProcess {
     /// waits for its listening line.
     pub fn start(args: &[&str]) -> NodeProcess {
         let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_str().unwrap().to_string();
+        let mut p = Self::start_in(&path, args);
+        p.dir = dir;
+        p
+    }
+
+    /// Like [`NodeProcess::start`] with an existing data directory (which
+    /// the caller keeps; the returned `dir` is an unrelated empty one).
+    pub fn start_in(datadir: &str, args: &[&str]) -> NodeProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(strand_bin())
             .arg("--regtest")
             .arg("--datadir")
-            .arg(dir.path())
+            .arg(datadir)
             .arg("--listen")
             .arg("127.0.0.1:0")
             .args(args)
