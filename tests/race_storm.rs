@@ -123,6 +123,19 @@ fn race_storm_in_process() {
     let s = node.snapshot();
     assert_eq!(s.candidates, vec![s.peers[0].id]);
     assert_eq!(s.anomalies, strand::Anomalies::default());
+    drop(fresh);
+
+    // Then a real sync: a mining node connects and the stressed node
+    // reaches its tip.
+    let chain = test_chain(77, 150, 5);
+    let miner = node_with_blocks(&chain.blocks()[1..], |c| c.connect = vec![node.addr]);
+    assert!(
+        wait_tip(&node, chain.tip().block_hash(), Duration::from_secs(60)),
+        "stressed node did not sync from the miner: {:?}",
+        node.snapshot()
+    );
+    assert_eq!(node.snapshot().anomalies, strand::Anomalies::default());
+    miner.handle.shutdown();
     node.handle.shutdown();
 }
 
