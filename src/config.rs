@@ -219,6 +219,16 @@ pub enum Command {
         /// Log level filter from `--debug`, if given.
         log_level: Option<String>,
     },
+    /// Mine `count` regtest blocks to `address` into the data directory of
+    /// a node that is not running, print their hashes.
+    Generate {
+        /// Network and data directory.
+        config: Box<Config>,
+        /// Blocks to mine.
+        count: u32,
+        /// Payout address.
+        address: String,
+    },
     /// Print usage and exit 0.
     Help,
     /// Print the version and exit 0.
@@ -228,6 +238,7 @@ pub enum Command {
 /// Usage text printed by `--help`.
 pub const USAGE: &str = "\
 usage: strand [OPTIONS]
+       strand generate [--regtest] [--datadir DIR] N --to ADDRESS
 
 Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --regtest | --testnet | --signet   chain to follow (default: mainnet)
@@ -253,7 +264,13 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let args: Vec<String> = args.into_iter().map(Into::into).collect();
+    let mut args: Vec<String> = args.into_iter().map(Into::into).collect();
+    let generate = args.first().is_some_and(|a| a == "generate");
+    let mut gen_count = None;
+    let mut gen_to = None;
+    if generate {
+        args.remove(0);
+    }
     let mut network = None;
     let set_network = |n: Network, network: &mut Option<Network>| match network {
         Some(prev) if *prev != n => Err(ConfigError(format!(
@@ -285,6 +302,10 @@ where
         let raw = &args[i];
         i += 1;
         let Some(body) = raw.strip_prefix("--").or_else(|| raw.strip_prefix('-')) else {
+            if generate && gen_count.is_none() {
+                gen_count = Some(parse_number("generate", raw, 1, 100_000)? as u32);
+                continue;
+            }
             return Err(ConfigError(format!(
                 "unexpected argument '{raw}' (see --help)"
             )));
@@ -315,6 +336,7 @@ where
         };
         match name {
             "help" | "h" => return Ok(Command::Help),
+            "to" if generate => gen_to = Some(value(&mut i)?),
             "version" => return Ok(Command::Version),
             "regtest" => {
                 no_value(&inline)?;
@@ -423,6 +445,15 @@ where
     }
     if let Some(n) = script_threads {
         config.script_threads = Some(n as usize);
+    }
+    if generate {
+        let count = gen_count.ok_or_else(|| ConfigError("generate needs a block count".into()))?;
+        let address = gen_to.ok_or_else(|| ConfigError("generate needs --to ADDRESS".into()))?;
+        return Ok(Command::Generate {
+            config: Box::new(config),
+            count,
+            address,
+        });
     }
     Ok(Command::Run {
         config: Box::new(config),

@@ -197,19 +197,7 @@ impl Node {
         orphans: Box<dyn OrphanEvictor>,
     ) -> Result<NodeHandle, StartError> {
         let dir = config.net_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| StartError::DataDir(dir.clone(), e))?;
-        let lock_path = dir.join(".lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| StartError::DataDir(dir.clone(), e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(StartError::DataDirLocked(dir)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(StartError::DataDir(dir, e)),
-        }
+        let lock = lock_datadir(&dir)?;
 
         let listener = match config.listen {
             Some(addr) => Some(TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?),
@@ -304,6 +292,56 @@ impl Node {
             }),
         })
     }
+}
+
+/// Creates the network's data directory and takes its lock (a `.lock`
+/// file held with an advisory lock for the life of the returned handle), so
+/// two processes never share one data directory.
+pub fn lock_datadir(dir: &std::path::Path) -> Result<File, StartError> {
+    std::fs::create_dir_all(dir).map_err(|e| StartError::DataDir(dir.to_path_buf(), e))?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .map_err(|e| StartError::DataDir(dir.to_path_buf(), e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::DataDirLocked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(StartError::DataDir(dir.to_path_buf(), e)),
+    }
+}
+
+/// Mines `count` regtest blocks paying to `address` directly into the data
+/// directory of a node that is not running (`strand generate`). Returns
+/// the block hashes.
+pub fn generate_offline(
+    config: &Config,
+    count: u32,
+    address: &str,
+) -> Result<Vec<bitcoin::BlockHash>, String> {
+    use std::str::FromStr;
+    let script = bitcoin::Address::from_str(address)
+        .map_err(|e| format!("invalid address '{address}': {e}"))?
+        .require_network(config.network.to_bitcoin())
+        .map_err(|_| format!("address '{address}' is not for {}", config.network))?
+        .script_pubkey();
+    let dir = config.net_dir();
+    let _lock = lock_datadir(&dir).map_err(|e| e.to_string())?;
+    let mut opts = ChainOptions::default();
+    if let Some(n) = config.script_threads {
+        opts.script_threads = n;
+    }
+    let mut chain = ChainState::open(&dir.join("chainstate"), config.network, opts)
+        .map_err(|e| e.to_string())?;
+    let mut hashes = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (block, _) = chain::miner::generate_block(&mut chain, &script, Vec::new())
+            .map_err(|e| e.to_string())?;
+        hashes.push(block.block_hash());
+    }
+    chain.flush().map_err(|e| e.to_string())?;
+    Ok(hashes)
 }
 
 fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()>, StartError> {
@@ -425,6 +463,29 @@ impl NodeHandle {
             .map_err(|e| e.to_string())?
             .sync_tx
             .send(SyncMsg::SubmitBlock(Box::new(block), tx))
+            .map_err(|_| NodeError::Stopped.to_string())?;
+        rx.recv().map_err(|_| NodeError::Stopped.to_string())?
+    }
+
+    /// Mines `count` regtest blocks on the tip paying to `script` (the first
+    /// one including `txs`), connects and announces them. Returns their
+    /// hashes.
+    pub fn generate(
+        &self,
+        count: u32,
+        script: bitcoin::ScriptBuf,
+        txs: Vec<bitcoin::Transaction>,
+    ) -> Result<Vec<bitcoin::BlockHash>, String> {
+        let (tx, rx) = bounded(1);
+        self.inner()
+            .map_err(|e| e.to_string())?
+            .sync_tx
+            .send(SyncMsg::Generate {
+                count,
+                script,
+                txs,
+                reply: tx,
+            })
             .map_err(|_| NodeError::Stopped.to_string())?;
         rx.recv().map_err(|_| NodeError::Stopped.to_string())?
     }

@@ -30,6 +30,22 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { config, log_level } => run(*config, log_level),
+        Command::Generate {
+            config,
+            count,
+            address,
+        } => match strand::generate_offline(&config, count, &address) {
+            Ok(hashes) => {
+                for h in hashes {
+                    println!("{h}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("strand: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

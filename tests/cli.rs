@@ -174,3 +174,72 @@ fn sigterm_shuts_down_cleanly() {
     );
     let _ = child.wait();
 }
+
+#[test]
+fn generate_mines_into_a_stopped_nodes_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // A regtest P2WPKH address (BIP173 test vector program, regtest HRP).
+    let addr = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    let out = Command::new(strand_bin())
+        .args(["generate", "--regtest", "--datadir", d, "5", "--to", addr])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hashes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(hashes.len(), 5);
+    let chain = chain_of(dir.path());
+    assert_eq!(chain.height(), 5);
+    assert_eq!(chain.tip().to_string(), hashes[4]);
+
+    // Errors: a mainnet address on regtest, a missing count, a running node.
+    assert_usage_error(
+        &[
+            "generate",
+            "--regtest",
+            "--datadir",
+            d,
+            "1",
+            "--to",
+            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+        ],
+        "is not for regtest",
+    );
+    assert_usage_error(
+        &["generate", "--regtest", "--datadir", d, "--to", addr],
+        "block count",
+    );
+    drop(chain);
+    let node = NodeProcess::start_in(d, &[]);
+    assert_usage_error(
+        &["generate", "--regtest", "--datadir", d, "1", "--to", addr],
+        "another strand process",
+    );
+    drop(node);
+}
+
+#[test]
+fn node_handle_generate_mines_and_announces() {
+    let a = TestNode::start(|_| {});
+    let b = TestNode::start(|c| c.connect = vec![a.addr]);
+    assert!(wait_until(Duration::from_secs(10), || a
+        .snapshot()
+        .peers
+        .len()
+        == 1));
+    let script = bitcoin::ScriptBuf::new_op_return([1u8; 4]);
+    let hashes = a.handle.generate(3, script, vec![]).unwrap();
+    assert_eq!(hashes.len(), 3);
+    assert!(
+        wait_tip(&b, hashes[2], Duration::from_secs(20)),
+        "{:?}",
+        b.snapshot()
+    );
+}

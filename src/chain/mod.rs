@@ -13,6 +13,7 @@
 pub mod check;
 pub mod coins;
 pub mod error;
+pub mod miner;
 pub mod params;
 pub mod pow;
 pub mod script;

@@ -398,6 +398,11 @@ impl ChainState {
             .is_some_and(|e| self.active.get(e.height as usize) == Some(hash))
     }
 
+    /// The unspent output `op` at the tip, if any.
+    pub fn coin(&mut self, op: &OutPoint) -> Result<Option<Coin>, ChainError> {
+        Ok(self.coins.get(op, &self.store)?)
+    }
+
     /// Total transactions connected since start (for progress logs).
     pub fn txs_connected(&self) -> u64 {
         self.txs_connected

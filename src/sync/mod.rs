@@ -56,8 +56,18 @@ pub enum SyncMsg {
     SubmitBlock(Box<Block>, Sender<Result<Vec<ChainEvent>, String>>),
     /// Reply with the chain's tip, height and UTXO-set digest (flushes first).
     UtxoDigest(Sender<Result<ChainInfo, String>>),
-    /// Run `f` on the chain state (mining, queries).
-    WithChain(Box<dyn FnOnce(&mut ChainState) + Send>),
+    /// Mine `count` regtest blocks paying to `script`, the first one with
+    /// `txs`; reply with their hashes.
+    Generate {
+        /// Blocks to mine.
+        count: u32,
+        /// Coinbase output script.
+        script: bitcoin::ScriptBuf,
+        /// Transactions for the first block.
+        txs: Vec<bitcoin::Transaction>,
+        /// Where the hashes (or the error) go.
+        reply: Sender<Result<Vec<BlockHash>, String>>,
+    },
     /// Stop the thread.
     Shutdown,
 }
@@ -230,7 +240,29 @@ impl SyncManager {
                     .map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
-            SyncMsg::WithChain(f) => f(&mut self.chain),
+            SyncMsg::Generate {
+                count,
+                script,
+                mut txs,
+                reply,
+            } => {
+                let mut hashes = Vec::new();
+                let mut result = Ok(());
+                for _ in 0..count {
+                    let block_txs = std::mem::take(&mut txs);
+                    match crate::chain::miner::generate_block(&mut self.chain, &script, block_txs) {
+                        Ok((block, events)) => {
+                            hashes.push(block.block_hash());
+                            self.on_chain_events(&events, None);
+                        }
+                        Err(e) => {
+                            result = Err(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                let _ = reply.send(result.map(|()| hashes));
+            }
             SyncMsg::Shutdown => {}
         }
     }
@@ -427,7 +459,7 @@ impl SyncManager {
             _ => None,
         });
         if let Some(hash) = unknown {
-            if !self.ibd || self.sync_peer == Some(peer.id) {
+            if self.follows(peer.id) {
                 self.send_getheaders(peer, self.chain.block_locator(), hash);
             }
         }
@@ -547,7 +579,7 @@ impl SyncManager {
     /// Fills the download window with blocks of the best header chain,
     /// asked from `peer` (the sync peer during IBD, any announcer after).
     fn request_blocks(&mut self, peer: &Arc<Peer>) {
-        if self.ibd && self.sync_peer != Some(peer.id) {
+        if !self.follows(peer.id) {
             return;
         }
         let room = self
@@ -596,6 +628,13 @@ impl SyncManager {
             );
             self.ibd = false;
         }
+    }
+
+    /// Whether announcements from `peer` are followed: during initial block
+    /// download only the sync peer's; otherwise (or with no sync peer at
+    /// all) everyone's.
+    fn follows(&self, peer: PeerId) -> bool {
+        !self.ibd || self.sync_peer.is_none_or(|s| s == peer)
     }
 
     /// Peers whose start height we have reached stop being candidates.
