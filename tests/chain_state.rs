@@ -144,3 +144,75 @@ fn bad_signature_p2tr() {
         "mandatory-script-verify-flag-failed",
     );
 }
+
+#[test]
+fn reorg_to_a_longer_branch_with_an_invalid_block_returns_to_the_best_valid_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut prefix = ChainBuilder::new(21);
+    for _ in 0..110 {
+        prefix.next_block(4);
+    }
+    let mut a = prefix.fork_at(110).unwrap();
+    for _ in 0..3 {
+        a.next_block(4);
+    }
+    // Branch B: 5 blocks, the second one carries a bad signature.
+    let mut b = prefix.fork_at(110).unwrap();
+    b.next_block(2);
+    let mut bad_tx = spend_of(&b, OutputKind::P2wpkh);
+    corrupt_signature(&mut bad_tx, 0).unwrap();
+    let bad = b.block_with_txs(vec![bad_tx]).unwrap();
+    b.push_block(bad.clone()).unwrap();
+    for _ in 0..3 {
+        b.next_block(2);
+    }
+
+    let mut chain = open(dir.path());
+    feed(&mut chain, &prefix.blocks()[1..]);
+    feed(&mut chain, &a.blocks()[111..]);
+    let digest_a = chain.utxo_digest().unwrap();
+    assert_eq!(digest_a.0, a.tip().block_hash());
+
+    // B's blocks: the first is valid but has less work; the rest arrive out
+    // of order-free; when B has more work the node switches, meets the bad
+    // block, and goes back to A.
+    let mut saw_invalid = false;
+    for blk in &b.blocks()[111..] {
+        match chain.accept_block(blk.clone()) {
+            Ok(events) => {
+                saw_invalid |= events.iter().any(
+                    |e| matches!(e, ChainEvent::Invalid { hash, .. } if *hash == bad.block_hash()),
+                );
+            }
+            Err(RejectError::Invalid(e)) if e.reason() == "bad-prevblk" => {
+                // A descendant of the known-invalid block.
+                assert!(saw_invalid, "bad-prevblk before the bad block was found");
+            }
+            Err(RejectError::Invalid(e)) => {
+                saw_invalid = true;
+                assert!(
+                    e.to_string()
+                        .starts_with("mandatory-script-verify-flag-failed"),
+                    "{e}"
+                );
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(saw_invalid, "the bad block was never validated");
+    assert_eq!(
+        chain.tip(),
+        a.tip().block_hash(),
+        "not back on the best valid chain"
+    );
+    assert_eq!(chain.utxo_digest().unwrap(), digest_a);
+    let entry = chain.entry(&bad.block_hash()).unwrap();
+    assert!(entry.status.is_failed());
+    // A known descendant of the invalid block is marked invalid too.
+    let child = chain.entry(&b.blocks()[113].block_hash()).unwrap();
+    assert!(child.status.is_failed());
+    assert!(
+        chain.entry(&b.tip().block_hash()).is_none(),
+        "descendant indexed after the failure"
+    );
+}

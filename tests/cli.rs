@@ -243,3 +243,45 @@ fn node_handle_generate_mines_and_announces() {
         b.snapshot()
     );
 }
+
+#[test]
+fn corrupt_or_foreign_chain_store_is_a_clear_startup_error() {
+    // Garbage where the LMDB file should be.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("regtest").join("chainstate");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("data.mdb"), vec![0xAB; 64 * 1024]).unwrap();
+    assert_usage_error(
+        &[
+            "--regtest",
+            "--nolisten",
+            "--datadir",
+            dir.path().to_str().unwrap(),
+        ],
+        "chain store",
+    );
+
+    // A regtest store moved under testnet's directory.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = Command::new(strand_bin())
+        .args([
+            "generate",
+            "--regtest",
+            "--datadir",
+            d,
+            "1",
+            "--to",
+            "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::create_dir_all(dir.path().join("testnet3")).unwrap();
+    std::fs::rename(
+        dir.path().join("regtest").join("chainstate"),
+        dir.path().join("testnet3").join("chainstate"),
+    )
+    .unwrap();
+    assert_usage_error(&["--testnet", "--nolisten", "--datadir", d], "network");
+}

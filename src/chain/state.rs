@@ -188,6 +188,8 @@ pub struct ChainState {
     /// Per header, the answer of the min-difficulty walk (testnet and
     /// regtest only); bounded, rebuilt on demand.
     min_diff_bits: HashMap<BlockHash, CompactTarget>,
+    /// Height of the highest checkpoint whose header we hold.
+    last_checkpoint: Option<u32>,
 }
 
 /// Entries kept in [`ChainState::min_diff_bits`] before it is cleared.
@@ -281,6 +283,7 @@ impl ChainState {
             logged_height: 0,
             txs_connected: 0,
             min_diff_bits: HashMap::new(),
+            last_checkpoint: None,
         };
         chain.load(network)?;
         Ok(chain)
@@ -332,6 +335,13 @@ impl ChainState {
                 }
             }
         }
+        self.last_checkpoint = self
+            .params
+            .checkpoints
+            .iter()
+            .filter(|(_, h)| self.index.contains_key(h))
+            .map(|(height, _)| *height)
+            .max();
         self.flushed_height = self.height();
         self.logged_height = self.height();
         self.recompute_best_header();
@@ -478,6 +488,9 @@ impl ChainState {
                     let work = entry.chain_work;
                     let extends_best = entry.header.prev_blockhash == self.best_header();
                     self.remember_min_diff_bits(hash, &entry);
+                    if self.params.checkpoint_at(entry.height) == Some(hash) {
+                        self.last_checkpoint = self.last_checkpoint.max(Some(entry.height));
+                    }
                     self.index.insert(hash, entry);
                     outcome.new += 1;
                     if work > best.map_or(best_work, |b| b.1) {
@@ -578,6 +591,8 @@ impl ChainState {
             return Err(RejectError::Invalid(ValidationError::header("bad-prevblk")));
         }
         check::check_block_header(header, &self.params).map_err(RejectError::Invalid)?;
+        check::check_fork_prior_to_checkpoint(prev.height + 1, self.last_checkpoint)
+            .map_err(RejectError::Invalid)?;
         let ancestry = Ancestry {
             chain: self,
             tip: prev_hash,
