@@ -499,8 +499,8 @@ impl ChainBuilder {
         // stays below 21 million BTC, and the builder never puts a coinbase
         // among `txs` it builds (callers of `block_with_txs` get a typed
         // error before this).
-        let mut block =
-            mining::build_block(template, script).expect("builder templates are always buildable");
+        let mut block = mining::build_block(template, script)
+            .expect("invariant: builder templates are always buildable");
         // At the regtest target each try succeeds with probability ~1/2;
         // 2^64 tries cannot all fail.
         let found = mining::mine(&mut block, u64::MAX);
@@ -708,7 +708,7 @@ fn sign_tx(keys: &Keys, tx: &mut Transaction, inputs: &[Utxo]) {
                 OutputKind::P2pkh => {
                     let h = cache
                         .legacy_signature_hash(i, script, EcdsaSighashType::All.to_u32())
-                        .expect("input index in range");
+                        .expect("invariant: input index in range");
                     let msg = Message::from_digest(h.to_byte_array());
                     Sig::Legacy(ecdsa::Signature::sighash_all(
                         keys.secp.sign_ecdsa(&msg, &key.secret),
@@ -717,7 +717,7 @@ fn sign_tx(keys: &Keys, tx: &mut Transaction, inputs: &[Utxo]) {
                 OutputKind::P2wpkh => {
                     let h = cache
                         .p2wpkh_signature_hash(i, script, u.value, EcdsaSighashType::All)
-                        .expect("input index in range and script is p2wpkh");
+                        .expect("invariant: input index in range, script is p2wpkh");
                     let msg = Message::from_digest(h.to_byte_array());
                     Sig::V0(ecdsa::Signature::sighash_all(
                         keys.secp.sign_ecdsa(&msg, &key.secret),
@@ -730,7 +730,7 @@ fn sign_tx(keys: &Keys, tx: &mut Transaction, inputs: &[Utxo]) {
                             &Prevouts::All(&prevouts),
                             TapSighashType::Default,
                         )
-                        .expect("input index in range and one prevout per input");
+                        .expect("invariant: input index in range, one prevout per input");
                     let msg = Message::from_digest(h.to_byte_array());
                     Sig::Taproot(taproot::Signature {
                         signature: keys.secp.sign_schnorr_no_aux_rand(&msg, &key.tweaked),
