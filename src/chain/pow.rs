@@ -43,16 +43,26 @@ pub trait HeaderAncestry {
         limit_bits: CompactTarget,
         interval: u32,
     ) -> Result<CompactTarget, ValidationError> {
-        let mut height = height;
-        let mut header = header;
-        while height > 0 && !height.is_multiple_of(interval) && header.bits == limit_bits {
-            height -= 1;
-            header = self
-                .header_at(height)
-                .ok_or_else(|| missing_ancestor(height))?;
-        }
-        Ok(header.bits)
+        walk_min_difficulty(self, height, header, limit_bits, interval)
     }
+}
+
+/// The header-by-header min-difficulty walk behind
+/// [`HeaderAncestry::last_non_min_difficulty_bits`].
+pub fn walk_min_difficulty<A: HeaderAncestry + ?Sized>(
+    chain: &A,
+    mut height: u32,
+    mut header: Header,
+    limit_bits: CompactTarget,
+    interval: u32,
+) -> Result<CompactTarget, ValidationError> {
+    while height > 0 && !height.is_multiple_of(interval) && header.bits == limit_bits {
+        height -= 1;
+        header = chain
+            .header_at(height)
+            .ok_or_else(|| missing_ancestor(height))?;
+    }
+    Ok(header.bits)
 }
 
 /// A plain list of headers indexed by height (`[genesis, 1, 2, ...]`) is an

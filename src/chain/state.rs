@@ -224,23 +224,7 @@ impl HeaderAncestry for Ancestry<'_> {
                 return Ok(*bits);
             }
         }
-        // Default walk (trait method bodies cannot be called once overridden).
-        let mut height = height;
-        let mut header = header;
-        while height > 0 && !height.is_multiple_of(interval) && header.bits == limit_bits {
-            height -= 1;
-            if let Some(bits) = self
-                .chain
-                .ancestor(&self.tip, height)
-                .and_then(|(h, _)| self.chain.min_diff_bits.get(&h))
-            {
-                return Ok(*bits);
-            }
-            header = self
-                .header_at(height)
-                .ok_or_else(|| ValidationError::internal("missing-ancestor"))?;
-        }
-        Ok(header.bits)
+        pow::walk_min_difficulty(self, height, header, limit_bits, interval)
     }
 }
 
