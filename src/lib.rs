@@ -490,6 +490,24 @@ impl NodeHandle {
         rx.recv().map_err(|_| NodeError::Stopped.to_string())?
     }
 
+    /// Runs `f` on the chain state, on the sync-manager thread, and returns
+    /// its result: the general read (and, carefully, write) access for RPC
+    /// and embedders. `f` should be quick; the node's sync waits for it.
+    pub fn with_chain<R, F>(&self, f: F) -> Result<R, NodeError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut chain::state::ChainState) -> R + Send + 'static,
+    {
+        let (tx, rx) = bounded(1);
+        self.inner()?
+            .sync_tx
+            .send(SyncMsg::WithChain(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            })))
+            .map_err(|_| NodeError::Stopped)?;
+        rx.recv().map_err(|_| NodeError::Stopped)
+    }
+
     /// The active tip, its height and the UTXO-set digest (flushes first).
     pub fn chain_info(&self) -> Result<sync::ChainInfo, String> {
         let (tx, rx) = bounded(1);

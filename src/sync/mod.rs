@@ -56,6 +56,9 @@ pub enum SyncMsg {
     SubmitBlock(Box<Block>, Sender<Result<Vec<ChainEvent>, String>>),
     /// Reply with the chain's tip, height and UTXO-set digest (flushes first).
     UtxoDigest(Sender<Result<ChainInfo, String>>),
+    /// Run a closure on the chain state (queries from RPC and the embedding
+    /// API; it runs on the sync-manager thread between messages).
+    WithChain(Box<dyn FnOnce(&mut ChainState) + Send>),
     /// Mine `count` regtest blocks paying to `script`, the first one with
     /// `txs`; reply with their hashes.
     Generate {
@@ -240,6 +243,7 @@ impl SyncManager {
                     .map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
+            SyncMsg::WithChain(f) => f(&mut self.chain),
             SyncMsg::Generate {
                 count,
                 script,
