@@ -503,8 +503,7 @@ impl Mempool {
         }
         let signals_rbf = tx.is_explicitly_rbf();
         let size = tx.total_size();
-        let usage =
-            size + ENTRY_OVERHEAD + TXIO_OVERHEAD * (tx.input.len() + tx.output.len());
+        let usage = size + ENTRY_OVERHEAD + TXIO_OVERHEAD * (tx.input.len() + tx.output.len());
         self.insert(
             txid,
             Entry {
@@ -643,8 +642,7 @@ impl Mempool {
         // PaysMoreThanConflicts: a higher fee rate than each direct conflict.
         for c in conflicts {
             if let Some(e) = self.entries.get(c) {
-                if policy::cmp_feerate(fee, vsize, e.fee, e.vsize) != std::cmp::Ordering::Greater
-                {
+                if policy::cmp_feerate(fee, vsize, e.fee, e.vsize) != std::cmp::Ordering::Greater {
                     return Err(MempoolReject::new(C::Reconsiderable, "insufficient fee")
                         .with_detail(format!(
                             "rejecting replacement {txid}; new feerate {} <= old feerate {}",
@@ -676,7 +674,9 @@ impl Mempool {
             if !parents_of_conflicts.contains(&p) && self.entries.contains_key(&p) {
                 return Err(
                     MempoolReject::new(C::MempoolPolicy, "replacement-adds-unconfirmed")
-                        .with_detail(format!("replacement {txid} adds unconfirmed input, idx {j}")),
+                        .with_detail(format!(
+                            "replacement {txid} adds unconfirmed input, idx {j}"
+                        )),
                 );
             }
         }
@@ -737,10 +737,7 @@ impl Mempool {
         }
         results.push((txid, first));
         while let Some(parent) = queue.pop_front() {
-            let n_out = self
-                .entries
-                .get(&parent)
-                .map_or(0, |e| e.tx.output.len());
+            let n_out = self.entries.get(&parent).map_or(0, |e| e.tx.output.len());
             for (child, _) in self.orphans.children_ids(&parent, n_out) {
                 let Some(orphan) = self.orphans.get(&child).map(|e| e.tx.clone()) else {
                     continue;
@@ -942,12 +939,11 @@ impl Mempool {
                     }
                 }
                 // Sort key: the higher of own and descendant rate.
-                let (sfee, ssize) =
-                    if policy::cmp_feerate(dfee, dsize, e.fee, e.vsize).is_gt() {
-                        (dfee, dsize)
-                    } else {
-                        (e.fee, e.vsize)
-                    };
+                let (sfee, ssize) = if policy::cmp_feerate(dfee, dsize, e.fee, e.vsize).is_gt() {
+                    (dfee, dsize)
+                } else {
+                    (e.fee, e.vsize)
+                };
                 (sfee, ssize, dfee, dsize, *txid)
             })
             .collect();
@@ -960,8 +956,8 @@ impl Mempool {
             if !self.entries.contains_key(&txid) {
                 continue;
             }
-            let removed_rate = FeeRate::from_fee(dfee, dsize).0
-                + self.config.incremental_relay_feerate.0;
+            let removed_rate =
+                FeeRate::from_fee(dfee, dsize).0 + self.config.incremental_relay_feerate.0;
             if removed_rate as f64 > self.rolling_min_fee {
                 self.rolling_min_fee = removed_rate as f64;
                 self.block_since_bump = false;
@@ -1024,8 +1020,7 @@ impl Mempool {
         let ancestors = self.ancestors_from(&e.parents);
         let descendants = self.descendants(txid);
         let sum = |set: &mut dyn Iterator<Item = &Txid>| {
-            set
-                .filter_map(|t| self.entries.get(t))
+            set.filter_map(|t| self.entries.get(t))
                 .fold((0u64, 0u64), |(s, f), x| (s + x.vsize, f + x.fee))
         };
         let (asize, afee) = sum(&mut ancestors.iter());
@@ -1139,7 +1134,11 @@ impl Mempool {
         // Mempool transactions already spending this one's outputs (after a
         // reorg puts a confirmed parent back).
         for vout in 0..entry.tx.output.len() {
-            if let Some(child) = self.spenders.get(&OutPoint::new(txid, vout as u32)).copied() {
+            if let Some(child) = self
+                .spenders
+                .get(&OutPoint::new(txid, vout as u32))
+                .copied()
+            {
                 entry.children.insert(child);
                 if let Some(ce) = self.entries.get_mut(&child) {
                     ce.parents.insert(txid);

@@ -41,7 +41,7 @@ impl Default for OrphanConfig {
             max_orphans: 100,
             max_orphan_weight: MAX_STANDARD_TX_WEIGHT,
             expire_secs: 15 * 60,
-            seed: 0x5eed_0f_0a_b4a2,
+            seed: 0x5eed_0f0a_b4a2,
         }
     }
 }
