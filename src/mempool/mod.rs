@@ -728,7 +728,12 @@ impl Mempool {
         let mut results = Vec::new();
         let mut queue = VecDeque::new();
         match &first {
-            Ok(a) => queue.push_back(a.txid),
+            Ok(a) => {
+                // It may have been held as an orphan (sent earlier by
+                // another peer before its parents).
+                self.orphans.erase(&a.txid);
+                queue.push_back(a.txid);
+            }
             Err(MempoolReject::MissingInputs(_)) => {
                 // Too large or a duplicate: simply not kept.
                 let _ = self.orphans.add_orphan(keep, peer, ctx.time);

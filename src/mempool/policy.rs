@@ -105,7 +105,9 @@ pub fn cmp_feerate(fee_a: u64, size_a: u64, fee_b: u64, size_b: u64) -> std::cmp
 /// Virtual size for policy (Core `GetVirtualTransactionSize`): weight / 4
 /// rounded up, or the sigop-adjusted size when larger.
 pub fn virtual_size(weight: u64, sigop_cost: u64) -> u64 {
-    weight.max(sigop_cost * BYTES_PER_SIGOP).div_ceil(4)
+    weight
+        .max(sigop_cost.saturating_mul(BYTES_PER_SIGOP))
+        .div_ceil(4)
 }
 
 /// Standard output kinds (Core `TxoutType`).
@@ -185,7 +187,7 @@ fn multisig(b: &[u8]) -> Option<(u8, u8)> {
     let m = small(b[0])?;
     let n = small(b[b.len() - 2])?;
     let mut pc = 1;
-    let mut keys = 0u8;
+    let mut keys = 0usize;
     while pc < b.len() - 2 {
         let len = b[pc] as usize;
         if len != 33 && len != 65 {
@@ -194,7 +196,7 @@ fn multisig(b: &[u8]) -> Option<(u8, u8)> {
         pc += 1 + len;
         keys += 1;
     }
-    (pc == b.len() - 2 && keys == n && m <= n).then_some((m, n))
+    (pc == b.len() - 2 && keys == usize::from(n) && m <= n).then_some((m, n))
 }
 
 /// Core `IsStandard(scriptPubKey)`: the type if standard. Bare multisig

@@ -950,3 +950,109 @@ fn reject_codes_and_messages() {
     let e = MempoolReject::new(RejectCode::Conflict, "txn-already-known");
     assert_eq!(e.rpc_code(), RPC_VERIFY_ALREADY_IN_CHAIN);
 }
+
+#[test]
+fn bip68_relative_lock() {
+    let mut f = fx();
+    // Builder spends disable BIP68; set a relative height lock after
+    // signing. The lock is checked before the scripts, so a satisfied lock
+    // gets as far as the (now invalid) signature.
+    let mut tx = spend_coinbase(0, 10_000);
+    tx.input[0].sequence = Sequence::from_height(200);
+    let e = f.accept(&tx).unwrap_err();
+    assert_eq!(e.reason(), "non-BIP68-final");
+    assert_eq!(e.code(), RejectCode::PrematureSpend);
+    tx.input[0].sequence = Sequence::from_height(5);
+    let e = f.accept(&tx).unwrap_err();
+    assert!(e
+        .reason()
+        .starts_with("mandatory-script-verify-flag-failed"));
+
+    // A time lock on a confirmed coin needs the view's median time past,
+    // which a plain map does not know: refused.
+    tx.input[0].sequence = Sequence::from_512_second_intervals(1);
+    assert_eq!(reason(&f.accept(&tx)), "non-BIP68-final");
+
+    // Locks on an unconfirmed parent count from the next block.
+    let parent = spend_coinbase(1, 10_000);
+    f.accept(&parent).expect("parent");
+    let mut child = child_of(&parent, &[], 10_000);
+    child.input[0].sequence = Sequence::from_height(1);
+    assert_eq!(reason(&f.accept(&child)), "non-BIP68-final");
+}
+
+#[test]
+fn witness_malleated_duplicate() {
+    let mut f = fx();
+    let (op, v, _) = coinbase_of(OutputKind::P2wpkh);
+    let tx = spend_with(f.b, &[op], vec![out(v.to_sat() - 10_000, OutputKind::P2tr)]);
+    f.accept(&tx).expect("tx");
+    let mut m = tx.clone();
+    corrupt_signature(&mut m, 0).expect("witness");
+    assert_eq!(m.compute_txid(), tx.compute_txid());
+    assert_ne!(m.compute_wtxid(), tx.compute_wtxid());
+    assert_eq!(reason(&f.accept(&m)), "txn-same-nonwitness-data-in-mempool");
+    assert!(f.pool.contains_wtxid(&tx.compute_wtxid()));
+}
+
+#[test]
+fn orphan_sent_again_after_parent_is_cleared() {
+    let mut f = fx();
+    let a = spend_coinbase(0, 10_000);
+    let b = child_of(&a, &[], 10_000);
+    let r = f
+        .pool
+        .accept_with_orphans(b.clone(), 1, &mut f.view, &f.ctx);
+    assert!(matches!(r[0].1, Err(MempoolReject::MissingInputs(_))));
+    // The parent arrives through plain `accept` (e.g. RPC), then another
+    // peer sends the child again: accepted and no longer an orphan.
+    f.accept(&a).expect("a");
+    let r = f
+        .pool
+        .accept_with_orphans(b.clone(), 2, &mut f.view, &f.ctx);
+    assert!(r[0].1.is_ok());
+    assert!(f.pool.orphans().is_empty());
+}
+
+#[test]
+fn long_nonstandard_script_does_not_panic() {
+    // 300 pushes of 33 bytes: more keys than a u8 counts.
+    let mut b = vec![0x51];
+    for _ in 0..300 {
+        b.push(33);
+        b.extend([2u8; 33]);
+    }
+    b.extend([0x53, 0xae]);
+    assert_eq!(solve(&ScriptBuf::from_bytes(b)), OutputType::NonStandard);
+}
+
+#[test]
+fn chain_state_as_utxo_view() {
+    use crate::chain::state::{ChainOptions, ChainState};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ChainOptions {
+        script_threads: 0,
+        ..ChainOptions::default()
+    };
+    let mut chain =
+        ChainState::open(dir.path(), crate::config::Network::Regtest, opts).expect("open chain");
+    let b = self::chain();
+    for block in b.blocks().iter().skip(1) {
+        chain.accept_block(block.clone()).expect("valid block");
+    }
+    assert_eq!(chain.height(), b.height());
+    let ctx = ctx_for(b.blocks());
+    let mut pool = Mempool::new(MempoolConfig::default());
+    let a = spend_coinbase(0, 10_000);
+    let child = child_of(&a, &[], 10_000);
+    let r = pool.accept_with_orphans(child.clone(), 3, &mut chain, &ctx);
+    assert!(matches!(r[0].1, Err(MempoolReject::MissingInputs(_))));
+    let r = pool.accept_with_orphans(a.clone(), 3, &mut chain, &ctx);
+    assert_eq!(r.len(), 2);
+    assert!(r.iter().all(|(_, r)| r.is_ok()), "{r:?}");
+    let confirmed = b.tip().txdata[1].clone();
+    assert_eq!(
+        reason(&pool.accept(confirmed, &mut chain, &ctx)),
+        "txn-already-known"
+    );
+}
