@@ -20,6 +20,7 @@
 pub mod chain;
 pub mod config;
 pub mod connmgr;
+pub mod mempool;
 pub mod mining;
 pub mod peer;
 pub mod server;
