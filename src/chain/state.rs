@@ -448,6 +448,10 @@ impl ChainState {
     }
 
     /// Median time past of the active block at `height`.
+    pub fn median_time_past(&self, height: u32) -> Option<u32> {
+        self.mtp_active(height)
+    }
+
     fn mtp_active(&self, height: u32) -> Option<u32> {
         let low = height.saturating_sub(10);
         let mut times = Vec::with_capacity(11);

@@ -102,6 +102,10 @@ impl UtxoView for crate::chain::state::ChainState {
             }
         }
     }
+
+    fn median_time_past_at(&mut self, h: u32) -> Option<i64> {
+        crate::chain::state::ChainState::median_time_past(self, h).map(i64::from)
+    }
 }
 
 /// Mempool limits and relay policy (Core defaults).
