@@ -108,6 +108,26 @@ impl fmt::Display for NodeError {
 
 impl std::error::Error for NodeError {}
 
+/// Why [`NodeHandle::send_transaction`] failed.
+#[derive(Debug)]
+pub enum SendTxError {
+    /// The node is not running.
+    Stopped,
+    /// The mempool refused it (Core's reason and RPC code inside).
+    Rejected(mempool::MempoolReject),
+}
+
+impl fmt::Display for SendTxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTxError::Stopped => write!(f, "node is not running"),
+            SendTxError::Rejected(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendTxError {}
+
 /// Where a peer stands, combining the peer handler's and sync manager's view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerState {
@@ -188,15 +208,18 @@ impl Node {
     /// Starts a node: locks the data directory, binds the listener, starts
     /// the threads. Returns once the node is accepting connections.
     pub fn start(config: Config) -> Result<NodeHandle, StartError> {
-        Node::start_with(config, Box::new(NoOrphans))
+        let mempool =
+            mempool::SharedMempool::new(mempool::Mempool::new(mempool::MempoolConfig::default()));
+        Node::start_with(config, mempool)
     }
 
-    /// Like [`Node::start`], with the peer handler calling `orphans` for
-    /// every finished peer.
+    /// Like [`Node::start`] with a given mempool (its orphans are evicted by
+    /// the peer handler for every finished peer).
     pub fn start_with(
         config: Config,
-        orphans: Box<dyn OrphanEvictor>,
+        mempool: mempool::SharedMempool,
     ) -> Result<NodeHandle, StartError> {
+        let orphans: Box<dyn OrphanEvictor> = Box::new(mempool.clone());
         let dir = config.net_dir();
         let lock = lock_datadir(&dir)?;
 
@@ -236,6 +259,7 @@ impl Node {
                 stall_timeout: config.stall_timeout,
                 best_height,
                 download_window: config.download_window,
+                mempool: mempool.clone(),
             },
             chain,
         );
@@ -279,6 +303,7 @@ impl Node {
         );
         Ok(NodeHandle {
             inner: Some(Inner {
+                mempool,
                 ctx,
                 listen_addr,
                 stop,
@@ -353,6 +378,7 @@ fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()
 }
 
 struct Inner {
+    mempool: mempool::SharedMempool,
     ctx: Arc<NetContext>,
     listen_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
@@ -507,6 +533,26 @@ impl NodeHandle {
             })))
             .map_err(|_| NodeError::Stopped)?;
         rx.recv().map_err(|_| NodeError::Stopped)
+    }
+
+    /// Accepts a transaction to the mempool and relays it
+    /// (`sendrawtransaction`).
+    pub fn send_transaction(&self, tx: bitcoin::Transaction) -> Result<bitcoin::Txid, SendTxError> {
+        let (reply, rx) = bounded(1);
+        self.inner()
+            .map_err(|_| SendTxError::Stopped)?
+            .sync_tx
+            .send(SyncMsg::SubmitTx(Box::new(tx), reply))
+            .map_err(|_| SendTxError::Stopped)?;
+        rx.recv()
+            .map_err(|_| SendTxError::Stopped)?
+            .map_err(SendTxError::Rejected)
+    }
+
+    /// The node's mempool, for queries (lock it briefly; see
+    /// [`mempool::SharedMempool`]).
+    pub fn mempool(&self) -> Result<mempool::SharedMempool, NodeError> {
+        Ok(self.inner()?.mempool.clone())
     }
 
     /// The active tip, its height and the UTXO-set digest (flushes first).

@@ -32,6 +32,7 @@ use bitcoin::{Block, BlockHash};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::chain::state::{ChainEvent, ChainState, RejectError};
+use crate::mempool::{AcceptContext, FeeRate, MempoolReject, SharedMempool};
 use crate::peer::conn::PROTOCOL_VERSION;
 use crate::peer::{Direction, DisconnectReason, Peer, PeerId};
 
@@ -54,6 +55,12 @@ pub enum SyncMsg {
     /// A block from this process (mining, `submitblock`): validate and
     /// connect it, announce it if it becomes the tip.
     SubmitBlock(Box<Block>, Sender<Result<Vec<ChainEvent>, String>>),
+    /// A transaction from this process (`sendrawtransaction`): accept it to
+    /// the mempool and relay it.
+    SubmitTx(
+        Box<bitcoin::Transaction>,
+        Sender<Result<bitcoin::Txid, MempoolReject>>,
+    ),
     /// Reply with the chain's tip, height and UTXO-set digest (flushes first).
     UtxoDigest(Sender<Result<ChainInfo, String>>),
     /// Run a closure on the chain state (queries from RPC and the embedding
@@ -162,6 +169,9 @@ pub(crate) struct SyncConfig {
     pub best_height: Arc<AtomicI32>,
     /// Most blocks in flight at once.
     pub download_window: usize,
+    /// The mempool (shared with the peer handler for orphan eviction and
+    /// with RPC readers; see `mempool::SharedMempool` for the lock rule).
+    pub mempool: SharedMempool,
 }
 
 /// The sync manager's state; owned by its thread.
@@ -244,6 +254,10 @@ impl SyncManager {
                 let _ = reply.send(r);
             }
             SyncMsg::WithChain(f) => f(&mut self.chain),
+            SyncMsg::SubmitTx(tx, reply) => {
+                let r = self.accept_tx(None, *tx);
+                let _ = reply.send(r);
+            }
             SyncMsg::Generate {
                 count,
                 script,
@@ -348,6 +362,15 @@ impl SyncManager {
                 return;
             }
             NetworkMessage::GetData(items) => return self.handle_getdata(&peer, items),
+            NetworkMessage::MemPool => {
+                let filter = FeeRate(peer.fee_filter.load(Ordering::Relaxed).max(0) as u64);
+                let wtxid = peer.wtxid_relay.load(Ordering::Relaxed);
+                let inv = self.cfg.mempool.lock().inventory(wtxid, filter);
+                for chunk in inv.chunks(50_000) {
+                    peer.send(NetworkMessage::Inv(chunk.to_vec()));
+                }
+                return;
+            }
             _ => {}
         }
         let id = peer.id;
@@ -370,6 +393,11 @@ impl SyncManager {
                 self.request_blocks(&peer);
             }
             NetworkMessage::Inv(items) => self.handle_inv(&peer, items),
+            NetworkMessage::Tx(tx) => {
+                if !self.ibd {
+                    let _ = self.accept_tx(Some(&peer), tx);
+                }
+            }
             NetworkMessage::GetHeaders(req) => {
                 let fork = self.chain.find_fork(&req.locator_hashes);
                 let headers = self.chain.active_headers(fork, MAX_HEADERS, &req.stop_hash);
@@ -462,6 +490,27 @@ impl SyncManager {
             }
             _ => None,
         });
+        if !self.ibd {
+            let mempool = self.cfg.mempool.lock();
+            let wanted: Vec<Inventory> = items
+                .iter()
+                .filter(|i| match i {
+                    Inventory::Transaction(t) | Inventory::WitnessTransaction(t) => {
+                        !mempool.contains(t) && !mempool.orphans().contains(t)
+                    }
+                    Inventory::WTx(w) => !mempool.contains_wtxid(w),
+                    _ => false,
+                })
+                .map(|i| match i {
+                    Inventory::Transaction(t) => Inventory::WitnessTransaction(*t),
+                    other => *other,
+                })
+                .collect();
+            drop(mempool);
+            if !wanted.is_empty() {
+                peer.send(NetworkMessage::GetData(wanted));
+            }
+        }
         if let Some(hash) = unknown {
             if self.follows(peer.id) {
                 self.send_getheaders(peer, self.chain.block_locator(), hash);
@@ -494,6 +543,24 @@ impl SyncManager {
                         },
                         Ok(None) => not_found.push(item),
                         Err(e) => return self.fatal(&e.to_string()),
+                    }
+                }
+                Inventory::Transaction(t) | Inventory::WitnessTransaction(t) => {
+                    let tx = self.cfg.mempool.lock().get(&t).cloned();
+                    match tx {
+                        Some(tx) => {
+                            peer.send(NetworkMessage::Tx(tx));
+                        }
+                        None => not_found.push(item),
+                    }
+                }
+                Inventory::WTx(w) => {
+                    let tx = self.cfg.mempool.lock().get_by_wtxid(&w).cloned();
+                    match tx {
+                        Some(tx) => {
+                            peer.send(NetworkMessage::Tx(tx));
+                        }
+                        None => not_found.push(item),
                     }
                 }
                 other => not_found.push(other),
@@ -540,7 +607,131 @@ impl SyncManager {
         }
     }
 
+    /// Keeps the mempool in step with the chain: mined and conflicting
+    /// transactions leave, transactions of disconnected blocks come back.
+    fn update_mempool(&mut self, events: &[ChainEvent]) {
+        let mut readd = Vec::new();
+        for ev in events {
+            match ev {
+                ChainEvent::Connected { hash, .. } => {
+                    if let Ok(Some(raw)) = self.chain.block_bytes(hash) {
+                        if let Ok(block) = bitcoin::consensus::deserialize::<Block>(&raw) {
+                            let mut pool = self.cfg.mempool.lock();
+                            pool.remove_for_block(&block);
+                            pool.orphans_mut().erase_for_block(&block);
+                        }
+                    }
+                }
+                ChainEvent::Disconnected { hash, .. } => {
+                    if let Ok(Some(raw)) = self.chain.block_bytes(hash) {
+                        if let Ok(block) = bitcoin::consensus::deserialize::<Block>(&raw) {
+                            readd.extend(block.txdata.into_iter().skip(1));
+                        }
+                    }
+                }
+                ChainEvent::Invalid { .. } => {}
+            }
+        }
+        if !readd.is_empty() {
+            let params = self.chain.params().clone();
+            let ctx = self.accept_context(&params);
+            let mempool = self.cfg.mempool.clone();
+            let mut pool = mempool.lock();
+            pool.readd_for_reorg(readd, &mut self.chain, &ctx);
+            pool.remove_invalid_at_tip(&mut self.chain, &ctx);
+        }
+    }
+
+    fn accept_context<'p>(&self, params: &'p crate::chain::ChainParams) -> AcceptContext<'p> {
+        let height = self.chain.height() + 1;
+        AcceptContext {
+            height,
+            median_time_past: i64::from(
+                self.chain
+                    .median_time_past(self.chain.height())
+                    .unwrap_or(0),
+            ),
+            script_flags: crate::chain::script::script_flags_for_height(height, params),
+            params,
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// Accepts a transaction (from `peer`, or local) with its orphans, and
+    /// relays what was accepted. Returns the outcome for `tx` itself.
+    fn accept_tx(
+        &mut self,
+        peer: Option<&Arc<Peer>>,
+        tx: bitcoin::Transaction,
+    ) -> Result<bitcoin::Txid, MempoolReject> {
+        let params = self.chain.params().clone();
+        let ctx = self.accept_context(&params);
+        let source = peer.map_or(0, |p| p.id);
+        let mempool = self.cfg.mempool.clone();
+        let results = mempool
+            .lock()
+            .accept_with_orphans(tx, source, &mut self.chain, &ctx);
+        let mut first = None;
+        for (txid, r) in results {
+            match &r {
+                Ok(a) => self.relay_tx(
+                    a.txid,
+                    a.wtxid,
+                    FeeRate::from_fee(a.fee.to_sat(), a.vsize),
+                    peer.map(|p| p.id),
+                ),
+                Err(e) => {
+                    if let (Some(p), true) = (peer, e.punish_peer()) {
+                        log::info!("invalid transaction {txid} from {p}: {e}");
+                        p.disconnect(DisconnectReason::Misbehaving(format!(
+                            "invalid transaction: {e}"
+                        )));
+                    } else {
+                        log::debug!("transaction {txid} not accepted: {e}");
+                    }
+                }
+            }
+            if first.is_none() {
+                first = Some(r.map(|a| a.txid));
+            }
+        }
+        first.unwrap_or(Err(MempoolReject::MissingInputs(Vec::new())))
+    }
+
+    /// Announces an accepted transaction to every known peer but its source
+    /// that wants transactions and whose fee filter it passes (BIP133,
+    /// BIP339: wtxid to peers that negotiated `wtxidrelay`).
+    fn relay_tx(
+        &self,
+        txid: bitcoin::Txid,
+        wtxid: bitcoin::Wtxid,
+        rate: FeeRate,
+        source: Option<PeerId>,
+    ) {
+        for k in self.peers.values() {
+            let p = &k.peer;
+            if Some(p.id) == source || p.is_closed() {
+                continue;
+            }
+            if !p.remote_version().is_some_and(|v| v.relay) {
+                continue;
+            }
+            if rate < FeeRate(p.fee_filter.load(Ordering::Relaxed).max(0) as u64) {
+                continue;
+            }
+            let item = if p.wtxid_relay.load(Ordering::Relaxed) {
+                Inventory::WTx(wtxid)
+            } else {
+                Inventory::Transaction(txid)
+            };
+            p.send(NetworkMessage::Inv(vec![item]));
+        }
+    }
+
     fn on_chain_events(&mut self, events: &[ChainEvent], source: Option<PeerId>) {
+        self.update_mempool(events);
         let connected = events
             .iter()
             .any(|e| matches!(e, ChainEvent::Connected { .. }));
@@ -775,6 +966,7 @@ mod tests {
                 stall_timeout: Duration::from_secs(60),
                 best_height: Arc::new(AtomicI32::new(0)),
                 download_window: 16,
+                mempool: SharedMempool::new(crate::mempool::Mempool::new(Default::default())),
             },
             chain,
         );
