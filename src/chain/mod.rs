@@ -13,6 +13,7 @@
 pub mod check;
 pub mod coins;
 pub mod error;
+pub mod hasher;
 pub mod miner;
 pub mod params;
 pub mod pow;

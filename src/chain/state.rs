@@ -16,7 +16,7 @@
 //! loses at most the blocks connected since the last flush, which are
 //! downloaded and connected again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut};
 
 use super::check::{self, Coin as CheckCoin};
 use super::coins::{BlockCoins, CoinsCache, ENTRY_COST};
+use super::hasher::BlockMap;
 use super::pow::{self, HeaderAncestry};
 use super::script::{self, ScriptCheckPool};
 use super::{ChainParams, RejectKind, ValidationError};
@@ -167,7 +168,7 @@ pub struct ChainState {
     params: ChainParams,
     store: Arc<Store>,
     opts: ChainOptions,
-    index: HashMap<BlockHash, IndexEntry>,
+    index: BlockMap<BlockHash, IndexEntry>,
     /// Active chain by height; `active[0]` is genesis.
     active: Vec<BlockHash>,
     /// Most-work valid header chain by height.
@@ -178,7 +179,7 @@ pub struct ChainState {
     pending: HashMap<BlockHash, Block>,
     /// Block bodies and undo data not yet committed.
     block_writes: WriteBatch,
-    dirty_index: HashSet<BlockHash>,
+    dirty_index: std::collections::HashSet<BlockHash, super::hasher::KeyedState>,
     /// Height of the tip recorded in the store.
     flushed_height: u32,
     blocks_since_flush: usize,
@@ -187,10 +188,13 @@ pub struct ChainState {
     txs_connected: u64,
     /// Per header, the answer of the min-difficulty walk (testnet and
     /// regtest only); bounded, rebuilt on demand.
-    min_diff_bits: HashMap<BlockHash, CompactTarget>,
+    min_diff_bits: BlockMap<BlockHash, CompactTarget>,
     /// Height of the highest checkpoint whose header we hold.
     last_checkpoint: Option<u32>,
 }
+
+/// New index entries held before a flush writes them.
+const DIRTY_INDEX_LIMIT: usize = 20_000;
 
 /// Entries kept in [`ChainState::min_diff_bits`] before it is cleared.
 const MIN_DIFF_MEMO: usize = 50_000;
@@ -253,20 +257,20 @@ impl ChainState {
             params,
             store,
             opts,
-            index: HashMap::new(),
+            index: BlockMap::default(),
             active: Vec::new(),
             header_chain: Vec::new(),
             coins: CoinsCache::new(),
             pool,
             pending: HashMap::new(),
             block_writes: WriteBatch::new(),
-            dirty_index: HashSet::new(),
+            dirty_index: Default::default(),
             flushed_height: 0,
             blocks_since_flush: 0,
             last_log: Instant::now(),
             logged_height: 0,
             txs_connected: 0,
-            min_diff_bits: HashMap::new(),
+            min_diff_bits: BlockMap::default(),
             last_checkpoint: None,
         };
         chain.load(network)?;
@@ -465,14 +469,15 @@ impl ChainState {
     /// known header). Stops at the first invalid one.
     pub fn process_headers(&mut self, headers: &[Header]) -> Result<HeadersOutcome, RejectError> {
         let mut outcome = HeadersOutcome::default();
-        let mut batch = WriteBatch::new();
         let best_work = self.best_work();
         let mut best: Option<(BlockHash, Work)> = None;
         let mut result = Ok(());
         for header in headers {
             match self.accept_header(header) {
                 Ok(Some((hash, entry))) => {
-                    batch.put_block_index(&hash, &entry);
+                    // Written at the next flush: headers lost in a crash
+                    // are simply downloaded again.
+                    self.dirty_index.insert(hash);
                     let work = entry.chain_work;
                     let extends_best = entry.header.prev_blockhash == self.best_header();
                     self.remember_min_diff_bits(hash, &entry);
@@ -499,8 +504,8 @@ impl ChainState {
                 }
             }
         }
-        if !batch.is_empty() {
-            self.store.commit(&batch)?;
+        if self.dirty_index.len() >= DIRTY_INDEX_LIMIT {
+            self.flush()?;
         }
         if let Some((hash, work)) = best {
             if work > self.best_work() {

@@ -610,6 +610,17 @@ impl SyncManager {
     /// Keeps the mempool in step with the chain: mined and conflicting
     /// transactions leave, transactions of disconnected blocks come back.
     fn update_mempool(&mut self, events: &[ChainEvent]) {
+        {
+            // During initial download the pool is empty: do not read back
+            // (and so commit) every connected block for nothing.
+            let pool = self.cfg.mempool.lock();
+            let disconnects = events
+                .iter()
+                .any(|e| matches!(e, ChainEvent::Disconnected { .. }));
+            if pool.is_empty() && pool.orphans().is_empty() && !disconnects {
+                return;
+            }
+        }
         let mut readd = Vec::new();
         for ev in events {
             match ev {
