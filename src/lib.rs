@@ -22,6 +22,7 @@ pub mod config;
 pub mod connmgr;
 pub mod mining;
 pub mod peer;
+pub mod rpc;
 pub mod server;
 pub mod store;
 pub mod sync;
