@@ -19,6 +19,24 @@
 //! [`RpcServer::stop`] (also run on drop) stops every thread, joins them and
 //! removes the cookie file. `stop` over RPC answers first, then calls
 //! [`RpcBackend::stop`], which must only *signal* the node to shut down.
+//!
+//! Wiring, for the node side:
+//!
+//! ```ignore
+//! // Server: after Node::start, with an adapter implementing RpcBackend.
+//! let mut rpc = strand::rpc::RpcConfig::new(config.network.default_rpc_port(),
+//!                                           config.net_dir().join(".cookie"));
+//! rpc.allow_ip.extend(rpcallowip_values);      // loopback is always allowed
+//! let server = strand::rpc::RpcServer::start(rpc, Arc::new(adapter))?;
+//! // ... on shutdown, before the node: server.stop();
+//!
+//! // Client: in main.rs, before config::parse_args, for `strand cli ...`:
+//! let args: Vec<String> = std::env::args().skip(1).collect();
+//! if args.first().map(String::as_str) == Some("cli") {
+//!     let code = strand::rpc::client::cli_main(&args[1..]);
+//!     return ExitCode::from(code as u8);           // 0..=255
+//! }
+//! ```
 
 pub mod auth;
 pub mod backend;
