@@ -23,6 +23,7 @@ pub mod connmgr;
 pub mod mempool;
 pub mod mining;
 pub mod peer;
+pub mod rpc;
 pub mod server;
 pub mod store;
 pub mod sync;
