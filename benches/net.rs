@@ -96,7 +96,14 @@ impl Node {
     fn start(extra: &[&str]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
-            .args(["--regtest", "--listen", "127.0.0.1:0", "--datadir"])
+            .args([
+                "--regtest",
+                "--listen",
+                "127.0.0.1:0",
+                "--rpcport",
+                "0",
+                "--datadir",
+            ])
             .arg(dir.path())
             .args(extra)
             .env("RUST_LOG", "warn,strand=info")

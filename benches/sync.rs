@@ -458,13 +458,20 @@ impl NodeProc {
     fn start(name: &'static str, extra: &[&str]) -> NodeProc {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strand"));
-        cmd.args(["--regtest", "--listen", "127.0.0.1:0", "--datadir"])
-            .arg(dir.path())
-            .args(extra)
-            .env("RUST_LOG", "warn,strand=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--regtest",
+            "--listen",
+            "127.0.0.1:0",
+            "--rpcport",
+            "0",
+            "--datadir",
+        ])
+        .arg(dir.path())
+        .args(extra)
+        .env("RUST_LOG", "warn,strand=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         // SAFETY: prctl is async-signal-safe; the child dies with this
         // process even if the benchmark is killed before its drops run.
         unsafe {

@@ -144,6 +144,24 @@ pub struct Config {
     pub flush_blocks: usize,
     /// UTXO cache limit in MiB.
     pub dbcache_mib: usize,
+    /// JSON-RPC server options (used by the binary; embedders start the
+    /// server themselves if they want one).
+    pub rpc: RpcOptions,
+}
+
+/// JSON-RPC server options.
+#[derive(Clone, Debug, Default)]
+pub struct RpcOptions {
+    /// Serve JSON-RPC at all (`--norpc` turns it off).
+    pub disabled: bool,
+    /// Addresses to bind (`--rpcbind`); empty means 127.0.0.1.
+    pub bind: Vec<std::net::IpAddr>,
+    /// Port (`--rpcport`); `None` means the network's default.
+    pub port: Option<u16>,
+    /// Extra allowed client subnets (`--rpcallowip`), validated.
+    pub allow_ip: Vec<String>,
+    /// `--rpcuser`/`--rpcpassword`; `None` means cookie authentication.
+    pub user_pass: Option<(String, String)>,
 }
 
 /// The default per-peer thread stack size (256 KiB).
@@ -176,6 +194,7 @@ impl Config {
             download_window: 64,
             flush_blocks: 2_000,
             dbcache_mib: 48,
+            rpc: RpcOptions::default(),
         }
     }
 
@@ -238,6 +257,7 @@ pub enum Command {
 /// Usage text printed by `--help`.
 pub const USAGE: &str = "\
 usage: strand [OPTIONS]
+       strand cli [--regtest] [--datadir DIR] [--rpcconnect HOST] [--rpcport N] METHOD [ARGS...]
        strand generate [--regtest] [--datadir DIR] N --to ADDRESS
 
 Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
@@ -254,6 +274,11 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --dbcache MIB            UTXO cache size (default: 48)
   --flushblocks N          write the chain state at least every N blocks (default: 2000)
   --par N                  script-check threads, 0 = none (default: one per CPU)
+  --rpcport N              JSON-RPC port (default: 8332/18332/38332/18443 by network)
+  --rpcbind IP             JSON-RPC address (repeatable; default: 127.0.0.1)
+  --rpcallowip IP[/BITS]   also allow these clients (loopback always is)
+  --rpcuser U --rpcpassword P   credentials (default: a .cookie file in the data directory)
+  --norpc                  no JSON-RPC server
   --debug LEVEL            log level: error, warn, info, debug, trace (RUST_LOG also works)
   --help, --version
 ";
@@ -296,6 +321,9 @@ where
     let mut flush_blocks = None;
     let mut dbcache = None;
     let mut script_threads = None;
+    let mut rpc = RpcOptions::default();
+    let mut rpc_user = None;
+    let mut rpc_password = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -375,6 +403,28 @@ where
             }
             "dbcache" => dbcache = Some(parse_number(name, &value(&mut i)?, 4, 1_000_000)?),
             "par" => script_threads = Some(parse_number(name, &value(&mut i)?, 0, 256)?),
+            "norpc" => {
+                no_value(&inline)?;
+                rpc.disabled = true
+            }
+            "rpcport" => rpc.port = Some(parse_number(name, &value(&mut i)?, 0, 65_535)? as u16),
+            "rpcbind" => {
+                let v = value(&mut i)?;
+                let ip = v.parse::<std::net::IpAddr>().map_err(|_| {
+                    ConfigError(format!(
+                        "--rpcbind: cannot parse address '{v}' (expected an IP)"
+                    ))
+                })?;
+                rpc.bind.push(ip);
+            }
+            "rpcallowip" => {
+                let v = value(&mut i)?;
+                v.parse::<crate::rpc::auth::AllowIp>()
+                    .map_err(|e| ConfigError(e.to_string()))?;
+                rpc.allow_ip.push(v);
+            }
+            "rpcuser" => rpc_user = Some(value(&mut i)?),
+            "rpcpassword" => rpc_password = Some(value(&mut i)?),
             "debug" => {
                 let v = inline.clone().unwrap_or_else(|| {
                     // `--debug` alone means debug; `--debug LEVEL` takes the next word
@@ -446,6 +496,16 @@ where
     if let Some(n) = script_threads {
         config.script_threads = Some(n as usize);
     }
+    rpc.user_pass = match (rpc_user, rpc_password) {
+        (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Some((u, p)),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError(
+                "--rpcuser and --rpcpassword must be given together and be non-empty".into(),
+            ))
+        }
+    };
+    config.rpc = rpc;
     if generate {
         let count = gen_count.ok_or_else(|| ConfigError("generate needs a block count".into()))?;
         let address = gen_to.ok_or_else(|| ConfigError("generate needs --to ADDRESS".into()))?;

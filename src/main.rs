@@ -9,11 +9,22 @@ use std::process::ExitCode;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use strand::config::{parse_args, Command, USAGE};
+use strand::rpc::auth::Auth;
+use strand::rpc::node::NodeBackend;
+use strand::rpc::{RpcConfig, RpcServer};
 use strand::Node;
 
 fn main() -> ExitCode {
-    let command = match parse_args(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "cli") {
+        let code = strand::rpc::client::cli_main(&args[1..]);
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
+    let command = match parse_args(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("strand: {e}");
@@ -57,30 +68,96 @@ fn run(config: strand::Config, log_level: Option<String>) -> ExitCode {
     }
     logger.format_timestamp_millis().init();
 
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("strand: cannot install signal handlers: {e}");
             return ExitCode::from(2);
         }
     };
+    let network = config.network;
+    let rpc_opts = config.rpc.clone();
+    let cookie = config.net_dir().join(".cookie");
     let node = match Node::start(config) {
-        Ok(n) => n,
+        Ok(n) => Arc::new(n),
         Err(e) => {
             eprintln!("strand: {e}");
             return ExitCode::from(2);
         }
     };
-    let signal = signals.forever().next();
-    log::info!("received signal {}", signal.unwrap_or(0));
+
+    // `stop` over RPC and SIGINT/SIGTERM both end up on this channel.
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<&'static str>(4);
+    let rpc = if rpc_opts.disabled {
+        None
+    } else {
+        let (rpc_stop_tx, rpc_stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let forward = stop_tx.clone();
+        std::thread::spawn(move || {
+            if rpc_stop_rx.recv().is_ok() {
+                let _ = forward.send("RPC stop");
+            }
+        });
+        let port = rpc_opts.port.unwrap_or(network.default_rpc_port());
+        let mut cfg = RpcConfig::new(port, cookie);
+        if !rpc_opts.bind.is_empty() {
+            cfg.bind = rpc_opts
+                .bind
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect();
+        }
+        for a in &rpc_opts.allow_ip {
+            if let Ok(a) = a.parse() {
+                cfg.allow_ip.push(a);
+            }
+        }
+        if let Some((u, p)) = rpc_opts.user_pass {
+            cfg.auth = Auth::UserPass(u, p);
+        }
+        let backend = NodeBackend::new(Arc::clone(&node), network, rpc_stop_tx);
+        match RpcServer::start(cfg, Arc::new(backend)) {
+            Ok(server) => {
+                for a in server.local_addrs() {
+                    log::info!("JSON-RPC listening on {a}");
+                }
+                Some(server)
+            }
+            Err(e) => {
+                eprintln!("strand: cannot start the JSON-RPC server: {e}");
+                drop(node);
+                return ExitCode::from(2);
+            }
+        }
+    };
+
     let handle = signals.handle();
+    let mut signals = signals;
+    let first = stop_tx.clone();
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            eprintln!("strand: second signal, exiting without clean shutdown");
-            std::process::exit(1);
+        let mut seen = 0;
+        for _ in signals.forever() {
+            seen += 1;
+            if seen == 1 {
+                let _ = first.send("signal");
+            } else {
+                eprintln!("strand: second signal, exiting without clean shutdown");
+                std::process::exit(1);
+            }
         }
     });
-    node.shutdown();
+    let why = stop_rx.recv().unwrap_or("channel closed");
+    log::info!("stopping ({why})");
+    if let Some(server) = rpc {
+        server.stop();
+    }
+    match Arc::try_unwrap(node) {
+        Ok(node) => node.shutdown(),
+        Err(node) => {
+            log::warn!("node still referenced at shutdown; stopping through drop");
+            drop(node);
+        }
+    }
     handle.close();
     ExitCode::SUCCESS
 }

@@ -149,7 +149,14 @@ fn sigterm_shuts_down_cleanly() {
     // The data directory is unlocked: a new node can use it.
     let dir = node.dir.path().to_str().unwrap().to_string();
     let mut child = Command::new(strand_bin())
-        .args(["--regtest", "--nolisten", "--datadir", &dir])
+        .args([
+            "--regtest",
+            "--nolisten",
+            "--rpcport",
+            "0",
+            "--datadir",
+            &dir,
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -401,6 +401,37 @@ impl ChainState {
         Ok(self.coins.get(op, &self.store)?)
     }
 
+    /// Chain tips (Core's `getchaintips`): every indexed block no other
+    /// indexed block builds on, with its height and the height at which its
+    /// branch leaves the active chain.
+    pub fn chain_tips(&self) -> Vec<(BlockHash, u32, u32, BlockStatus)> {
+        let mut has_child: std::collections::HashSet<BlockHash, super::hasher::KeyedState> =
+            Default::default();
+        for e in self.index.values() {
+            has_child.insert(e.header.prev_blockhash);
+        }
+        let mut tips = Vec::new();
+        for (h, e) in &self.index {
+            if has_child.contains(h) && *h != self.tip() {
+                continue;
+            }
+            let mut fork = e.height;
+            let mut cur = *h;
+            while !self.is_active(&cur) {
+                match self.index.get(&cur) {
+                    Some(x) => {
+                        cur = x.header.prev_blockhash;
+                        fork = x.height.saturating_sub(1);
+                    }
+                    None => break,
+                }
+            }
+            tips.push((*h, e.height, e.height - fork.min(e.height), e.status));
+        }
+        tips.sort_by_key(|t| std::cmp::Reverse(t.1));
+        tips
+    }
+
     /// Total transactions connected since start (for progress logs).
     pub fn txs_connected(&self) -> u64 {
         self.txs_connected

@@ -278,11 +278,9 @@ pub fn cli_main(args: &[String]) -> i32 {
     run_cli(args, &mut stdout.lock(), &mut stderr.lock())
 }
 
-/// `strand cli` with explicit output streams. Exit codes follow
-/// `bitcoin-cli`: 0 on success; on an RPC error the error is printed to
-/// `err` and the code is `abs(error code)` (what the OS keeps of it:
-/// modulo 256, never 0); 1 for connection, authentication and usage
-/// errors.
+/// `strand cli` with explicit output streams. Exit codes: 0 on success;
+/// 1 on an RPC error (printed to `err` as bitcoin-cli prints it, with the
+/// code) and for connection, authentication and usage errors.
 pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut network = Network::Mainnet;
     let mut datadir: Option<PathBuf> = None;
@@ -393,10 +391,9 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
                 err,
                 &format!("error code: {}\nerror message:\n{}\n", e.code, e.message),
             );
-            match e.code.unsigned_abs() % 256 {
-                0 => 1,
-                c => c as i32,
-            }
+            // The issue asks for exit code 1 on any RPC error (bitcoin-cli
+            // itself exits with abs(code)); the code is printed above.
+            1
         }
         Err(e) => fail(err, &e.to_string()),
     }

@@ -43,6 +43,7 @@ pub mod backend;
 pub mod client;
 pub mod http;
 pub mod methods;
+pub mod node;
 pub mod protocol;
 
 #[cfg(test)]

@@ -243,6 +243,8 @@ impl NodeProcess {
             .arg(datadir)
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .arg("--rpcport")
+            .arg("0")
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -510,4 +512,25 @@ pub fn node_with_blocks(blocks: &[bitcoin::Block], tweak: impl FnOnce(&mut Confi
         node.handle.submit_block(b.clone()).expect("submit block");
     }
     node
+}
+
+impl NodeProcess {
+    /// The JSON-RPC address from the node's log.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        let mut found = None;
+        wait_until(Duration::from_secs(10), || {
+            found = self.log_lines().iter().find_map(|l| {
+                l.split("JSON-RPC listening on ")
+                    .nth(1)
+                    .and_then(|a| a.trim().parse().ok())
+            });
+            found.is_some()
+        });
+        found.expect("JSON-RPC address in the log")
+    }
+
+    /// The cookie file of this node (when started with [`NodeProcess::start`]).
+    pub fn cookie(&self) -> std::path::PathBuf {
+        self.dir.path().join("regtest").join(".cookie")
+    }
 }

@@ -1,0 +1,512 @@
+//! The node behind the RPC server: [`NodeBackend`] implements
+//! [`RpcBackend`] over a running [`NodeHandle`].
+//!
+//! Runs on the RPC worker threads. Chain queries travel to the sync-manager
+//! thread as closures ([`NodeHandle::with_chain`]) and come back on reply
+//! channels; mempool queries take the mempool lock briefly; peer queries use
+//! the node's snapshot. Nothing here blocks the node for long, and nothing a
+//! client sends can panic it: every failure is an [`RpcFailure`].
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
+use crossbeam_channel::Sender;
+
+use super::backend::*;
+use super::protocol::RpcFailure;
+use crate::chain::state::ChainEvent;
+use crate::mempool::MempoolEntry as PoolEntry;
+use crate::store::BlockStatus;
+use crate::{Direction, NodeHandle, SendTxError};
+
+type RpcResult<T> = Result<T, RpcFailure>;
+
+/// [`RpcBackend`] for a running node.
+pub struct NodeBackend {
+    node: Arc<NodeHandle>,
+    network: crate::Network,
+    started: Instant,
+    stop: Sender<()>,
+}
+
+impl NodeBackend {
+    /// Serves `node`; `stop` receives one message when a client calls `stop`.
+    pub fn new(node: Arc<NodeHandle>, network: crate::Network, stop: Sender<()>) -> NodeBackend {
+        NodeBackend {
+            node,
+            network,
+            started: Instant::now(),
+            stop,
+        }
+    }
+
+    fn chain<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::chain::state::ChainState) -> R + Send + 'static,
+    ) -> RpcResult<R> {
+        self.node
+            .with_chain(f)
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))
+    }
+
+    fn mempool(&self) -> RpcResult<crate::mempool::SharedMempool> {
+        self.node
+            .mempool()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))
+    }
+
+    fn snapshot(&self) -> RpcResult<crate::Snapshot> {
+        self.node
+            .snapshot()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn fee_amount(rate: crate::mempool::FeeRate) -> Amount {
+    Amount::from_sat(rate.0)
+}
+
+fn pool_entry(e: PoolEntry) -> MempoolEntry {
+    MempoolEntry {
+        vsize: e.vsize,
+        weight: e.weight,
+        time: e.time,
+        height: e.height,
+        descendantcount: e.descendant_count as u64,
+        descendantsize: e.descendant_size,
+        ancestorcount: e.ancestor_count as u64,
+        ancestorsize: e.ancestor_size,
+        wtxid: e.wtxid,
+        fee_base: e.fee,
+        fee_modified: e.fee,
+        fee_ancestor: e.ancestor_fees,
+        fee_descendant: e.descendant_fees,
+        depends: e.depends,
+        spentby: e.spent_by,
+        bip125_replaceable: e.bip125_replaceable,
+        unbroadcast: false,
+    }
+}
+
+/// Header facts for `hash`, computed on the sync-manager thread.
+fn header_info(c: &mut crate::chain::state::ChainState, hash: &BlockHash) -> Option<HeaderInfo> {
+    let e = c.entry(hash)?.clone();
+    let active = c.is_active(hash);
+    let n_tx = if e.status.contains(BlockStatus::HAVE_DATA) {
+        c.block_bytes(hash)
+            .ok()
+            .flatten()
+            .and_then(|raw| bitcoin::consensus::deserialize::<Block>(&raw).ok())
+            .map_or(0, |b| b.txdata.len() as u32)
+    } else {
+        0
+    };
+    Some(HeaderInfo {
+        header: e.header,
+        height: e.height,
+        confirmations: if active {
+            i64::from(c.height()) - i64::from(e.height) + 1
+        } else {
+            -1
+        },
+        chainwork: e.chain_work,
+        n_tx,
+        mediantime: if active {
+            c.median_time_past(e.height).unwrap_or(e.header.time)
+        } else {
+            e.header.time
+        },
+        next_block_hash: if active {
+            c.active_hash(e.height + 1)
+        } else {
+            None
+        },
+    })
+}
+
+impl RpcBackend for NodeBackend {
+    fn network(&self) -> bitcoin::Network {
+        self.network.to_bitcoin()
+    }
+
+    fn stop(&self) {
+        let _ = self.stop.try_send(());
+    }
+
+    fn blockchain_info(&self) -> RpcResult<BlockchainInfo> {
+        let snap = self.snapshot()?;
+        let chain = match self.network {
+            crate::Network::Mainnet => "main",
+            crate::Network::Testnet => "test",
+            crate::Network::Signet => "signet",
+            crate::Network::Regtest => "regtest",
+        }
+        .to_string();
+        let ibd = snap.initial_block_download;
+        self.chain(move |c| {
+            let tip = c.tip();
+            let e = c.entry(&tip).cloned();
+            let height = c.height();
+            let size = std::fs::metadata(c.store().path().join("data.mdb")).map_or(0, |m| m.len());
+            let best = c.best_header_height().max(height);
+            e.map(|e| BlockchainInfo {
+                chain,
+                blocks: height,
+                headers: best,
+                bestblockhash: tip,
+                difficulty: e.header.difficulty_float(),
+                time: e.header.time,
+                mediantime: c.median_time_past(height).unwrap_or(e.header.time),
+                verificationprogress: if ibd {
+                    f64::from(height) / f64::from(best.max(1))
+                } else {
+                    1.0
+                },
+                initialblockdownload: ibd,
+                chainwork: e.chain_work,
+                size_on_disk: size,
+                pruned: false,
+                warnings: Vec::new(),
+            })
+        })?
+        .ok_or_else(|| RpcFailure::misc("tip not in the block index"))
+    }
+
+    fn block_count(&self) -> RpcResult<u32> {
+        self.chain(|c| c.height())
+    }
+
+    fn best_block_hash(&self) -> RpcResult<BlockHash> {
+        self.chain(|c| c.tip())
+    }
+
+    fn block_hash(&self, height: u32) -> RpcResult<Option<BlockHash>> {
+        self.chain(move |c| c.active_hash(height))
+    }
+
+    fn block_header(&self, hash: BlockHash) -> RpcResult<Option<HeaderInfo>> {
+        self.chain(move |c| header_info(c, &hash))
+    }
+
+    fn block(&self, hash: BlockHash) -> RpcResult<Option<BlockData>> {
+        self.chain(move |c| {
+            let info = header_info(c, &hash)?;
+            let raw = c.block_bytes(&hash).ok().flatten()?;
+            let block = bitcoin::consensus::deserialize::<Block>(&raw).ok()?;
+            Some(BlockData {
+                info,
+                block,
+                spent_outputs: None,
+            })
+        })
+    }
+
+    fn chain_tips(&self) -> RpcResult<Vec<ChainTip>> {
+        self.chain(|c| {
+            let tip = c.tip();
+            c.chain_tips()
+                .into_iter()
+                .map(|(hash, height, branchlen, status)| ChainTip {
+                    height,
+                    hash,
+                    branchlen,
+                    status: if hash == tip {
+                        ChainTipStatus::Active
+                    } else if status.is_failed() {
+                        ChainTipStatus::Invalid
+                    } else if status.contains(BlockStatus::VALID_SCRIPTS) {
+                        ChainTipStatus::ValidFork
+                    } else if status.contains(BlockStatus::HAVE_DATA) {
+                        ChainTipStatus::ValidHeaders
+                    } else {
+                        ChainTipStatus::HeadersOnly
+                    },
+                })
+                .collect()
+        })
+    }
+
+    fn difficulty(&self) -> RpcResult<f64> {
+        self.chain(|c| {
+            let tip = c.tip();
+            c.entry(&tip).map_or(0.0, |e| e.header.difficulty_float())
+        })
+    }
+
+    fn tx_out(&self, txid: Txid, vout: u32, include_mempool: bool) -> RpcResult<Option<TxOutInfo>> {
+        let op = OutPoint::new(txid, vout);
+        if include_mempool {
+            let pool = self.mempool()?;
+            let pool = pool.lock();
+            if pool.spender_of(&op).is_some() {
+                return Ok(None);
+            }
+            if let Some(tx) = pool.get(&txid) {
+                let best = self.chain(|c| c.tip())?;
+                return Ok(tx.output.get(vout as usize).map(|o| TxOutInfo {
+                    bestblock: best,
+                    confirmations: 0,
+                    txout: o.clone(),
+                    coinbase: false,
+                }));
+            }
+        }
+        self.chain(move |c| {
+            let coin = c.coin(&op).ok().flatten()?;
+            Some(TxOutInfo {
+                bestblock: c.tip(),
+                confirmations: c.height().saturating_sub(coin.height) + 1,
+                txout: bitcoin::TxOut {
+                    value: coin.amount,
+                    script_pubkey: coin.script_pubkey,
+                },
+                coinbase: coin.is_coinbase,
+            })
+        })
+    }
+
+    fn raw_transaction(&self, txid: Txid, blockhash: Option<BlockHash>) -> RpcResult<TxLookup> {
+        if blockhash.is_none() {
+            if let Some(tx) = self.mempool()?.lock().get(&txid).cloned() {
+                return Ok(TxLookup { tx, location: None });
+            }
+            return Err(RpcFailure::not_found(
+                "No such mempool transaction. Use -txindex or provide a block hash to enable blockchain transaction queries. Use gettransaction for wallet transactions.",
+            ));
+        }
+        let Some(hash) = blockhash else {
+            return Err(RpcFailure::not_found("Block hash not found"));
+        };
+        let found = self.chain(move |c| {
+            let e = c.entry(&hash)?.clone();
+            let raw = c.block_bytes(&hash).ok().flatten()?;
+            let block = bitcoin::consensus::deserialize::<Block>(&raw).ok()?;
+            let active = c.is_active(&hash);
+            let tx = block.txdata.into_iter().find(|t| t.compute_txid() == txid);
+            Some((tx, e.height, e.header.time, active, c.height()))
+        })?;
+        match found {
+            None => Err(RpcFailure::not_found("Block hash not found")),
+            Some((None, ..)) => Err(RpcFailure::not_found(
+                "No such transaction found in the provided block. Use gettransaction for wallet transactions.",
+            )),
+            Some((Some(tx), height, time, active, tip)) => Ok(TxLookup {
+                tx,
+                location: Some(TxLocation {
+                    blockhash: hash,
+                    confirmations: if active { tip - height + 1 } else { 0 },
+                    blocktime: time,
+                    in_active_chain: active,
+                }),
+            }),
+        }
+    }
+
+    fn raw_mempool(&self) -> RpcResult<Vec<Txid>> {
+        Ok(self.mempool()?.lock().txids())
+    }
+
+    fn raw_mempool_verbose(&self) -> RpcResult<Vec<(Txid, MempoolEntry)>> {
+        let pool = self.mempool()?;
+        let pool = pool.lock();
+        Ok(pool
+            .txids()
+            .into_iter()
+            .filter_map(|t| pool.entry(&t).map(|e| (t, pool_entry(e))))
+            .collect())
+    }
+
+    fn mempool_info(&self) -> RpcResult<MempoolInfo> {
+        let i = self.mempool()?.lock().info();
+        Ok(MempoolInfo {
+            loaded: i.loaded,
+            size: i.size as u64,
+            bytes: i.bytes,
+            usage: i.usage as u64,
+            total_fee: i.total_fee,
+            maxmempool: i.maxmempool as u64,
+            mempoolminfee: fee_amount(i.mempoolminfee),
+            minrelaytxfee: fee_amount(i.minrelaytxfee),
+            incrementalrelayfee: fee_amount(i.incrementalrelayfee),
+            unbroadcastcount: i.unbroadcastcount as u64,
+            fullrbf: i.fullrbf,
+        })
+    }
+
+    fn mempool_entry(&self, txid: Txid) -> RpcResult<Option<MempoolEntry>> {
+        Ok(self.mempool()?.lock().entry(&txid).map(pool_entry))
+    }
+
+    fn send_raw_transaction(&self, tx: Transaction, _max_fee_rate: Amount) -> RpcResult<Txid> {
+        match self.node.send_transaction(tx) {
+            Ok(txid) => Ok(txid),
+            Err(SendTxError::Rejected(e)) => Err(RpcFailure::new(e.rpc_code(), e.rpc_message())),
+            Err(e) => Err(RpcFailure::new(-28, e.to_string())),
+        }
+    }
+
+    fn submit_block(&self, block: Block) -> RpcResult<Option<String>> {
+        let hash = block.block_hash();
+        let known = self.chain(move |c| c.entry(&hash).map(|e| e.status))?;
+        if let Some(status) = known {
+            if status.is_failed() {
+                return Ok(Some("duplicate-invalid".into()));
+            }
+            if status.contains(BlockStatus::HAVE_DATA) {
+                return Ok(Some("duplicate".into()));
+            }
+        }
+        match self.node.submit_block(block) {
+            Ok(events) => {
+                if events
+                    .iter()
+                    .any(|e| matches!(e, ChainEvent::Connected { hash: h, .. } if *h == hash))
+                {
+                    Ok(None)
+                } else {
+                    Ok(Some("inconclusive".into()))
+                }
+            }
+            Err(reason) => Ok(Some(
+                reason.split(':').next().unwrap_or("rejected").to_string(),
+            )),
+        }
+    }
+
+    fn peer_info(&self) -> RpcResult<Vec<PeerInfo>> {
+        let snap = self.snapshot()?;
+        Ok(snap
+            .peers
+            .iter()
+            .map(|p| PeerInfo {
+                id: p.id,
+                addr: p.addr,
+                addrlocal: None,
+                services: p.services,
+                relaytxes: true,
+                lastsend: 0,
+                lastrecv: 0,
+                bytessent: p.bytes_sent,
+                bytesrecv: p.bytes_recv,
+                conntime: 0,
+                pingtime: p.ping.map(|d| d.as_secs_f64()),
+                minping: p.ping.map(|d| d.as_secs_f64()),
+                version: p.version,
+                subver: p.user_agent.clone(),
+                inbound: p.direction == Direction::Inbound,
+                startingheight: p.start_height,
+                synced_headers: -1,
+                synced_blocks: -1,
+                inflight: Vec::new(),
+                connection_type: match p.direction {
+                    Direction::Inbound => ConnectionType::Inbound,
+                    Direction::Outbound => ConnectionType::Manual,
+                },
+            })
+            .collect())
+    }
+
+    fn connection_count(&self) -> RpcResult<u32> {
+        Ok(self.snapshot()?.peers.len() as u32)
+    }
+
+    fn network_info(&self) -> RpcResult<NetworkInfo> {
+        let snap = self.snapshot()?;
+        let inbound = snap
+            .peers
+            .iter()
+            .filter(|p| p.direction == Direction::Inbound)
+            .count() as u32;
+        let info = self.mempool()?.lock().info();
+        Ok(NetworkInfo {
+            version: 100,
+            subversion: format!("/strand:{}/", env!("CARGO_PKG_VERSION")),
+            protocolversion: crate::peer::conn::PROTOCOL_VERSION,
+            localservices: bitcoin::p2p::ServiceFlags::NETWORK
+                | bitcoin::p2p::ServiceFlags::WITNESS,
+            localrelay: true,
+            networkactive: true,
+            connections_in: inbound,
+            connections_out: snap.peers.len() as u32 - inbound,
+            relayfee: fee_amount(info.minrelaytxfee),
+            incrementalfee: fee_amount(info.incrementalrelayfee),
+            localaddresses: Vec::new(),
+            warnings: Vec::new(),
+        })
+    }
+
+    fn disconnect_node(&self, target: DisconnectTarget) -> RpcResult<()> {
+        let snap = self.snapshot()?;
+        let id = match target {
+            DisconnectTarget::Id(id) => Some(id),
+            DisconnectTarget::Address(a) => snap
+                .peers
+                .iter()
+                .find(|p| p.addr.to_string() == a)
+                .map(|p| p.id),
+        };
+        match id {
+            Some(id) if self.node.disconnect_peer(id) => Ok(()),
+            _ => Err(RpcFailure::new(-29, "Node not found in connected nodes")),
+        }
+    }
+
+    fn generate_to_script(
+        &self,
+        count: u32,
+        script: ScriptBuf,
+        _max_tries: u64,
+    ) -> RpcResult<Vec<BlockHash>> {
+        self.node
+            .generate(count, script, Vec::new())
+            .map_err(RpcFailure::misc)
+    }
+
+    fn uptime(&self) -> RpcResult<u64> {
+        Ok(self.started.elapsed().as_secs())
+    }
+
+    fn sync_state(&self) -> RpcResult<serde_json::Value> {
+        let s = self.snapshot()?;
+        Ok(serde_json::json!({
+            "sync_peer": s.sync_peer,
+            "candidates": s.candidates,
+            "initial_block_download": s.initial_block_download,
+            "blocks": s.best_height,
+            "headers": s.best_header_height,
+            "bestblockhash": s.tip.to_string(),
+            "connections": s.connections,
+            "peers": s.peers.iter().map(|p| serde_json::json!({
+                "id": p.id,
+                "addr": p.addr.to_string(),
+                "inbound": p.direction == Direction::Inbound,
+                "state": format!("{:?}", p.state).to_lowercase(),
+                "startingheight": p.start_height,
+            })).collect::<Vec<_>>(),
+            "sync_known": s.sync_known,
+            "anomalies": {
+                "done_peer_unknown": s.anomalies.done_peer_unknown,
+                "new_peer_after_done": s.anomalies.new_peer_after_done,
+            },
+            "counters": {
+                "new_peer_closed": s.counters.new_peer_closed,
+                "message_unknown_peer": s.counters.message_unknown_peer,
+                "stalls": s.counters.stalls,
+                "new_peer_sent": s.handler.new_peer_sent,
+                "done_peer_sent": s.handler.done_peer_sent,
+                "rejected": s.handler.rejected,
+                "done_without_add": s.handler.done_without_add,
+            },
+            "recent_rejects": s.recent_rejects.iter().map(|(h, r)| serde_json::json!({"hash": h.to_string(), "reason": r})).collect::<Vec<_>>(),
+            "uptime": self.started.elapsed().as_secs(),
+            "time": now(),
+        }))
+    }
+}

@@ -1,0 +1,219 @@
+//! The JSON-RPC server of the real binary, through real HTTP: result shapes
+//! of the wired methods, errors, authentication, the cookie's life, and
+//! `strand cli`.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use strand::rpc::client::{call, ClientAuth, ClientError};
+
+struct Rpc {
+    node: NodeProcess,
+    addr: std::net::SocketAddr,
+    auth: ClientAuth,
+}
+
+impl Rpc {
+    fn start() -> Rpc {
+        let node = NodeProcess::start(&[]);
+        let addr = node.rpc_addr();
+        let auth = ClientAuth::Cookie(node.cookie());
+        Rpc { node, addr, auth }
+    }
+
+    fn ok(&self, method: &str, params: Value) -> Value {
+        let params = params.as_array().cloned().unwrap_or_default();
+        call(self.addr, &self.auth, method, params).unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    fn err(&self, method: &str, params: Value) -> (i32, String) {
+        let params = params.as_array().cloned().unwrap_or_default();
+        match call(self.addr, &self.auth, method, params) {
+            Err(ClientError::Rpc(e)) => (e.code, e.message),
+            other => panic!("{method}: expected an RPC error, got {other:?}"),
+        }
+    }
+}
+
+const ADDR: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+#[test]
+fn chain_methods_shapes_and_errors() {
+    let rpc = Rpc::start();
+    let hashes = rpc.ok("generatetoaddress", json!([3, ADDR]));
+    assert_eq!(hashes.as_array().unwrap().len(), 3);
+    let best = rpc.ok("getbestblockhash", json!([]));
+    assert_eq!(best, hashes[2]);
+    assert_eq!(rpc.ok("getblockcount", json!([])), json!(3));
+    assert_eq!(rpc.ok("getblockhash", json!([3])), best);
+
+    let info = rpc.ok("getblockchaininfo", json!([]));
+    assert_eq!(info["chain"], "regtest");
+    assert_eq!(info["blocks"], 3);
+    assert_eq!(info["bestblockhash"], best);
+    assert!(info["chainwork"].as_str().unwrap().len() == 64);
+
+    let header = rpc.ok("getblockheader", json!([best]));
+    assert_eq!(header["height"], 3);
+    assert_eq!(header["confirmations"], 1);
+    assert_eq!(header["previousblockhash"], hashes[1]);
+    let raw_header = rpc.ok("getblockheader", json!([best, false]));
+    assert_eq!(raw_header.as_str().unwrap().len(), 160);
+
+    let block = rpc.ok("getblock", json!([best]));
+    assert_eq!(block["height"], 3);
+    assert_eq!(block["tx"].as_array().unwrap().len(), 1);
+    let block2 = rpc.ok("getblock", json!([best, 2]));
+    assert!(block2["tx"][0]["vin"][0]["coinbase"].is_string());
+    let raw = rpc.ok("getblock", json!([best, 0]));
+    assert!(raw.as_str().unwrap().len() > 160);
+
+    let tips = rpc.ok("getchaintips", json!([]));
+    assert_eq!(tips[0]["status"], "active");
+    assert_eq!(tips[0]["height"], 3);
+    assert!(rpc.ok("getdifficulty", json!([])).as_f64().unwrap() > 0.0);
+
+    // The coinbase of block 1 is an unspent output paying ADDR.
+    let coinbase_txid = rpc.ok("getblock", json!([hashes[0]]))["tx"][0].clone();
+    let out = rpc.ok("gettxout", json!([coinbase_txid, 0]));
+    assert_eq!(out["confirmations"], 3);
+    assert_eq!(out["coinbase"], true);
+    assert_eq!(out["scriptPubKey"]["address"], ADDR);
+    let tx = rpc.ok("getrawtransaction", json!([coinbase_txid, true, hashes[0]]));
+    assert_eq!(tx["txid"], coinbase_txid);
+    assert_eq!(tx["blockhash"], hashes[0]);
+
+    // submitblock of a known block: "duplicate".
+    assert_eq!(rpc.ok("submitblock", json!([raw])), json!("duplicate"));
+
+    // Errors: unknown method, wrong types, missing arguments, unknown hashes.
+    assert_eq!(rpc.err("nosuchmethod", json!([])).0, -32601);
+    assert_eq!(rpc.err("getblockhash", json!(["one"])).0, -3);
+    assert_eq!(rpc.err("getblockhash", json!([])).0, -1);
+    assert_eq!(
+        rpc.err("getblockhash", json!([99])),
+        (-8, "Block height out of range".into())
+    );
+    let zeros = "00".repeat(32);
+    assert_eq!(
+        rpc.err("getblock", json!([zeros])),
+        (-5, "Block not found".into())
+    );
+    assert_eq!(rpc.err("getblockheader", json!(["abc"])).0, -8);
+    assert_eq!(rpc.err("sendrawtransaction", json!(["zz"])).0, -22);
+    assert!(rpc.ok("gettxout", json!([zeros, 0])).is_null());
+}
+
+#[test]
+fn mempool_network_and_control_methods() {
+    let rpc = Rpc::start();
+    let mempool = rpc.ok("getmempoolinfo", json!([]));
+    assert_eq!(mempool["size"], 0);
+    assert_eq!(mempool["fullrbf"], true);
+    assert_eq!(rpc.ok("getrawmempool", json!([])), json!([]));
+    let zeros = "00".repeat(32);
+    assert_eq!(rpc.err("getmempoolentry", json!([zeros])).0, -5);
+
+    let mut peer = FakePeer::connect(rpc.node.addr()).unwrap();
+    peer.handshake(0, SERVES).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || rpc
+        .ok("getconnectioncount", json!([]))
+        == json!(1)));
+    let peers = rpc.ok("getpeerinfo", json!([]));
+    assert_eq!(peers[0]["subver"], "/fakepeer:0.1/");
+    assert_eq!(peers[0]["inbound"], true);
+    let net = rpc.ok("getnetworkinfo", json!([]));
+    assert_eq!(net["protocolversion"], 70016);
+    assert_eq!(net["connections"], 1);
+    let sync = rpc.ok("getsyncstate", json!([]));
+    assert_eq!(sync["anomalies"]["done_peer_unknown"], 0);
+    assert_eq!(sync["anomalies"]["new_peer_after_done"], 0);
+    let id = peers[0]["id"].clone();
+    assert_eq!(rpc.ok("disconnectnode", json!(["", id])), Value::Null);
+    assert!(peer.closed_within(Duration::from_secs(5)));
+    assert_eq!(rpc.err("disconnectnode", json!(["", 999])).0, -29);
+
+    assert!(rpc.ok("uptime", json!([])).as_u64().is_some());
+    assert!(rpc
+        .ok("help", json!([]))
+        .as_str()
+        .unwrap()
+        .contains("getblockchaininfo"));
+}
+
+#[test]
+fn authentication_cookie_lifecycle_and_stop() {
+    let mut rpc = Rpc::start();
+    let cookie = rpc.node.cookie();
+    let text = std::fs::read_to_string(&cookie).expect("cookie exists while running");
+    assert!(text.starts_with("__cookie__:"));
+
+    let wrong = ClientAuth::UserPass("__cookie__".into(), "wrong".into());
+    assert!(matches!(
+        call(rpc.addr, &wrong, "getblockcount", vec![]),
+        Err(ClientError::Unauthorized)
+    ));
+    // No credentials at all: a raw request.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(rpc.addr).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+
+    // strand cli against this node: plain output, then an RPC error.
+    let d = rpc.node.dir.path().to_str().unwrap().to_string();
+    let port = rpc.addr.port().to_string();
+    let out = Command::new(strand_bin())
+        .args([
+            "cli",
+            "--regtest",
+            "--datadir",
+            &d,
+            "--rpcport",
+            &port,
+            "getblockcount",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+    let out = Command::new(strand_bin())
+        .args([
+            "cli",
+            "--regtest",
+            "--datadir",
+            &d,
+            "--rpcport",
+            &port,
+            "getblockhash",
+            "7",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Block height out of range"));
+
+    assert_eq!(rpc.ok("stop", json!([])), json!("strand stopping"));
+    let status = wait_exit(&mut rpc.node, Duration::from_secs(20)).expect("node exits after stop");
+    assert!(status.success());
+    assert!(!cookie.exists(), "cookie left behind after stop");
+}
+
+fn wait_exit(node: &mut NodeProcess, t: Duration) -> Option<std::process::ExitStatus> {
+    let mut st = None;
+    wait_until(t, || {
+        st = node.child.try_wait().ok().flatten();
+        st.is_some()
+    });
+    st
+}
