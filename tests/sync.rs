@@ -61,3 +61,46 @@ fn two_strand_processes_reach_the_same_tip_and_utxo_set() {
     assert_eq!(tip_b, tip);
     assert_eq!(digest_a, digest_b);
 }
+
+#[test]
+fn serves_getblocks_with_inv_and_continues_after_500() {
+    use bitcoin::p2p::message::NetworkMessage;
+    use bitcoin::p2p::message_blockdata::{GetBlocksMessage, Inventory};
+    let chain = test_chain(12, 600, 0);
+    let node = TestNode::start(|_| {});
+    let server = ChainServer::start(node.addr, chain.blocks().to_vec(), Serve::Everything);
+    assert!(wait_tip(
+        &node,
+        chain.tip().block_hash(),
+        Duration::from_secs(60)
+    ));
+    server.finish().unwrap();
+    let mut p = FakePeer::connect(node.addr).unwrap();
+    p.handshake(0, SERVES).unwrap();
+    p.send(NetworkMessage::GetBlocks(GetBlocksMessage::new(
+        vec![strand::Network::Regtest.genesis_hash()],
+        bitcoin::hashes::Hash::all_zeros(),
+    )))
+    .unwrap();
+    let inv = match p
+        .recv_until(
+            "inv",
+            |m| matches!(m, NetworkMessage::Inv(v) if v.len() > 1),
+        )
+        .unwrap()
+    {
+        NetworkMessage::Inv(v) => v,
+        _ => unreachable!(),
+    };
+    assert_eq!(inv.len(), 500);
+    assert_eq!(inv[0], Inventory::Block(chain.blocks()[1].block_hash()));
+    assert_eq!(inv[499], Inventory::Block(chain.blocks()[500].block_hash()));
+    // Fetching the last one triggers an inv of the tip (Core's hashContinue).
+    p.send(NetworkMessage::GetData(vec![inv[499]])).unwrap();
+    p.recv_until("block 500", |m| matches!(m, NetworkMessage::Block(b) if b.block_hash() == chain.blocks()[500].block_hash()))
+        .unwrap();
+    p.recv_until("inv of the tip", |m| {
+        *m == NetworkMessage::Inv(vec![Inventory::Block(chain.tip().block_hash())])
+    })
+    .unwrap();
+}

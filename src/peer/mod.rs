@@ -193,6 +193,10 @@ pub struct Peer {
     pub(crate) send_headers: AtomicBool,
     pub(crate) wtxid_relay: AtomicBool,
     pub(crate) fee_filter: AtomicI64,
+    /// Core's `hashContinue`: when this peer fetches this block (the last
+    /// of a 500-block `inv` answering `getblocks`), send it an `inv` of our
+    /// tip so it asks for more.
+    pub(crate) hash_continue: Mutex<Option<bitcoin::BlockHash>>,
     slot_released: AtomicBool,
 }
 
@@ -238,6 +242,7 @@ impl Peer {
             send_headers: AtomicBool::new(false),
             wtxid_relay: AtomicBool::new(false),
             fee_filter: AtomicI64::new(0),
+            hash_continue: Mutex::new(None),
             slot_released: AtomicBool::new(false),
         }
     }

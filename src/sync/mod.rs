@@ -38,6 +38,8 @@ use crate::peer::{Direction, DisconnectReason, Peer, PeerId};
 
 /// Headers per `headers` message (Core's MAX_HEADERS_RESULTS).
 pub const MAX_HEADERS: usize = 2_000;
+/// Block hashes per `inv` answering `getblocks` (Core's limit).
+pub const MAX_GETBLOCKS: usize = 500;
 
 /// Messages to the sync-manager thread.
 pub enum SyncMsg {
@@ -362,6 +364,23 @@ impl SyncManager {
                 return;
             }
             NetworkMessage::GetData(items) => return self.handle_getdata(&peer, items),
+            NetworkMessage::GetBlocks(req) => {
+                // Core's ProcessGetBlocks: up to 500 hashes after the fork.
+                let fork = self.chain.find_fork(&req.locator_hashes);
+                let headers = self
+                    .chain
+                    .active_headers(fork, MAX_GETBLOCKS, &req.stop_hash);
+                let hashes: Vec<BlockHash> = headers.iter().map(|h| h.block_hash()).collect();
+                if hashes.len() == MAX_GETBLOCKS {
+                    *peer.hash_continue.lock() = hashes.last().copied();
+                }
+                if !hashes.is_empty() {
+                    peer.send(NetworkMessage::Inv(
+                        hashes.into_iter().map(Inventory::Block).collect(),
+                    ));
+                }
+                return;
+            }
             NetworkMessage::MemPool => {
                 let filter = FeeRate(peer.fee_filter.load(Ordering::Relaxed).max(0) as u64);
                 let wtxid = peer.wtxid_relay.load(Ordering::Relaxed);
@@ -534,6 +553,13 @@ impl SyncManager {
                             Ok(block) => {
                                 if !peer.send(NetworkMessage::Block(block)) {
                                     return;
+                                }
+                                let mut cont = peer.hash_continue.lock();
+                                if *cont == Some(h) {
+                                    *cont = None;
+                                    drop(cont);
+                                    let tip = self.chain.tip();
+                                    peer.send(NetworkMessage::Inv(vec![Inventory::Block(tip)]));
                                 }
                             }
                             Err(e) => {
