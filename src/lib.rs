@@ -20,6 +20,7 @@
 pub mod chain;
 pub mod config;
 pub mod connmgr;
+pub mod events;
 pub mod mempool;
 pub mod mining;
 pub mod peer;
@@ -221,6 +222,7 @@ impl Node {
         mempool: mempool::SharedMempool,
     ) -> Result<NodeHandle, StartError> {
         let orphans: Box<dyn OrphanEvictor> = Box::new(mempool.clone());
+        let events = events::EventBus::default();
         let dir = config.net_dir();
         let lock = lock_datadir(&dir)?;
 
@@ -261,11 +263,12 @@ impl Node {
                 best_height,
                 download_window: config.download_window,
                 mempool: mempool.clone(),
+                events: events.clone(),
             },
             chain,
         );
         let sync_thread = spawn("sync-manager", move || sync.run(sync_rx))?;
-        let handler = PeerHandler::new(config.max_peers, sync_tx.clone(), orphans);
+        let handler = PeerHandler::new(config.max_peers, sync_tx.clone(), orphans, events.clone());
         let handler_thread = spawn("peer-handler", move || {
             handler.run(lifecycle_rx, handler_rx)
         })?;
@@ -304,6 +307,7 @@ impl Node {
         );
         Ok(NodeHandle {
             inner: Some(Inner {
+                events,
                 mempool,
                 ctx,
                 listen_addr,
@@ -379,6 +383,7 @@ fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()
 }
 
 struct Inner {
+    events: events::EventBus,
     mempool: mempool::SharedMempool,
     ctx: Arc<NetContext>,
     listen_addr: Option<SocketAddr>,
@@ -548,6 +553,14 @@ impl NodeHandle {
         rx.recv()
             .map_err(|_| SendTxError::Stopped)?
             .map_err(SendTxError::Rejected)
+    }
+
+    /// Subscribes to node events (blocks, peers, transactions). At most
+    /// `capacity` undelivered events are held; the node never waits for a
+    /// slow subscriber, it drops and counts (see
+    /// [`events::Subscription::dropped`]).
+    pub fn subscribe(&self, capacity: usize) -> Result<events::Subscription, NodeError> {
+        Ok(self.inner()?.events.subscribe(capacity))
     }
 
     /// The node's mempool, for queries (lock it briefly; see

@@ -85,6 +85,7 @@ pub(crate) struct PeerHandler {
     sync_tx: Sender<SyncMsg>,
     orphans: Box<dyn OrphanEvictor>,
     stats: HandlerStats,
+    events: crate::events::EventBus,
 }
 
 impl PeerHandler {
@@ -92,6 +93,7 @@ impl PeerHandler {
         max_peers: usize,
         sync_tx: Sender<SyncMsg>,
         orphans: Box<dyn OrphanEvictor>,
+        events: crate::events::EventBus,
     ) -> PeerHandler {
         PeerHandler {
             peers: HashMap::new(),
@@ -99,6 +101,7 @@ impl PeerHandler {
             sync_tx,
             orphans,
             stats: HandlerStats::default(),
+            events,
         }
     }
 
@@ -152,6 +155,11 @@ impl PeerHandler {
         // Blocking send downstream; fails only when the sync manager is gone.
         let _ = self.sync_tx.send(SyncMsg::NewPeer(Arc::clone(&peer)));
         peer.announced.set_quiet();
+        self.events.publish(crate::events::NodeEvent::PeerAdded {
+            id: peer.id,
+            addr: peer.addr,
+            direction: peer.direction,
+        });
     }
 
     fn handle_done_peer(&mut self, peer: Arc<Peer>) {
@@ -160,6 +168,8 @@ impl PeerHandler {
                 log::debug!("done {peer}");
                 self.stats.done_peer_sent += 1;
                 let _ = self.sync_tx.send(SyncMsg::DonePeer(peer.id));
+                self.events
+                    .publish(crate::events::NodeEvent::PeerRemoved { id: peer.id });
             }
             _ => self.stats.done_without_add += 1,
         }
@@ -208,7 +218,10 @@ mod tests {
 
     fn handler(max: usize) -> (PeerHandler, Receiver<SyncMsg>) {
         let (tx, rx) = unbounded();
-        (PeerHandler::new(max, tx, Box::new(NoOrphans)), rx)
+        (
+            PeerHandler::new(max, tx, Box::new(NoOrphans), Default::default()),
+            rx,
+        )
     }
 
     #[test]
@@ -280,7 +293,12 @@ mod tests {
     fn done_calls_the_orphan_hook() {
         let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let (tx, _rx) = unbounded();
-        let mut h = PeerHandler::new(8, tx, Box::new(CountingEvictor(Arc::clone(&seen))));
+        let mut h = PeerHandler::new(
+            8,
+            tx,
+            Box::new(CountingEvictor(Arc::clone(&seen))),
+            Default::default(),
+        );
         let p = Arc::new(Peer::detached(9, Direction::Inbound));
         h.handle_event(LifecycleEvent::Add(Arc::clone(&p)));
         h.handle_event(LifecycleEvent::Done(p));

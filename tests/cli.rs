@@ -292,3 +292,44 @@ fn corrupt_or_foreign_chain_store_is_a_clear_startup_error() {
     .unwrap();
     assert_usage_error(&["--testnet", "--nolisten", "--datadir", d], "network");
 }
+
+#[test]
+fn events_report_blocks_peers_and_never_block_the_node() {
+    use strand::events::NodeEvent;
+    let a = TestNode::start(|_| {});
+    let sub = a.handle.subscribe(64).unwrap();
+    let tiny = a.handle.subscribe(1).unwrap(); // a subscriber that never reads
+    let b = TestNode::start(|c| c.connect = vec![a.addr]);
+    assert!(wait_until(Duration::from_secs(10), || a
+        .snapshot()
+        .sync_known
+        .len()
+        == 1));
+    let script = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
+    let hashes = a.handle.generate(4, script, vec![]).unwrap();
+    assert!(wait_tip(&b, hashes[3], Duration::from_secs(20)));
+    drop(b);
+    let mut seen = Vec::new();
+    while let Ok(ev) = sub.events.recv_timeout(Duration::from_secs(5)) {
+        let done = matches!(ev, NodeEvent::PeerRemoved { .. });
+        seen.push(ev);
+        if done {
+            break;
+        }
+    }
+    assert!(matches!(seen[0], NodeEvent::PeerAdded { .. }), "{seen:?}");
+    let connected: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::BlockConnected { hash, .. } => Some(*hash),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connected, hashes);
+    assert!(matches!(seen.last(), Some(NodeEvent::PeerRemoved { .. })));
+    assert_eq!(sub.dropped(), 0);
+    assert!(
+        tiny.dropped() >= 4,
+        "the full subscriber's events were dropped and counted"
+    );
+}

@@ -36,6 +36,11 @@ use crate::mempool::{AcceptContext, FeeRate, MempoolReject, SharedMempool};
 use crate::peer::conn::PROTOCOL_VERSION;
 use crate::peer::{Direction, DisconnectReason, Peer, PeerId};
 
+fn serves_blocks(peer: &Peer) -> bool {
+    let services = peer.services();
+    services.has(ServiceFlags::NETWORK) || services.has(ServiceFlags::NETWORK_LIMITED)
+}
+
 /// Headers per `headers` message (Core's MAX_HEADERS_RESULTS).
 pub const MAX_HEADERS: usize = 2_000;
 /// Block hashes per `inv` answering `getblocks` (Core's limit).
@@ -174,6 +179,8 @@ pub(crate) struct SyncConfig {
     /// The mempool (shared with the peer handler for orphan eviction and
     /// with RPC readers; see `mempool::SharedMempool` for the lock rule).
     pub mempool: SharedMempool,
+    /// Where block and transaction events are published.
+    pub events: crate::events::EventBus,
 }
 
 /// The sync manager's state; owned by its thread.
@@ -320,9 +327,11 @@ impl SyncManager {
         );
         if candidate && self.sync_peer.is_none() {
             self.start_sync();
-        } else if candidate && !self.ibd {
+        } else if (candidate && !self.ibd) || (self.sync_peer.is_none() && serves_blocks(&peer)) {
             // Near the tip every peer ahead of us is worth asking: its
-            // headers may start a reorganisation or extend our chain.
+            // headers may start a reorganisation or extend our chain. With
+            // no sync peer at all, ask anyone who serves blocks: its start
+            // height may be stale (it mined since the handshake).
             self.send_getheaders(&peer, self.chain.block_locator(), BlockHash::all_zeros());
         }
     }
@@ -713,12 +722,20 @@ impl SyncManager {
         let mut first = None;
         for (txid, r) in results {
             match &r {
-                Ok(a) => self.relay_tx(
-                    a.txid,
-                    a.wtxid,
-                    FeeRate::from_fee(a.fee.to_sat(), a.vsize),
-                    peer.map(|p| p.id),
-                ),
+                Ok(a) => {
+                    self.cfg
+                        .events
+                        .publish(crate::events::NodeEvent::TransactionAccepted {
+                            txid: a.txid,
+                            wtxid: a.wtxid,
+                        });
+                    self.relay_tx(
+                        a.txid,
+                        a.wtxid,
+                        FeeRate::from_fee(a.fee.to_sat(), a.vsize),
+                        peer.map(|p| p.id),
+                    );
+                }
                 Err(e) => {
                     if let (Some(p), true) = (peer, e.punish_peer()) {
                         log::info!("invalid transaction {txid} from {p}: {e}");
@@ -768,6 +785,27 @@ impl SyncManager {
     }
 
     fn on_chain_events(&mut self, events: &[ChainEvent], source: Option<PeerId>) {
+        for ev in events {
+            match ev {
+                ChainEvent::Connected { hash, height } => {
+                    self.cfg
+                        .events
+                        .publish(crate::events::NodeEvent::BlockConnected {
+                            hash: *hash,
+                            height: *height,
+                        })
+                }
+                ChainEvent::Disconnected { hash, height } => {
+                    self.cfg
+                        .events
+                        .publish(crate::events::NodeEvent::BlockDisconnected {
+                            hash: *hash,
+                            height: *height,
+                        })
+                }
+                ChainEvent::Invalid { .. } => {}
+            }
+        }
         self.update_mempool(events);
         let connected = events
             .iter()
@@ -1004,6 +1042,7 @@ mod tests {
                 best_height: Arc::new(AtomicI32::new(0)),
                 download_window: 16,
                 mempool: SharedMempool::new(crate::mempool::Mempool::new(Default::default())),
+                events: Default::default(),
             },
             chain,
         );
