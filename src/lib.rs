@@ -569,6 +569,33 @@ impl NodeHandle {
         Ok(self.inner()?.mempool.clone())
     }
 
+    /// Core's `invalidateblock`: marks `hash` and its descendants invalid
+    /// and follows the best remaining chain.
+    pub fn invalidate_block(&self, hash: bitcoin::BlockHash) -> Result<(), String> {
+        self.chain_op(move |c| c.invalidate_block(hash).map_err(|e| e.to_string()))
+    }
+
+    /// Core's `reconsiderblock`: undoes `invalidateblock` (and any invalid
+    /// marks on that block's chain) and follows the best chain.
+    pub fn reconsider_block(&self, hash: bitcoin::BlockHash) -> Result<(), String> {
+        self.chain_op(move |c| c.reconsider_block(hash).map_err(|e| e.to_string()))
+    }
+
+    fn chain_op<F>(&self, op: F) -> Result<(), String>
+    where
+        F: FnOnce(&mut chain::state::ChainState) -> Result<Vec<chain::state::ChainEvent>, String>
+            + Send
+            + 'static,
+    {
+        let (tx, rx) = bounded(1);
+        self.inner()
+            .map_err(|e| e.to_string())?
+            .sync_tx
+            .send(SyncMsg::ChainOp(Box::new(op), tx))
+            .map_err(|_| NodeError::Stopped.to_string())?;
+        rx.recv().map_err(|_| NodeError::Stopped.to_string())?
+    }
+
     /// The active tip, its height and the UTXO-set digest (flushes first).
     pub fn chain_info(&self) -> Result<sync::ChainInfo, String> {
         let (tx, rx) = bounded(1);

@@ -217,3 +217,25 @@ fn wait_exit(node: &mut NodeProcess, t: Duration) -> Option<std::process::ExitSt
     });
     st
 }
+
+#[test]
+fn invalidateblock_and_reconsiderblock() {
+    let rpc = Rpc::start();
+    let hashes = rpc.ok("generatetoaddress", json!([5, ADDR]));
+    assert_eq!(rpc.ok("invalidateblock", json!([hashes[2]])), Value::Null);
+    assert_eq!(rpc.ok("getblockcount", json!([])), json!(2));
+    assert_eq!(rpc.ok("getbestblockhash", json!([])), hashes[1]);
+    let tips = rpc.ok("getchaintips", json!([]));
+    assert!(
+        tips.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["hash"] == hashes[4] && t["status"] == "invalid"),
+        "{tips}"
+    );
+    assert_eq!(rpc.ok("reconsiderblock", json!([hashes[2]])), Value::Null);
+    assert_eq!(rpc.ok("getblockcount", json!([])), json!(5));
+    assert_eq!(rpc.ok("getbestblockhash", json!([])), hashes[4]);
+    let zeros = "00".repeat(32);
+    assert_eq!(rpc.err("invalidateblock", json!([zeros])).0, -5);
+}

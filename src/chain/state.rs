@@ -854,6 +854,74 @@ impl ChainState {
         Ok(first_failure)
     }
 
+    /// Core's `invalidateblock`: treat `hash` (and its descendants) as
+    /// invalid, disconnecting it if it is active, then follow the best
+    /// remaining chain. Returns the chain events.
+    pub fn invalidate_block(&mut self, hash: BlockHash) -> Result<Vec<ChainEvent>, RejectError> {
+        let Some(entry) = self.index.get(&hash) else {
+            return Err(RejectError::Invalid(ValidationError::new(
+                RejectKind::Internal,
+                "Block not found",
+            )));
+        };
+        if entry.height == 0 {
+            return Err(RejectError::Invalid(ValidationError::new(
+                RejectKind::Internal,
+                "cannot invalidate the genesis block",
+            )));
+        }
+        let height = entry.height;
+        let mut events = Vec::new();
+        if self.is_active(&hash) {
+            self.flush()?;
+            self.coins.clear();
+            while self.height() >= height {
+                events.push(self.disconnect_tip()?);
+            }
+        }
+        let reason = ValidationError::consensus("invalidated").with_detail("by invalidateblock");
+        events.extend(self.mark_invalid(hash, &reason)?);
+        self.activate_best_chain(&mut events)?;
+        self.flush()?;
+        Ok(events)
+    }
+
+    /// Core's `reconsiderblock`: forget that `hash`, its ancestors and its
+    /// descendants were invalid, then follow the best chain again.
+    pub fn reconsider_block(&mut self, hash: BlockHash) -> Result<Vec<ChainEvent>, RejectError> {
+        let Some(entry) = self.index.get(&hash) else {
+            return Err(RejectError::Invalid(ValidationError::new(
+                RejectKind::Internal,
+                "Block not found",
+            )));
+        };
+        let height = entry.height;
+        let mut cleared = Vec::new();
+        for (h, e) in &self.index {
+            let related = (e.height >= height
+                && self.ancestor(h, height).is_some_and(|(a, _)| a == hash))
+                || (e.height < height
+                    && self.ancestor(&hash, e.height).is_some_and(|(a, _)| a == *h));
+            if related && e.status.is_failed() {
+                cleared.push(*h);
+            }
+        }
+        let mut batch = WriteBatch::new();
+        for h in cleared {
+            if let Some(e) = self.index.get_mut(&h) {
+                e.status.remove(BlockStatus::FAILED);
+                e.status.remove(BlockStatus::FAILED_CHILD);
+                e.invalid_reason = None;
+                batch.put_block_index(&h, e);
+            }
+        }
+        self.store.commit(&batch)?;
+        self.recompute_best_header();
+        let mut events = Vec::new();
+        self.activate_best_chain(&mut events)?;
+        Ok(events)
+    }
+
     /// Marks `hash` invalid (and every known descendant), drops their
     /// pending bodies and picks the best remaining header chain.
     fn mark_invalid(

@@ -73,6 +73,14 @@ fn fee_amount(rate: crate::mempool::FeeRate) -> Amount {
     Amount::from_sat(rate.0)
 }
 
+fn map_chain_op(e: String) -> RpcFailure {
+    if e.starts_with("Block not found") {
+        RpcFailure::not_found("Block not found")
+    } else {
+        RpcFailure::new(-25, e)
+    }
+}
+
 fn pool_entry(e: PoolEntry) -> MempoolEntry {
     MempoolEntry {
         vsize: e.vsize,
@@ -467,6 +475,14 @@ impl RpcBackend for NodeBackend {
         self.node
             .generate(count, script, Vec::new())
             .map_err(RpcFailure::misc)
+    }
+
+    fn invalidate_block(&self, hash: BlockHash) -> RpcResult<()> {
+        self.node.invalidate_block(hash).map_err(map_chain_op)
+    }
+
+    fn reconsider_block(&self, hash: BlockHash) -> RpcResult<()> {
+        self.node.reconsider_block(hash).map_err(map_chain_op)
     }
 
     fn uptime(&self) -> RpcResult<u64> {

@@ -70,6 +70,12 @@ pub enum SyncMsg {
     ),
     /// Reply with the chain's tip, height and UTXO-set digest (flushes first).
     UtxoDigest(Sender<Result<ChainInfo, String>>),
+    /// Run a chain-changing operation (invalidateblock, reconsiderblock);
+    /// its events update the mempool, announcements and subscribers.
+    ChainOp(
+        Box<dyn FnOnce(&mut ChainState) -> Result<Vec<ChainEvent>, String> + Send>,
+        Sender<Result<(), String>>,
+    ),
     /// Run a closure on the chain state (queries from RPC and the embedding
     /// API; it runs on the sync-manager thread between messages).
     WithChain(Box<dyn FnOnce(&mut ChainState) + Send>),
@@ -263,6 +269,10 @@ impl SyncManager {
                 let _ = reply.send(r);
             }
             SyncMsg::WithChain(f) => f(&mut self.chain),
+            SyncMsg::ChainOp(op, reply) => {
+                let r = op(&mut self.chain).map(|events| self.on_chain_events(&events, None));
+                let _ = reply.send(r);
+            }
             SyncMsg::SubmitTx(tx, reply) => {
                 let r = self.accept_tx(None, *tx);
                 let _ = reply.send(r);
