@@ -20,8 +20,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often targets are checked.
 const TICK: Duration = Duration::from_millis(250);
 
+/// Requests to the connection manager (`addnode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnCmd {
+    /// Keep a connection to this address.
+    Add(SocketAddr),
+    /// Stop keeping (and retrying) a connection to it.
+    Remove(SocketAddr),
+    /// Try one connection, no retries.
+    OneTry(SocketAddr),
+}
+
 struct Target {
     addr: SocketAddr,
+    once: bool,
     attempts: u32,
     next_try: Instant,
     peer: Option<Arc<Peer>>,
@@ -33,11 +45,17 @@ pub fn retry_delay(base: Duration, max: Duration, attempts: u32) -> Duration {
 }
 
 /// Body of the `connmgr` thread.
-pub(crate) fn run_connmgr(ctx: Arc<NetContext>, addrs: Vec<SocketAddr>, stop: Receiver<()>) {
+pub(crate) fn run_connmgr(
+    ctx: Arc<NetContext>,
+    addrs: Vec<SocketAddr>,
+    stop: Receiver<()>,
+    commands: Receiver<ConnCmd>,
+) {
     let mut targets: Vec<Target> = addrs
         .into_iter()
         .map(|addr| Target {
             addr,
+            once: false,
             attempts: 0,
             next_try: Instant::now(),
             peer: None,
@@ -45,6 +63,22 @@ pub(crate) fn run_connmgr(ctx: Arc<NetContext>, addrs: Vec<SocketAddr>, stop: Re
         .collect();
     let (base, max) = (ctx.config.retry_base, ctx.config.retry_max);
     loop {
+        while let Ok(cmd) = commands.try_recv() {
+            match cmd {
+                ConnCmd::Add(addr) | ConnCmd::OneTry(addr) => {
+                    if !targets.iter().any(|t| t.addr == addr) {
+                        targets.push(Target {
+                            addr,
+                            once: matches!(cmd, ConnCmd::OneTry(_)),
+                            attempts: 0,
+                            next_try: Instant::now(),
+                            peer: None,
+                        });
+                    }
+                }
+                ConnCmd::Remove(addr) => targets.retain(|t| t.addr != addr),
+            }
+        }
         for t in targets.iter_mut() {
             if let Some(p) = &t.peer {
                 if !p.is_closed() {
@@ -65,6 +99,9 @@ pub(crate) fn run_connmgr(ctx: Arc<NetContext>, addrs: Vec<SocketAddr>, stop: Re
                 );
             }
             if Instant::now() < t.next_try {
+                continue;
+            }
+            if t.once && t.attempts > 0 {
                 continue;
             }
             match TcpStream::connect_timeout(&t.addr, CONNECT_TIMEOUT) {

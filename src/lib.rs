@@ -291,12 +291,11 @@ impl Node {
             .chain(config.addnode.iter())
             .copied()
             .collect();
-        let connmgr_thread = if targets.is_empty() {
-            None
-        } else {
+        let (connmgr_tx, connmgr_rx) = bounded(64);
+        let connmgr_thread = {
             let ctx = Arc::clone(&ctx);
             Some(spawn("connmgr", move || {
-                connmgr::run_connmgr(ctx, targets, connmgr_stop_rx)
+                connmgr::run_connmgr(ctx, targets, connmgr_stop_rx, connmgr_rx)
             })?)
         };
         log::info!(
@@ -307,6 +306,7 @@ impl Node {
         );
         Ok(NodeHandle {
             inner: Some(Inner {
+                connmgr_tx,
                 events,
                 mempool,
                 ctx,
@@ -383,6 +383,7 @@ fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()
 }
 
 struct Inner {
+    connmgr_tx: Sender<connmgr::ConnCmd>,
     events: events::EventBus,
     mempool: mempool::SharedMempool,
     ctx: Arc<NetContext>,
@@ -605,6 +606,30 @@ impl NodeHandle {
             .send(SyncMsg::UtxoDigest(tx))
             .map_err(|_| NodeError::Stopped.to_string())?;
         rx.recv().map_err(|_| NodeError::Stopped.to_string())?
+    }
+
+    /// Core's `addnode`: keep, stop keeping, or try once a connection.
+    pub fn add_node(&self, cmd: connmgr::ConnCmd) -> Result<(), NodeError> {
+        self.inner()?
+            .connmgr_tx
+            .send(cmd)
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Core's `setban add`: refuses and disconnects `net` until `until`
+    /// (Unix seconds). False if it was already banned.
+    pub fn ban(&self, net: rpc::auth::AllowIp, until: u64) -> Result<bool, NodeError> {
+        Ok(self.inner()?.ctx.connections.ban(net, until))
+    }
+
+    /// Core's `setban remove`. False if `net` was not banned.
+    pub fn unban(&self, net: &rpc::auth::AllowIp) -> Result<bool, NodeError> {
+        Ok(self.inner()?.ctx.connections.unban(net))
+    }
+
+    /// Current bans: subnet, start and end (Unix seconds).
+    pub fn banned(&self) -> Result<Vec<(rpc::auth::AllowIp, u64, u64)>, NodeError> {
+        Ok(self.inner()?.ctx.connections.bans())
     }
 
     /// Disconnects peer `id` (any connection, handshaking or not). Returns

@@ -239,3 +239,41 @@ fn invalidateblock_and_reconsiderblock() {
     let zeros = "00".repeat(32);
     assert_eq!(rpc.err("invalidateblock", json!([zeros])).0, -5);
 }
+
+#[test]
+fn addnode_setban_listbanned() {
+    let a = Rpc::start();
+    let b = Rpc::start();
+    let b_p2p = b.node.addr().to_string();
+    assert_eq!(a.ok("addnode", json!([b_p2p, "add"])), Value::Null);
+    assert!(wait_until(Duration::from_secs(10), || b
+        .ok("getconnectioncount", json!([]))
+        == json!(1)));
+    assert_eq!(
+        a.ok("getpeerinfo", json!([]))[0]["connection_type"],
+        "manual"
+    );
+
+    // B bans loopback: A's connection is dropped and refused from then on.
+    assert_eq!(
+        b.ok("setban", json!(["127.0.0.1", "add", 3600])),
+        Value::Null
+    );
+    assert!(wait_until(Duration::from_secs(10), || b
+        .ok("getconnectioncount", json!([]))
+        == json!(0)));
+    let banned = b.ok("listbanned", json!([]));
+    assert_eq!(banned[0]["address"], "127.0.0.1/32");
+    assert_eq!(b.err("setban", json!(["127.0.0.1", "add"])).0, -23);
+    let mut p = FakePeer::connect(b.node.addr()).unwrap();
+    assert!(
+        p.closed_within(Duration::from_secs(5)),
+        "banned address accepted"
+    );
+
+    assert_eq!(b.ok("setban", json!(["127.0.0.1", "remove"])), Value::Null);
+    assert_eq!(b.ok("listbanned", json!([])), json!([]));
+    assert_eq!(b.err("setban", json!(["127.0.0.1", "remove"])).0, -30);
+    assert_eq!(a.ok("addnode", json!([b_p2p, "remove"])), Value::Null);
+    assert_eq!(a.err("addnode", json!(["not an address", "add"])).0, -8);
+}

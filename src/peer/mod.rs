@@ -111,6 +111,8 @@ pub enum DisconnectReason {
     Misbehaving(String),
     /// Disconnected on request (RPC, embedding API).
     Requested,
+    /// Its address was banned (`setban`).
+    Banned,
     /// The node is shutting down.
     Shutdown,
     /// A thread for the peer could not be started.
@@ -134,6 +136,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Stalled => write!(f, "sync peer stalled"),
             DisconnectReason::Misbehaving(s) => write!(f, "misbehaving: {s}"),
             DisconnectReason::Requested => write!(f, "disconnect requested"),
+            DisconnectReason::Banned => write!(f, "banned"),
             DisconnectReason::Shutdown => write!(f, "node shutting down"),
             DisconnectReason::ResourceExhausted(s) => write!(f, "cannot start peer thread: {s}"),
         }
@@ -327,6 +330,12 @@ impl Peer {
     }
 }
 
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// A random 64-bit nonce (version and ping nonces).
 pub(crate) fn random_nonce() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -349,6 +358,8 @@ pub enum RegisterError {
     Full,
     /// The node is shutting down.
     ShuttingDown,
+    /// The address is banned (`setban`).
+    Banned,
 }
 
 /// Every connection whose threads are running, handshaking or not, with
@@ -375,6 +386,8 @@ pub(crate) const SLOT_WAIT: Duration = Duration::from_millis(100);
 
 struct ConnTable {
     peers: HashMap<PeerId, Arc<Peer>>,
+    /// Banned subnets with the Unix time their ban ends (`setban`).
+    bans: Vec<(crate::rpc::auth::AllowIp, u64, u64)>,
     nonces: HashSet<u64>,
     /// Connections holding a slot.
     slots: usize,
@@ -386,6 +399,7 @@ impl Connections {
         Connections {
             table: Mutex::new(ConnTable {
                 peers: HashMap::new(),
+                bans: Vec::new(),
                 nonces: HashSet::new(),
                 slots: 0,
                 closed: false,
@@ -399,6 +413,9 @@ impl Connections {
 
     fn register(&self, peer: &Arc<Peer>) -> Result<(), RegisterError> {
         let deadline = Instant::now() + SLOT_WAIT;
+        if self.is_banned(peer.addr.ip()) {
+            return Err(RegisterError::Banned);
+        }
         let mut t = self.table.lock();
         loop {
             if t.closed {
@@ -415,6 +432,51 @@ impl Connections {
         t.nonces.insert(peer.local_nonce);
         t.peers.insert(peer.id, Arc::clone(peer));
         Ok(())
+    }
+
+    /// Whether `ip` is banned now (expired bans are dropped).
+    pub(crate) fn is_banned(&self, ip: std::net::IpAddr) -> bool {
+        let now = unix_now();
+        let mut t = self.table.lock();
+        t.bans.retain(|(_, _, until)| *until > now);
+        t.bans.iter().any(|(net, _, _)| net.contains(ip))
+    }
+
+    /// Bans `net` until `until` (Unix seconds) and disconnects its peers.
+    /// Returns false if it was already banned.
+    pub(crate) fn ban(&self, net: crate::rpc::auth::AllowIp, until: u64) -> bool {
+        let peers: Vec<_> = {
+            let mut t = self.table.lock();
+            if t.bans.iter().any(|(n, _, _)| *n == net) {
+                return false;
+            }
+            t.bans.push((net, unix_now(), until));
+            t.peers
+                .values()
+                .filter(|p| net.contains(p.addr.ip()))
+                .cloned()
+                .collect()
+        };
+        for p in peers {
+            p.disconnect(DisconnectReason::Banned);
+        }
+        true
+    }
+
+    /// Lifts the ban on `net`; false if there was none.
+    pub(crate) fn unban(&self, net: &crate::rpc::auth::AllowIp) -> bool {
+        let mut t = self.table.lock();
+        let before = t.bans.len();
+        t.bans.retain(|(n, _, _)| n != net);
+        t.bans.len() != before
+    }
+
+    /// Current bans: subnet, start, end (Unix seconds).
+    pub(crate) fn bans(&self) -> Vec<(crate::rpc::auth::AllowIp, u64, u64)> {
+        let now = unix_now();
+        let mut t = self.table.lock();
+        t.bans.retain(|(_, _, until)| *until > now);
+        t.bans.clone()
     }
 
     /// Gives back `peer`'s slot: its socket is finished with. Idempotent.
@@ -502,6 +564,7 @@ impl fmt::Display for StartPeerError {
         match self {
             StartPeerError::Register(RegisterError::Full) => write!(f, "connection limit reached"),
             StartPeerError::Register(RegisterError::ShuttingDown) => write!(f, "shutting down"),
+            StartPeerError::Register(RegisterError::Banned) => write!(f, "address is banned"),
             StartPeerError::Io(e) => write!(f, "{e}"),
         }
     }

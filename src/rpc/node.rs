@@ -477,6 +477,51 @@ impl RpcBackend for NodeBackend {
             .map_err(RpcFailure::misc)
     }
 
+    fn add_node(&self, node: String, command: AddNodeCommand) -> RpcResult<()> {
+        let addr = crate::config::parse_addr("addnode", &node, self.network.default_p2p_port())
+            .map_err(|e| RpcFailure::invalid_parameter(e.to_string()))?;
+        let cmd = match command {
+            AddNodeCommand::Add => crate::connmgr::ConnCmd::Add(addr),
+            AddNodeCommand::Remove => crate::connmgr::ConnCmd::Remove(addr),
+            AddNodeCommand::OneTry => crate::connmgr::ConnCmd::OneTry(addr),
+        };
+        self.node
+            .add_node(cmd)
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))
+    }
+
+    fn set_ban(&self, subnet: super::auth::AllowIp, command: BanCommand) -> RpcResult<()> {
+        match command {
+            BanCommand::Add { duration, until } => {
+                let until = until.unwrap_or_else(|| now() + duration.unwrap_or(24 * 3600));
+                match self.node.ban(subnet, until) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(RpcFailure::new(-23, "Error: IP/Subnet already banned")),
+                    Err(e) => Err(RpcFailure::new(-28, e.to_string())),
+                }
+            }
+            BanCommand::Remove => match self.node.unban(&subnet) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(RpcFailure::new(-30, "Error: Unban failed. Requested address/subnet was not previously manually banned.")),
+                Err(e) => Err(RpcFailure::new(-28, e.to_string())),
+            },
+        }
+    }
+
+    fn list_banned(&self) -> RpcResult<Vec<BannedEntry>> {
+        Ok(self
+            .node
+            .banned()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))?
+            .into_iter()
+            .map(|(subnet, ban_created, banned_until)| BannedEntry {
+                subnet,
+                ban_created,
+                banned_until,
+            })
+            .collect())
+    }
+
     fn invalidate_block(&self, hash: BlockHash) -> RpcResult<()> {
         self.node.invalidate_block(hash).map_err(map_chain_op)
     }

@@ -46,6 +46,9 @@ pub const MAX_HEADERS: usize = 2_000;
 /// Block hashes per `inv` answering `getblocks` (Core's limit).
 pub const MAX_GETBLOCKS: usize = 500;
 
+/// A chain-changing operation run by [`SyncMsg::ChainOp`].
+pub type ChainOpFn = Box<dyn FnOnce(&mut ChainState) -> Result<Vec<ChainEvent>, String> + Send>;
+
 /// Messages to the sync-manager thread.
 pub enum SyncMsg {
     /// From the peer handler: a peer completed its handshake.
@@ -72,10 +75,7 @@ pub enum SyncMsg {
     UtxoDigest(Sender<Result<ChainInfo, String>>),
     /// Run a chain-changing operation (invalidateblock, reconsiderblock);
     /// its events update the mempool, announcements and subscribers.
-    ChainOp(
-        Box<dyn FnOnce(&mut ChainState) -> Result<Vec<ChainEvent>, String> + Send>,
-        Sender<Result<(), String>>,
-    ),
+    ChainOp(ChainOpFn, Sender<Result<(), String>>),
     /// Run a closure on the chain state (queries from RPC and the embedding
     /// API; it runs on the sync-manager thread between messages).
     WithChain(Box<dyn FnOnce(&mut ChainState) + Send>),
