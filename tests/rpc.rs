@@ -277,3 +277,74 @@ fn addnode_setban_listbanned() {
     assert_eq!(a.ok("addnode", json!([b_p2p, "remove"])), Value::Null);
     assert_eq!(a.err("addnode", json!(["not an address", "add"])).0, -8);
 }
+
+fn hex(tx: &bitcoin::Transaction) -> String {
+    bitcoin::consensus::encode::serialize_hex(tx)
+}
+
+#[test]
+fn mempool_through_rpc_double_spend_rbf_mining_and_reorg() {
+    let rpc = Rpc::start();
+    let chain = test_chain(44, 110, 2);
+    let server = ChainServer::start(rpc.node.addr(), chain.blocks().to_vec(), Serve::Everything);
+    assert!(wait_until(Duration::from_secs(60), || rpc
+        .ok("getblockcount", json!([]))
+        == json!(110)));
+    server.finish().unwrap();
+
+    let (op, value) = chain.spendable_outputs()[0];
+    let pay = |fee: u64| {
+        chain
+            .sign_spend(
+                &[op],
+                vec![bitcoin::TxOut {
+                    value: value - bitcoin::Amount::from_sat(fee),
+                    script_pubkey: chain.tip().txdata[0].output[0].script_pubkey.clone(),
+                }],
+            )
+            .unwrap()
+    };
+    let original = pay(2_000);
+    let same_fee = {
+        let mut t = pay(2_000);
+        t.output[0].script_pubkey = chain.blocks()[3].txdata[0].output[0].script_pubkey.clone();
+        t
+    };
+    let bigger_fee = pay(20_000);
+
+    // testmempoolaccept does not add anything.
+    let test = rpc.ok("testmempoolaccept", json!([[hex(&original)]]));
+    assert_eq!(test[0]["allowed"], true, "{test}");
+    assert_eq!(rpc.ok("getrawmempool", json!([])), json!([]));
+
+    let txid = rpc.ok("sendrawtransaction", json!([hex(&original)]));
+    assert_eq!(txid, json!(original.compute_txid().to_string()));
+    assert_eq!(rpc.ok("getrawmempool", json!([])), json!([txid]));
+    let entry = rpc.ok("getmempoolentry", json!([txid]));
+    assert!(entry["vsize"].as_u64().unwrap() > 0);
+    assert_eq!(entry["fees"]["base"].to_string(), "0.00002000");
+    assert_eq!(
+        rpc.ok("getrawtransaction", json!([txid])),
+        json!(hex(&original))
+    );
+    let again = rpc.ok("testmempoolaccept", json!([[hex(&original)]]));
+    assert_eq!(again[0]["allowed"], false);
+
+    // A double spend paying the same fee is refused (-26); a replacement
+    // paying more is accepted and evicts the original (full RBF).
+    let (code, msg) = rpc.err("sendrawtransaction", json!([hex(&same_fee)]));
+    assert_eq!(code, -26, "{msg}");
+    let replacement = rpc.ok("sendrawtransaction", json!([hex(&bigger_fee)]));
+    assert_eq!(rpc.ok("getrawmempool", json!([])), json!([replacement]));
+
+    // Mining it empties the mempool; invalidating the block returns it.
+    let block = rpc.ok("generateblock", json!([ADDR, [replacement]]));
+    let hash = block["hash"].clone();
+    assert_eq!(rpc.ok("getbestblockhash", json!([])), hash);
+    assert_eq!(rpc.ok("getrawmempool", json!([])), json!([]));
+    assert_eq!(rpc.ok("invalidateblock", json!([hash])), Value::Null);
+    assert_eq!(rpc.ok("getrawmempool", json!([])), json!([replacement]));
+    let mined = rpc.ok("generatetodescriptor", json!([1, format!("addr({ADDR})")]));
+    assert_eq!(mined.as_array().unwrap().len(), 1);
+    assert_eq!(rpc.ok("getrawmempool", json!([])), json!([]));
+}

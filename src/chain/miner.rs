@@ -64,14 +64,13 @@ impl HeaderAncestry for Tip<'_> {
     }
 }
 
-/// Mines one block on the tip paying subsidy plus fees to `script`, with
-/// `txs` (in order, parents first), and connects it. Returns the block and
-/// the chain events it caused.
-pub fn generate_block(
+/// Builds and mines (but does not connect) a block on the tip paying
+/// subsidy plus fees to `script`, with `txs` in order.
+pub fn build_block_on_tip(
     chain: &mut ChainState,
     script: &ScriptBuf,
     txs: Vec<Transaction>,
-) -> Result<(Block, Vec<ChainEvent>), GenerateError> {
+) -> Result<Block, GenerateError> {
     let params = chain.params().clone();
     if !params.no_retargeting {
         return Err(GenerateError::NotRegtest);
@@ -90,12 +89,27 @@ pub fn generate_block(
         .map_err(|e| GenerateError::Rejected(e.to_string()))?;
     let mut template = BlockTemplate::regtest(tip, height, time, txs, fees);
     template.bits = bits;
+    // A fresh extra nonce: the same transactions on the same parent (after
+    // invalidateblock, say) must not rebuild a block hash already known.
+    template.extra_nonce = crate::peer::random_nonce() & 0xffff_ffff;
     template.halving_interval = params.subsidy_halving_interval;
     let mut block =
         mining::build_block(template, script.clone()).map_err(GenerateError::Template)?;
     if !mining::mine(&mut block, u64::from(u32::MAX) * 4) {
         return Err(GenerateError::NotMined);
     }
+    Ok(block)
+}
+
+/// Mines one block on the tip paying subsidy plus fees to `script`, with
+/// `txs` (in order, parents first), and connects it. Returns the block and
+/// the chain events it caused.
+pub fn generate_block(
+    chain: &mut ChainState,
+    script: &ScriptBuf,
+    txs: Vec<Transaction>,
+) -> Result<(Block, Vec<ChainEvent>), GenerateError> {
+    let block = build_block_on_tip(chain, script, txs)?;
     match chain.accept_block(block.clone()) {
         Ok(events) => Ok((block, events)),
         Err(RejectError::Invalid(e)) => Err(GenerateError::Rejected(e.to_string())),

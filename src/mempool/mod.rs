@@ -282,7 +282,7 @@ struct SpentCoin {
 
 /// The transaction memory pool. See the module documentation for who calls
 /// what on which thread.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Mempool {
     config: MempoolConfig,
     entries: HashMap<Txid, Entry>,

@@ -360,6 +360,93 @@ impl RpcBackend for NodeBackend {
         }
     }
 
+    fn test_mempool_accept(
+        &self,
+        txs: Vec<Transaction>,
+        _max_fee_rate: Amount,
+    ) -> RpcResult<Vec<MempoolAcceptResult>> {
+        // Accept into a copy of the mempool, in order (a package's later
+        // transactions may spend earlier ones); the real pool is untouched.
+        let mut pool = self.mempool()?.lock().clone();
+        self.chain(move |c| {
+            let params = c.params().clone();
+            let height = c.height() + 1;
+            let ctx = crate::mempool::AcceptContext {
+                height,
+                median_time_past: i64::from(c.median_time_past(c.height()).unwrap_or(0)),
+                script_flags: crate::chain::script::script_flags_for_height(height, &params),
+                params: &params,
+                time: now(),
+            };
+            txs.into_iter()
+                .map(|tx| {
+                    let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
+                    match pool.accept(tx, c, &ctx) {
+                        Ok(a) => MempoolAcceptResult {
+                            txid,
+                            wtxid,
+                            allowed: true,
+                            vsize: Some(a.vsize),
+                            fee: Some(a.fee),
+                            reject_reason: None,
+                        },
+                        Err(e) => MempoolAcceptResult {
+                            txid,
+                            wtxid,
+                            allowed: false,
+                            vsize: None,
+                            fee: None,
+                            reject_reason: Some(match &e {
+                                crate::mempool::MempoolReject::MissingInputs(_) => {
+                                    "missing-inputs".to_string()
+                                }
+                                other => other.reason().to_string(),
+                            }),
+                        },
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn generate_block(
+        &self,
+        script: ScriptBuf,
+        txs: Vec<BlockTx>,
+        submit: bool,
+    ) -> RpcResult<GeneratedBlock> {
+        let pool = self.mempool()?;
+        let mut resolved = Vec::with_capacity(txs.len());
+        for t in txs {
+            match t {
+                BlockTx::Raw(tx) => resolved.push(tx),
+                BlockTx::Txid(id) => match pool.lock().get(&id).cloned() {
+                    Some(tx) => resolved.push(tx),
+                    None => {
+                        return Err(RpcFailure::invalid_parameter(format!(
+                            "Transaction {id} not in mempool."
+                        )))
+                    }
+                },
+            }
+        }
+        let block = self
+            .chain(move |c| crate::chain::miner::build_block_on_tip(c, &script, resolved))?
+            .map_err(|e| RpcFailure::misc(e.to_string()))?;
+        let hash = block.block_hash();
+        if submit {
+            self.node
+                .submit_block(block)
+                .map_err(|e| RpcFailure::new(-25, format!("TestBlockValidity failed: {e}")))?;
+            Ok(GeneratedBlock { hash, block: None })
+        } else {
+            Ok(GeneratedBlock {
+                hash,
+                block: Some(block),
+            })
+        }
+    }
+
     fn submit_block(&self, block: Block) -> RpcResult<Option<String>> {
         let hash = block.block_hash();
         let known = self.chain(move |c| c.entry(&hash).map(|e| e.status))?;

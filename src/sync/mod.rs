@@ -285,8 +285,11 @@ impl SyncManager {
             } => {
                 let mut hashes = Vec::new();
                 let mut result = Ok(());
-                for _ in 0..count {
-                    let block_txs = std::mem::take(&mut txs);
+                for i in 0..count {
+                    let mut block_txs = std::mem::take(&mut txs);
+                    if i == 0 && block_txs.is_empty() {
+                        block_txs = self.block_template_txs();
+                    }
                     match crate::chain::miner::generate_block(&mut self.chain, &script, block_txs) {
                         Ok((block, events)) => {
                             hashes.push(block.block_hash());
@@ -762,6 +765,29 @@ impl SyncManager {
             }
         }
         first.unwrap_or(Err(MempoolReject::MissingInputs(Vec::new())))
+    }
+
+    /// Mempool transactions for a new block, parents first, within the
+    /// block weight limit (Core's block assembly, without fee ordering).
+    fn block_template_txs(&self) -> Vec<bitcoin::Transaction> {
+        let pool = self.cfg.mempool.lock();
+        let mut weight = 4_000u64; // header and coinbase allowance
+        let mut out = Vec::new();
+        for item in pool.inventory(false, FeeRate(0)) {
+            let Inventory::Transaction(txid) = item else {
+                continue;
+            };
+            let Some(tx) = pool.get(&txid) else {
+                continue;
+            };
+            let w = tx.weight().to_wu();
+            if weight + w > crate::chain::check::MAX_BLOCK_WEIGHT {
+                break;
+            }
+            weight += w;
+            out.push(tx.clone());
+        }
+        out
     }
 
     /// Announces an accepted transaction to every known peer but its source
