@@ -58,7 +58,9 @@ cleanup() {
     fi
     for name in "${NODE_NAMES[@]}"; do
         pid=${NODE_PID[$name]}
-        alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
+        if alive "$pid"; then
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
     done
     for name in "${NODE_NAMES[@]}"; do
         pid=${NODE_PID[$name]}
@@ -156,7 +158,8 @@ wait_for() {
     fail "timed out after ${secs}s waiting for: $what"
 }
 
-# Evaluates a Python expression over the JSON on stdin (bound to `j`).
+# Evaluates a Python expression over the JSON on stdin (bound to `j`) and
+# prints the result (None, booleans, lists and objects as JSON).
 # Input that is not JSON, or an expression that fails, is reported in one
 # line (exit 1), not with a traceback.
 json() {
@@ -167,7 +170,7 @@ try:
     v = eval(sys.argv[1])
 except Exception as e:
     sys.exit("json: %s: %r on input %r" % (sys.argv[1].strip(), e, text[:200]))
-print(v if not isinstance(v, (dict, list)) else json.dumps(v, default=str))' "$1"
+print(json.dumps(v, default=str) if v is None or isinstance(v, (bool, dict, list)) else v)' "$1"
 }
 
 # stop_node NAME: `cli stop`, then waits (20 s) for exit code 0.
