@@ -169,7 +169,9 @@ fn block(
 ) -> Result<String, String> {
     use bitcoin::consensus::encode::deserialize_hex;
     let prev = bitcoin::BlockHash::from_str(prev).map_err(|e| format!("bad PREV_HASH: {e}"))?;
-    let height: u32 = height.parse().map_err(|_| format!("bad HEIGHT {height:?}"))?;
+    let height: u32 = height
+        .parse()
+        .map_err(|_| format!("bad HEIGHT {height:?}"))?;
     let median_time: u32 = median_time
         .parse()
         .map_err(|_| format!("bad MEDIAN_TIME {median_time:?}"))?;

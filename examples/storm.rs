@@ -109,7 +109,9 @@ fn main() -> ExitCode {
     };
     say!(
         "storm: {} waves of {} concurrent fake peers against {}",
-        opts.waves, opts.peers, opts.addr
+        opts.waves,
+        opts.peers,
+        opts.addr
     );
     let started = Instant::now();
     let mut done = [0usize; 5];
@@ -141,7 +143,9 @@ fn main() -> ExitCode {
             match outcome {
                 Ok(()) => done[script] += 1,
                 Err(e) => {
-                    *errors.entry(format!("{}: {e}", SCRIPTS[script])).or_default() += 1;
+                    *errors
+                        .entry(format!("{}: {e}", SCRIPTS[script]))
+                        .or_default() += 1;
                     wave_errors += 1;
                 }
             }
@@ -181,7 +185,10 @@ fn main() -> ExitCode {
 
 /// A nonce unique to this process and peer, never the node's own.
 fn peer_nonce(wave: usize, i: usize) -> u64 {
-    (u64::from(std::process::id()) << 32) ^ ((wave as u64) << 16) ^ (i as u64) ^ 0x5EED_0000_0000_0001
+    (u64::from(std::process::id()) << 32)
+        ^ ((wave as u64) << 16)
+        ^ (i as u64)
+        ^ 0x5EED_0000_0000_0001
 }
 
 fn version_message(nonce: u64) -> NetworkMessage {

@@ -11,11 +11,14 @@
 #   STRAND_BIN       the strand binary (default target/release/strand)
 #   STRAND_EXAMPLES  built examples directory (default target/release/examples)
 #   KEEP_TMP=1       keep the temporary directory (its path is printed)
+#   STRAND_LOG       the nodes' RUST_LOG (default info; an ambient RUST_LOG
+#                    is not used: the scripts read info lines of the logs)
 
 set -euo pipefail
 
 STRAND_BIN=${STRAND_BIN:-target/release/strand}
 STRAND_EXAMPLES=${STRAND_EXAMPLES:-target/release/examples}
+STRAND_LOG=${STRAND_LOG:-info}
 SCRIPT_NAME=$(basename "$0" .sh)
 
 declare -A NODE_PID=() NODE_P2P=() NODE_RPC=()
@@ -118,7 +121,7 @@ start_node() {
     local name=$1
     shift
     mkdir -p "$WORK/$name"
-    RUST_LOG=${RUST_LOG:-info} "$STRAND_BIN" --regtest --datadir "$WORK/$name" \
+    RUST_LOG=$STRAND_LOG "$STRAND_BIN" --regtest --datadir "$WORK/$name" \
         --listen 127.0.0.1:0 --rpcport 0 "$@" </dev/null >/dev/null 2>"$WORK/$name.log" &
     NODE_PID[$name]=$!
     NODE_NAMES+=("$name")

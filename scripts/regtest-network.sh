@@ -19,17 +19,17 @@
 #   scripts/regtest-network.sh
 #
 # Environment: STRAND_BIN, STRAND_EXAMPLES, KEEP_TMP (see scripts/lib.sh),
-# BLOCKS (blocks mined first, default 110, at least 104).
+# STRAND_BLOCKS (blocks mined first, default 110, at least 104).
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-BLOCKS=${BLOCKS:-110}
+BLOCKS=${STRAND_BLOCKS:-110}
 # A fixed regtest test key (never use it for real coins).
 KEY=1111111111111111111111111111111111111111111111111111111111111111
 SIGNER="$STRAND_EXAMPLES/regtest_tx"
 
-((BLOCKS >= 104)) || fail "BLOCKS must be at least 104 (3 coinbases 100 deep)"
+((BLOCKS >= 104)) || fail "STRAND_BLOCKS must be at least 104 (3 coinbases 100 deep)"
 setup
 need_exe "$SIGNER" "regtest_tx example (STRAND_EXAMPLES)" \
     "cargo build --release --example regtest_tx"

@@ -21,14 +21,15 @@
 #   scripts/regtest-race.sh
 #
 # Environment: STRAND_BIN, STRAND_EXAMPLES, KEEP_TMP (see scripts/lib.sh),
-# PEERS (per wave, default 200), WAVES (default 10), BLOCKS (default 150).
+# STRAND_STORM_PEERS (per wave, default 200), STRAND_STORM_WAVES (default
+# 10), STRAND_BLOCKS (blocks M mines, default 150).
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-PEERS=${PEERS:-200}
-WAVES=${WAVES:-10}
-BLOCKS=${BLOCKS:-150}
+PEERS=${STRAND_STORM_PEERS:-200}
+WAVES=${STRAND_STORM_WAVES:-10}
+BLOCKS=${STRAND_BLOCKS:-150}
 STORM="$STRAND_EXAMPLES/storm"
 # Any regtest address will do: nobody spends these coins.
 ADDR=bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080
@@ -49,7 +50,7 @@ quiet() {
 }
 wait_for 30 "S to forget every storm peer (getsyncstate)" quiet
 STATE=$(sync_state)
-say "S after the storm: $(json "f\"connections={j['connections']} peers={len(j['peers'])} sync_known={len(j['sync_known'])} sync_peer={j['sync_peer']} candidates={j['candidates']}\"" <<<"$STATE")"
+say "S after the storm: $(json "f\"connections={j['connections']} peers={len(j['peers'])} sync_known={len(j['sync_known'])} sync_peer={json.dumps(j['sync_peer'])} candidates={j['candidates']}\"" <<<"$STATE")"
 say "S counters: $(json "' '.join(f'{k}={v}' for k, v in j['counters'].items())" <<<"$STATE")"
 
 # check_anomalies STATE_JSON: both anomaly counters must be zero.
