@@ -8,16 +8,18 @@
 # KEEP_TMP=1. On failure the last lines of each node's log are printed.
 #
 # Environment:
-#   STRAND_BIN       the strand binary (default target/release/strand)
-#   STRAND_EXAMPLES  built examples directory (default target/release/examples)
+#   STRAND_BIN       the strand binary (default target/release/strand,
+#                    under $CARGO_TARGET_DIR if set, else the repository's)
+#   STRAND_EXAMPLES  built examples (default target/release/examples, same)
 #   KEEP_TMP=1       keep the temporary directory (its path is printed)
 #   STRAND_LOG       the nodes' RUST_LOG (default info; an ambient RUST_LOG
 #                    is not used: the scripts read info lines of the logs)
 
 set -euo pipefail
 
-STRAND_BIN=${STRAND_BIN:-target/release/strand}
-STRAND_EXAMPLES=${STRAND_EXAMPLES:-target/release/examples}
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STRAND_BIN=${STRAND_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/strand}
+STRAND_EXAMPLES=${STRAND_EXAMPLES:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/examples}
 STRAND_LOG=${STRAND_LOG:-info}
 SCRIPT_NAME=$(basename "$0" .sh)
 
