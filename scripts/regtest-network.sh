@@ -75,9 +75,9 @@ next(f\"{j['tx'][0]['txid']}:{o['n']} {int(o['value'] * 100000000)}\"
      for o in j['tx'][0]['vout'] if o['scriptPubKey'].get('address') == '$ADDR')"
 }
 
-# send_tx OUTPOINT SATS: signs a spend back to $ADDR, sends it through A,
-# prints the txid.
-# Sets $txid; appends to TXIDS and RAW_TXS.
+# send_tx OUTPOINT SATS: signs a spend of OUTPOINT (worth SATS) back to
+# $ADDR with a 1,000 sat fee and sends it through A; sets $txid and appends
+# to TXIDS and RAW_TXS (send order, parents first).
 TXIDS=()
 RAW_TXS=()
 send_tx() {
