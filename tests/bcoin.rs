@@ -1,8 +1,10 @@
 //! Interoperability with bcoin, an independent Bitcoin full node in
 //! JavaScript, over loopback on regtest: strand syncs a chain bcoin mined
-//! and follows its new blocks; bcoin syncs a chain with signed P2PKH and
-//! P2WPKH transactions that strand holds and follows strand's new blocks;
-//! transactions sent to either node reach the other's mempool.
+//! and follows its new blocks; bcoin accepts every block of a chain with
+//! signed P2PKH and P2WPKH transactions that strand holds, syncs it from
+//! strand over P2P (`getblocks`/`inv`, bcoin's only sync method) and follows
+//! strand's new blocks; transactions sent to either node reach the other's
+//! mempool.
 //!
 //! bcoin runs from `interop/bcoin/launch.js` with the packages installed by
 //! `(cd interop/bcoin && npm ci --no-audit --no-fund)`. Without them every
@@ -285,11 +287,24 @@ impl Strand {
 }
 
 /// Both logs' tails, for a failure message.
+/// RPC calls in bcoin's log and tip updates in strand's are left out.
 fn logs(bcoin: &Bcoin, strand: &Strand) -> String {
+    let bcoin_log: Vec<String> = bcoin
+        .log_lines()
+        .into_iter()
+        .filter(|l| !l.contains("(rpc)"))
+        .collect();
+    let strand_log: Vec<String> = strand
+        .node
+        .log_lines()
+        .into_iter()
+        .filter(|l| !l.contains("UpdateTip") && !l.contains("flushed chain state"))
+        .collect();
     format!(
-        "--- bcoin log (last 60 lines) ---\n{}\n--- strand log (last 60 lines) ---\n{}",
-        tail(&bcoin.log_lines(), 60),
-        tail(&strand.node.log_lines(), 60)
+        "--- bcoin log (last 60 lines, without RPC calls) ---\n{}\n\
+         --- strand log (last 60 lines, without tip updates) ---\n{}",
+        tail(&bcoin_log, 60),
+        tail(&strand_log, 60)
     )
 }
 
@@ -569,11 +584,10 @@ fn build_block(
     block
 }
 
-#[test]
-fn bcoin_syncs_a_chain_with_transactions_from_strand_and_follows_it() {
-    require_bcoin();
-    let key = Key::new(3);
-    let strand = Strand::start(&[]);
+/// Gives `strand` a 601-block chain bcoin can accept and returns its tip:
+/// heights 1..=441 built here and handed over with `submitblock`, the rest
+/// mined by strand's `generatetoaddress`.
+fn strand_chain_with_transactions(strand: &Strand, key: &Key) -> String {
     let genesis = strand.block(strand.best().as_str());
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -646,7 +660,7 @@ fn bcoin_syncs_a_chain_with_transactions_from_strand_and_follows_it() {
         let fees = FEE * txs.len() as u64;
         created.extend(txs.iter().cloned());
         let time = first_time + height * 60;
-        let block = build_block(chain.last().unwrap(), height, time, txs, fees, &key);
+        let block = build_block(chain.last().unwrap(), height, time, txs, fees, key);
         let result = strand.rpc("submitblock", json!([serialize_hex(&block)]));
         assert!(
             result.is_null(),
@@ -673,7 +687,7 @@ fn bcoin_syncs_a_chain_with_transactions_from_strand_and_follows_it() {
         first_time + 441 * 60,
         vec![tx],
         FEE,
-        &key,
+        key,
     );
     let result = strand.rpc("submitblock", json!([serialize_hex(&block)]));
     assert!(result.is_null(), "strand refused block 441: {result}");
@@ -686,6 +700,77 @@ fn bcoin_syncs_a_chain_with_transactions_from_strand_and_follows_it() {
     let mined = strand.rpc("generatetoaddress", json!([160, key.strand_address()]));
     let tip = mined[159].as_str().unwrap().to_string();
     assert_eq!(strand.rpc("getblockcount", json!([])), json!(601));
+
+    tip
+}
+
+/// The blocks at heights `1..=tip` of strand's active chain, as hex.
+fn strand_blocks_hex(strand: &Strand) -> Vec<String> {
+    let height = strand.rpc("getblockcount", json!([])).as_u64().unwrap();
+    (1..=height)
+        .map(|h| {
+            let hash = strand.rpc("getblockhash", json!([h]));
+            strand
+                .rpc("getblock", json!([hash, 0]))
+                .as_str()
+                .unwrap()
+                .into()
+        })
+        .collect()
+}
+
+#[test]
+fn bcoin_accepts_strands_blocks_and_follows_its_announcements() {
+    require_bcoin();
+    let key = Key::new(4);
+    let strand = Strand::start(&[]);
+    let tip = strand_chain_with_transactions(&strand, &key);
+
+    // Every block is valid to bcoin (handed over through its RPC, so this
+    // checks the blocks, not the P2P sync).
+    let bcoin = Bcoin::start();
+    for (i, hex) in strand_blocks_hex(&strand).iter().enumerate() {
+        let result = bcoin.rpc("submitblock", json!([hex]));
+        assert!(
+            result.is_null(),
+            "bcoin refused strand's block {}: {result}\n{}",
+            i + 1,
+            tail(&bcoin.log_lines(), 20)
+        );
+    }
+    assert_eq!(bcoin.best(), tip);
+    let forks = &bcoin.rpc("getblockchaininfo", json!([]))["bip9_softforks"];
+    assert_eq!(forks["segwit"]["status"], "active", "{forks}");
+    assert_eq!(forks["csv"]["status"], "active", "{forks}");
+
+    // Connected, bcoin learns strand's next blocks from its announcements
+    // (`inv`: bcoin never sends `sendheaders`) and fetches them.
+    bcoin.rpc("addnode", json!([strand.node.addr().to_string(), "add"]));
+    assert!(
+        wait_until(Duration::from_secs(30), || strand
+            .rpc("getconnectioncount", json!([]))
+            .as_u64()
+            == Some(1)),
+        "bcoin did not connect to strand\n{}",
+        logs(&bcoin, &strand)
+    );
+    for _ in 0..2 {
+        let next = strand.rpc("generatetoaddress", json!([1, key.strand_address()]));
+        let next = next[0].as_str().unwrap().to_string();
+        assert!(
+            wait_until(Duration::from_secs(30), || bcoin.best() == next),
+            "bcoin did not follow strand's new block {next}\n{}",
+            logs(&bcoin, &strand)
+        );
+    }
+}
+
+#[test]
+fn bcoin_syncs_a_chain_with_transactions_from_strand_and_follows_it() {
+    require_bcoin();
+    let key = Key::new(3);
+    let strand = Strand::start(&[]);
+    let tip = strand_chain_with_transactions(&strand, &key);
 
     // bcoin dials strand and must reach the same tip.
     let bcoin = Bcoin::start();
