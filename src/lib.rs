@@ -254,6 +254,7 @@ impl Node {
             lifecycle_tx,
             sync_tx: sync_tx.clone(),
             connections: Connections::new(config.max_peers),
+            addr_book: Default::default(),
             config: config.clone(),
         });
 

@@ -207,3 +207,47 @@ fn outbound_connect_handshakes_with_a_listening_peer() {
     assert_eq!(s.peers[0].direction, Direction::Outbound);
     assert_eq!(s.peers[0].state, PeerState::SyncPeer);
 }
+
+#[test]
+fn getaddr_is_answered_with_learnt_addresses_once() {
+    use bitcoin::p2p::address::Address;
+    let node = TestNode::start(|_| {});
+    let mut teller = FakePeer::connect(node.addr).unwrap();
+    teller.handshake(0, SERVES).unwrap();
+    let addrs: Vec<(u32, Address)> = (1..=3u8)
+        .map(|i| {
+            let sa: std::net::SocketAddr = format!("198.51.100.{i}:8333").parse().unwrap();
+            (1_700_000_000 + u32::from(i), Address::new(&sa, SERVES))
+        })
+        .collect();
+    teller.send(NetworkMessage::Addr(addrs)).unwrap();
+    teller.ping(1).unwrap();
+
+    // A BIP155 peer gets addrv2, once.
+    let mut asker = FakePeer::connect(node.addr).unwrap();
+    asker.send(version_message(0, SERVES, 77)).unwrap();
+    asker.send(NetworkMessage::SendAddrV2).unwrap();
+    asker
+        .recv_until("verack", |m| *m == NetworkMessage::Verack)
+        .unwrap();
+    asker.send(NetworkMessage::Verack).unwrap();
+    asker.send(NetworkMessage::GetAddr).unwrap();
+    let reply = asker
+        .recv_until("addrv2", |m| matches!(m, NetworkMessage::AddrV2(_)))
+        .unwrap();
+    let NetworkMessage::AddrV2(list) = reply else {
+        unreachable!()
+    };
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0].port, 8333);
+    asker.send(NetworkMessage::GetAddr).unwrap();
+    asker.send(NetworkMessage::Ping(5)).unwrap();
+    // Everything up to the pong: no second answer.
+    loop {
+        match asker.recv().unwrap() {
+            NetworkMessage::Pong(5) => break,
+            NetworkMessage::AddrV2(_) | NetworkMessage::Addr(_) => panic!("getaddr answered twice"),
+            _ => {}
+        }
+    }
+}

@@ -32,14 +32,14 @@ fn syncs_a_chain_from_a_serving_peer() {
 
 #[test]
 fn two_strand_processes_reach_the_same_tip_and_utxo_set() {
-    let chain = test_chain(2, 300, 12);
+    let chain = test_chain(2, 500, 12);
     let tip = chain.tip().block_hash();
     let mut a = NodeProcess::start(&[]);
     let server = ChainServer::start(a.addr(), chain.blocks().to_vec(), Serve::Everything);
     assert!(
         wait_until(Duration::from_secs(120), || probe_height(a.addr())
-            == Some(300)),
-        "node A did not reach 300: {:?}",
+            == Some(500)),
+        "node A did not reach 500: {:?}",
         a.log_lines().iter().rev().take(5).collect::<Vec<_>>()
     );
     server.finish().unwrap();
@@ -48,7 +48,7 @@ fn two_strand_processes_reach_the_same_tip_and_utxo_set() {
     let mut b = NodeProcess::start(&["--connect", &connect]);
     assert!(
         wait_until(Duration::from_secs(120), || probe_height(b.addr())
-            == Some(300)),
+            == Some(500)),
         "node B did not sync from A: {:?}",
         b.log_lines().iter().rev().take(5).collect::<Vec<_>>()
     );

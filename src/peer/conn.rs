@@ -194,7 +194,10 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
             NetworkMessage::WtxidRelay if got_version => {
                 peer.wtxid_relay.store(true, Ordering::Relaxed)
             }
-            NetworkMessage::SendAddrV2 | NetworkMessage::SendHeaders if got_version => {}
+            NetworkMessage::SendAddrV2 if got_version => {
+                peer.addr_v2.store(true, Ordering::Relaxed)
+            }
+            NetworkMessage::SendHeaders if got_version => {}
             other => {
                 return DisconnectReason::ProtocolViolation(format!(
                     "'{}' before the handshake completed",
@@ -205,6 +208,13 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
     }
     peer.verack.set(&**peer);
     log::debug!("{peer}: handshake complete");
+    if peer.direction == Direction::Outbound {
+        // A peer we reached is a good address to share.
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32);
+        ctx.addr_book.add(peer.addr, now, peer.services());
+    }
 
     // --- message loop --------------------------------------------------------
     if socket
@@ -247,8 +257,19 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
             NetworkMessage::Unknown { command, .. } => {
                 log::debug!("{peer}: ignoring unknown message '{command}'");
             }
-            NetworkMessage::Addr(_) | NetworkMessage::AddrV2(_) | NetworkMessage::GetAddr => {
-                log::trace!("{peer}: ignoring {}", msg.command());
+            NetworkMessage::Addr(list) => ctx.addr_book.add_v1(&list),
+            NetworkMessage::AddrV2(list) => ctx.addr_book.add_v2(&list),
+            NetworkMessage::GetAddr => {
+                // Core answers inbound peers once per connection.
+                if peer.direction == Direction::Inbound
+                    && !peer.getaddr_answered.swap(true, Ordering::Relaxed)
+                {
+                    if peer.addr_v2.load(Ordering::Relaxed) {
+                        peer.send(NetworkMessage::AddrV2(ctx.addr_book.sample_v2()));
+                    } else {
+                        peer.send(NetworkMessage::Addr(ctx.addr_book.sample_v1()));
+                    }
+                }
             }
             other => {
                 if !peer.announced.is_set() {

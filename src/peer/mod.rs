@@ -20,6 +20,7 @@
 //! [`Peer::disconnect`] records the first [`DisconnectReason`] and shuts the
 //! socket, which ends the reader.
 
+pub mod addrbook;
 pub(crate) mod conn;
 pub mod lifecycle;
 
@@ -195,6 +196,10 @@ pub struct Peer {
     pub(crate) bytes_recv: AtomicU64,
     pub(crate) send_headers: AtomicBool,
     pub(crate) wtxid_relay: AtomicBool,
+    /// The peer sent `sendaddrv2` (BIP155) before verack.
+    pub(crate) addr_v2: AtomicBool,
+    /// We answered its `getaddr` already (once per connection, as Core).
+    pub(crate) getaddr_answered: AtomicBool,
     pub(crate) fee_filter: AtomicI64,
     /// Core's `hashContinue`: when this peer fetches this block (the last
     /// of a 500-block `inv` answering `getblocks`), send it an `inv` of our
@@ -244,6 +249,8 @@ impl Peer {
             bytes_recv: AtomicU64::new(0),
             send_headers: AtomicBool::new(false),
             wtxid_relay: AtomicBool::new(false),
+            addr_v2: AtomicBool::new(false),
+            getaddr_answered: AtomicBool::new(false),
             fee_filter: AtomicI64::new(0),
             hash_continue: Mutex::new(None),
             slot_released: AtomicBool::new(false),
@@ -550,6 +557,8 @@ pub(crate) struct NetContext {
     pub lifecycle_tx: Sender<LifecycleEvent>,
     pub sync_tx: Sender<SyncMsg>,
     pub connections: Connections,
+    /// Addresses learnt from peers, for `getaddr`.
+    pub addr_book: addrbook::AddrBook,
 }
 
 /// Why [`start_peer`] did not start a connection.
