@@ -334,6 +334,9 @@ fn mempool_through_rpc_double_spend_rbf_mining_and_reorg() {
     // paying more is accepted and evicts the original (full RBF).
     let (code, msg) = rpc.err("sendrawtransaction", json!([hex(&same_fee)]));
     assert_eq!(code, -26, "{msg}");
+    // maxfeerate (BTC/kvB) is enforced: 20,000 sat on ~110 vB is far above 0.00001.
+    let (code, msg) = rpc.err("sendrawtransaction", json!([hex(&bigger_fee), 0.00001]));
+    assert_eq!(code, -25, "{msg}");
     let replacement = rpc.ok("sendrawtransaction", json!([hex(&bigger_fee)]));
     assert_eq!(rpc.ok("getrawmempool", json!([])), json!([replacement]));
 

@@ -352,7 +352,27 @@ impl RpcBackend for NodeBackend {
         Ok(self.mempool()?.lock().entry(&txid).map(pool_entry))
     }
 
-    fn send_raw_transaction(&self, tx: Transaction, _max_fee_rate: Amount) -> RpcResult<Txid> {
+    fn send_raw_transaction(&self, tx: Transaction, max_fee_rate: Amount) -> RpcResult<Txid> {
+        if max_fee_rate > Amount::ZERO {
+            // Core's maxfeerate (BTC/kvB): checked on a trial acceptance
+            // into a copy of the mempool before the real one.
+            let trial = self.test_mempool_accept(vec![tx.clone()], Amount::ZERO)?;
+            if let Some(MempoolAcceptResult {
+                allowed: true,
+                vsize: Some(vsize),
+                fee: Some(fee),
+                ..
+            }) = trial.first()
+            {
+                let rate_per_kvb = fee.to_sat().saturating_mul(1000) / (*vsize).max(1);
+                if rate_per_kvb > max_fee_rate.to_sat() {
+                    return Err(RpcFailure::new(
+                        -25,
+                        "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)",
+                    ));
+                }
+            }
+        }
         match self.node.send_transaction(tx) {
             Ok(txid) => Ok(txid),
             Err(SendTxError::Rejected(e)) => Err(RpcFailure::new(e.rpc_code(), e.rpc_message())),
