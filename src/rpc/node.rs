@@ -251,17 +251,26 @@ impl RpcBackend for NodeBackend {
     fn tx_out(&self, txid: Txid, vout: u32, include_mempool: bool) -> RpcResult<Option<TxOutInfo>> {
         let op = OutPoint::new(txid, vout);
         if include_mempool {
-            let pool = self.mempool()?;
-            let pool = pool.lock();
-            if pool.spender_of(&op).is_some() {
+            // Read under the (leaf) mempool lock, release it, then ask the
+            // sync-manager thread: never wait on a thread while holding it.
+            let (spent, unconfirmed) = {
+                let pool = self.mempool()?;
+                let pool = pool.lock();
+                (
+                    pool.spender_of(&op).is_some(),
+                    pool.get(&txid)
+                        .map(|tx| tx.output.get(vout as usize).cloned()),
+                )
+            };
+            if spent {
                 return Ok(None);
             }
-            if let Some(tx) = pool.get(&txid) {
+            if let Some(out) = unconfirmed {
                 let best = self.chain(|c| c.tip())?;
-                return Ok(tx.output.get(vout as usize).map(|o| TxOutInfo {
+                return Ok(out.map(|o| TxOutInfo {
                     bestblock: best,
                     confirmations: 0,
-                    txout: o.clone(),
+                    txout: o,
                     coinbase: false,
                 }));
             }
