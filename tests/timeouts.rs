@@ -28,7 +28,7 @@ fn unanswered_ping_disconnects_answered_ping_does_not() {
             answered += 1;
         }
     }
-    assert!(answered >= 3, "only {answered} pings in 1.5 s");
+    assert!(answered >= 2, "only {answered} pings in 1.5 s");
     // The silent one read nothing and answered nothing: gone.
     assert!(silent.closed_within(Duration::from_secs(3)));
     polite.ping(1).unwrap();
