@@ -326,6 +326,13 @@ impl Node {
     }
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Creates the network's data directory and takes its lock (a `.lock`
 /// file held with an advisory lock for the life of the returned handle), so
 /// two processes never share one data directory.

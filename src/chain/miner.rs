@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::SystemTime;
 
 use bitcoin::{Amount, Block, OutPoint, ScriptBuf, Transaction};
 
@@ -81,9 +80,7 @@ pub fn build_block_on_tip(
     let ancestry = Tip(chain);
     let mtp = pow::median_time_past_at(&ancestry, chain.height())
         .map_err(|e| GenerateError::Rejected(e.to_string()))?;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32);
+    let now = u32::try_from(crate::unix_time()).unwrap_or(u32::MAX);
     let time = now.max(mtp.saturating_add(1));
     let bits = pow::next_work_required(&ancestry, time, &params)
         .map_err(|e| GenerateError::Rejected(e.to_string()))?;

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bitcoin::block::Header;
 use bitcoin::consensus::encode;
@@ -230,12 +230,6 @@ impl HeaderAncestry for Ancestry<'_> {
         }
         pow::walk_min_difficulty(self, height, header, limit_bits, interval)
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn is_unspendable(out: &TxOut) -> bool {
@@ -622,7 +616,7 @@ impl ChainState {
             tip: prev_hash,
             height: prev.height,
         };
-        check::check_block_header_context(header, &ancestry, now_secs(), &self.params)
+        check::check_block_header_context(header, &ancestry, crate::unix_time(), &self.params)
             .map_err(RejectError::Invalid)?;
         Ok(Some((
             hash,

@@ -337,12 +337,6 @@ impl Peer {
     }
 }
 
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A random 64-bit nonce (version and ping nonces).
 pub(crate) fn random_nonce() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -443,7 +437,7 @@ impl Connections {
 
     /// Whether `ip` is banned now (expired bans are dropped).
     pub(crate) fn is_banned(&self, ip: std::net::IpAddr) -> bool {
-        let now = unix_now();
+        let now = crate::unix_time();
         let mut t = self.table.lock();
         t.bans.retain(|(_, _, until)| *until > now);
         t.bans.iter().any(|(net, _, _)| net.contains(ip))
@@ -457,7 +451,7 @@ impl Connections {
             if t.bans.iter().any(|(n, _, _)| *n == net) {
                 return false;
             }
-            t.bans.push((net, unix_now(), until));
+            t.bans.push((net, crate::unix_time(), until));
             t.peers
                 .values()
                 .filter(|p| net.contains(p.addr.ip()))
@@ -480,7 +474,7 @@ impl Connections {
 
     /// Current bans: subnet, start, end (Unix seconds).
     pub(crate) fn bans(&self) -> Vec<(crate::rpc::auth::AllowIp, u64, u64)> {
-        let now = unix_now();
+        let now = crate::unix_time();
         let mut t = self.table.lock();
         t.bans.retain(|(_, _, until)| *until > now);
         t.bans.clone()

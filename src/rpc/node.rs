@@ -8,7 +8,7 @@
 //! client sends can panic it: every failure is an [`RpcFailure`].
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
 use crossbeam_channel::Sender;
@@ -61,12 +61,6 @@ impl NodeBackend {
             .snapshot()
             .map_err(|e| RpcFailure::new(-28, e.to_string()))
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn fee_amount(rate: crate::mempool::FeeRate) -> Amount {
@@ -405,7 +399,7 @@ impl RpcBackend for NodeBackend {
                 median_time_past: i64::from(c.median_time_past(c.height()).unwrap_or(0)),
                 script_flags: crate::chain::script::script_flags_for_height(height, &params),
                 params: &params,
-                time: now(),
+                time: crate::unix_time(),
             };
             txs.into_iter()
                 .map(|tx| {
@@ -609,7 +603,7 @@ impl RpcBackend for NodeBackend {
     fn set_ban(&self, subnet: super::auth::AllowIp, command: BanCommand) -> RpcResult<()> {
         match command {
             BanCommand::Add { duration, until } => {
-                let until = until.unwrap_or_else(|| now() + duration.unwrap_or(24 * 3600));
+                let until = until.unwrap_or_else(|| crate::unix_time() + duration.unwrap_or(24 * 3600));
                 match self.node.ban(subnet, until) {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(RpcFailure::new(-23, "Error: IP/Subnet already banned")),
@@ -683,7 +677,7 @@ impl RpcBackend for NodeBackend {
             },
             "recent_rejects": s.recent_rejects.iter().map(|(h, r)| serde_json::json!({"hash": h.to_string(), "reason": r})).collect::<Vec<_>>(),
             "uptime": self.started.elapsed().as_secs(),
-            "time": now(),
+            "time": crate::unix_time(),
         }))
     }
 }

@@ -712,9 +712,7 @@ impl SyncManager {
             ),
             script_flags: crate::chain::script::script_flags_for_height(height, params),
             params,
-            time: std::time::SystemTime::now()
-                .duration_since(std::time::SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            time: crate::unix_time(),
         }
     }
 
