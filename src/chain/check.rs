@@ -451,6 +451,20 @@ pub struct Coin {
     pub is_coinbase: bool,
 }
 
+impl From<crate::store::Coin> for Coin {
+    /// The UTXO set's coin as the checks see it.
+    fn from(c: crate::store::Coin) -> Coin {
+        Coin {
+            output: TxOut {
+                value: c.amount,
+                script_pubkey: c.script_pubkey,
+            },
+            height: c.height,
+            is_coinbase: c.is_coinbase,
+        }
+    }
+}
+
 /// Core `Consensus::CheckTxInputs`: `spent` are the coins spent by `tx`'s
 /// inputs, in order (the caller reports missing ones; a length mismatch is
 /// `"bad-txns-inputs-missingorspent"`). Checks coinbase maturity at

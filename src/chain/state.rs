@@ -1010,17 +1010,8 @@ impl ChainState {
                     }
                     view.spend(&input.previous_output);
                 }
-                let check_coins: Vec<CheckCoin> = coins
-                    .iter()
-                    .map(|c| CheckCoin {
-                        output: TxOut {
-                            value: c.amount,
-                            script_pubkey: c.script_pubkey.clone(),
-                        },
-                        height: c.height,
-                        is_coinbase: c.is_coinbase,
-                    })
-                    .collect();
+                let check_coins: Vec<CheckCoin> =
+                    coins.iter().cloned().map(CheckCoin::from).collect();
                 let fee = check::check_tx_inputs(tx, &check_coins, height, &self.params)
                     .map_err(|e| e.with_tx(i))?;
                 fees = check::accumulate_fee(fees, fee)?;

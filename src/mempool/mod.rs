@@ -406,14 +406,7 @@ impl Mempool {
                 }
             } else if let Some(c) = view.coin(&op) {
                 spent.push(SpentCoin {
-                    coin: check::Coin {
-                        output: TxOut {
-                            value: c.amount,
-                            script_pubkey: c.script_pubkey,
-                        },
-                        height: c.height,
-                        is_coinbase: c.is_coinbase,
-                    },
+                    coin: c.into(),
                     in_mempool: false,
                 });
                 continue;
@@ -900,14 +893,7 @@ impl Mempool {
                         ok = false;
                     }
                     spent.push(SpentCoin {
-                        coin: check::Coin {
-                            output: TxOut {
-                                value: c.amount,
-                                script_pubkey: c.script_pubkey,
-                            },
-                            height: c.height,
-                            is_coinbase: c.is_coinbase,
-                        },
+                        coin: c.into(),
                         in_mempool: false,
                     });
                 } else {
