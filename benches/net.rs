@@ -9,60 +9,22 @@
 //! read `version` and `verack`, send `verack`, close. Client sockets close
 //! with SO_LINGER 0 so tens of thousands of runs do not exhaust ports.
 
+mod common;
+
+use common::{linger_zero, version};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::p2p::{Magic, ServiceFlags};
 use strand::wire::{encode_message, read_message};
 
 const MAGIC: Magic = Magic::REGTEST;
 const RUN_FOR: Duration = Duration::from_secs(4);
-
-fn version(nonce: u64) -> Vec<u8> {
-    let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
-    encode_message(
-        MAGIC,
-        NetworkMessage::Version(VersionMessage {
-            version: 70016,
-            services: ServiceFlags::NONE,
-            timestamp: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64,
-            receiver: Address::new(&any, ServiceFlags::NONE),
-            sender: Address::new(&any, ServiceFlags::NONE),
-            nonce,
-            user_agent: "/bench:0.1/".into(),
-            start_height: 0,
-            relay: false,
-        }),
-    )
-}
-
-fn linger_zero(s: &TcpStream) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: valid fd, a properly sized linger struct.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &l as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-}
 
 /// One handshake. Returns the open stream, or `None` if the node closed
 /// the connection first (refused).
@@ -71,7 +33,10 @@ fn handshake(addr: SocketAddr, nonce: u64) -> std::io::Result<Option<TcpStream>>
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     linger_zero(&s);
-    s.write_all(&version(nonce))?;
+    s.write_all(&encode_message(
+        MAGIC,
+        version(0, ServiceFlags::NONE, nonce),
+    ))?;
     let mut r = BufReader::new(s.try_clone()?);
     let (mut got_version, mut got_verack) = (false, false);
     while !(got_version && got_verack) {

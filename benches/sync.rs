@@ -32,10 +32,12 @@
 //! blocks from genesis). Every node started here is killed on drop; every
 //! wait has a deadline that aborts with the node's last log lines.
 
+mod common;
+
+use common::{linger_zero, version};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -48,10 +50,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bitcoin::block::Header;
 use bitcoin::consensus::{encode, Decodable};
 use bitcoin::hashes::{sha256d, Hash};
-use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::Inventory;
-use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::p2p::{Magic, ServiceFlags};
 use bitcoin::BlockHash;
 use strand::chain::state::{ChainOptions, ChainState};
@@ -235,43 +235,11 @@ fn block_frame(payload: &[u8]) -> Vec<u8> {
 
 // ---------------------------------------------------------------- peers
 
-fn version(start_height: i32, services: ServiceFlags, nonce: u64) -> NetworkMessage {
-    let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
-    NetworkMessage::Version(VersionMessage {
-        version: 70016,
-        services,
-        timestamp: i64::from(now_secs()),
-        receiver: Address::new(&any, ServiceFlags::NONE),
-        sender: Address::new(&any, services),
-        nonce,
-        user_agent: "/bench-sync:0.1/".into(),
-        start_height,
-        relay: false,
-    })
-}
-
 fn nonce() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos());
     h.finish()
-}
-
-fn linger_zero(s: &TcpStream) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: valid fd, a properly sized linger struct.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &l as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
 }
 
 /// The height a node reports in its `version` message.
