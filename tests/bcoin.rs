@@ -106,6 +106,27 @@ fn tail(lines: &[String], n: usize) -> String {
 }
 
 /// A bcoin node (`node interop/bcoin/launch.js`): terminated on drop.
+/// Queries both nodes answer the same way.
+trait ChainRpc {
+    fn rpc(&self, method: &str, params: Value) -> Value;
+
+    fn best(&self) -> String {
+        self.rpc("getbestblockhash", json!([]))
+            .as_str()
+            .unwrap()
+            .into()
+    }
+
+    fn mempool(&self) -> Vec<String> {
+        let v = self.rpc("getrawmempool", json!([]));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
 struct Bcoin {
     child: Child,
     p2p: SocketAddr,
@@ -196,26 +217,12 @@ impl Bcoin {
         let params = params.as_array().cloned().unwrap_or_default();
         call(self.http, &self.auth, method, params).map_err(|e| format!("bcoin {method}: {e}"))
     }
+}
 
+impl ChainRpc for Bcoin {
     fn rpc(&self, method: &str, params: Value) -> Value {
         self.try_rpc(method, params)
             .unwrap_or_else(|e| panic!("{e}\nbcoin log:\n{}", tail(&self.log_lines(), 40)))
-    }
-
-    fn best(&self) -> String {
-        self.rpc("getbestblockhash", json!([]))
-            .as_str()
-            .unwrap()
-            .into()
-    }
-
-    fn mempool(&self) -> Vec<String> {
-        let v = self.rpc("getrawmempool", json!([]));
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_string())
-            .collect()
     }
 }
 
@@ -257,27 +264,6 @@ impl Strand {
     fn try_rpc(&self, method: &str, params: Value) -> Result<Value, String> {
         let params = params.as_array().cloned().unwrap_or_default();
         call(self.rpc, &self.auth, method, params).map_err(|e| format!("strand {method}: {e}"))
-    }
-
-    fn rpc(&self, method: &str, params: Value) -> Value {
-        self.try_rpc(method, params)
-            .unwrap_or_else(|e| panic!("{e}\nstrand log:\n{}", tail(&self.node.log_lines(), 40)))
-    }
-
-    fn best(&self) -> String {
-        self.rpc("getbestblockhash", json!([]))
-            .as_str()
-            .unwrap()
-            .into()
-    }
-
-    fn mempool(&self) -> Vec<String> {
-        let v = self.rpc("getrawmempool", json!([]));
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_string())
-            .collect()
     }
 
     fn block(&self, hash: &str) -> Block {
@@ -808,4 +794,11 @@ fn bcoin_syncs_a_chain_with_transactions_from_strand_and_follows_it() {
         "bcoin did not follow strand's new block {next}\n{}",
         logs(&bcoin, &strand)
     );
+}
+
+impl ChainRpc for Strand {
+    fn rpc(&self, method: &str, params: Value) -> Value {
+        self.try_rpc(method, params)
+            .unwrap_or_else(|e| panic!("{e}\nstrand log:\n{}", tail(&self.node.log_lines(), 40)))
+    }
 }
