@@ -249,7 +249,7 @@ impl Node {
         let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
         let ctx = Arc::new(NetContext {
             magic: config.network.magic(),
-            services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+            services: peer::local_services(),
             best_height: Arc::clone(&best_height),
             lifecycle_tx,
             sync_tx: sync_tx.clone(),

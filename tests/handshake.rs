@@ -191,8 +191,15 @@ fn outbound_connect_handshakes_with_a_listening_peer() {
         version_message(7, SERVES, 99),
     ))
     .unwrap();
-    let (msg, _) = strand::wire::read_message(&mut reader, MAGIC).unwrap();
-    assert_eq!(msg, NetworkMessage::Verack);
+    // BIP339 and BIP155 negotiation, then verack.
+    for want in [
+        NetworkMessage::WtxidRelay,
+        NetworkMessage::SendAddrV2,
+        NetworkMessage::Verack,
+    ] {
+        let (msg, _) = strand::wire::read_message(&mut reader, MAGIC).unwrap();
+        assert_eq!(msg, want);
+    }
     w.write_all(&strand::wire::encode_message(MAGIC, NetworkMessage::Verack))
         .unwrap();
     // Outbound candidate ahead of us: asked for headers.

@@ -7,8 +7,29 @@
 //! two threads, leave the registry. The writer thread drains the bounded
 //! outbound queue and sends a ping every `ping_interval`.
 //!
-//! Before the handshake completes only `version`, `verack`, `wtxidrelay`,
-//! `sendaddrv2` and `sendheaders` are accepted; anything else drops the peer.
+//! The handshake follows Bitcoin Core's `net_processing` and the BIPs that
+//! negotiate features during it:
+//!
+//! 1. the outbound side sends `version` first; the inbound side answers the
+//!    remote's `version` with its own;
+//! 2. on the remote's `version`, strand sends `wtxidrelay` (BIP339) and
+//!    `sendaddrv2` (BIP155) if the remote's protocol version is at least
+//!    70016 ([`WTXID_RELAY_VERSION`]), then `verack`; nothing else is ever
+//!    queued before that `verack` (btcd drops a peer that sends any other
+//!    known message before it);
+//! 3. a feature is negotiated only when both sides sent its message before
+//!    `verack`: wtxid relay when the remote sent `wtxidrelay` and the common
+//!    version is at least 70016 (Core: `GetCommonVersion() >=
+//!    WTXID_RELAY_VERSION`), addrv2 when the remote sent `sendaddrv2`.
+//!
+//! Before the remote's `verack`, `version`, `verack`, `wtxidrelay`,
+//! `sendaddrv2`, `sendheaders` (ignored, as Core does before verack),
+//! `reject` and unknown commands (future negotiation messages such as BIP330's
+//! `sendtxrcncl`) are accepted; any other message drops the peer. After it,
+//! `wtxidrelay` or `sendaddrv2` drops the peer (Core disconnects for both),
+//! and messages whose item counts exceed Core's limits (locators of more than
+//! 101 hashes, `inv`/`getdata` of more than 50,000 items, `addr` of more than
+//! 1,000) drop it before they reach the sync manager.
 
 use std::io::{BufReader, Write};
 use std::sync::atomic::Ordering;
@@ -28,6 +49,15 @@ use crate::wire::{self, WireError};
 
 /// The protocol version strand speaks (Bitcoin Core 0.21+: wtxidrelay).
 pub const PROTOCOL_VERSION: u32 = 70016;
+/// First version that may negotiate wtxid relay (BIP339) and, by Core's and
+/// btcd's rule, addrv2 (BIP155): Core's `WTXID_RELAY_VERSION`.
+pub const WTXID_RELAY_VERSION: u32 = 70016;
+/// Most hashes in a `getheaders`/`getblocks` locator (Core's `MAX_LOCATOR_SZ`).
+pub const MAX_LOCATOR_SZ: usize = 101;
+/// Most items in an `inv`, `getdata` or `notfound` (Core's `MAX_INV_SZ`).
+pub const MAX_INV_SZ: usize = 50_000;
+/// Most entries in an `addr`/`addrv2` (Core's `MAX_ADDR_TO_SEND`).
+pub const MAX_ADDR_TO_SEND: usize = 1_000;
 /// Oldest protocol version accepted from peers (Bitcoin Core's MIN_PEER_PROTO_VERSION).
 pub const MIN_PEER_PROTO_VERSION: u32 = 31800;
 /// Reader buffer size per peer.
@@ -184,6 +214,12 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 if peer.direction == Direction::Inbound {
                     peer.send(version_message(ctx, peer));
                 }
+                // Feature negotiation goes between version and verack
+                // (BIP339, BIP155), only to peers whose version knows it.
+                if common_version(v.version) >= WTXID_RELAY_VERSION {
+                    peer.send(NetworkMessage::WtxidRelay);
+                    peer.send(NetworkMessage::SendAddrV2);
+                }
                 peer.send(NetworkMessage::Verack);
                 got_version = true;
             }
@@ -192,12 +228,26 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 return DisconnectReason::ProtocolViolation("verack before version".into())
             }
             NetworkMessage::WtxidRelay if got_version => {
-                peer.wtxid_relay.store(true, Ordering::Relaxed)
+                // Negotiated only if we sent ours too (Core: the common
+                // version must be at least WTXID_RELAY_VERSION).
+                let theirs = peer.remote_version().map_or(0, |v| v.version);
+                if common_version(theirs) >= WTXID_RELAY_VERSION {
+                    peer.wtxid_relay.store(true, Ordering::Relaxed)
+                } else {
+                    log::debug!("{peer}: ignoring wtxidrelay at protocol version {theirs}");
+                }
             }
             NetworkMessage::SendAddrV2 if got_version => {
                 peer.addr_v2.store(true, Ordering::Relaxed)
             }
+            // Core ignores sendheaders before verack; so do we.
             NetworkMessage::SendHeaders if got_version => {}
+            NetworkMessage::Reject(r) => {
+                log::debug!("{peer}: reject for '{}': {}", r.message, r.reason);
+            }
+            NetworkMessage::Unknown { command, .. } => {
+                log::debug!("{peer}: ignoring unknown message '{command}' during the handshake");
+            }
             other => {
                 return DisconnectReason::ProtocolViolation(format!(
                     "'{}' before the handshake completed",
@@ -231,6 +281,9 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
             }
             Err(e) => return read_error(e, DisconnectReason::IdleTimeout),
         };
+        if let Some(why) = oversized(&msg) {
+            return DisconnectReason::ProtocolViolation(why);
+        }
         match msg {
             NetworkMessage::Ping(nonce) => {
                 peer.send(NetworkMessage::Pong(nonce));
@@ -251,7 +304,15 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
             }
             NetworkMessage::SendHeaders => peer.send_headers.store(true, Ordering::Relaxed),
             NetworkMessage::WtxidRelay | NetworkMessage::SendAddrV2 => {
-                log::debug!("{peer}: ignoring {} after verack", msg.command());
+                // Core disconnects for both after verack (BIP339, BIP155).
+                return DisconnectReason::ProtocolViolation(format!(
+                    "'{}' after verack",
+                    msg.command()
+                ));
+            }
+            NetworkMessage::Reject(r) => {
+                // btcd still sends reject; Core stopped in 0.20. Nothing to do.
+                log::debug!("{peer}: reject for '{}': {}", r.message, r.reason);
             }
             NetworkMessage::FeeFilter(rate) => peer.fee_filter.store(rate, Ordering::Relaxed),
             NetworkMessage::Unknown { command, .. } => {
@@ -260,14 +321,14 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
             NetworkMessage::Addr(list) => ctx.addr_book.add_v1(&list),
             NetworkMessage::AddrV2(list) => ctx.addr_book.add_v2(&list),
             NetworkMessage::GetAddr => {
-                // Core answers inbound peers once per connection.
+                // Core answers inbound peers once per connection, and never
+                // with an empty message (btcd disconnects a peer that sends
+                // an address message without addresses).
                 if peer.direction == Direction::Inbound
                     && !peer.getaddr_answered.swap(true, Ordering::Relaxed)
                 {
-                    if peer.addr_v2.load(Ordering::Relaxed) {
-                        peer.send(NetworkMessage::AddrV2(ctx.addr_book.sample_v2()));
-                    } else {
-                        peer.send(NetworkMessage::Addr(ctx.addr_book.sample_v1()));
+                    if let Some(answer) = getaddr_answer(ctx, peer) {
+                        peer.send(answer);
                     }
                 }
             }
@@ -288,6 +349,44 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 }
             }
         }
+    }
+}
+
+/// The protocol version both sides speak (Core's `GetCommonVersion`).
+fn common_version(theirs: u32) -> u32 {
+    theirs.min(PROTOCOL_VERSION)
+}
+
+/// Why `msg` carries more items than Bitcoin Core accepts in one message
+/// (Core disconnects or punishes the sender for each), or `None`.
+pub(crate) fn oversized(msg: &NetworkMessage) -> Option<String> {
+    let (what, n, max) = match msg {
+        NetworkMessage::GetHeaders(m) => {
+            ("getheaders locator", m.locator_hashes.len(), MAX_LOCATOR_SZ)
+        }
+        NetworkMessage::GetBlocks(m) => {
+            ("getblocks locator", m.locator_hashes.len(), MAX_LOCATOR_SZ)
+        }
+        NetworkMessage::Inv(v) => ("inv", v.len(), MAX_INV_SZ),
+        NetworkMessage::GetData(v) => ("getdata", v.len(), MAX_INV_SZ),
+        NetworkMessage::NotFound(v) => ("notfound", v.len(), MAX_INV_SZ),
+        NetworkMessage::Addr(v) => ("addr", v.len(), MAX_ADDR_TO_SEND),
+        NetworkMessage::AddrV2(v) => ("addrv2", v.len(), MAX_ADDR_TO_SEND),
+        _ => return None,
+    };
+    (n > max).then(|| format!("{what} of {n} entries (limit {max})"))
+}
+
+/// Our answer to `peer`'s `getaddr`: `addrv2` if it sent `sendaddrv2`,
+/// `addr` otherwise; `None` when we know no address to give (an empty
+/// address message is a protocol violation for btcd; Core sends none).
+fn getaddr_answer(ctx: &NetContext, peer: &Peer) -> Option<NetworkMessage> {
+    if peer.addr_v2.load(Ordering::Relaxed) {
+        let list = ctx.addr_book.sample_v2();
+        (!list.is_empty()).then_some(NetworkMessage::AddrV2(list))
+    } else {
+        let list = ctx.addr_book.sample_v1();
+        (!list.is_empty()).then_some(NetworkMessage::Addr(list))
     }
 }
 

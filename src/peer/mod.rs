@@ -337,6 +337,15 @@ impl Peer {
     }
 }
 
+/// The services strand advertises in `version`, as an unpruned Bitcoin
+/// Core does: `NODE_NETWORK`, `NODE_WITNESS`, and `NODE_NETWORK_LIMITED`
+/// (BIP159: at least the last 288 blocks are served, which an archive
+/// node does too). btcd refuses outbound peers without `NODE_NETWORK`; Core
+/// wants `NODE_NETWORK` (or `NODE_NETWORK_LIMITED`) with `NODE_WITNESS`.
+pub fn local_services() -> ServiceFlags {
+    ServiceFlags::NETWORK | ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS
+}
+
 /// A random 64-bit nonce (version and ping nonces).
 pub(crate) fn random_nonce() -> u64 {
     use std::hash::{BuildHasher, Hasher};

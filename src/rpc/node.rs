@@ -547,8 +547,7 @@ impl RpcBackend for NodeBackend {
             version: 100,
             subversion: format!("/strand:{}/", env!("CARGO_PKG_VERSION")),
             protocolversion: crate::peer::conn::PROTOCOL_VERSION,
-            localservices: bitcoin::p2p::ServiceFlags::NETWORK
-                | bitcoin::p2p::ServiceFlags::WITNESS,
+            localservices: crate::peer::local_services(),
             localrelay: true,
             networkactive: true,
             connections_in: inbound,

@@ -521,10 +521,7 @@ impl SyncManager {
     }
 
     fn handle_inv(&mut self, peer: &Arc<Peer>, items: Vec<Inventory>) {
-        if items.len() > 50_000 {
-            peer.disconnect(DisconnectReason::ProtocolViolation("inv too large".into()));
-            return;
-        }
+        // Oversized invs never get here: the reader drops their sender.
         let unknown = items.iter().rev().find_map(|i| match i {
             Inventory::Block(h) | Inventory::WitnessBlock(h) if self.chain.entry(h).is_none() => {
                 Some(*h)
@@ -532,14 +529,19 @@ impl SyncManager {
             _ => None,
         });
         if !self.ibd {
+            // Core: on a wtxid-relay connection only MSG_WTX announces a
+            // transaction, on any other only MSG_TX; the wrong kind is ignored.
+            let wtxid_relay = peer.wtxid_relay.load(Ordering::Relaxed);
             let mempool = self.cfg.mempool.lock();
             let wanted: Vec<Inventory> = items
                 .iter()
                 .filter(|i| match i {
-                    Inventory::Transaction(t) | Inventory::WitnessTransaction(t) => {
+                    Inventory::Transaction(t) | Inventory::WitnessTransaction(t)
+                        if !wtxid_relay =>
+                    {
                         !mempool.contains(t) && !mempool.orphans().contains(t)
                     }
-                    Inventory::WTx(w) => !mempool.contains_wtxid(w),
+                    Inventory::WTx(w) if wtxid_relay => !mempool.contains_wtxid(w),
                     _ => false,
                 })
                 .map(|i| match i {

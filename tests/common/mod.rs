@@ -3,6 +3,8 @@
 //! the real `strand` binary as a child process.
 #![allow(dead_code)]
 
+pub mod rules;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -101,6 +103,11 @@ impl FakePeer {
         Ok(FakePeer { stream, reader })
     }
 
+    /// A peer over an existing connection (one the node dialled).
+    pub fn from_parts(stream: TcpStream, reader: BufReader<TcpStream>) -> FakePeer {
+        FakePeer { stream, reader }
+    }
+
     pub fn send(&mut self, msg: NetworkMessage) -> io::Result<()> {
         self.stream.write_all(&wire::encode_message(MAGIC, msg))
     }
@@ -144,9 +151,13 @@ impl FakePeer {
             }
             other => return Err(format!("expected version, got {}", other.command())),
         }
-        match self.recv().map_err(|e| format!("read verack: {e}"))? {
-            NetworkMessage::Verack => Ok(()),
-            other => Err(format!("expected verack, got {}", other.command())),
+        // BIP339/BIP155 negotiation comes between version and verack.
+        loop {
+            match self.recv().map_err(|e| format!("read verack: {e}"))? {
+                NetworkMessage::Verack => return Ok(()),
+                NetworkMessage::WtxidRelay | NetworkMessage::SendAddrV2 => {}
+                other => return Err(format!("expected verack, got {}", other.command())),
+            }
         }
     }
 
