@@ -142,7 +142,7 @@ pub fn witness_commitment(witness_root: &[u8; 32], reserved: &[u8]) -> [u8; 32] 
 /// One step of Core's `GetScriptOp`: `Ok(None)` at the end, `Err(())` on a
 /// truncated push, otherwise the opcode and its push data.
 #[allow(clippy::result_unit_err)]
-fn get_op<'a>(s: &'a [u8], pc: &mut usize) -> Result<Option<(u8, &'a [u8])>, ()> {
+pub(crate) fn get_op<'a>(s: &'a [u8], pc: &mut usize) -> Result<Option<(u8, &'a [u8])>, ()> {
     let Some(&op) = s.get(*pc) else {
         return Ok(None);
     };
@@ -636,7 +636,8 @@ pub fn stripped_size(block: &Block) -> u64 {
     80 + VarInt(block.txdata.len() as u64).size() as u64 + txs
 }
 
-/// Context-free block check (Core `CheckBlock`): proof of work, merkle root
+/// Context-free block check (Core `CheckBlock`): proof of work, the signet
+/// block solution (signets only, `"bad-signet-blksig"`), merkle root
 /// and its CVE-2012-2459 mutation, size limits, exactly one coinbase in
 /// first position, every transaction's sanity, legacy sigops.
 ///
@@ -645,6 +646,8 @@ pub fn stripped_size(block: &Block) -> u64 {
 /// only reports it and punishes the sender.
 pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), ValidationError> {
     check_block_header(&block.header, params)?;
+    // Signet only, as Core: right after the proof of work.
+    super::signet::check_signet_block_solution(block, params)?;
 
     let (root, mutated) = block_merkle_root(block);
     if root != block.header.merkle_root {

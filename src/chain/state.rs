@@ -48,6 +48,9 @@ pub struct ChainOptions {
     pub flush_blocks: usize,
     /// Commit buffered block bodies and undo data beyond this many bytes.
     pub block_write_bytes: usize,
+    /// Signet only: a custom challenge instead of the default signet's
+    /// (Core's `-signetchallenge`; changes the network magic).
+    pub signet_challenge: Option<Vec<u8>>,
 }
 
 impl Default for ChainOptions {
@@ -57,6 +60,7 @@ impl Default for ChainOptions {
             coins_cache_bytes: 48 << 20,
             flush_blocks: 2_000,
             block_write_bytes: 8 << 20,
+            signet_challenge: None,
         }
     }
 }
@@ -243,9 +247,13 @@ impl ChainState {
         network: Network,
         opts: ChainOptions,
     ) -> Result<ChainState, ChainError> {
-        let params = ChainParams::for_network(network.to_bitcoin())
-            .ok_or(ChainError::UnsupportedNetwork(network))?;
-        let store = Arc::new(Store::open(dir, network.magic().to_bytes())?);
+        let params = match (&opts.signet_challenge, network) {
+            (Some(c), crate::config::Network::Signet) => ChainParams::custom_signet(c.clone()),
+            _ => ChainParams::for_network(network.to_bitcoin())
+                .ok_or(ChainError::UnsupportedNetwork(network))?,
+        };
+        // A custom signet's magic differs: its store refuses another's.
+        let store = Arc::new(Store::open(dir, params.magic().to_bytes())?);
         let pool = ScriptCheckPool::new(opts.script_threads).map_err(ChainError::Threads)?;
         let mut chain = ChainState {
             params,
