@@ -147,6 +147,11 @@ pub struct Config {
     /// JSON-RPC server options (used by the binary; embedders start the
     /// server themselves if they want one).
     pub rpc: RpcOptions,
+    /// Signet only: the challenge script blocks must be signed for, instead
+    /// of the default signet's (Core's `-signetchallenge`). It also derives
+    /// the network magic ([`Config::magic`]); the genesis block stays the
+    /// default signet's.
+    pub signet_challenge: Option<Vec<u8>>,
 }
 
 /// JSON-RPC server options.
@@ -195,6 +200,17 @@ impl Config {
             flush_blocks: 2_000,
             dbcache_mib: 48,
             rpc: RpcOptions::default(),
+            signet_challenge: None,
+        }
+    }
+
+    /// The P2P message start of this node's network: a custom signet's is
+    /// derived from its challenge as Core does, every other network's is
+    /// fixed.
+    pub fn magic(&self) -> Magic {
+        match (&self.signet_challenge, self.network) {
+            (Some(c), Network::Signet) => crate::chain::signet::signet_magic(c),
+            _ => self.network.magic(),
         }
     }
 
@@ -262,6 +278,7 @@ usage: strand [OPTIONS]
 
 Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --regtest | --testnet | --signet   chain to follow (default: mainnet)
+  --signetchallenge HEX    with --signet: blocks must satisfy this script (custom signet)
   --datadir DIR            data directory (default: ~/.strand)
   --listen ADDR:PORT       accept peers here (default: 0.0.0.0:<network port>)
   --nolisten               do not accept inbound peers
@@ -324,6 +341,7 @@ where
     let mut rpc = RpcOptions::default();
     let mut rpc_user = None;
     let mut rpc_password = None;
+    let mut signet_challenge = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -377,6 +395,22 @@ where
             "signet" => {
                 no_value(&inline)?;
                 set_network(Network::Signet, &mut network)?
+            }
+            "signetchallenge" => {
+                if signet_challenge.is_some() {
+                    return Err(ConfigError(
+                        "--signetchallenge cannot be given more than once".into(),
+                    ));
+                }
+                let v = value(&mut i)?;
+                match crate::chain::signet::decode_hex(&v) {
+                    Some(bytes) if !bytes.is_empty() => signet_challenge = Some(bytes),
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "--signetchallenge must be non-empty hex, not '{v}'"
+                        )))
+                    }
+                }
             }
             "datadir" => {
                 let v = value(&mut i)?;
@@ -454,7 +488,11 @@ where
     }
 
     let network = network.unwrap_or(Network::Mainnet);
+    if signet_challenge.is_some() && network != Network::Signet {
+        return Err(ConfigError("--signetchallenge needs --signet".into()));
+    }
     let mut config = Config::new(network);
+    config.signet_challenge = signet_challenge;
     if let Some(d) = datadir {
         config.datadir = d;
     }
@@ -625,6 +663,39 @@ mod tests {
             let err = run(args).unwrap_err();
             assert!(!err.0.contains('\n'), "{err}");
             assert!(!err.0.is_empty());
+        }
+    }
+
+    #[test]
+    fn signet_challenge_option() {
+        let c = run(&["--signet"]).unwrap();
+        assert_eq!(c.signet_challenge, None);
+        assert_eq!(c.magic(), Magic::SIGNET);
+        let c = run(&["--signet", "--signetchallenge", "51"]).unwrap();
+        assert_eq!(c.signet_challenge, Some(vec![0x51]));
+        assert_ne!(c.magic(), Magic::SIGNET);
+        assert_eq!(c.magic(), crate::chain::signet::signet_magic(&[0x51]));
+        assert_eq!(c.listen.unwrap().port(), 38333);
+        // The default challenge given explicitly is the default signet.
+        let default = crate::chain::signet::DEFAULT_SIGNET_CHALLENGE;
+        let c = run(&["--signet", &format!("--signetchallenge={default}")]).unwrap();
+        assert_eq!(c.magic(), Magic::SIGNET);
+        for args in [
+            &["--signetchallenge", "51"][..],
+            &["--regtest", "--signetchallenge", "51"],
+            &["--signet", "--signetchallenge", "5g"],
+            &["--signet", "--signetchallenge", "515"],
+            &["--signet", "--signetchallenge="],
+            &[
+                "--signet",
+                "--signetchallenge",
+                "51",
+                "--signetchallenge",
+                "51",
+            ],
+        ] {
+            let err = run(args).unwrap_err();
+            assert!(err.0.contains("signetchallenge"), "{args:?}: {err}");
         }
     }
 

@@ -241,6 +241,7 @@ impl Node {
         }
         chain_opts.flush_blocks = config.flush_blocks;
         chain_opts.coins_cache_bytes = config.dbcache_mib << 20;
+        chain_opts.signet_challenge = config.signet_challenge.clone();
         let chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
             .map_err(StartError::Chain)?;
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));
@@ -248,7 +249,7 @@ impl Node {
         let (sync_tx, sync_rx) = bounded(SYNC_INBOX);
         let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
         let ctx = Arc::new(NetContext {
-            magic: config.network.magic(),
+            magic: config.magic(),
             services: peer::local_services(),
             best_height: Arc::clone(&best_height),
             lifecycle_tx,
@@ -371,6 +372,7 @@ pub fn generate_offline(
     if let Some(n) = config.script_threads {
         opts.script_threads = n;
     }
+    opts.signet_challenge = config.signet_challenge.clone();
     let mut chain = ChainState::open(&dir.join("chainstate"), config.network, opts)
         .map_err(|e| e.to_string())?;
     let mut hashes = Vec::with_capacity(count as usize);

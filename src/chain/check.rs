@@ -142,7 +142,7 @@ pub fn witness_commitment(witness_root: &[u8; 32], reserved: &[u8]) -> [u8; 32] 
 /// One step of Core's `GetScriptOp`: `Ok(None)` at the end, `Err(())` on a
 /// truncated push, otherwise the opcode and its push data.
 #[allow(clippy::result_unit_err)]
-fn get_op<'a>(s: &'a [u8], pc: &mut usize) -> Result<Option<(u8, &'a [u8])>, ()> {
+pub(crate) fn get_op<'a>(s: &'a [u8], pc: &mut usize) -> Result<Option<(u8, &'a [u8])>, ()> {
     let Some(&op) = s.get(*pc) else {
         return Ok(None);
     };
@@ -636,14 +636,18 @@ pub fn stripped_size(block: &Block) -> u64 {
     80 + VarInt(block.txdata.len() as u64).size() as u64 + txs
 }
 
-/// Context-free block check (Core `CheckBlock`): proof of work, merkle root
+/// Context-free block check (Core `CheckBlock`): proof of work, the signet
+/// block solution (signets only, `"bad-signet-blksig"`), merkle root
 /// and its CVE-2012-2459 mutation, size limits, exactly one coinbase in
 /// first position, every transaction's sanity, legacy sigops.
 ///
-/// Merkle failures are [`RejectKind::Mutated`]: the header may still be
-/// valid, so do not mark the hash invalid.
+/// Merkle failures are [`RejectKind::Mutated`]. No failure of this check
+/// may mark the hash invalid (Core's `ProcessNewBlock`): the chain state
+/// only reports it and punishes the sender.
 pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), ValidationError> {
     check_block_header(&block.header, params)?;
+    // Signet only, as Core: right after the proof of work.
+    super::signet::check_signet_block_solution(block, params)?;
 
     let (root, mutated) = block_merkle_root(block);
     if root != block.header.merkle_root {
@@ -839,8 +843,13 @@ pub fn contextual_check_block(
         }
     }
 
+    // Core classes this BLOCK_CONSENSUS; strand does not cache it against
+    // the hash: the weight is computed from the body, and a body that
+    // merely hashes to the same merkle root (a subtree standing in for a
+    // 64-byte transaction) can weigh more than the block that was mined.
+    // The sender is punished all the same.
     if block.weight().to_wu() > MAX_BLOCK_WEIGHT {
-        return Err(ValidationError::consensus("bad-blk-weight").with_detail("weight limit failed"));
+        return Err(ValidationError::mutated("bad-blk-weight").with_detail("weight limit failed"));
     }
     Ok(())
 }
@@ -1376,6 +1385,22 @@ pub(crate) mod tests {
             calculate_sequence_locks(&t, false, &[100], mtp).unwrap(),
             none
         );
+        // Version -1 is 0xffffffff unsigned: BIP68 applies (Core compares
+        // `static_cast<uint32_t>(tx.version) >= 2`).
+        t.version = Version(-1);
+        let locks = calculate_sequence_locks(&t, true, &[100], mtp).unwrap();
+        assert_eq!(locks.min_height, 109);
+        assert_eq!(
+            reason(check_sequence_locks(&t, 109, 0, &[100], &p, mtp)),
+            "bad-txns-nonfinal"
+        );
+        t.version = Version(i32::MIN);
+        assert_eq!(
+            calculate_sequence_locks(&t, true, &[100], mtp)
+                .unwrap()
+                .min_height,
+            109
+        );
         // Missing data is an internal error, not a panic.
         assert!(calculate_sequence_locks(&t, true, &[], mtp).is_err());
     }
@@ -1439,7 +1464,8 @@ pub(crate) mod tests {
         check_block(&b, &p).unwrap();
         let e = contextual_check_block(&b, 1, g.time, &p).unwrap_err();
         assert_eq!(e.reason(), "bad-blk-weight");
-        assert_eq!(e.kind(), RejectKind::Consensus);
+        assert_eq!(e.kind(), RejectKind::Mutated);
+        assert!(!e.is_permanent() && e.punish_peer());
     }
 
     #[test]

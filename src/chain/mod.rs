@@ -7,7 +7,8 @@
 //! `ContextualCheckBlockHeader`, `ContextualCheckBlock`, `CheckTransaction`,
 //! `CheckTxInputs`, sequence locks, sigops, subsidy) and [`script`] (script
 //! verification through libbitcoinconsensus and the parallel
-//! [`script::ScriptCheckPool`]). The chain-state layer (block index, UTXO set,
+//! [`script::ScriptCheckPool`]), with [`signet`] block solutions
+//! (Core's `CheckSignetBlockSolution`). The chain-state layer (block index, UTXO set,
 //! connect/disconnect) calls them from the chain thread.
 
 pub mod check;
@@ -18,6 +19,7 @@ pub mod miner;
 pub mod params;
 pub mod pow;
 pub mod script;
+pub mod signet;
 pub mod state;
 
 pub use error::{RejectKind, ValidationError};

@@ -12,6 +12,7 @@
 use std::str::FromStr;
 
 use bitcoin::hashes::Hash;
+use bitcoin::p2p::Magic;
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{BlockHash, Network};
 
@@ -74,6 +75,10 @@ pub struct ChainParams {
     /// The two historical blocks exempt from BIP30 (`IsBIP30Repeat`):
     /// `(height, hash)`.
     pub bip30_exceptions: Vec<(u32, BlockHash)>,
+    /// Signet only: the script every block's solution must satisfy (Core's
+    /// `signet_blocks` and `signet_challenge`). Also decides the network
+    /// magic ([`ChainParams::magic`]).
+    pub signet_challenge: Option<Vec<u8>>,
 }
 
 /// Parses a constant hash; the constants below are checked by unit tests, so
@@ -200,6 +205,7 @@ impl ChainParams {
                     script::VERIFY_P2SH | script::VERIFY_WITNESS,
                 ),
             ],
+            signet_challenge: None,
             bip30_exceptions: vec![
                 (
                     91_842,
@@ -246,6 +252,7 @@ impl ChainParams {
                 script::VERIFY_NONE,
             )],
             bip30_exceptions: Vec::new(),
+            signet_challenge: None,
         }
     }
 
@@ -271,6 +278,7 @@ impl ChainParams {
             checkpoints: Vec::new(),
             script_flag_exceptions: Vec::new(),
             bip30_exceptions: Vec::new(),
+            signet_challenge: Some(super::signet::default_challenge()),
         }
     }
 
@@ -299,6 +307,25 @@ impl ChainParams {
             )],
             script_flag_exceptions: Vec::new(),
             bip30_exceptions: Vec::new(),
+            signet_challenge: None,
+        }
+    }
+
+    /// A custom signet: the default signet's rules and genesis block with
+    /// blocks signed for `challenge` (Core's `-signetchallenge`).
+    pub fn custom_signet(challenge: Vec<u8>) -> ChainParams {
+        ChainParams {
+            signet_challenge: Some(challenge),
+            ..Self::signet()
+        }
+    }
+
+    /// The P2P message start: the network's, or for a signet the one its
+    /// challenge derives (Core's `SigNetParams`).
+    pub fn magic(&self) -> Magic {
+        match &self.signet_challenge {
+            Some(c) => super::signet::signet_magic(c),
+            None => Magic::from(self.network),
         }
     }
 
@@ -377,5 +404,10 @@ mod tests {
         assert!(ChainParams::testnet().checkpoint_at(546).is_some());
         assert_eq!(ChainParams::regtest().subsidy_halving_interval, 150);
         assert_eq!(ChainParams::regtest().segwit_height, 0);
+        assert_eq!(ChainParams::signet().magic(), Magic::SIGNET);
+        assert_eq!(ChainParams::regtest().magic(), Magic::REGTEST);
+        let custom = ChainParams::custom_signet(vec![0x51]);
+        assert_ne!(custom.magic(), Magic::SIGNET);
+        assert_eq!(custom.genesis_hash, ChainParams::signet().genesis_hash);
     }
 }

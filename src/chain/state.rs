@@ -48,6 +48,9 @@ pub struct ChainOptions {
     pub flush_blocks: usize,
     /// Commit buffered block bodies and undo data beyond this many bytes.
     pub block_write_bytes: usize,
+    /// Signet only: a custom challenge instead of the default signet's
+    /// (Core's `-signetchallenge`; changes the network magic).
+    pub signet_challenge: Option<Vec<u8>>,
 }
 
 impl Default for ChainOptions {
@@ -57,6 +60,7 @@ impl Default for ChainOptions {
             coins_cache_bytes: 48 << 20,
             flush_blocks: 2_000,
             block_write_bytes: 8 << 20,
+            signet_challenge: None,
         }
     }
 }
@@ -243,9 +247,13 @@ impl ChainState {
         network: Network,
         opts: ChainOptions,
     ) -> Result<ChainState, ChainError> {
-        let params = ChainParams::for_network(network.to_bitcoin())
-            .ok_or(ChainError::UnsupportedNetwork(network))?;
-        let store = Arc::new(Store::open(dir, network.magic().to_bytes())?);
+        let params = match (&opts.signet_challenge, network) {
+            (Some(c), crate::config::Network::Signet) => ChainParams::custom_signet(c.clone()),
+            _ => ChainParams::for_network(network.to_bitcoin())
+                .ok_or(ChainError::UnsupportedNetwork(network))?,
+        };
+        // A custom signet's magic differs: its store refuses another's.
+        let store = Arc::new(Store::open(dir, params.magic().to_bytes())?);
         let pool = ScriptCheckPool::new(opts.script_threads).map_err(ChainError::Threads)?;
         let mut chain = ChainState {
             params,
@@ -481,6 +489,17 @@ impl ChainState {
         self.mtp_active(height)
     }
 
+    /// Median time past of `hash` (at `height`), active or not (Core's
+    /// `pindexPrev->GetMedianTimePast()`).
+    fn mtp_of(&self, hash: &BlockHash, height: u32) -> Result<u32, RejectError> {
+        let ancestry = Ancestry {
+            chain: self,
+            tip: *hash,
+            height,
+        };
+        pow::median_time_past_at(&ancestry, height).map_err(RejectError::Invalid)
+    }
+
     fn mtp_active(&self, height: u32) -> Option<u32> {
         let low = height.saturating_sub(10);
         let mut times = Vec::with_capacity(11);
@@ -697,11 +716,26 @@ impl ChainState {
         if entry.status.contains(BlockStatus::HAVE_DATA) || self.pending.contains_key(&hash) {
             return Ok(Vec::new());
         }
+        let (height, prev_hash) = (entry.height, entry.header.prev_blockhash);
+        // Core's ProcessNewBlock: a context-free failure never marks the
+        // hash. Another serialization of the same header (merkle mutations,
+        // 64-byte transactions posing as inner nodes, stripped witnesses)
+        // may be valid, and CheckBlock is cheap enough not to cache.
         if let Err(e) = check::check_block(&block, &self.params) {
+            log::info!("block {hash} rejected (not marked invalid): {e}");
+            return Err(RejectError::Invalid(e));
+        }
+        // Core's AcceptBlock: the contextual checks, witness commitment
+        // included, run before the block is kept, so only a body that
+        // matches its header ever reaches `pending` or the store. Mutations
+        // are not marked; other failures are permanent for this hash.
+        let prev_mtp = self.mtp_of(&prev_hash, height.saturating_sub(1))?;
+        if let Err(e) = check::contextual_check_block(&block, height, prev_mtp, &self.params) {
             if e.is_permanent() {
-                let events = self.mark_invalid(hash, &e)?;
+                self.mark_invalid(hash, &e)?;
                 log::info!("block {hash} rejected: {e}");
-                let _ = events;
+            } else {
+                log::info!("block {hash} rejected (not marked invalid): {e}");
             }
             return Err(RejectError::Invalid(e));
         }
@@ -833,6 +867,16 @@ impl ChainState {
                 Err(e) if e.kind() == RejectKind::Internal => {
                     return Err(ChainError::Inconsistent(e.to_string()));
                 }
+                Err(e) if !e.is_permanent() => {
+                    // A body that does not match its header (checked at
+                    // accept, so only possible for data from an older
+                    // version): drop it, keep the hash, download it again.
+                    log::warn!("block {next} at height {next_height} not connected (not marked invalid): {e}");
+                    if first_failure.is_none() {
+                        first_failure = Some((next, e));
+                    }
+                    break;
+                }
                 Err(e) => {
                     log::warn!("block {next} at height {next_height} is invalid: {e}");
                     events.extend(self.mark_invalid(next, &e)?);
@@ -960,7 +1004,8 @@ impl ChainState {
         let prev_mtp = self
             .mtp_active(height - 1)
             .ok_or_else(|| ValidationError::internal("missing-ancestor"))?;
-        check::contextual_check_block(block, height, prev_mtp, &self.params)?;
+        // Core's ConnectBlock: CheckBlock and ContextualCheckBlock already
+        // passed in accept_block, the only way into `pending` and the store.
         let store = Arc::clone(&self.store);
         let internal =
             |e: StoreError| ValidationError::internal("store-error").with_detail(e.to_string());
@@ -1015,7 +1060,10 @@ impl ChainState {
                 let fee = check::check_tx_inputs(tx, &check_coins, height, &self.params)
                     .map_err(|e| e.with_tx(i))?;
                 fees = check::accumulate_fee(fees, fee)?;
-                if enforce_bip68 && tx.version.0 >= 2 {
+                // BIP68 reads the version as unsigned (Core:
+                // `static_cast<uint32_t>(tx.version) >= 2`): version -1 is
+                // 0xffffffff and is locked too.
+                if enforce_bip68 && tx.version.0 as u32 >= 2 {
                     let heights: Vec<u32> = coins.iter().map(|c| c.height).collect();
                     check::check_sequence_locks(
                         tx,

@@ -553,7 +553,7 @@ impl Mempool {
             .collect();
         // Median times past the time-based locks need, looked up up front.
         let mut mtps: HashMap<u32, i64> = HashMap::new();
-        if tx.version.0 >= 2 {
+        if tx.version.0 as u32 >= 2 {
             for (input, &h) in tx.input.iter().zip(&heights) {
                 let seq = input.sequence.0;
                 if seq & (1 << 31) == 0 && seq & (1 << 22) != 0 {

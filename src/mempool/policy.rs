@@ -31,8 +31,11 @@ pub const MAX_STANDARD_TX_SIGOPS_COST: u64 = 16_000;
 pub const MAX_P2SH_SIGOPS: u64 = 15;
 /// Bytes of virtual size charged per sigop (Core `DEFAULT_BYTES_PER_SIGOP`).
 pub const BYTES_PER_SIGOP: u64 = 20;
-/// Highest standard transaction version (Core `TX_MAX_STANDARD_VERSION`).
-pub const TX_MAX_STANDARD_VERSION: i32 = 3;
+/// Highest standard transaction version (Core `TX_MAX_STANDARD_VERSION`,
+/// compared as unsigned like Core's `uint32_t` version).
+pub const TX_MAX_STANDARD_VERSION: u32 = 3;
+/// Lowest standard transaction version (Core `TX_MIN_STANDARD_VERSION`).
+pub const TX_MIN_STANDARD_VERSION: u32 = 1;
 /// Largest standard P2WSH witness script (Core
 /// `MAX_STANDARD_P2WSH_SCRIPT_SIZE`).
 pub const MAX_STANDARD_P2WSH_SCRIPT_SIZE: usize = 3600;
@@ -241,7 +244,10 @@ pub fn is_standard_tx(
     dust_relay_feerate: FeeRate,
 ) -> Result<(), MempoolReject> {
     let ns = MempoolReject::not_standard;
-    if tx.version.0 < 1 || tx.version.0 > TX_MAX_STANDARD_VERSION {
+    // Core's `tx.version` is a uint32_t: read the wire value as unsigned, so
+    // 0xffffffff is version 4294967295 (too high), not -1.
+    let version = tx.version.0 as u32;
+    if !(TX_MIN_STANDARD_VERSION..=TX_MAX_STANDARD_VERSION).contains(&version) {
         return Err(ns("version"));
     }
     if tx.weight().to_wu() > max_weight {
@@ -364,4 +370,45 @@ pub fn is_witness_standard(tx: &Transaction, spent: &[TxOut]) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::transaction::Version;
+    use bitcoin::{absolute, OutPoint, ScriptBuf, Sequence, TxIn, Witness};
+
+    #[test]
+    fn version_is_read_unsigned() {
+        let mut tx = Transaction {
+            version: Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(100_000),
+                script_pubkey: ScriptBuf::new_op_return([0u8; 4]),
+            }],
+        };
+        let reason = |tx: &Transaction| {
+            is_standard_tx(tx, MAX_STANDARD_TX_WEIGHT, FeeRate(3000))
+                .err()
+                .map(|e| e.to_string())
+        };
+        for v in [1, 2, 3] {
+            tx.version = Version(v);
+            assert_eq!(reason(&tx), None, "version {v}");
+        }
+        // 0, 4, 0xffffffff (-1 signed) and 0x80000000 are all out of range
+        // as Core's uint32_t.
+        for v in [0, 4, -1, i32::MIN] {
+            tx.version = Version(v);
+            let r = reason(&tx).expect("non-standard");
+            assert!(r.contains("version"), "version {v}: {r}");
+        }
+    }
 }
