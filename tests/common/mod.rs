@@ -534,3 +534,4 @@ impl NodeProcess {
         self.dir.path().join("regtest").join(".cookie")
     }
 }
+pub mod oracle;
