@@ -1,8 +1,12 @@
 //! The chain state driven directly (no networking): connecting realistic
 //! chains, rejecting invalid blocks with Core's reasons, reorganising, and
-//! surviving a restart.
+//! surviving a restart. Every block is also given to Bitcoin Core's kernel
+//! (`common::oracle`), whose verdicts and tip must match strand's.
+
+mod common;
 
 use bitcoin::{Amount, Block, TxOut};
+use common::oracle::{assert_core_rejects_like, Oracle, Verdict};
 use strand::chain::state::{ChainEvent, ChainOptions, ChainState, RejectError};
 use strand::testdata::{corrupt_signature, ChainBuilder, OutputKind};
 use strand::Network;
@@ -33,6 +37,8 @@ fn connects_a_chain_with_every_script_type_and_survives_restart() {
         builder.next_block(20);
     }
     let blocks = builder.blocks()[1..].to_vec();
+    let mut oracle = Oracle::with_chain(builder.blocks());
+    assert_eq!(oracle.tip(), builder.tip().block_hash());
     let digest;
     {
         let mut chain = open(dir.path());
@@ -57,22 +63,31 @@ fn rejected(n: usize, make: impl FnOnce(&ChainBuilder) -> Block, reason: &str) {
     }
     let mut chain = open(dir.path());
     feed(&mut chain, &builder.blocks()[1..]);
+    let mut oracle = Oracle::with_chain(builder.blocks());
     let tip = chain.tip();
+    assert_eq!(oracle.tip(), tip);
     let bad = make(&builder);
+    let core = oracle.submit(&bad).verdict;
     match chain.accept_block(bad) {
-        Err(RejectError::Invalid(e)) => assert!(
-            e.to_string().starts_with(reason),
-            "expected {reason}, got {e}"
-        ),
-        other => panic!("expected rejection {reason}, got {other:?}"),
+        Err(RejectError::Invalid(e)) => {
+            assert!(
+                e.to_string().starts_with(reason),
+                "expected {reason}, got {e}"
+            );
+            assert_core_rejects_like(&core, e.reason(), reason);
+        }
+        other => panic!("expected rejection {reason}, got {other:?} (Core: {core:?})"),
     }
     assert_eq!(chain.tip(), tip, "tip moved");
+    assert_eq!(oracle.tip(), tip, "Core's tip moved");
     let good = builder.clone_next();
+    assert_eq!(oracle.submit(&good).verdict, Verdict::Connected);
     let events = chain.accept_block(good.clone()).expect("valid block after");
     assert!(events.contains(&ChainEvent::Connected {
         hash: good.block_hash(),
         height: chain.height()
     }));
+    assert_eq!(oracle.tip(), chain.tip());
 }
 
 trait CloneNext {
@@ -172,21 +187,35 @@ fn reorg_to_a_longer_branch_with_an_invalid_block_returns_to_the_best_valid_chai
     feed(&mut chain, &a.blocks()[111..]);
     let digest_a = chain.utxo_digest().unwrap();
     assert_eq!(digest_a.0, a.tip().block_hash());
+    let mut oracle = Oracle::with_chain(a.blocks());
+    assert_eq!(oracle.tip(), chain.tip());
 
     // B's blocks: the first is valid but has less work; the rest arrive out
     // of order-free; when B has more work the node switches, meets the bad
     // block, and goes back to A.
+    // Core sees the same blocks; per block it must reject exactly what
+    // strand rejects (for the same reason), and find the bad block invalid
+    // during the same submission.
     let mut saw_invalid = false;
     for blk in &b.blocks()[111..] {
+        let core = oracle.submit(blk);
+        let core_found_bad = core
+            .checked
+            .iter()
+            .any(|(h, v)| *h == bad.block_hash() && v.is_rejected());
         match chain.accept_block(blk.clone()) {
             Ok(events) => {
-                saw_invalid |= events.iter().any(
+                let found = events.iter().any(
                     |e| matches!(e, ChainEvent::Invalid { hash, .. } if *hash == bad.block_hash()),
                 );
+                assert!(!core.verdict.is_rejected(), "Core rejects: {core:?}");
+                assert_eq!(found, core_found_bad, "strand {events:?}, Core {core:?}");
+                saw_invalid |= found;
             }
             Err(RejectError::Invalid(e)) if e.reason() == "bad-prevblk" => {
                 // A descendant of the known-invalid block.
                 assert!(saw_invalid, "bad-prevblk before the bad block was found");
+                assert_core_rejects_like(&core.verdict, e.reason(), "descendant");
             }
             Err(RejectError::Invalid(e)) => {
                 saw_invalid = true;
@@ -195,10 +224,18 @@ fn reorg_to_a_longer_branch_with_an_invalid_block_returns_to_the_best_valid_chai
                         .starts_with("mandatory-script-verify-flag-failed"),
                     "{e}"
                 );
+                assert_core_rejects_like(&core.verdict, e.reason(), "bad block");
             }
             Err(e) => panic!("unexpected {e}"),
         }
     }
+    assert_eq!(oracle.tip(), a.tip().block_hash(), "Core not back on A");
+    assert!(
+        oracle
+            .verdict_of(&bad.block_hash())
+            .is_some_and(|v| v.is_rejected()),
+        "Core never found the bad block invalid"
+    );
     assert!(saw_invalid, "the bad block was never validated");
     assert_eq!(
         chain.tip(),

@@ -1,6 +1,8 @@
 //! Invalid blocks delivered by a fake peer, one test each. Each is rejected
 //! with Bitcoin Core's reason, the sender is disconnected, the tip does not
-//! move, and a valid block on the old tip is accepted afterwards.
+//! move, and a valid block on the old tip is accepted afterwards. Bitcoin
+//! Core's kernel (`common::oracle`) gets the same chain and blocks: it must
+//! reject the same block for the same reason and follow the same tip.
 
 mod common;
 
@@ -10,6 +12,7 @@ use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::{Amount, Block, OutPoint, ScriptBuf, Transaction, TxOut};
+use common::oracle::{assert_core_rejects_like, Oracle, Verdict};
 use common::*;
 use strand::mining::{self, BlockTemplate};
 use strand::testdata::{corrupt_signature, ChainBuilder, OutputKind};
@@ -93,6 +96,9 @@ fn check_rejected(
     good: Option<Block>,
 ) {
     let tip = node.snapshot().tip;
+    let mut oracle = Oracle::with_chain(b.blocks());
+    assert_eq!(oracle.tip(), tip, "Core's tip differs before the test");
+    let core = oracle.submit(&bad).verdict;
     let bad_hash = bad.block_hash();
     let mut attacker = FakePeer::connect(node.addr).unwrap();
     attacker.handshake(0, SERVES).unwrap();
@@ -114,8 +120,17 @@ fn check_rejected(
         "expected reason {reason}, got {:?}",
         s.recent_rejects
     );
+    for (_, r) in &rejects {
+        assert_core_rejects_like(&core, r, reason);
+    }
+    assert_eq!(oracle.tip(), tip, "Core's tip moved");
 
     let good = good.unwrap_or_else(|| next_valid(b));
+    assert_eq!(
+        oracle.submit(&good).verdict,
+        Verdict::Connected,
+        "Core does not connect the valid block after {reason}"
+    );
     let mut honest = FakePeer::connect(node.addr).unwrap();
     honest.handshake(0, SERVES).unwrap();
     honest.ping(2).unwrap();
@@ -126,6 +141,7 @@ fn check_rejected(
         node.snapshot().recent_rejects
     );
     honest.ping(3).unwrap();
+    assert_eq!(oracle.tip(), node.snapshot().tip, "tips differ");
 }
 
 #[test]

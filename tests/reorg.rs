@@ -1,11 +1,14 @@
 //! Reorganisations and following the tip with several strand nodes in one
 //! process: B switches from A's branch to C's longer one; B keeps following
-//! after its sync peer leaves; a stalling sync peer is replaced.
+//! after its sync peer leaves; a stalling sync peer is replaced. Bitcoin
+//! Core's kernel (`common::oracle`) is given the same blocks in the same
+//! order and must end on the same tips.
 
 mod common;
 
 use std::time::Duration;
 
+use common::oracle::{Oracle, Verdict};
 use common::*;
 
 #[test]
@@ -33,19 +36,38 @@ fn follows_a_longer_competing_branch() {
         b.snapshot()
     );
 
+    // Core, given A's branch and then C's blocks, follows the same tips.
+    let mut oracle = Oracle::with_chain(branch_a.blocks());
+    assert_eq!(
+        oracle.tip(),
+        b.snapshot().tip,
+        "Core and B differ on A's branch"
+    );
+
     let digest_on_a = b.handle.chain_info().unwrap().utxo_digest;
     assert_eq!(digest_on_a, a.handle.chain_info().unwrap().utxo_digest);
 
     // C mines its longer branch; B hears of it and reorganises.
     for blk in &branch_c.blocks()[111..] {
         c.handle.submit_block(blk.clone()).unwrap();
+        let v = oracle.submit(blk).verdict;
+        assert!(
+            matches!(v, Verdict::Stored | Verdict::Connected),
+            "Core rejects C's block: {v:?}"
+        );
     }
+    assert_eq!(
+        oracle.tip(),
+        branch_c.tip().block_hash(),
+        "Core did not reorganise"
+    );
     assert!(
         wait_tip(&b, branch_c.tip().block_hash(), Duration::from_secs(60)),
         "B did not switch to C's branch: {:?}",
         b.snapshot()
     );
     assert_eq!(b.snapshot().best_height, 118);
+    assert_eq!(oracle.height(), 118);
 
     // A fresh node that only ever saw C's branch has the same UTXO set.
     let d = TestNode::start(|cfg| cfg.connect = vec![c.addr]);
@@ -106,6 +128,8 @@ fn follows_announcements_after_sync_peer_leaves() {
 
     let mut next = chain.fork_at(110).unwrap();
     let block = next.next_block(3);
+    let mut oracle = Oracle::with_chain(chain.blocks());
+    assert_eq!(oracle.submit(&block).verdict, Verdict::Connected);
     miner.handle.submit_block(block.clone()).unwrap();
     assert!(
         wait_tip(&b, block.block_hash(), Duration::from_secs(20)),
@@ -113,6 +137,7 @@ fn follows_announcements_after_sync_peer_leaves() {
         b.snapshot()
     );
     let after = b.snapshot();
+    assert_eq!(after.tip, oracle.tip(), "B and Core differ");
     assert_eq!(
         after.handler.new_peer_sent, before.handler.new_peer_sent,
         "no new connection"
@@ -137,6 +162,11 @@ fn stalling_sync_peer_is_replaced_and_sync_completes() {
         b.snapshot()
     );
     let s = b.snapshot();
+    assert_eq!(
+        s.tip,
+        Oracle::with_chain(chain.blocks()).tip(),
+        "B and Core differ"
+    );
     assert!(s.counters.stalls >= 1);
     assert!(
         !s.peers.iter().any(|p| p.id == staller_id),

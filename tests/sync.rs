@@ -1,10 +1,13 @@
 //! Chain sync over P2P: from a fake peer serving a chain, between two real
-//! `strand` processes, through reorganisations, stalls and restarts.
+//! `strand` processes, through reorganisations, stalls and restarts. The
+//! chains served are also given to Bitcoin Core's kernel
+//! (`common::oracle`), which must accept them and end on the same tip.
 
 mod common;
 
 use std::time::Duration;
 
+use common::oracle::Oracle;
 use common::*;
 
 #[test]
@@ -18,6 +21,11 @@ fn syncs_a_chain_from_a_serving_peer() {
         node.snapshot()
     );
     let s = node.snapshot();
+    assert_eq!(
+        s.tip,
+        Oracle::with_chain(chain.blocks()).tip(),
+        "strand and Core differ"
+    );
     assert_eq!(s.best_height, 150);
     assert!(!s.initial_block_download);
     assert!(s.recent_rejects.is_empty(), "{:?}", s.recent_rejects);
@@ -59,6 +67,11 @@ fn two_strand_processes_reach_the_same_tip_and_utxo_set() {
     let (tip_b, digest_b) = chain_of(b.dir.path()).utxo_digest().unwrap();
     assert_eq!(tip_a, tip);
     assert_eq!(tip_b, tip);
+    assert_eq!(
+        Oracle::with_chain(chain.blocks()).tip(),
+        tip,
+        "Core's tip differs"
+    );
     assert_eq!(digest_a, digest_b);
 }
 
@@ -75,6 +88,11 @@ fn serves_getblocks_with_inv_and_continues_after_500() {
         Duration::from_secs(60)
     ));
     server.finish().unwrap();
+    assert_eq!(
+        Oracle::with_chain(chain.blocks()).tip(),
+        node.snapshot().tip,
+        "strand and Core differ"
+    );
     let mut p = FakePeer::connect(node.addr).unwrap();
     p.handshake(0, SERVES).unwrap();
     p.send(NetworkMessage::GetBlocks(GetBlocksMessage::new(

@@ -545,3 +545,4 @@ impl NodeProcess {
         self.dir.path().join("regtest").join(".cookie")
     }
 }
+pub mod oracle;
