@@ -58,41 +58,6 @@ const SEQ_DISABLE: u32 = 1 << 31;
 const SEQ_TYPE_TIME: u32 = 1 << 22;
 const LOCKTIME_THRESHOLD: u32 = 500_000_000;
 
-/// Known consensus splits owned by another branch (check.rs/state.rs
-/// fixes in flight). A disagreement matching one of these is reported but
-/// does not fail the suite; delete the entry once the fix is merged.
-const KNOWN_SPLIT: &[(&str, &str)] = &[
-    (
-        "bip68-negative-version",
-        "strand skips BIP68 for tx version < 0 (signed comparison); Core compares unsigned",
-    ),
-    (
-        "witness-stripped-poisons-hash",
-        "strand marks a witness-stripped copy's hash invalid, then refuses the real block",
-    ),
-];
-
-/// Differences found by this test that are not consensus splits, each with
-/// its regression test (which asserts agreement, so it fails until strand is
-/// changed). The random run reports them without failing, so that it keeps
-/// catching new disagreements.
-const FOUND_DIFFERENCE: &[(&str, &str)] = &[(
-    "side-branch-contextual-checks-deferred",
-    "strand stores a block on a side branch without running Core's \
-     ContextualCheckBlock (BIP34 height, finality, witness commitment, weight); Core \
-     rejects it at once and marks it invalid \
-     (regression_side_branch_block_failing_contextual_checks_is_rejected_at_once)",
-)];
-
-/// Reject reasons from Core's `ContextualCheckBlock`.
-const CONTEXTUAL_REASONS: &[&str] = &[
-    "bad-txns-nonfinal",
-    "bad-cb-height",
-    "bad-witness-nonce-size",
-    "bad-witness-merkle-match",
-    "unexpected-witness",
-    "bad-blk-weight",
-];
 
 /// splitmix64.
 struct Prng(u64);
@@ -1398,44 +1363,14 @@ impl World {
     }
 }
 
-/// Known split a disagreement matches, if any (see [`KNOWN_SPLIT`]).
-/// The known split or found difference a disagreement matches, if any (see
-/// [`KNOWN_SPLIT`], [`FOUND_DIFFERENCE`]). `side_branch`: the block does not
-/// build on the shared tip.
-fn known_split(
-    mutations: &[String],
-    strand: &Outcome,
-    core: &Outcome,
-    side_branch: bool,
-) -> Option<&'static str> {
-    if side_branch
-        && *strand == Outcome::Stored
-        && matches!(core, Outcome::Rejected(r)
-            if CONTEXTUAL_REASONS.contains(&common::oracle::normalize_reason(r)))
-    {
-        return Some(FOUND_DIFFERENCE[0].0);
-    }
-    let negative = mutations.iter().any(|m| {
-        m.starts_with("negative-version-relative-lock")
-            || m.starts_with("tx-version(-")
-            || (m.starts_with("sequence(") && m.contains("version -"))
-    });
-    // strand skipping BIP68 either accepts the block or meets a later
-    // failure (a CSV script whose lock type differs from the sequence's).
-    if negative
-        && !matches!(strand, Outcome::Rejected(r) if r.starts_with("bad-txns-nonfinal"))
-        && matches!(core, Outcome::Rejected(r) if r.starts_with("bad-txns-nonfinal"))
-    {
-        return Some(KNOWN_SPLIT[0].0);
-    }
-    // The real block after its stripped copy: strand refuses it as known
-    // invalid, whether Core connects it or rejects it for another reason.
-    if mutations.iter().any(|m| m == "then-the-real-block")
-        && matches!(strand, Outcome::Rejected(r) if r.starts_with("duplicate-invalid"))
-        && !matches!(core, Outcome::Rejected(r) if r.starts_with("duplicate-invalid"))
-    {
-        return Some(KNOWN_SPLIT[1].0);
-    }
+/// The known consensus split a disagreement matches, if any: such a
+/// disagreement is reported without failing the run, so the run can keep
+/// hunting while a fix is in flight. None is known: the two splits this test
+/// found first (BIP68 skipped for a negative transaction version; a
+/// witness-stripped copy poisoning the real block's hash) and its first
+/// difference (side-branch blocks skipping the contextual checks) are fixed,
+/// and their regression tests below assert agreement.
+fn known_split(_mutations: &[String], _strand: &Outcome, _core: &Outcome) -> Option<&'static str> {
     None
 }
 
@@ -1536,8 +1471,7 @@ fn run(seed: u64, n: usize) -> Report {
                 }
                 continue;
             }
-            let side_branch = b.header.prev_blockhash != w.tip().block_hash();
-            let known = known_split(&names, &s, &c, side_branch);
+            let known = known_split(&names, &s, &c);
             // Both reject, for different reasons, a block with two
             // mutations: which violation is reported first is a matter of
             // check order (Core runs CheckBlock before the contextual header
@@ -1676,15 +1610,7 @@ fn both(w: &mut World, b: &Block) -> (Outcome, Outcome) {
     (s, c)
 }
 
-/// Whether `name` is still listed in [`KNOWN_SPLIT`]. A listed split's
-/// regression test asserts that the split is still there (so the entry is
-/// removed, and the test turned into an agreement check, when the fix lands).
-fn split_listed(name: &str) -> bool {
-    KNOWN_SPLIT.iter().any(|(n, _)| *n == name)
-}
-
-/// KNOWN SPLIT `bip68-negative-version` (fix owned by the check.rs/state.rs
-/// branch): a transaction with version -1 is version 0xffffffff to Core
+/// Former split `bip68-negative-version`, fixed: a transaction with version -1 is version 0xffffffff to Core
 /// (unsigned since v28), so BIP68 relative locks apply; strand compares
 /// signed and skips BIP68. A block whose version -1 transaction has an unmet
 /// relative lock is invalid to Core and valid to strand.
@@ -1703,19 +1629,10 @@ fn regression_bip68_applies_to_negative_tx_version() {
         matches!(&c, Outcome::Rejected(r) if r.starts_with("bad-txns-nonfinal")),
         "Core: {c:?}"
     );
-    if split_listed("bip68-negative-version") {
-        assert_eq!(
-            s,
-            Outcome::Connected,
-            "split fixed? remove it from KNOWN_SPLIT"
-        );
-    } else {
-        assert!(s.agrees(&c), "strand {s:?}, Core {c:?}");
-    }
+    assert!(s.agrees(&c), "strand {s:?}, Core {c:?}");
 }
 
-/// KNOWN SPLIT `witness-stripped-poisons-hash` (fix owned by the
-/// check.rs/state.rs branch): a copy of a block with its witnesses stripped
+/// Former split `witness-stripped-poisons-hash`, fixed: a copy of a block with its witnesses stripped
 /// has the same hash; Core rejects it as mutated without caching the hash,
 /// then connects the real block. strand marks the hash invalid and refuses
 /// the real block (`duplicate-invalid`): a peer could split it off the chain
@@ -1744,18 +1661,11 @@ fn regression_witness_stripped_copy_does_not_poison_the_block() {
     assert!(s.agrees(&c), "stripped copy: strand {s:?}, Core {c:?}");
     let (s, c) = both(&mut w, &real);
     assert_eq!(c, Outcome::Connected, "Core refuses the real block");
-    if split_listed("witness-stripped-poisons-hash") {
-        assert!(
-            matches!(&s, Outcome::Rejected(r) if r.starts_with("duplicate-invalid")),
-            "split fixed? remove it from KNOWN_SPLIT (strand: {s:?})"
-        );
-    } else {
-        assert_eq!(s, Outcome::Connected);
-    }
+    assert_eq!(s, Outcome::Connected);
 }
 
-/// FOUND DIFFERENCE `side-branch-contextual-checks-deferred` (not a chain
-/// split; found by the random run as `header-prev(tip's parent)` with a lock
+/// Former difference `side-branch-contextual-checks-deferred`, fixed (not a
+/// chain split; found by the random run as `header-prev(tip's parent)` with a lock
 /// time final only one block later): a block on a side branch with no more
 /// work than the tip, whose coinbase names the wrong height (or which holds a
 /// non-final transaction, or a bad witness commitment). Core's AcceptBlock
