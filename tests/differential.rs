@@ -58,7 +58,6 @@ const SEQ_DISABLE: u32 = 1 << 31;
 const SEQ_TYPE_TIME: u32 = 1 << 22;
 const LOCKTIME_THRESHOLD: u32 = 500_000_000;
 
-
 /// splitmix64.
 struct Prng(u64);
 
