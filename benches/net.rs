@@ -185,13 +185,66 @@ fn idle_memory() {
     drop(peers);
 }
 
+/// Resident memory with 125 peers that each announce a 4,000,000-byte
+/// message (Core's limit) and then trickle one byte: the reader buffers must
+/// grow with the bytes received, not with the announced length.
+fn trickle_memory() {
+    let node = Node::start(&[]);
+    let mut peers = Vec::new();
+    while peers.len() < 125 {
+        match handshake(node.addr, 10_000 + peers.len() as u64) {
+            Ok(Some(s)) => peers.push(s),
+            other => panic!("peer {} refused: {:?}", peers.len(), other.map(|_| ())),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let before = node.rss_mb();
+    for s in &mut peers {
+        let mut header = MAGIC.to_bytes().to_vec();
+        header.extend_from_slice(b"block\0\0\0\0\0\0\0");
+        header.extend_from_slice(&4_000_000u32.to_le_bytes());
+        header.extend_from_slice(&[0; 4]);
+        header.push(0x01);
+        s.write_all(&header).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2000));
+    let after = node.rss_mb();
+    let connected = peers
+        .iter()
+        .filter(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            let open = !matches!(std::io::Read::read(&mut &**s, &mut b), Ok(0));
+            s.set_nonblocking(false).unwrap();
+            open
+        })
+        .count();
+    println!(
+        "memory      125 peers each announcing a 4,000,000-byte message, 1 byte sent: RSS {before:.1} -> {after:.1} MB (+{:.1} MB), {connected} still connected",
+        after - before
+    );
+    drop(peers);
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful.
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
         return;
     }
-    for n in [8, 50, 300] {
-        handshake_rate(n);
+    // `cargo bench --bench net -- NAME` runs the scenarios whose name
+    // contains NAME (handshakes, idle, trickle).
+    let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
+    let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    if run("handshakes") {
+        for n in [8, 50, 300] {
+            handshake_rate(n);
+        }
     }
-    idle_memory();
+    if run("idle") {
+        idle_memory();
+    }
+    if run("trickle") {
+        trickle_memory();
+    }
 }

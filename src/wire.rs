@@ -2,9 +2,12 @@
 //!
 //! Owns the 24-byte P2P header (magic, command, length, checksum) and the
 //! size limit. [`read_message`] checks magic, command and length from the
-//! header *before* allocating the payload buffer, so a peer cannot make the
-//! node allocate more than [`MAX_PAYLOAD`]; the checksum and the payload are
-//! then checked by the `bitcoin` crate's decoder. Every failure is a typed
+//! header before reading the payload, refuses lengths over [`MAX_PAYLOAD`]
+//! (Bitcoin Core's 4,000,000 bytes), and then grows the payload buffer as
+//! bytes arrive rather than allocating the announced length up front: a peer
+//! that announces 4 MB and trickles a byte a minute holds kilobytes, not
+//! megabytes. The checksum and the payload are then checked by the `bitcoin`
+//! crate's decoder. Every failure is a typed
 //! [`WireError`]; nothing here panics on peer input. Runs on each peer's
 //! reader thread (decode) and writer thread (encode).
 
@@ -15,8 +18,13 @@ use bitcoin::consensus::encode::{self, Decodable};
 use bitcoin::p2p::message::{NetworkMessage, RawNetworkMessage};
 use bitcoin::p2p::Magic;
 
-/// Largest payload accepted (btcd's `MaxMessagePayload`, 32 MiB).
-pub const MAX_PAYLOAD: usize = 32 * 1024 * 1024;
+/// Largest payload accepted: Bitcoin Core's `MAX_PROTOCOL_MESSAGE_LENGTH`
+/// (4,000,000 bytes, which also bounds a serialized block). btcd allows 32 MiB;
+/// nothing a Core node sends is larger than Core's limit.
+pub const MAX_PAYLOAD: usize = 4_000_000;
+/// Initial payload buffer: the buffer then doubles as bytes arrive, so what a
+/// peer makes us hold is at most about twice what it actually sent.
+const INITIAL_PAYLOAD_BUFFER: usize = 4 * 1024;
 /// Size of the message header.
 pub const HEADER_LEN: usize = 24;
 
@@ -99,6 +107,13 @@ fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> Result<usize, io::E
     Ok(got)
 }
 
+/// Appends at most `len` bytes from `r` to `buf` (std's `read_to_end`
+/// retries interrupted reads and grows `buf` by doubling as data arrives);
+/// returns how many were appended (fewer if the stream ended).
+fn read_payload<R: Read + ?Sized>(r: &mut R, len: u64, buf: &mut Vec<u8>) -> io::Result<usize> {
+    (&mut *r).take(len).read_to_end(buf)
+}
+
 /// Checks the header's command field: printable ASCII, then only NULs.
 fn valid_command(cmd: &[u8; 12]) -> bool {
     let len = cmd.iter().position(|&b| b == 0).unwrap_or(12);
@@ -146,10 +161,11 @@ pub fn read_message<R: Read + ?Sized>(
         return Err(WireError::Oversized(len));
     }
     let total = HEADER_LEN + len as usize;
-    let mut frame = Vec::with_capacity(total);
+    let mut frame = Vec::with_capacity(total.min(HEADER_LEN + INITIAL_PAYLOAD_BUFFER));
     frame.extend_from_slice(&header);
-    frame.resize(total, 0);
-    let got = read_full(r, &mut frame[HEADER_LEN..]).map_err(WireError::Io)?;
+    // `read_to_end` grows the buffer with what arrives, never to the
+    // announced length before the bytes are there.
+    let got = read_payload(r, u64::from(len), &mut frame).map_err(WireError::Io)?;
     if got < len as usize {
         return Err(WireError::Truncated {
             expected: total,
@@ -236,6 +252,28 @@ mod tests {
         frame.extend_from_slice(&sum[..4]);
         frame.extend_from_slice(&payload);
         assert!(matches!(read(&frame), Err(WireError::Malformed { .. })));
+    }
+
+    #[test]
+    fn payload_buffer_grows_with_the_bytes_that_arrive() {
+        // A header announcing the maximum, then 10 bytes and the end: the
+        // buffer never reached the announced size.
+        let mut frame = REGTEST.to_bytes().to_vec();
+        frame.extend_from_slice(b"block\0\0\0\0\0\0\0");
+        frame.extend_from_slice(&(MAX_PAYLOAD as u32).to_le_bytes());
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(&[7; 10]);
+        let mut buf = frame[..HEADER_LEN].to_vec();
+        let got = read_payload(&mut &frame[HEADER_LEN..], MAX_PAYLOAD as u64, &mut buf).unwrap();
+        assert_eq!(got, 10);
+        assert!(buf.capacity() < 64 * 1024, "capacity {}", buf.capacity());
+        assert!(matches!(
+            read(&frame),
+            Err(WireError::Truncated { expected, got: 34 }) if expected == HEADER_LEN + MAX_PAYLOAD
+        ));
+        // Exactly at the limit is read; one over is refused from the header.
+        frame[16..20].copy_from_slice(&(MAX_PAYLOAD as u32 + 1).to_le_bytes());
+        assert!(matches!(read(&frame), Err(WireError::Oversized(_))));
     }
 
     #[test]
