@@ -223,15 +223,36 @@ fn check_flags(flags: u32) -> Result<(), ScriptError> {
 /// BIP143 and BIP341 hashes), ready to verify any of its inputs.
 ///
 /// Build it once per transaction and call
-/// [`PrecomputedTransaction::verify_input`] for every input: each call then
-/// costs time in proportion to that input, not to the whole transaction.
-/// It is `Send + Sync`, so worker threads share it through an `Arc`.
+/// [`PrecomputedTransaction::verify_input`] for every input. It is
+/// `Send + Sync`, so worker threads share it through an `Arc`.
+///
+/// Cost: libbitcoinkernel 0.3 (Core 31) copies the precomputed data on every
+/// verification call (`btck_script_pubkey_verify` binds it through a
+/// conditional expression whose other branch is a temporary), spent outputs
+/// included. So the spent outputs go into the precomputed data only when
+/// some input spends a taproot output, the one case whose signature hash
+/// needs them (BIP341); for every other transaction the kernel gets none
+/// and the TAPROOT flag is dropped, which changes nothing because Core's
+/// interpreter reads that flag only for a native witness v1 32-byte
+/// program (`VerifyWitnessProgram`). Verifying all inputs is then linear in
+/// the transaction's size; with a taproot input it still pays that copy
+/// (one `CTxOut` per input) per input, but never recomputes the hashes.
 pub struct PrecomputedTransaction {
     // Declared first, so dropped before the transaction and outputs it was
     // computed from.
     txdata: bitcoinkernel::PrecomputedTransactionData,
     tx: bitcoinkernel::Transaction,
     spent: Vec<bitcoinkernel::TxOut>,
+    /// Some input spends a taproot output, so `txdata` holds the spent
+    /// outputs and TAPROOT is passed on.
+    spends_taproot: bool,
+}
+
+/// Whether `script` is what Core's interpreter treats as taproot when
+/// SCRIPT_VERIFY_TAPROOT is set: a native witness v1 program of 32 bytes
+/// (`OP_1 <32 bytes>`, 34 bytes in all).
+fn is_taproot_output(script: &bitcoin::Script) -> bool {
+    matches!(script.as_bytes(), [0x51, 0x20, rest @ ..] if rest.len() == 32)
 }
 
 impl fmt::Debug for PrecomputedTransaction {
@@ -291,9 +312,18 @@ impl PrecomputedTransaction {
                 .map_err(|_| ScriptError::Library(KernelFailure::Precompute))?;
             spent.push(bitcoinkernel::TxOut::new(&script, value));
         }
-        let txdata = bitcoinkernel::PrecomputedTransactionData::new(&tx, &spent)
+        let spends_taproot = spent_outputs
+            .iter()
+            .any(|o| is_taproot_output(&o.script_pubkey));
+        let for_txdata: &[bitcoinkernel::TxOut] = if spends_taproot { &spent } else { &[] };
+        let txdata = bitcoinkernel::PrecomputedTransactionData::new(&tx, for_txdata)
             .map_err(|_| ScriptError::Library(KernelFailure::Precompute))?;
-        Ok(PrecomputedTransaction { txdata, tx, spent })
+        Ok(PrecomputedTransaction {
+            txdata,
+            tx,
+            spent,
+            spends_taproot,
+        })
     }
 
     /// Number of inputs (and spent outputs).
@@ -308,12 +338,19 @@ impl PrecomputedTransaction {
             .spent
             .get(input_index)
             .ok_or(ScriptError::SpentOutputsMismatch)?;
+        // Without a taproot input TAPROOT has no effect (see the type's
+        // documentation), and the kernel refuses it without spent outputs.
+        let kernel_flags = if self.spends_taproot {
+            flags
+        } else {
+            flags & !VERIFY_TAPROOT
+        };
         match bitcoinkernel::verify(
             &spent.script_pubkey(),
             Some(spent.value()),
             &self.tx,
             input_index,
-            Some(flags),
+            Some(kernel_flags),
             &self.txdata,
         ) {
             Ok(()) => Ok(()),
@@ -1045,6 +1082,110 @@ mod tests {
         assert_eq!(VERIFY_WITNESS, 1 << 11);
         assert_eq!(VERIFY_TAPROOT, 1 << 17);
         assert_eq!(VERIFY_ALL, bitcoinkernel::VERIFY_ALL);
+    }
+
+    /// Input 0 spends P2WPKH, input 1 P2TR (key path): the spent outputs
+    /// must reach the kernel because of input 1. `corrupt` spoils input 1's
+    /// signature.
+    fn mixed_spend(corrupt: bool) -> (Transaction, Vec<TxOut>) {
+        let secp = Secp256k1::new();
+        let wpkh = CompressedPublicKey(key(5).public_key(&secp));
+        let kp = Keypair::from_secret_key(&secp, &key(6));
+        let prevs = vec![
+            TxOut {
+                value: Amount::from_sat(70_000),
+                script_pubkey: ScriptBuf::new_p2wpkh(&wpkh.wpubkey_hash()),
+            },
+            TxOut {
+                value: Amount::from_sat(30_000),
+                script_pubkey: ScriptBuf::new_p2tr(&secp, kp.x_only_public_key().0, None),
+            },
+        ];
+        let mut tx = unsigned_spend(2);
+        let (w0, w1) = {
+            let mut cache = SighashCache::new(&tx);
+            let h0 = cache
+                .p2wpkh_signature_hash(
+                    0,
+                    &prevs[0].script_pubkey,
+                    prevs[0].value,
+                    EcdsaSighashType::All,
+                )
+                .unwrap();
+            let sig0 = secp.sign_ecdsa(&Message::from(h0), &key(5));
+            let h1 = cache
+                .taproot_key_spend_signature_hash(
+                    1,
+                    &Prevouts::All(&prevs),
+                    TapSighashType::Default,
+                )
+                .unwrap();
+            let tweaked = kp.tap_tweak(&secp, None);
+            let mut sig1 = secp
+                .sign_schnorr_no_aux_rand(&Message::from(h1), &tweaked.to_keypair())
+                .serialize();
+            if corrupt {
+                sig1[3] ^= 1;
+            }
+            (
+                Witness::p2wpkh(&bitcoin::ecdsa::Signature::sighash_all(sig0), &wpkh.0),
+                Witness::p2tr_key_spend(&bitcoin::taproot::Signature::from_slice(&sig1).unwrap()),
+            )
+        };
+        tx.input[0].witness = w0;
+        tx.input[1].witness = w1;
+        (tx, prevs)
+    }
+
+    #[test]
+    fn mixed_segwit_and_taproot_inputs() {
+        let (tx, prev) = mixed_spend(false);
+        assert_eq!(verify_transaction(&tx, &prev, ALL), Ok(()));
+        let (bad, prev) = mixed_spend(true);
+        assert_eq!(
+            verify_transaction(&bad, &prev, ALL),
+            Err((1, ScriptError::VerifyFailed))
+        );
+        // The P2TR input's amount is committed to by the BIP341 hash of
+        // every input's amounts; input 0's also by its BIP143 hash.
+        let (tx, mut prev) = mixed_spend(false);
+        prev[0].value = Amount::from_sat(70_001);
+        assert_eq!(
+            verify_transaction(&tx, &prev, ALL),
+            Err((0, ScriptError::VerifyFailed))
+        );
+        assert_eq!(
+            verify_tx_input(&tx, 1, &prev, ALL),
+            Err(ScriptError::VerifyFailed)
+        );
+    }
+
+    #[test]
+    fn taproot_outputs_are_recognised_like_core() {
+        let secp = Secp256k1::new();
+        let xonly = Keypair::from_secret_key(&secp, &key(6))
+            .x_only_public_key()
+            .0;
+        let p2tr = ScriptBuf::new_p2tr(&secp, xonly, None);
+        assert!(is_taproot_output(&p2tr));
+        let pk = CompressedPublicKey(key(5).public_key(&secp));
+        let p2wpkh = ScriptBuf::new_p2wpkh(&pk.wpubkey_hash());
+        assert!(!is_taproot_output(&p2wpkh));
+        // A 32-byte v0 program (P2WSH), a v1 program of another length and
+        // a v2 32-byte program are not taproot.
+        let mut p2wsh = vec![0x00, 0x20];
+        p2wsh.extend([7; 32]);
+        assert!(!is_taproot_output(&ScriptBuf::from_bytes(p2wsh)));
+        let mut v1_short = vec![0x51, 0x1f];
+        v1_short.extend([7; 31]);
+        assert!(!is_taproot_output(&ScriptBuf::from_bytes(v1_short)));
+        let mut v2 = vec![0x52, 0x20];
+        v2.extend([7; 32]);
+        assert!(!is_taproot_output(&ScriptBuf::from_bytes(v2)));
+        let mut v1_long = p2tr.to_bytes();
+        v1_long.push(0x00);
+        assert!(!is_taproot_output(&ScriptBuf::from_bytes(v1_long)));
+        assert!(!is_taproot_output(&ScriptBuf::new()));
     }
 
     fn batch(bad_tx: Option<usize>) -> Vec<TxScriptCheck> {
