@@ -2,11 +2,11 @@
 //! libbitcoinkernel, as a child process the tests talk to over pipes
 //! (`tests/common/oracle.rs` starts it).
 //!
-//! Why a separate process: strand still links libbitcoinconsensus (Core
-//! 26) for scripts, and libbitcoinkernel (Core master) defines the same C++
-//! symbols with different layouts (`CScript` is a `prevector<28>` in one and
-//! `prevector<36>` in the other). A binary linking both mixes them and
-//! crashes, so the kernel lives here, in a binary that does not link strand.
+//! Why a separate process: the kernel's process-wide state (its logging
+//! callback, the chainstate and its notifications) stays apart from the
+//! strand under test, and the verdicts come from a binary that links no
+//! strand code. (It was first needed because strand then linked Core 26's
+//! libbitcoinconsensus, whose C++ symbols clash with the kernel's.)
 //!
 //! It runs one regtest `ChainstateManager` in the directory given as its
 //! only argument, on its main thread, and answers line requests on stdin:

@@ -50,6 +50,9 @@ use strand::mining::{self, BlockTemplate, COINBASE_MATURITY, MEDIAN_TIME_SPAN};
 
 const DEFAULT_BLOCKS: usize = 2_000;
 const DEFAULT_SEED: u64 = 0x5354_5241_4e44_0001;
+/// Time of the first block after genesis (2023-11-14): fixed, so a run is
+/// reproducible (see `World::new`).
+const FIXED_START: u64 = 1_700_000_000;
 const NUM_KEYS: u32 = 8;
 /// Blocks mined before the rounds start (coinbases mature at 101).
 const SETUP_BLOCKS: u32 = 110;
@@ -198,10 +201,13 @@ impl Keys {
                 }
                 Kind::P2tr(k) => {
                     let prevouts: Vec<TxOut> = coins.iter().map(|c| c.out.clone()).collect();
-                    let h = cache
+                    // SIGHASH_SINGLE without a matching output has no
+                    // BIP341 message (Core fails the input): sign zeros, so
+                    // the block is invalid to both.
+                    let digest = cache
                         .taproot_key_spend_signature_hash(i, &Prevouts::All(&prevouts), tap)
-                        .expect("taproot input in range");
-                    let msg = Message::from_digest(h.to_byte_array());
+                        .map_or([0u8; 32], |h| h.to_byte_array());
+                    let msg = Message::from_digest(digest);
                     let sig = taproot::Signature {
                         signature: self
                             .secp
@@ -370,9 +376,15 @@ impl World {
         let dir = tempfile::tempdir().expect("temp dir");
         let now = unix_now();
         let genesis = genesis_block(Network::Regtest);
-        // Room for every block at up to 600 s apart, ending before now.
+        // Room for every block at up to 600 s apart, ending before now. The
+        // chain starts at a fixed time (not "now minus the span") so that its
+        // blocks, hashes and proof-of-work outcomes, and therefore the whole
+        // run, are the same on every machine and every day; only mutations
+        // that test the future-time limit use the real clock.
         let span = (rounds + u64::from(SETUP_BLOCKS) + 10) * 600 + 86_400;
-        let start = (u64::from(now).saturating_sub(span)).max(u64::from(genesis.header.time) + 1);
+        let start = FIXED_START
+            .min(u64::from(now).saturating_sub(span))
+            .max(u64::from(genesis.header.time) + 1);
         let mut w = World {
             keys: Keys::new(seed),
             rng: Prng(seed),
@@ -1156,7 +1168,10 @@ impl World {
                     2 => ("mtp-1", mtp - 1),
                     3 => ("tip-1", tip_time.saturating_sub(1).max(mtp + 1)),
                     4 => ("now+2h+600", self.now + 7_200 + 600),
-                    5 => ("now+1h", self.now + 3_600),
+                    // Accepted blocks join the chain, so their times must
+                    // not come from the real clock (the run would differ
+                    // from one second to the next).
+                    5 => ("tip+1h", tip_time + 3_600),
                     _ => ("zero", 0),
                 };
                 b.header.time = t;

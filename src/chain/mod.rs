@@ -6,7 +6,7 @@
 //! transaction checks after Bitcoin Core's `CheckBlock`,
 //! `ContextualCheckBlockHeader`, `ContextualCheckBlock`, `CheckTransaction`,
 //! `CheckTxInputs`, sequence locks, sigops, subsidy) and [`script`] (script
-//! verification through libbitcoinconsensus and the parallel
+//! verification through libbitcoinkernel and the parallel
 //! [`script::ScriptCheckPool`]), with [`signet`] block solutions
 //! (Core's `CheckSignetBlockSolution`). The chain-state layer (block index, UTXO set,
 //! connect/disconnect) calls them from the chain thread.

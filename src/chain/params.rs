@@ -70,7 +70,7 @@ pub struct ChainParams {
     /// Hard-coded `(height, hash)` checkpoints.
     pub checkpoints: Vec<(u32, BlockHash)>,
     /// Blocks that violate a script rule and get special flags instead
-    /// (Core `script_flag_exceptions`): `(hash, libbitcoinconsensus flags)`.
+    /// (Core `script_flag_exceptions`): `(hash, script flags)` (`script::VERIFY_*`).
     pub script_flag_exceptions: Vec<(BlockHash, u32)>,
     /// The two historical blocks exempt from BIP30 (`IsBIP30Repeat`):
     /// `(height, hash)`.

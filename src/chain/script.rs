@@ -1,14 +1,19 @@
-//! Script verification: consensus flags per block, one-input verification
-//! through libbitcoinconsensus (Bitcoin Core 26), and the parallel
-//! [`ScriptCheckPool`].
+//! Script verification: consensus flags per block, input verification through
+//! libbitcoinkernel (Bitcoin Core 31's script interpreter, via the
+//! `bitcoinkernel` crate) and the parallel [`ScriptCheckPool`].
 //!
 //! Owns the mapping from heights to script flags (Core `GetBlockScriptFlags`),
-//! the call into the `bitcoinconsensus` crate (always with the spent outputs,
-//! so taproot is checked) and the worker pool. The pool is owned by the chain
-//! thread, which creates it at start-up, calls [`ScriptCheckPool::verify`]
-//! (or [`ScriptCheckPool::verify_block`]) while connecting blocks, and drops
-//! it at shutdown, joining its `script-check-N` worker threads. The worker
-//! threads only ever run [`verify_input`].
+//! the calls into the kernel and the worker pool. Each transaction is handed
+//! to the kernel once as a [`PrecomputedTransaction`]: decoded, with its
+//! spent outputs (always all of them, so taproot is checked) and Core's
+//! `PrecomputedTransactionData` (the BIP143/BIP341 hashes), so verifying
+//! every input of a transaction costs time linear in its size, not
+//! quadratic. The pool is owned by the chain thread, which creates it at
+//! start-up, calls [`ScriptCheckPool::verify`] (or
+//! [`ScriptCheckPool::verify_block`]) while connecting blocks, and drops it
+//! at shutdown, joining its `script-check-N` worker threads. The calling
+//! thread builds the precomputed data; workers share it (`Arc`) and only
+//! ever run [`PrecomputedTransaction::verify_input`].
 
 use std::fmt;
 use std::ops::Range;
@@ -18,18 +23,31 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bitcoin::{Block, BlockHash, Transaction, TxOut};
+use bitcoinkernel::prelude::*;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::error::ValidationError;
 use super::params::ChainParams;
 
-pub use bitcoinconsensus::{
-    VERIFY_CHECKLOCKTIMEVERIFY, VERIFY_CHECKSEQUENCEVERIFY, VERIFY_DERSIG, VERIFY_NONE,
-    VERIFY_NULLDUMMY, VERIFY_P2SH, VERIFY_TAPROOT, VERIFY_WITNESS,
-};
+/// No script flags.
+pub const VERIFY_NONE: u32 = bitcoinkernel::VERIFY_NONE;
+/// Evaluate P2SH subscripts (BIP16).
+pub const VERIFY_P2SH: u32 = bitcoinkernel::VERIFY_P2SH;
+/// Strict DER signatures (BIP66).
+pub const VERIFY_DERSIG: u32 = bitcoinkernel::VERIFY_DERSIG;
+/// Empty dummy argument to `OP_CHECKMULTISIG` (BIP147).
+pub const VERIFY_NULLDUMMY: u32 = bitcoinkernel::VERIFY_NULLDUMMY;
+/// `OP_CHECKLOCKTIMEVERIFY` (BIP65).
+pub const VERIFY_CHECKLOCKTIMEVERIFY: u32 = bitcoinkernel::VERIFY_CHECKLOCKTIMEVERIFY;
+/// `OP_CHECKSEQUENCEVERIFY` (BIP112).
+pub const VERIFY_CHECKSEQUENCEVERIFY: u32 = bitcoinkernel::VERIFY_CHECKSEQUENCEVERIFY;
+/// Segregated witness (BIP141/143).
+pub const VERIFY_WITNESS: u32 = bitcoinkernel::VERIFY_WITNESS;
+/// Taproot (BIP341/342).
+pub const VERIFY_TAPROOT: u32 = bitcoinkernel::VERIFY_TAPROOT;
 
-/// Every flag libbitcoinconsensus accepts.
+/// Every flag libbitcoinkernel accepts.
 pub const VERIFY_ALL: u32 = VERIFY_P2SH
     | VERIFY_DERSIG
     | VERIFY_NULLDUMMY
@@ -37,6 +55,10 @@ pub const VERIFY_ALL: u32 = VERIFY_P2SH
     | VERIFY_CHECKSEQUENCEVERIFY
     | VERIFY_WITNESS
     | VERIFY_TAPROOT;
+
+// The kernel's own "all" must be exactly ours: it asserts (aborts) on
+// unknown bits, and `check_flags` relies on this set.
+const _: () = assert!(VERIFY_ALL == bitcoinkernel::VERIFY_ALL);
 
 /// Inputs verified per job sent to a worker.
 const INPUTS_PER_JOB: usize = 8;
@@ -83,21 +105,44 @@ fn height_dependent_flags(mut flags: u32, height: u32, params: &ChainParams) -> 
     flags
 }
 
+/// What libbitcoinkernel refused (see [`ScriptError::Library`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelFailure {
+    /// The bytes are not exactly one transaction (truncated, undecodable,
+    /// or followed by trailing data).
+    TxDecode,
+    /// The kernel could not build the precomputed transaction data.
+    Precompute,
+    /// The kernel rejected the verification call itself (flags, input index
+    /// or missing spent outputs), which the checks before it should prevent.
+    Call,
+}
+
+impl fmt::Display for KernelFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KernelFailure::TxDecode => "transaction does not decode",
+            KernelFailure::Precompute => "cannot precompute transaction data",
+            KernelFailure::Call => "verification call rejected",
+        })
+    }
+}
+
 /// Why an input's script did not verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScriptError {
     /// The scripts ran and failed (bad signature, failed opcode, ...).
-    /// libbitcoinconsensus does not report the precise script error.
+    /// libbitcoinkernel does not report the precise script error.
     VerifyFailed,
-    /// The flags contain bits libbitcoinconsensus does not accept, or WITNESS
-    /// without P2SH (which would trip an assertion in Core's interpreter).
+    /// The flags contain bits libbitcoinkernel does not accept, or WITNESS
+    /// without P2SH (which Core's interpreter refuses).
     InvalidFlags(u32),
-    /// The number of spent outputs differs from the number of inputs, or
-    /// the input index is out of range.
+    /// The number of spent outputs differs from the number of inputs, the
+    /// input index is out of range, or a spent value does not fit Core's
+    /// `CAmount` (i64).
     SpentOutputsMismatch,
-    /// libbitcoinconsensus rejected the call itself (undecodable or
-    /// trailing-garbage transaction, bad index).
-    Library(bitcoinconsensus::Error),
+    /// libbitcoinkernel refused the transaction or the call.
+    Library(KernelFailure),
     /// A worker panicked while verifying (a bug; never a peer's doing).
     WorkerPanic,
 }
@@ -117,7 +162,7 @@ impl fmt::Display for ScriptError {
             ScriptError::SpentOutputsMismatch => {
                 f.write_str("spent outputs do not match the inputs")
             }
-            ScriptError::Library(e) => write!(f, "libbitcoinconsensus: {e}"),
+            ScriptError::Library(e) => write!(f, "libbitcoinkernel: {e}"),
             ScriptError::WorkerPanic => f.write_str("script worker panicked"),
         }
     }
@@ -141,7 +186,7 @@ impl ScriptFailure {
     /// `"mandatory-script-verify-flag-failed (...)"`.
     pub fn to_validation_error(&self) -> ValidationError {
         let e = match self.error {
-            ScriptError::VerifyFailed | ScriptError::Library(_) => {
+            ScriptError::VerifyFailed | ScriptError::Library(KernelFailure::TxDecode) => {
                 ValidationError::consensus(self.error.reason())
             }
             _ => ValidationError::internal(self.error.reason()),
@@ -164,44 +209,177 @@ impl fmt::Display for ScriptFailure {
 
 impl std::error::Error for ScriptFailure {}
 
+/// Rejects flags the kernel would refuse or assert on: bits outside
+/// [`VERIFY_ALL`], or WITNESS without P2SH.
+fn check_flags(flags: u32) -> Result<(), ScriptError> {
+    if flags & !VERIFY_ALL != 0 || (flags & VERIFY_WITNESS != 0 && flags & VERIFY_P2SH == 0) {
+        return Err(ScriptError::InvalidFlags(flags));
+    }
+    Ok(())
+}
+
+/// A transaction as libbitcoinkernel verifies it: decoded once, with the
+/// outputs its inputs spend and Core's `PrecomputedTransactionData` (the
+/// BIP143 and BIP341 hashes), ready to verify any of its inputs.
+///
+/// Build it once per transaction and call
+/// [`PrecomputedTransaction::verify_input`] for every input. It is
+/// `Send + Sync`, so worker threads share it through an `Arc`.
+///
+/// Cost: libbitcoinkernel 0.3 (Core 31) copies the precomputed data on every
+/// verification call (`btck_script_pubkey_verify` binds it through a
+/// conditional expression whose other branch is a temporary), spent outputs
+/// included. So the spent outputs go into the precomputed data only when
+/// some input spends a taproot output, the one case whose signature hash
+/// needs them (BIP341); for every other transaction the kernel gets none
+/// and the TAPROOT flag is dropped, which changes nothing because Core's
+/// interpreter reads that flag only for a native witness v1 32-byte
+/// program (`VerifyWitnessProgram`). Verifying all inputs is then linear in
+/// the transaction's size; with a taproot input it still pays that copy
+/// (one `CTxOut` per input) per input, but never recomputes the hashes.
+pub struct PrecomputedTransaction {
+    // Declared first, so dropped before the transaction and outputs it was
+    // computed from.
+    txdata: bitcoinkernel::PrecomputedTransactionData,
+    tx: bitcoinkernel::Transaction,
+    spent: Vec<bitcoinkernel::TxOut>,
+    /// Some input spends a taproot output, so `txdata` holds the spent
+    /// outputs and TAPROOT is passed on.
+    spends_taproot: bool,
+}
+
+/// Whether `script` is what Core's interpreter treats as taproot when
+/// SCRIPT_VERIFY_TAPROOT is set: a native witness v1 program of 32 bytes
+/// (`OP_1 <32 bytes>`, 34 bytes in all).
+fn is_taproot_output(script: &bitcoin::Script) -> bool {
+    matches!(script.as_bytes(), [0x51, 0x20, rest @ ..] if rest.len() == 32)
+}
+
+impl fmt::Debug for PrecomputedTransaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrecomputedTransaction")
+            .field("inputs", &self.spent.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrecomputedTransaction {
+    /// Prepares `tx` spending `spent_outputs` (one per input, in order).
+    pub fn new(
+        tx: &Transaction,
+        spent_outputs: &[TxOut],
+    ) -> Result<PrecomputedTransaction, ScriptError> {
+        if spent_outputs.len() != tx.input.len() {
+            return Err(ScriptError::SpentOutputsMismatch);
+        }
+        let kernel_tx = bitcoinkernel::Transaction::new(&bitcoin::consensus::serialize(tx))
+            .map_err(|_| ScriptError::Library(KernelFailure::TxDecode))?;
+        Self::with_kernel_tx(kernel_tx, spent_outputs)
+    }
+
+    /// Prepares the consensus-serialised transaction `tx_bytes` (with
+    /// witness) spending `spent_outputs` (one per input, in order). The
+    /// bytes must hold exactly one transaction.
+    pub fn from_bytes(
+        tx_bytes: &[u8],
+        spent_outputs: &[TxOut],
+    ) -> Result<PrecomputedTransaction, ScriptError> {
+        // The kernel's decoder ignores trailing bytes; rust-bitcoin's
+        // refuses them and gives the input count.
+        let tx: Transaction = bitcoin::consensus::deserialize(tx_bytes)
+            .map_err(|_| ScriptError::Library(KernelFailure::TxDecode))?;
+        if spent_outputs.len() != tx.input.len() {
+            return Err(ScriptError::SpentOutputsMismatch);
+        }
+        let kernel_tx = bitcoinkernel::Transaction::new(tx_bytes)
+            .map_err(|_| ScriptError::Library(KernelFailure::TxDecode))?;
+        Self::with_kernel_tx(kernel_tx, spent_outputs)
+    }
+
+    fn with_kernel_tx(
+        tx: bitcoinkernel::Transaction,
+        spent_outputs: &[TxOut],
+    ) -> Result<PrecomputedTransaction, ScriptError> {
+        // The kernel asserts (aborts) on these, so check them first.
+        if tx.input_count() != spent_outputs.len() {
+            return Err(ScriptError::SpentOutputsMismatch);
+        }
+        let mut spent = Vec::with_capacity(spent_outputs.len());
+        for o in spent_outputs {
+            let value =
+                i64::try_from(o.value.to_sat()).map_err(|_| ScriptError::SpentOutputsMismatch)?;
+            let script = bitcoinkernel::ScriptPubkey::new(o.script_pubkey.as_bytes())
+                .map_err(|_| ScriptError::Library(KernelFailure::Precompute))?;
+            spent.push(bitcoinkernel::TxOut::new(&script, value));
+        }
+        let spends_taproot = spent_outputs
+            .iter()
+            .any(|o| is_taproot_output(&o.script_pubkey));
+        let for_txdata: &[bitcoinkernel::TxOut] = if spends_taproot { &spent } else { &[] };
+        let txdata = bitcoinkernel::PrecomputedTransactionData::new(&tx, for_txdata)
+            .map_err(|_| ScriptError::Library(KernelFailure::Precompute))?;
+        Ok(PrecomputedTransaction {
+            txdata,
+            tx,
+            spent,
+            spends_taproot,
+        })
+    }
+
+    /// Number of inputs (and spent outputs).
+    pub fn input_count(&self) -> usize {
+        self.spent.len()
+    }
+
+    /// Verifies input `input_index` under `flags`.
+    pub fn verify_input(&self, input_index: usize, flags: u32) -> Result<(), ScriptError> {
+        check_flags(flags)?;
+        let spent = self
+            .spent
+            .get(input_index)
+            .ok_or(ScriptError::SpentOutputsMismatch)?;
+        // Without a taproot input TAPROOT has no effect (see the type's
+        // documentation), and the kernel refuses it without spent outputs.
+        let kernel_flags = if self.spends_taproot {
+            flags
+        } else {
+            flags & !VERIFY_TAPROOT
+        };
+        match bitcoinkernel::verify(
+            &spent.script_pubkey(),
+            Some(spent.value()),
+            &self.tx,
+            input_index,
+            Some(kernel_flags),
+            &self.txdata,
+        ) {
+            Ok(()) => Ok(()),
+            Err(bitcoinkernel::KernelError::ScriptVerify(
+                bitcoinkernel::ScriptVerifyError::Invalid,
+            )) => Err(ScriptError::VerifyFailed),
+            Err(_) => Err(ScriptError::Library(KernelFailure::Call)),
+        }
+    }
+}
+
 /// Verifies input `input_index` of the consensus-serialised transaction
 /// `tx_bytes` (with witness) against `spent_outputs` (the outputs spent by
 /// every input, in order) under `flags`.
+///
+/// This prepares the whole transaction for one input; to check several
+/// inputs of one transaction build a [`PrecomputedTransaction`] once (or
+/// use [`verify_transaction`]).
 pub fn verify_input(
     tx_bytes: &[u8],
     input_index: usize,
     spent_outputs: &[TxOut],
     flags: u32,
 ) -> Result<(), ScriptError> {
-    if flags & !VERIFY_ALL != 0 || (flags & VERIFY_WITNESS != 0 && flags & VERIFY_P2SH == 0) {
-        return Err(ScriptError::InvalidFlags(flags));
+    check_flags(flags)?;
+    if input_index >= spent_outputs.len() {
+        return Err(ScriptError::SpentOutputsMismatch);
     }
-    let spent = spent_outputs
-        .get(input_index)
-        .ok_or(ScriptError::SpentOutputsMismatch)?;
-    let utxos: Vec<bitcoinconsensus::Utxo> = spent_outputs
-        .iter()
-        .map(|o| bitcoinconsensus::Utxo {
-            script_pubkey: o.script_pubkey.as_bytes().as_ptr(),
-            script_pubkey_len: o.script_pubkey.len() as u32,
-            value: o.value.to_sat() as i64,
-        })
-        .collect();
-    match bitcoinconsensus::verify_with_flags(
-        spent.script_pubkey.as_bytes(),
-        spent.value.to_sat(),
-        tx_bytes,
-        Some(&utxos),
-        input_index,
-        flags,
-    ) {
-        Ok(()) => Ok(()),
-        Err(bitcoinconsensus::Error::ERR_SCRIPT) => Err(ScriptError::VerifyFailed),
-        Err(bitcoinconsensus::Error::ERR_SPENT_OUTPUTS_MISMATCH) => {
-            Err(ScriptError::SpentOutputsMismatch)
-        }
-        Err(e) => Err(ScriptError::Library(e)),
-    }
+    PrecomputedTransaction::from_bytes(tx_bytes, spent_outputs)?.verify_input(input_index, flags)
 }
 
 /// [`verify_input`] for a decoded transaction.
@@ -211,22 +389,24 @@ pub fn verify_tx_input(
     spent_outputs: &[TxOut],
     flags: u32,
 ) -> Result<(), ScriptError> {
-    let bytes = bitcoin::consensus::serialize(tx);
-    verify_input(&bytes, input_index, spent_outputs, flags)
+    check_flags(flags)?;
+    if input_index >= spent_outputs.len() {
+        return Err(ScriptError::SpentOutputsMismatch);
+    }
+    PrecomputedTransaction::new(tx, spent_outputs)?.verify_input(input_index, flags)
 }
 
-/// Verifies every input of `tx`; the error names the first failing input.
+/// Verifies every input of `tx` on the calling thread, preparing the
+/// transaction once; the error names the first failing input.
 pub fn verify_transaction(
     tx: &Transaction,
     spent_outputs: &[TxOut],
     flags: u32,
 ) -> Result<(), (usize, ScriptError)> {
-    if spent_outputs.len() != tx.input.len() {
-        return Err((0, ScriptError::SpentOutputsMismatch));
-    }
-    let bytes = bitcoin::consensus::serialize(tx);
-    for i in 0..tx.input.len() {
-        verify_input(&bytes, i, spent_outputs, flags).map_err(|e| (i, e))?;
+    check_flags(flags).map_err(|e| (0, e))?;
+    let prepared = PrecomputedTransaction::new(tx, spent_outputs).map_err(|e| (0, e))?;
+    for i in 0..prepared.input_count() {
+        prepared.verify_input(i, flags).map_err(|e| (i, e))?;
     }
     Ok(())
 }
@@ -245,10 +425,10 @@ pub struct TxScriptCheck {
     pub flags: u32,
 }
 
+/// A transaction of a batch, prepared once and shared by its jobs.
 struct PreparedTx {
     tx_index: usize,
-    bytes: Vec<u8>,
-    spent: Vec<TxOut>,
+    data: PrecomputedTransaction,
     flags: u32,
 }
 
@@ -293,10 +473,8 @@ fn run_job(job: &Job) {
             return;
         }
         let tx = &job.tx;
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            verify_input(&tx.bytes, i, &tx.spent, tx.flags)
-        }))
-        .unwrap_or(Err(ScriptError::WorkerPanic));
+        let result = catch_unwind(AssertUnwindSafe(|| tx.data.verify_input(i, tx.flags)))
+            .unwrap_or(Err(ScriptError::WorkerPanic));
         if let Err(error) = result {
             job.batch.record(ScriptFailure {
                 tx_index: tx.tx_index,
@@ -317,11 +495,13 @@ fn worker(jobs: Receiver<Job>) {
 
 /// A bounded pool of script-verification threads.
 ///
-/// `threads` workers (default: available parallelism) take jobs of up to 8
-/// inputs from one bounded channel (capacity 4 × threads); the calling
-/// thread blocks while the channel is full, so memory stays bounded by the
-/// batch it was handed. A batch stops early after the first failure.
-/// With zero threads, batches are verified on the calling thread.
+/// The calling thread prepares each transaction once (a
+/// [`PrecomputedTransaction`]); `threads` workers (default: available
+/// parallelism) take jobs of up to 8 inputs, sharing that preparation, from
+/// one bounded channel (capacity 4 × threads); the calling thread blocks
+/// while the channel is full, so memory stays bounded by the batch it was
+/// handed. A batch stops early after the first failure. With zero threads,
+/// batches are verified on the calling thread.
 ///
 /// Owned by the chain thread; dropping it closes the channel and joins the
 /// workers.
@@ -378,88 +558,11 @@ impl ScriptCheckPool {
     /// failure with the lowest (tx_index, input_index) among those found
     /// before the batch stopped.
     pub fn verify(&self, checks: Vec<TxScriptCheck>) -> Result<(), ScriptFailure> {
-        let mut prepared = Vec::with_capacity(checks.len());
-        for c in checks {
-            if c.spent_outputs.len() != c.tx.input.len() {
-                return Err(ScriptFailure {
-                    tx_index: c.tx_index,
-                    input_index: 0,
-                    error: ScriptError::SpentOutputsMismatch,
-                });
-            }
-            prepared.push(Arc::new(PreparedTx {
-                tx_index: c.tx_index,
-                bytes: bitcoin::consensus::serialize(&c.tx),
-                spent: c.spent_outputs,
-                flags: c.flags,
-            }));
-        }
-
-        let Some(sender) = &self.jobs else {
-            for tx in &prepared {
-                for i in 0..tx.spent.len() {
-                    verify_input(&tx.bytes, i, &tx.spent, tx.flags).map_err(|error| {
-                        ScriptFailure {
-                            tx_index: tx.tx_index,
-                            input_index: i,
-                            error,
-                        }
-                    })?;
-                }
-            }
-            return Ok(());
-        };
-
-        let ranges: Vec<(usize, Range<usize>)> = prepared
-            .iter()
-            .enumerate()
-            .flat_map(|(t, tx)| {
-                (0..tx.spent.len())
-                    .step_by(INPUTS_PER_JOB)
-                    .map(move |start| (t, start..(start + INPUTS_PER_JOB).min(tx.spent.len())))
-            })
-            .collect();
-        if ranges.is_empty() {
-            return Ok(());
-        }
-        let (done_tx, done_rx) = bounded(1);
-        let batch = Arc::new(Batch {
-            remaining: AtomicUsize::new(ranges.len()),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            done: done_tx,
-        });
-        let total = ranges.len();
-        let mut sent = 0;
-        for (t, inputs) in ranges {
-            if batch.failed.load(Ordering::Acquire) {
-                break;
-            }
-            let Some(tx) = prepared.get(t) else { break };
-            let job = Job {
-                tx: Arc::clone(tx),
-                inputs,
-                batch: Arc::clone(&batch),
-            };
-            if sender.send(job).is_err() {
-                break; // workers gone: account for the rest below
-            }
-            sent += 1;
-        }
-        batch.finish(total - sent);
-        // Every job sent is finished by a worker (panics are caught), and
-        // unsent ones were finished above, so exactly one `done` arrives.
-        let _ = done_rx.recv();
-        let failure = *batch.failure.lock();
-        match failure {
-            Some(f) => Err(f),
-            None if sent < total && !batch.failed.load(Ordering::Acquire) => Err(ScriptFailure {
-                tx_index: 0,
-                input_index: 0,
-                error: ScriptError::WorkerPanic,
-            }),
-            None => Ok(()),
-        }
+        self.verify_each(
+            checks
+                .iter()
+                .map(|c| (c.tx_index, &c.tx, c.spent_outputs.as_slice(), c.flags)),
+        )
     }
 
     /// Verifies all non-coinbase inputs of `block`. `spent_outputs[i]` holds
@@ -480,18 +583,115 @@ impl ScriptCheckPool {
                 error: ScriptError::SpentOutputsMismatch,
             });
         }
-        let checks = txs
+        self.verify_each(
+            txs.iter()
+                .zip(spent_outputs)
+                .enumerate()
+                .map(|(i, (tx, spent))| (i + 1, tx, spent.as_slice(), flags)),
+        )
+    }
+
+    /// The batch behind [`ScriptCheckPool::verify`] and
+    /// [`ScriptCheckPool::verify_block`]: `(tx_index, tx, spent, flags)`.
+    fn verify_each<'a>(
+        &self,
+        checks: impl Iterator<Item = (usize, &'a Transaction, &'a [TxOut], u32)>,
+    ) -> Result<(), ScriptFailure> {
+        // A transaction without inputs has no scripts to run (and is
+        // rejected by `check_transaction` long before this).
+        let checks: Vec<_> = checks.filter(|c| !c.1.input.is_empty()).collect();
+        let prepare = |(tx_index, tx, spent, flags): (usize, &Transaction, &[TxOut], u32)| {
+            check_flags(flags)
+                .and_then(|()| PrecomputedTransaction::new(tx, spent))
+                .map(|data| PreparedTx {
+                    tx_index,
+                    data,
+                    flags,
+                })
+                .map_err(|error| ScriptFailure {
+                    tx_index,
+                    input_index: 0,
+                    error,
+                })
+        };
+
+        let Some(sender) = &self.jobs else {
+            for check in checks {
+                let tx = prepare(check)?;
+                for i in 0..tx.data.input_count() {
+                    tx.data
+                        .verify_input(i, tx.flags)
+                        .map_err(|error| ScriptFailure {
+                            tx_index: tx.tx_index,
+                            input_index: i,
+                            error,
+                        })?;
+                }
+            }
+            return Ok(());
+        };
+
+        // A prepared transaction has exactly `tx.input.len()` inputs
+        // (`PrecomputedTransaction::new` checks), so this counts the jobs
+        // sent below.
+        let total: usize = checks
             .iter()
-            .zip(spent_outputs)
-            .enumerate()
-            .map(|(i, (tx, spent))| TxScriptCheck {
-                tx_index: i + 1,
-                tx: tx.clone(),
-                spent_outputs: spent.clone(),
-                flags,
-            })
-            .collect();
-        self.verify(checks)
+            .map(|c| c.1.input.len().div_ceil(INPUTS_PER_JOB))
+            .sum();
+        if total == 0 {
+            return Ok(());
+        }
+        let (done_tx, done_rx) = bounded(1);
+        let batch = Arc::new(Batch {
+            remaining: AtomicUsize::new(total),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            done: done_tx,
+        });
+        // Prepare each transaction and hand out its jobs at once, so the
+        // workers start on the first while the caller prepares the next.
+        let mut sent = 0;
+        'txs: for check in checks {
+            if batch.failed.load(Ordering::Acquire) {
+                break;
+            }
+            let tx = match prepare(check) {
+                Ok(tx) => Arc::new(tx),
+                Err(failure) => {
+                    batch.record(failure);
+                    break;
+                }
+            };
+            let n = tx.data.input_count();
+            for start in (0..n).step_by(INPUTS_PER_JOB) {
+                if batch.failed.load(Ordering::Acquire) {
+                    break 'txs;
+                }
+                let job = Job {
+                    tx: Arc::clone(&tx),
+                    inputs: start..(start + INPUTS_PER_JOB).min(n),
+                    batch: Arc::clone(&batch),
+                };
+                if sender.send(job).is_err() {
+                    break 'txs; // workers gone: account for the rest below
+                }
+                sent += 1;
+            }
+        }
+        batch.finish(total.saturating_sub(sent));
+        // Every job sent is finished by a worker (panics are caught), and
+        // unsent ones were finished above, so exactly one `done` arrives.
+        let _ = done_rx.recv();
+        let failure = *batch.failure.lock();
+        match failure {
+            Some(f) => Err(f),
+            None if sent < total => Err(ScriptFailure {
+                tx_index: 0,
+                input_index: 0,
+                error: ScriptError::WorkerPanic,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -721,16 +921,32 @@ mod tests {
             verify_input(&bytes, 1, &prev, ALL),
             Err(ScriptError::SpentOutputsMismatch)
         );
-        assert!(matches!(
-            verify_input(&bytes[..10], 0, &prev, ALL),
-            Err(ScriptError::Library(_))
-        ));
+        let undecodable = Err(ScriptError::Library(KernelFailure::TxDecode));
+        assert_eq!(verify_input(&bytes[..10], 0, &prev, ALL), undecodable);
+        assert_eq!(verify_input(&[], 0, &prev, ALL), undecodable);
         let mut trailing = bytes.clone();
         trailing.push(0);
-        assert!(matches!(
-            verify_input(&trailing, 0, &prev, ALL),
-            Err(ScriptError::Library(_))
-        ));
+        assert_eq!(verify_input(&trailing, 0, &prev, ALL), undecodable);
+        assert_eq!(
+            PrecomputedTransaction::from_bytes(&[0xff; 64], &prev).unwrap_err(),
+            ScriptError::Library(KernelFailure::TxDecode)
+        );
+        // Spent values beyond Core's CAmount are refused, not wrapped.
+        let mut huge = prev.clone();
+        huge[0].value = Amount::from_sat(u64::MAX);
+        assert_eq!(
+            verify_tx_input(&tx, 0, &huge, ALL),
+            Err(ScriptError::SpentOutputsMismatch)
+        );
+        // No inputs: rust-bitcoin writes the segwit marker with no witness,
+        // which Core's decoder refuses ("superfluous witness record"): an
+        // error, not a panic or an abort.
+        let mut empty = tx.clone();
+        empty.input.clear();
+        assert_eq!(
+            PrecomputedTransaction::new(&empty, &[]).unwrap_err(),
+            ScriptError::Library(KernelFailure::TxDecode)
+        );
         let two = vec![prev[0].clone(), prev[0].clone()];
         assert_eq!(
             verify_input(&bytes, 0, &two, ALL),
@@ -748,6 +964,228 @@ mod tests {
         );
         assert_eq!((e.tx_index(), e.input_index()), (Some(2), Some(1)));
         assert!(e.is_permanent());
+    }
+
+    /// `n` P2WPKH inputs, each with its own key and amount; `bad` gets a
+    /// signature by the wrong key.
+    fn p2wpkh_multi(n: usize, bad: Option<usize>) -> (Transaction, Vec<TxOut>) {
+        let secp = Secp256k1::new();
+        let keys: Vec<SecretKey> = (0..n).map(|i| key(10 + (i % 200) as u8)).collect();
+        let prevs: Vec<TxOut> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, sk)| TxOut {
+                value: Amount::from_sat(10_000 + i as u64),
+                script_pubkey: ScriptBuf::new_p2wpkh(
+                    &CompressedPublicKey(sk.public_key(&secp)).wpubkey_hash(),
+                ),
+            })
+            .collect();
+        let mut tx = unsigned_spend(n);
+        let mut witnesses = Vec::with_capacity(n);
+        {
+            let mut cache = SighashCache::new(&tx);
+            for (i, (sk, prev)) in keys.iter().zip(&prevs).enumerate() {
+                let sighash = cache
+                    .p2wpkh_signature_hash(
+                        i,
+                        &prev.script_pubkey,
+                        prev.value,
+                        EcdsaSighashType::All,
+                    )
+                    .unwrap();
+                let signer = if Some(i) == bad { key(250) } else { *sk };
+                let sig = secp.sign_ecdsa(&Message::from(sighash), &signer);
+                witnesses.push(Witness::p2wpkh(
+                    &bitcoin::ecdsa::Signature::sighash_all(sig),
+                    &sk.public_key(&secp),
+                ));
+            }
+        }
+        for (input, w) in tx.input.iter_mut().zip(witnesses) {
+            input.witness = w;
+        }
+        (tx, prevs)
+    }
+
+    #[test]
+    fn multi_input_failure_names_the_last_input() {
+        const N: usize = 40;
+        let (tx, prev) = p2wpkh_multi(N, None);
+        assert_eq!(verify_transaction(&tx, &prev, ALL), Ok(()));
+        let (bad, prev) = p2wpkh_multi(N, Some(N - 1));
+        assert_eq!(
+            verify_transaction(&bad, &prev, ALL),
+            Err((N - 1, ScriptError::VerifyFailed))
+        );
+        // One preparation serves every input.
+        let prepared = PrecomputedTransaction::new(&bad, &prev).unwrap();
+        assert_eq!(prepared.input_count(), N);
+        for i in 0..N - 1 {
+            assert_eq!(prepared.verify_input(i, ALL), Ok(()), "input {i}");
+        }
+        assert_eq!(
+            prepared.verify_input(N - 1, ALL),
+            Err(ScriptError::VerifyFailed)
+        );
+        assert_eq!(
+            prepared.verify_input(N, ALL),
+            Err(ScriptError::SpentOutputsMismatch)
+        );
+        assert_eq!(
+            verify_tx_input(&bad, N - 1, &prev, ALL),
+            Err(ScriptError::VerifyFailed)
+        );
+        assert_eq!(verify_tx_input(&bad, N - 2, &prev, ALL), Ok(()));
+        // Through the pool, on the caller and on workers, jobs of 8 inputs
+        // sharing the preparation.
+        for threads in [0, 2] {
+            let pool = ScriptCheckPool::new(threads).unwrap();
+            let checks = vec![
+                TxScriptCheck {
+                    tx_index: 1,
+                    tx: tx.clone(),
+                    spent_outputs: prev.clone(),
+                    flags: ALL,
+                },
+                TxScriptCheck {
+                    tx_index: 2,
+                    tx: bad.clone(),
+                    spent_outputs: prev.clone(),
+                    flags: ALL,
+                },
+            ];
+            let f = pool.verify(checks).unwrap_err();
+            assert_eq!(
+                (f.tx_index, f.input_index, f.error),
+                (2, N - 1, ScriptError::VerifyFailed),
+                "threads={threads}"
+            );
+            let e = f.to_validation_error();
+            assert_eq!(
+                e.reason(),
+                "mandatory-script-verify-flag-failed (script evaluation failed)"
+            );
+            assert_eq!((e.tx_index(), e.input_index()), (Some(2), Some(N - 1)));
+        }
+    }
+
+    #[test]
+    fn flag_constants_are_the_kernels() {
+        // Core's SCRIPT_VERIFY_* bit positions (libbitcoinconsensus used the same).
+        assert_eq!(VERIFY_NONE, 0);
+        assert_eq!(VERIFY_P2SH, 1 << 0);
+        assert_eq!(VERIFY_DERSIG, 1 << 2);
+        assert_eq!(VERIFY_NULLDUMMY, 1 << 4);
+        assert_eq!(VERIFY_CHECKLOCKTIMEVERIFY, 1 << 9);
+        assert_eq!(VERIFY_CHECKSEQUENCEVERIFY, 1 << 10);
+        assert_eq!(VERIFY_WITNESS, 1 << 11);
+        assert_eq!(VERIFY_TAPROOT, 1 << 17);
+        assert_eq!(VERIFY_ALL, bitcoinkernel::VERIFY_ALL);
+    }
+
+    /// Input 0 spends P2WPKH, input 1 P2TR (key path): the spent outputs
+    /// must reach the kernel because of input 1. `corrupt` spoils input 1's
+    /// signature.
+    fn mixed_spend(corrupt: bool) -> (Transaction, Vec<TxOut>) {
+        let secp = Secp256k1::new();
+        let wpkh = CompressedPublicKey(key(5).public_key(&secp));
+        let kp = Keypair::from_secret_key(&secp, &key(6));
+        let prevs = vec![
+            TxOut {
+                value: Amount::from_sat(70_000),
+                script_pubkey: ScriptBuf::new_p2wpkh(&wpkh.wpubkey_hash()),
+            },
+            TxOut {
+                value: Amount::from_sat(30_000),
+                script_pubkey: ScriptBuf::new_p2tr(&secp, kp.x_only_public_key().0, None),
+            },
+        ];
+        let mut tx = unsigned_spend(2);
+        let (w0, w1) = {
+            let mut cache = SighashCache::new(&tx);
+            let h0 = cache
+                .p2wpkh_signature_hash(
+                    0,
+                    &prevs[0].script_pubkey,
+                    prevs[0].value,
+                    EcdsaSighashType::All,
+                )
+                .unwrap();
+            let sig0 = secp.sign_ecdsa(&Message::from(h0), &key(5));
+            let h1 = cache
+                .taproot_key_spend_signature_hash(
+                    1,
+                    &Prevouts::All(&prevs),
+                    TapSighashType::Default,
+                )
+                .unwrap();
+            let tweaked = kp.tap_tweak(&secp, None);
+            let mut sig1 = secp
+                .sign_schnorr_no_aux_rand(&Message::from(h1), &tweaked.to_keypair())
+                .serialize();
+            if corrupt {
+                sig1[3] ^= 1;
+            }
+            (
+                Witness::p2wpkh(&bitcoin::ecdsa::Signature::sighash_all(sig0), &wpkh.0),
+                Witness::p2tr_key_spend(&bitcoin::taproot::Signature::from_slice(&sig1).unwrap()),
+            )
+        };
+        tx.input[0].witness = w0;
+        tx.input[1].witness = w1;
+        (tx, prevs)
+    }
+
+    #[test]
+    fn mixed_segwit_and_taproot_inputs() {
+        let (tx, prev) = mixed_spend(false);
+        assert_eq!(verify_transaction(&tx, &prev, ALL), Ok(()));
+        let (bad, prev) = mixed_spend(true);
+        assert_eq!(
+            verify_transaction(&bad, &prev, ALL),
+            Err((1, ScriptError::VerifyFailed))
+        );
+        // The P2TR input's amount is committed to by the BIP341 hash of
+        // every input's amounts; input 0's also by its BIP143 hash.
+        let (tx, mut prev) = mixed_spend(false);
+        prev[0].value = Amount::from_sat(70_001);
+        assert_eq!(
+            verify_transaction(&tx, &prev, ALL),
+            Err((0, ScriptError::VerifyFailed))
+        );
+        assert_eq!(
+            verify_tx_input(&tx, 1, &prev, ALL),
+            Err(ScriptError::VerifyFailed)
+        );
+    }
+
+    #[test]
+    fn taproot_outputs_are_recognised_like_core() {
+        let secp = Secp256k1::new();
+        let xonly = Keypair::from_secret_key(&secp, &key(6))
+            .x_only_public_key()
+            .0;
+        let p2tr = ScriptBuf::new_p2tr(&secp, xonly, None);
+        assert!(is_taproot_output(&p2tr));
+        let pk = CompressedPublicKey(key(5).public_key(&secp));
+        let p2wpkh = ScriptBuf::new_p2wpkh(&pk.wpubkey_hash());
+        assert!(!is_taproot_output(&p2wpkh));
+        // A 32-byte v0 program (P2WSH), a v1 program of another length and
+        // a v2 32-byte program are not taproot.
+        let mut p2wsh = vec![0x00, 0x20];
+        p2wsh.extend([7; 32]);
+        assert!(!is_taproot_output(&ScriptBuf::from_bytes(p2wsh)));
+        let mut v1_short = vec![0x51, 0x1f];
+        v1_short.extend([7; 31]);
+        assert!(!is_taproot_output(&ScriptBuf::from_bytes(v1_short)));
+        let mut v2 = vec![0x52, 0x20];
+        v2.extend([7; 32]);
+        assert!(!is_taproot_output(&ScriptBuf::from_bytes(v2)));
+        let mut v1_long = p2tr.to_bytes();
+        v1_long.push(0x00);
+        assert!(!is_taproot_output(&ScriptBuf::from_bytes(v1_long)));
+        assert!(!is_taproot_output(&ScriptBuf::new()));
     }
 
     fn batch(bad_tx: Option<usize>) -> Vec<TxScriptCheck> {
@@ -781,6 +1219,15 @@ mod tests {
             let f = pool.verify(batch(Some(3))).unwrap_err();
             assert_eq!((f.tx_index, f.input_index), (4, 0));
             assert_eq!(pool.verify(Vec::new()), Ok(()));
+            // A transaction that cannot be prepared is reported like a
+            // failed input (input 0), not a panic.
+            let mut short = batch(None);
+            short[6].spent_outputs.pop();
+            let f = pool.verify(short).unwrap_err();
+            assert_eq!(
+                (f.tx_index, f.input_index, f.error),
+                (7, 0, ScriptError::SpentOutputsMismatch)
+            );
             // The pool is reusable after a failure.
             assert_eq!(pool.verify(batch(None)), Ok(()));
         }

@@ -46,7 +46,7 @@ use crate::chain::check::{
     self, calculate_sequence_locks, check_transaction, check_tx_inputs, evaluate_sequence_locks,
     get_transaction_sigop_cost, is_final_tx,
 };
-use crate::chain::script::{verify_input, ScriptError, VERIFY_ALL};
+use crate::chain::script::{PrecomputedTransaction, ScriptError, VERIFY_ALL};
 use crate::chain::ChainParams;
 use crate::peer::PeerId;
 use crate::store::Coin;
@@ -167,7 +167,7 @@ pub struct AcceptContext<'a> {
     pub median_time_past: i64,
     /// Consensus script flags of the next block (e.g.
     /// `script_flags_for_height(height, params)`); policy additionally
-    /// checks every flag libbitcoinconsensus knows.
+    /// checks every flag libbitcoinkernel knows.
     pub script_flags: u32,
     /// Consensus parameters.
     pub params: &'a ChainParams,
@@ -1219,26 +1219,29 @@ impl Mempool {
     }
 }
 
-/// Verifies every input under policy flags (all flags libbitcoinconsensus
+/// Verifies every input under policy flags (all flags libbitcoinkernel
 /// supports); on failure re-checks with the consensus flags to tell a
 /// consensus failure (`"mandatory-script-verify-flag-failed (...)"`) from a
-/// policy one (`"non-mandatory-script-verify-flag (...)"`).
+/// policy one (`"non-mandatory-script-verify-flag (...)"`). The transaction
+/// is prepared for the kernel once, so this is linear in its size.
 fn verify_scripts(
     tx: &Transaction,
     spent: &[TxOut],
     consensus_flags: u32,
 ) -> Result<(), MempoolReject> {
-    let bytes = bitcoin::consensus::serialize(tx);
+    let reject = |i: usize, e: ScriptError| {
+        let code = match e {
+            ScriptError::VerifyFailed | ScriptError::Library(_) => RejectCode::Consensus,
+            _ => RejectCode::NotStandard,
+        };
+        MempoolReject::new(code, e.reason()).with_detail(format!("input {i}"))
+    };
+    let prepared = PrecomputedTransaction::new(tx, spent).map_err(|e| reject(0, e))?;
     let policy_flags = VERIFY_ALL | consensus_flags;
     for i in 0..tx.input.len() {
-        if let Err(policy_err) = verify_input(&bytes, i, spent, policy_flags) {
-            return Err(match verify_input(&bytes, i, spent, consensus_flags) {
-                Err(e @ (ScriptError::VerifyFailed | ScriptError::Library(_))) => {
-                    MempoolReject::new(RejectCode::Consensus, e.reason())
-                        .with_detail(format!("input {i}"))
-                }
-                Err(e) => MempoolReject::new(RejectCode::NotStandard, e.reason())
-                    .with_detail(format!("input {i}")),
+        if let Err(policy_err) = prepared.verify_input(i, policy_flags) {
+            return Err(match prepared.verify_input(i, consensus_flags) {
+                Err(e) => reject(i, e),
                 Ok(()) => MempoolReject::new(
                     RejectCode::NotStandard,
                     format!("non-mandatory-script-verify-flag ({policy_err})"),

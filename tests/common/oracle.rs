@@ -28,9 +28,8 @@
 //!
 //! The kernel runs in a child process, the `kernel_oracle` example
 //! (`examples/kernel_oracle.rs`), one per oracle, spoken to over its stdin
-//! and stdout: strand still links libbitcoinconsensus (Core 26), whose C++
-//! symbols clash with the kernel's (Core master, different class layouts),
-//! so the two cannot share a process. The example is built by `cargo test`
+//! and stdout, so the kernel's process-wide state (its logging, the
+//! chainstate) stays apart from the strand under test. The example is built by `cargo test`
 //! (all targets); a test run with target filters builds it on first use with
 //! `cargo build --example kernel_oracle` (same profile and target dir).
 //! Oracle methods block the calling test thread on the child's answer; the
