@@ -29,6 +29,7 @@ pub mod server;
 pub mod store;
 pub mod sync;
 pub mod testdata;
+pub mod util;
 pub mod wire;
 
 use std::fmt;
@@ -46,6 +47,7 @@ pub use config::{Config, ConfigError, Network};
 pub use peer::{Direction, DisconnectReason, PeerId};
 pub use server::{HandlerStats, NoOrphans, OrphanEvictor};
 pub use sync::{Anomalies, SyncCounters};
+pub use util::unix_time;
 
 use chain::state::{ChainOptions, ChainState};
 use peer::{Connections, NetContext, Peer};
@@ -325,13 +327,6 @@ impl Node {
             }),
         })
     }
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_time() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Creates the network's data directory and takes its lock (a `.lock`

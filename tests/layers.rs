@@ -19,29 +19,24 @@ use std::path::{Path, PathBuf};
 /// graph without them must be acyclic, and each of them must still close a
 /// cycle (a fixed one must be removed from this list). Must shrink to empty.
 const ALLOWED_BACK_EDGES: &[(&str, &str)] = &[
-    ("src/chain/miner.rs", "src/lib.rs"),
-    ("src/chain/miner.rs", "src/peer/mod.rs"),
     ("src/chain/params.rs", "src/chain/pow.rs"),
     ("src/chain/params.rs", "src/chain/script.rs"),
     ("src/chain/params.rs", "src/chain/signet.rs"),
     ("src/chain/signet.rs", "src/chain/check.rs"),
-    ("src/chain/state.rs", "src/lib.rs"),
     ("src/mempool/mod.rs", "src/peer/mod.rs"),
     ("src/mempool/mod.rs", "src/server.rs"),
     ("src/mempool/orphans.rs", "src/peer/mod.rs"),
     ("src/peer/conn.rs", "src/sync/mod.rs"),
     ("src/peer/lifecycle.rs", "src/peer/mod.rs"),
-    ("src/peer/mod.rs", "src/lib.rs"),
     ("src/peer/mod.rs", "src/peer/conn.rs"),
     ("src/peer/mod.rs", "src/sync/mod.rs"),
     ("src/rpc/methods.rs", "src/rpc/client.rs"),
-    ("src/sync/mod.rs", "src/lib.rs"),
 ];
 
 /// The layers, lowest first. A file may import files of its own layer or of
 /// lower layers only. Files are matched by the longest prefix.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("util", &["src/util.rs", "src/netaddr.rs", "src/wire.rs"]),
+    ("util", &["src/util.rs", "src/wire.rs"]),
     ("store", &["src/store/"]),
     ("consensus", &["src/chain/"]),
     ("mining", &["src/mining.rs"]),
@@ -64,19 +59,14 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// Imports across layers that go upwards and are not removed yet, as
 /// (from file, to file). Must shrink to empty.
 const ALLOWED_UPWARD: &[(&str, &str)] = &[
-    ("src/chain/miner.rs", "src/lib.rs"),
     ("src/chain/miner.rs", "src/mining.rs"),
-    ("src/chain/miner.rs", "src/peer/mod.rs"),
     ("src/chain/state.rs", "src/config.rs"),
-    ("src/chain/state.rs", "src/lib.rs"),
     ("src/config.rs", "src/rpc/auth.rs"),
     ("src/lib.rs", "src/rpc/auth.rs"),
     ("src/mempool/mod.rs", "src/peer/mod.rs"),
     ("src/mempool/mod.rs", "src/server.rs"),
     ("src/mempool/orphans.rs", "src/peer/mod.rs"),
-    ("src/peer/mod.rs", "src/lib.rs"),
     ("src/peer/mod.rs", "src/rpc/auth.rs"),
-    ("src/sync/mod.rs", "src/lib.rs"),
 ];
 
 /// Module tree: module path (segments after `crate`) → file.

@@ -80,7 +80,7 @@ pub fn build_block_on_tip(
     let ancestry = Tip(chain);
     let mtp = pow::median_time_past_at(&ancestry, chain.height())
         .map_err(|e| GenerateError::Rejected(e.to_string()))?;
-    let now = u32::try_from(crate::unix_time()).unwrap_or(u32::MAX);
+    let now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
     let time = now.max(mtp.saturating_add(1));
     let bits = pow::next_work_required(&ancestry, time, &params)
         .map_err(|e| GenerateError::Rejected(e.to_string()))?;
@@ -88,7 +88,7 @@ pub fn build_block_on_tip(
     template.bits = bits;
     // A fresh extra nonce: the same transactions on the same parent (after
     // invalidateblock, say) must not rebuild a block hash already known.
-    template.extra_nonce = crate::peer::random_nonce() & 0xffff_ffff;
+    template.extra_nonce = crate::util::random_nonce() & 0xffff_ffff;
     template.halving_interval = params.subsidy_halving_interval;
     let mut block =
         mining::build_block(template, script.clone()).map_err(GenerateError::Template)?;

@@ -635,8 +635,13 @@ impl ChainState {
             tip: prev_hash,
             height: prev.height,
         };
-        check::check_block_header_context(header, &ancestry, crate::unix_time(), &self.params)
-            .map_err(RejectError::Invalid)?;
+        check::check_block_header_context(
+            header,
+            &ancestry,
+            crate::util::unix_time(),
+            &self.params,
+        )
+        .map_err(RejectError::Invalid)?;
         Ok(Some((
             hash,
             IndexEntry {

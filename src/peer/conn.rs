@@ -43,8 +43,9 @@ use bitcoin::p2p::ServiceFlags;
 use crossbeam_channel::{select, Receiver};
 
 use super::lifecycle::run_lifecycle;
-use super::{random_nonce, Direction, DisconnectReason, NetContext, Peer, RemoteVersion};
+use super::{Direction, DisconnectReason, NetContext, Peer, RemoteVersion};
 use crate::sync::SyncMsg;
+use crate::util::random_nonce;
 use crate::wire::{self, WireError};
 
 /// The protocol version strand speaks (Bitcoin Core 0.21+: wtxidrelay).

@@ -38,6 +38,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::Config;
 use crate::sync::SyncMsg;
+use crate::util::random_nonce;
 use crate::wire::WireError;
 pub use lifecycle::{LifecycleEvent, Signal};
 
@@ -346,21 +347,6 @@ pub fn local_services() -> ServiceFlags {
     ServiceFlags::NETWORK | ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS
 }
 
-/// A random 64-bit nonce (version and ping nonces).
-pub(crate) fn random_nonce() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS once per thread and advanced per
-    // instance: enough for nonces, which need uniqueness, not secrecy.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
 /// Why a connection could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegisterError {
@@ -446,7 +432,7 @@ impl Connections {
 
     /// Whether `ip` is banned now (expired bans are dropped).
     pub(crate) fn is_banned(&self, ip: std::net::IpAddr) -> bool {
-        let now = crate::unix_time();
+        let now = crate::util::unix_time();
         let mut t = self.table.lock();
         t.bans.retain(|(_, _, until)| *until > now);
         t.bans.iter().any(|(net, _, _)| net.contains(ip))
@@ -460,7 +446,7 @@ impl Connections {
             if t.bans.iter().any(|(n, _, _)| *n == net) {
                 return false;
             }
-            t.bans.push((net, crate::unix_time(), until));
+            t.bans.push((net, crate::util::unix_time(), until));
             t.peers
                 .values()
                 .filter(|p| net.contains(p.addr.ip()))
@@ -483,7 +469,7 @@ impl Connections {
 
     /// Current bans: subnet, start, end (Unix seconds).
     pub(crate) fn bans(&self) -> Vec<(crate::rpc::auth::AllowIp, u64, u64)> {
-        let now = crate::unix_time();
+        let now = crate::util::unix_time();
         let mut t = self.table.lock();
         t.bans.retain(|(_, _, until)| *until > now);
         t.bans.clone()

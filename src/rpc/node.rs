@@ -399,7 +399,7 @@ impl RpcBackend for NodeBackend {
                 median_time_past: i64::from(c.median_time_past(c.height()).unwrap_or(0)),
                 script_flags: crate::chain::script::script_flags_for_height(height, &params),
                 params: &params,
-                time: crate::unix_time(),
+                time: crate::util::unix_time(),
             };
             txs.into_iter()
                 .map(|tx| {
@@ -602,7 +602,7 @@ impl RpcBackend for NodeBackend {
     fn set_ban(&self, subnet: super::auth::AllowIp, command: BanCommand) -> RpcResult<()> {
         match command {
             BanCommand::Add { duration, until } => {
-                let until = until.unwrap_or_else(|| crate::unix_time() + duration.unwrap_or(24 * 3600));
+                let until = until.unwrap_or_else(|| crate::util::unix_time() + duration.unwrap_or(24 * 3600));
                 match self.node.ban(subnet, until) {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(RpcFailure::new(-23, "Error: IP/Subnet already banned")),
@@ -676,7 +676,7 @@ impl RpcBackend for NodeBackend {
             },
             "recent_rejects": s.recent_rejects.iter().map(|(h, r)| serde_json::json!({"hash": h.to_string(), "reason": r})).collect::<Vec<_>>(),
             "uptime": self.started.elapsed().as_secs(),
-            "time": crate::unix_time(),
+            "time": crate::util::unix_time(),
         }))
     }
 }

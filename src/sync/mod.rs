@@ -714,7 +714,7 @@ impl SyncManager {
             ),
             script_flags: crate::chain::script::script_flags_for_height(height, params),
             params,
-            time: crate::unix_time(),
+            time: crate::util::unix_time(),
         }
     }
 
