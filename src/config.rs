@@ -373,7 +373,7 @@ where
             }
             "rpcallowip" => {
                 let v = value(&mut i)?;
-                v.parse::<crate::rpc::auth::AllowIp>()
+                v.parse::<crate::netaddr::SubNet>()
                     .map_err(|e| ConfigError(e.to_string()))?;
                 rpc.allow_ip.push(v);
             }

@@ -23,6 +23,7 @@ pub mod connmgr;
 pub mod events;
 pub mod mempool;
 pub mod mining;
+pub mod netaddr;
 pub mod peer;
 pub mod rpc;
 pub mod server;
@@ -623,17 +624,17 @@ impl NodeHandle {
 
     /// Core's `setban add`: refuses and disconnects `net` until `until`
     /// (Unix seconds). False if it was already banned.
-    pub fn ban(&self, net: rpc::auth::AllowIp, until: u64) -> Result<bool, NodeError> {
+    pub fn ban(&self, net: netaddr::SubNet, until: u64) -> Result<bool, NodeError> {
         Ok(self.inner()?.ctx.connections.ban(net, until))
     }
 
     /// Core's `setban remove`. False if `net` was not banned.
-    pub fn unban(&self, net: &rpc::auth::AllowIp) -> Result<bool, NodeError> {
+    pub fn unban(&self, net: &netaddr::SubNet) -> Result<bool, NodeError> {
         Ok(self.inner()?.ctx.connections.unban(net))
     }
 
     /// Current bans: subnet, start and end (Unix seconds).
-    pub fn banned(&self) -> Result<Vec<(rpc::auth::AllowIp, u64, u64)>, NodeError> {
+    pub fn banned(&self) -> Result<Vec<(netaddr::SubNet, u64, u64)>, NodeError> {
         Ok(self.inner()?.ctx.connections.bans())
     }
 

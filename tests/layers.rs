@@ -36,7 +36,7 @@ const ALLOWED_BACK_EDGES: &[(&str, &str)] = &[
 /// The layers, lowest first. A file may import files of its own layer or of
 /// lower layers only. Files are matched by the longest prefix.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("util", &["src/util.rs", "src/wire.rs"]),
+    ("util", &["src/util.rs", "src/netaddr.rs", "src/wire.rs"]),
     ("store", &["src/store/"]),
     ("consensus", &["src/chain/"]),
     ("mining", &["src/mining.rs"]),
@@ -60,12 +60,9 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// (from file, to file). Must shrink to empty.
 const ALLOWED_UPWARD: &[(&str, &str)] = &[
     ("src/chain/miner.rs", "src/mining.rs"),
-    ("src/config.rs", "src/rpc/auth.rs"),
-    ("src/lib.rs", "src/rpc/auth.rs"),
     ("src/mempool/mod.rs", "src/peer/mod.rs"),
     ("src/mempool/mod.rs", "src/server.rs"),
     ("src/mempool/orphans.rs", "src/peer/mod.rs"),
-    ("src/peer/mod.rs", "src/rpc/auth.rs"),
 ];
 
 /// Module tree: module path (segments after `crate`) → file.

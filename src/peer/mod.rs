@@ -383,7 +383,7 @@ pub(crate) const SLOT_WAIT: Duration = Duration::from_millis(100);
 struct ConnTable {
     peers: HashMap<PeerId, Arc<Peer>>,
     /// Banned subnets with the Unix time their ban ends (`setban`).
-    bans: Vec<(crate::rpc::auth::AllowIp, u64, u64)>,
+    bans: Vec<(crate::netaddr::SubNet, u64, u64)>,
     nonces: HashSet<u64>,
     /// Connections holding a slot.
     slots: usize,
@@ -440,7 +440,7 @@ impl Connections {
 
     /// Bans `net` until `until` (Unix seconds) and disconnects its peers.
     /// Returns false if it was already banned.
-    pub(crate) fn ban(&self, net: crate::rpc::auth::AllowIp, until: u64) -> bool {
+    pub(crate) fn ban(&self, net: crate::netaddr::SubNet, until: u64) -> bool {
         let peers: Vec<_> = {
             let mut t = self.table.lock();
             if t.bans.iter().any(|(n, _, _)| *n == net) {
@@ -460,7 +460,7 @@ impl Connections {
     }
 
     /// Lifts the ban on `net`; false if there was none.
-    pub(crate) fn unban(&self, net: &crate::rpc::auth::AllowIp) -> bool {
+    pub(crate) fn unban(&self, net: &crate::netaddr::SubNet) -> bool {
         let mut t = self.table.lock();
         let before = t.bans.len();
         t.bans.retain(|(n, _, _)| n != net);
@@ -468,7 +468,7 @@ impl Connections {
     }
 
     /// Current bans: subnet, start, end (Unix seconds).
-    pub(crate) fn bans(&self) -> Vec<(crate::rpc::auth::AllowIp, u64, u64)> {
+    pub(crate) fn bans(&self) -> Vec<(crate::netaddr::SubNet, u64, u64)> {
         let now = crate::util::unix_time();
         let mut t = self.table.lock();
         t.bans.retain(|(_, _, until)| *until > now);

@@ -17,9 +17,9 @@ use bitcoin::script::Instruction;
 use bitcoin::{Address, Amount, Block, BlockHash, Script, ScriptBuf, Transaction, TxOut, Txid};
 use serde_json::{json, Map, Value};
 
-use super::auth::AllowIp;
 use super::backend::*;
 use super::protocol::{codes, RpcFailure};
+use crate::netaddr::SubNet;
 
 /// The JSON type an argument must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1687,7 +1687,7 @@ fn h_setban(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     if command != "add" && command != "remove" {
         return Err(RpcFailure::misc(help_text(method("setban"))));
     }
-    let subnet: AllowIp = a.str(0)?.parse().map_err(|_| {
+    let subnet: SubNet = a.str(0)?.parse().map_err(|_| {
         RpcFailure::new(
             codes::RPC_CLIENT_INVALID_IP_OR_SUBNET,
             "Error: Invalid IP/Subnet",

@@ -599,7 +599,7 @@ impl RpcBackend for NodeBackend {
             .map_err(|e| RpcFailure::new(-28, e.to_string()))
     }
 
-    fn set_ban(&self, subnet: super::auth::AllowIp, command: BanCommand) -> RpcResult<()> {
+    fn set_ban(&self, subnet: crate::netaddr::SubNet, command: BanCommand) -> RpcResult<()> {
         match command {
             BanCommand::Add { duration, until } => {
                 let until = until.unwrap_or_else(|| crate::util::unix_time() + duration.unwrap_or(24 * 3600));
