@@ -256,7 +256,7 @@ impl Node {
             services: peer::local_services(),
             best_height: Arc::clone(&best_height),
             lifecycle_tx,
-            sync_tx: sync_tx.clone(),
+            messages: Box::new(sync_tx.clone()),
             connections: Connections::new(config.max_peers),
             addr_book: Default::default(),
             config: config.clone(),

@@ -1,8 +1,13 @@
 //! Small helpers with no dependency on the rest of the crate: the clock in
-//! Unix seconds and random nonces. The bottom layer: any module and any
-//! thread may call them.
+//! Unix seconds, random nonces and the peer identifier type shared by the
+//! mempool (orphan tags) and the networking layer. The bottom layer: any
+//! module and any thread may use them.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A peer's identifier, unique for the life of the node process, assigned
+/// in connection order.
+pub type PeerId = u64;
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_time() -> u64 {

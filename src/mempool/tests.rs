@@ -13,9 +13,9 @@ use bitcoin::{
 };
 
 use super::policy::{self, dust_threshold, solve, standard_output_type, OutputType};
+use super::OrphanEvictor;
 use super::*;
 use crate::chain::script::script_flags_for_height;
-use crate::server::OrphanEvictor;
 use crate::testdata::{corrupt_signature, ChainBuilder, OutputKind};
 
 const NOW: u64 = 1_700_000_000;

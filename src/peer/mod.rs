@@ -23,28 +23,28 @@
 pub mod addrbook;
 pub(crate) mod conn;
 pub mod lifecycle;
+pub mod signal;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::{Magic, ServiceFlags};
+use bitcoin::p2p::ServiceFlags;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
-use crate::config::Config;
-use crate::sync::SyncMsg;
 use crate::util::random_nonce;
+/// A peer's identifier (defined in the bottom layer, [`crate::util`], so the
+/// mempool can tag orphans without importing the networking layer).
+pub use crate::util::PeerId;
 use crate::wire::WireError;
-pub use lifecycle::{LifecycleEvent, Signal};
-
-/// A peer's identifier, unique for the life of the node process, assigned
-/// in connection order.
-pub type PeerId = u64;
+pub(crate) use conn::{start_peer, MessageSink, NetContext, StartPeerError};
+pub use lifecycle::LifecycleEvent;
+pub use signal::Signal;
 
 /// Who opened the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -534,64 +534,4 @@ impl Connections {
         }
         true
     }
-}
-
-/// What every peer thread needs from the node.
-pub(crate) struct NetContext {
-    pub config: Config,
-    pub magic: Magic,
-    pub services: ServiceFlags,
-    /// Our best block height, published by the sync manager; sent in `version`.
-    pub best_height: Arc<AtomicI32>,
-    pub lifecycle_tx: Sender<LifecycleEvent>,
-    pub sync_tx: Sender<SyncMsg>,
-    pub connections: Connections,
-    /// Addresses learnt from peers, for `getaddr`.
-    pub addr_book: addrbook::AddrBook,
-}
-
-/// Why [`start_peer`] did not start a connection.
-#[derive(Debug)]
-pub(crate) enum StartPeerError {
-    Register(RegisterError),
-    Io(std::io::Error),
-}
-
-impl fmt::Display for StartPeerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartPeerError::Register(RegisterError::Full) => write!(f, "connection limit reached"),
-            StartPeerError::Register(RegisterError::ShuttingDown) => write!(f, "shutting down"),
-            StartPeerError::Register(RegisterError::Banned) => write!(f, "address is banned"),
-            StartPeerError::Io(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-/// Registers `stream` as a new peer and starts its threads. On error the
-/// stream is dropped (closed) and nothing was started.
-pub(crate) fn start_peer(
-    ctx: &Arc<NetContext>,
-    stream: TcpStream,
-    direction: Direction,
-) -> Result<Arc<Peer>, StartPeerError> {
-    let addr = stream.peer_addr().map_err(StartPeerError::Io)?;
-    let _ = stream.set_nodelay(true);
-    let id = ctx.connections.next_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = bounded(ctx.config.send_queue_len);
-    let peer = Arc::new(Peer::new(id, addr, direction, Some(stream), tx));
-    ctx.connections
-        .register(&peer)
-        .map_err(StartPeerError::Register)?;
-    let thread_ctx = Arc::clone(ctx);
-    let thread_peer = Arc::clone(&peer);
-    let spawned = std::thread::Builder::new()
-        .name(format!("peer-{id}"))
-        .stack_size(ctx.config.peer_stack_size)
-        .spawn(move || conn::run_peer(thread_ctx, thread_peer, rx));
-    if let Err(e) = spawned {
-        ctx.connections.remove(&peer);
-        return Err(StartPeerError::Io(e));
-    }
-    Ok(peer)
 }

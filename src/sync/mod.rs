@@ -34,7 +34,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::chain::state::{ChainEvent, ChainState, RejectError};
 use crate::mempool::{AcceptContext, FeeRate, MempoolReject, SharedMempool};
 use crate::peer::conn::PROTOCOL_VERSION;
-use crate::peer::{Direction, DisconnectReason, Peer, PeerId};
+use crate::peer::{Direction, DisconnectReason, MessageSink, Peer, PeerId};
 
 fn serves_blocks(peer: &Peer) -> bool {
     let services = peer.services();
@@ -93,6 +93,14 @@ pub enum SyncMsg {
     },
     /// Stop the thread.
     Shutdown,
+}
+
+/// Peers' reader threads deliver into the sync manager's inbox, behind the
+/// peer handler's `NewPeer` on the same FIFO channel.
+impl MessageSink for Sender<SyncMsg> {
+    fn deliver(&self, peer: Arc<Peer>, msg: NetworkMessage) -> bool {
+        self.send(SyncMsg::Message(peer, msg)).is_ok()
+    }
 }
 
 /// Things that must never happen, counted.
