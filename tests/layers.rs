@@ -23,7 +23,6 @@ const ALLOWED_BACK_EDGES: &[(&str, &str)] = &[
     ("src/chain/params.rs", "src/chain/script.rs"),
     ("src/chain/params.rs", "src/chain/signet.rs"),
     ("src/chain/signet.rs", "src/chain/check.rs"),
-    ("src/rpc/methods.rs", "src/rpc/client.rs"),
 ];
 
 /// The layers, lowest first. A file may import files of its own layer or of

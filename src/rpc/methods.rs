@@ -449,15 +449,24 @@ pub fn method_names() -> Vec<&'static str> {
     v
 }
 
+/// Which parameter a command-line argument is for (`strand cli`).
+#[derive(Debug, Clone, Copy)]
+pub enum ParamRef<'a> {
+    /// By position (0-based).
+    Index(usize),
+    /// By name (`-named`).
+    Name(&'a str),
+}
+
 /// Whether parameter `param` of `method` is string-typed (the CLI then
 /// passes the argument as a string without trying JSON).
-pub fn arg_is_string(method: &str, param: super::client::ParamRef<'_>) -> bool {
+pub fn arg_is_string(method: &str, param: ParamRef<'_>) -> bool {
     let Some(m) = find_method(method) else {
         return false;
     };
     let arg = match param {
-        super::client::ParamRef::Index(i) => m.args.get(i),
-        super::client::ParamRef::Name(n) => m.args.iter().find(|a| a.name == n),
+        ParamRef::Index(i) => m.args.get(i),
+        ParamRef::Name(n) => m.args.iter().find(|a| a.name == n),
     };
     arg.is_some_and(|a| matches!(a.ty, Ty::Str | Ty::Hex))
 }
