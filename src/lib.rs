@@ -373,8 +373,8 @@ pub fn generate_offline(
         .map_err(|e| e.to_string())?;
     let mut hashes = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let (block, _) = chain::miner::generate_block(&mut chain, &script, Vec::new())
-            .map_err(|e| e.to_string())?;
+        let (block, _) =
+            mining::generate_block(&mut chain, &script, Vec::new()).map_err(|e| e.to_string())?;
         hashes.push(block.block_hash());
     }
     chain.flush().map_err(|e| e.to_string())?;

@@ -72,7 +72,7 @@ fn ctx_for(blocks: &[Block]) -> AcceptContext<'static> {
     let times: Vec<u32> = blocks.iter().map(|b| b.header.time).collect();
     AcceptContext {
         height,
-        median_time_past: i64::from(crate::mining::median_time_past(&times).unwrap_or(0)),
+        median_time_past: i64::from(crate::chain::pow::median_time_past(&times)),
         script_flags: script_flags_for_height(height, params()),
         params: params(),
         time: NOW,

@@ -454,7 +454,7 @@ impl RpcBackend for NodeBackend {
             }
         }
         let block = self
-            .chain(move |c| crate::chain::miner::build_block_on_tip(c, &script, resolved))?
+            .chain(move |c| crate::mining::build_block_on_tip(c, &script, resolved))?
             .map_err(|e| RpcFailure::misc(e.to_string()))?;
         let hash = block.block_hash();
         if submit {

@@ -298,7 +298,7 @@ impl SyncManager {
                     if i == 0 && block_txs.is_empty() {
                         block_txs = self.block_template_txs();
                     }
-                    match crate::chain::miner::generate_block(&mut self.chain, &script, block_txs) {
+                    match crate::mining::generate_block(&mut self.chain, &script, block_txs) {
                         Ok((block, events)) => {
                             hashes.push(block.block_hash());
                             self.on_chain_events(&events, None);
