@@ -29,6 +29,7 @@ pub mod rpc;
 pub mod server;
 pub mod store;
 pub mod sync;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testdata;
 pub mod util;
 pub mod wire;

@@ -9,6 +9,11 @@
 //! deliberately invalid variants (bad signatures, double spends, blocks with
 //! arbitrary transactions) for tests. It is library code with no threads of
 //! its own: it runs on the thread of the test or benchmark that calls it.
+//!
+//! Compiled only for the crate's own tests and with the `test-util` feature
+//! (which the integration tests, benches and examples enable through the
+//! self dev-dependency in `Cargo.toml`): an embedder's `strand` has no test
+//! code.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
