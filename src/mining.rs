@@ -40,9 +40,15 @@ pub const REGTEST_HALVING_INTERVAL: u32 = 150;
 pub const MAINNET_HALVING_INTERVAL: u32 = 210_000;
 /// The witness reserved value Core puts in the coinbase witness.
 pub const WITNESS_RESERVED_VALUE: [u8; 32] = [0u8; 32];
+/// The start of the coinbase output carrying the witness commitment (the
+/// consensus layer's constant under the name template users know).
+pub use crate::chain::check::WITNESS_COMMITMENT_HEADER as WITNESS_COMMITMENT_PREFIX;
 /// Blocks a coinbase output must wait before it can be spent (the
 /// consensus constant, re-exported for template users).
 pub use crate::chain::params::COINBASE_MATURITY;
+/// Number of previous blocks whose median time bounds the next block's time
+/// (the consensus constant, as a `usize` for slicing).
+pub const MEDIAN_TIME_SPAN: usize = crate::chain::params::MEDIAN_TIME_SPAN as usize;
 
 /// Why a block could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,14 +213,21 @@ pub fn witness_commitment(non_coinbase_txs: &[Transaction]) -> WitnessCommitment
     WitnessCommitment::from_byte_array(check::witness_commitment(&root, &WITNESS_RESERVED_VALUE))
 }
 
+/// The median of the last (up to) [`MEDIAN_TIME_SPAN`] block times
+/// (`prev_times` oldest first, ending with the tip), `None` for an empty
+/// slice: the consensus layer's [`pow::median_time_past`].
+pub fn median_time_past(prev_times: &[u32]) -> Option<u32> {
+    (!prev_times.is_empty()).then(|| pow::median_time_past(prev_times))
+}
+
 /// A valid time for the next block: `now`, raised to median-time-past + 1
 /// when `now` is not after it (`prev_times` oldest first, ending with the
 /// tip; the median is the consensus layer's [`pow::median_time_past`]).
 pub fn next_block_time(prev_times: &[u32], now: u32) -> u32 {
-    if prev_times.is_empty() {
-        return now;
+    match median_time_past(prev_times) {
+        Some(mtp) => now.max(mtp.saturating_add(1)),
+        None => now,
     }
-    now.max(pow::median_time_past(prev_times).saturating_add(1))
 }
 
 /// When [`build_block`] adds the BIP141 witness commitment to the coinbase.
@@ -575,6 +588,8 @@ mod tests {
         assert_eq!(next_block_time(&times, 1000), 1000);
         // Unordered times: median of the sorted last 11 (3).
         assert_eq!(next_block_time(&[5, 1, 3], 2), 4);
+        assert_eq!(median_time_past(&[]), None);
+        assert_eq!(median_time_past(&times), Some(150));
     }
 
     #[test]
