@@ -3,7 +3,7 @@
 //! This crate is both the `strand` binary's engine and an embedding API:
 //! build a [`Config`], call [`Node::start`], and drive the node through the
 //! returned [`NodeHandle`]. The node runs on plain OS threads connected by
-//! crossbeam channels (see `DESIGN.md` for the picture):
+//! crossbeam channels (see `docs/DESIGN.md` for the picture and the layers):
 //!
 //! * `listener` and `connmgr` open connections; each connection gets a
 //!   reader, a writer and a lifecycle thread (`peer`);

@@ -1,6 +1,6 @@
 //! The per-peer lifecycle thread: the one sender of a peer's `Add` and `Done`.
 //!
-//! This is the heart of strand's design (see `DESIGN.md`, "the bug this
+//! This is the heart of strand's design (see `docs/DESIGN.md`, "the bug this
 //! design exists to make impossible"). Each connection gets a lifecycle
 //! thread running [`run_lifecycle`]. It waits for the peer's *verack* signal
 //! or its *quit* signal, checking verack first without blocking and then
