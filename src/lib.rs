@@ -3,7 +3,7 @@
 //! This crate is both the `strand` binary's engine and an embedding API:
 //! build a [`Config`], call [`Node::start`], and drive the node through the
 //! returned [`NodeHandle`]. The node runs on plain OS threads connected by
-//! crossbeam channels (see `DESIGN.md` for the picture):
+//! crossbeam channels (see `docs/DESIGN.md` for the picture and the layers):
 //!
 //! * `listener` and `connmgr` open connections; each connection gets a
 //!   reader, a writer and a lifecycle thread (`peer`);
@@ -23,12 +23,15 @@ pub mod connmgr;
 pub mod events;
 pub mod mempool;
 pub mod mining;
+pub mod netaddr;
 pub mod peer;
 pub mod rpc;
 pub mod server;
 pub mod store;
 pub mod sync;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testdata;
+pub mod util;
 pub mod wire;
 
 use std::fmt;
@@ -46,6 +49,7 @@ pub use config::{Config, ConfigError, Network};
 pub use peer::{Direction, DisconnectReason, PeerId};
 pub use server::{HandlerStats, NoOrphans, OrphanEvictor};
 pub use sync::{Anomalies, SyncCounters};
+pub use util::unix_time;
 
 use chain::state::{ChainOptions, ChainState};
 use peer::{Connections, NetContext, Peer};
@@ -253,7 +257,7 @@ impl Node {
             services: peer::local_services(),
             best_height: Arc::clone(&best_height),
             lifecycle_tx,
-            sync_tx: sync_tx.clone(),
+            messages: Box::new(sync_tx.clone()),
             connections: Connections::new(config.max_peers),
             addr_book: Default::default(),
             config: config.clone(),
@@ -327,13 +331,6 @@ impl Node {
     }
 }
 
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_time() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Creates the network's data directory and takes its lock (a `.lock`
 /// file held with an advisory lock for the life of the returned handle), so
 /// two processes never share one data directory.
@@ -377,8 +374,8 @@ pub fn generate_offline(
         .map_err(|e| e.to_string())?;
     let mut hashes = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let (block, _) = chain::miner::generate_block(&mut chain, &script, Vec::new())
-            .map_err(|e| e.to_string())?;
+        let (block, _) =
+            mining::generate_block(&mut chain, &script, Vec::new()).map_err(|e| e.to_string())?;
         hashes.push(block.block_hash());
     }
     chain.flush().map_err(|e| e.to_string())?;
@@ -628,17 +625,17 @@ impl NodeHandle {
 
     /// Core's `setban add`: refuses and disconnects `net` until `until`
     /// (Unix seconds). False if it was already banned.
-    pub fn ban(&self, net: rpc::auth::AllowIp, until: u64) -> Result<bool, NodeError> {
+    pub fn ban(&self, net: netaddr::SubNet, until: u64) -> Result<bool, NodeError> {
         Ok(self.inner()?.ctx.connections.ban(net, until))
     }
 
     /// Core's `setban remove`. False if `net` was not banned.
-    pub fn unban(&self, net: &rpc::auth::AllowIp) -> Result<bool, NodeError> {
+    pub fn unban(&self, net: &netaddr::SubNet) -> Result<bool, NodeError> {
         Ok(self.inner()?.ctx.connections.unban(net))
     }
 
     /// Current bans: subnet, start and end (Unix seconds).
-    pub fn banned(&self) -> Result<Vec<(rpc::auth::AllowIp, u64, u64)>, NodeError> {
+    pub fn banned(&self) -> Result<Vec<(netaddr::SubNet, u64, u64)>, NodeError> {
         Ok(self.inner()?.ctx.connections.bans())
     }
 

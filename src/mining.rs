@@ -4,20 +4,32 @@
 //! `BlockAssembler` does: the BIP34 coinbase (height push, then an extra
 //! nonce), the BIP141 witness commitment, the block subsidy schedule, the
 //! median-time-past rule for the header time, the merkle root, and the nonce
-//! grinding that makes the header meet its `nBits` target. It is pure
-//! library code with no threads of its own: it runs on whichever thread
-//! calls it (the RPC thread serving `generatetoaddress`, or a test).
+//! grinding that makes the header meet its `nBits` target; and regtest block
+//! generation on the chain tip ([`generate_block`], Core's
+//! `generatetoaddress` / `generateblock`). The consensus formulas (merkle
+//! root, witness commitment, subsidy, median time past) are the chain
+//! layer's (`chain::check`, `chain::pow`), used here so templates and
+//! validation cannot disagree. No threads of its own: templates are built
+//! on whichever thread calls (a test, `strand generate`), blocks on the tip
+//! on the thread owning the chain state (the sync-manager thread for a
+//! running node). Only networks whose proof of work is trivial (regtest)
+//! may generate on the tip: mining mainnet blocks on a CPU would never
+//! finish.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use bitcoin::block::{Header, Version};
 use bitcoin::hashes::Hash;
 use bitcoin::script::{Builder, PushBytesBuf};
 use bitcoin::{
-    absolute, merkle_tree, opcodes, transaction, Amount, Block, BlockHash, CompactTarget, OutPoint,
-    ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Witness, WitnessCommitment,
-    WitnessMerkleNode, Wtxid,
+    absolute, opcodes, transaction, Amount, Block, BlockHash, CompactTarget, OutPoint, ScriptBuf,
+    Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Witness, WitnessCommitment,
 };
+
+use crate::chain::check::{self, WITNESS_COMMITMENT_HEADER};
+use crate::chain::pow::{self, HeaderAncestry};
+use crate::chain::state::{ChainEvent, ChainState, RejectError};
 
 /// Regtest `nBits` (the easiest target: about two hashes per block); use
 /// `CompactTarget::from_consensus(REGTEST_NBITS)`.
@@ -26,19 +38,17 @@ pub const REGTEST_NBITS: u32 = 0x207f_ffff;
 pub const REGTEST_HALVING_INTERVAL: u32 = 150;
 /// Mainnet, testnet and signet subsidy halving interval, in blocks.
 pub const MAINNET_HALVING_INTERVAL: u32 = 210_000;
-/// The subsidy of the first halving era.
-pub const INITIAL_SUBSIDY: Amount = Amount::from_sat(50 * 100_000_000);
-/// Blocks a coinbase output must wait before it can be spent: a coinbase of
-/// height `h` may be spent in a block of height `h + COINBASE_MATURITY` or
-/// later.
-pub const COINBASE_MATURITY: u32 = 100;
 /// The witness reserved value Core puts in the coinbase witness.
 pub const WITNESS_RESERVED_VALUE: [u8; 32] = [0u8; 32];
-/// Number of previous blocks whose median time bounds the next block's time.
-pub const MEDIAN_TIME_SPAN: usize = 11;
-/// The prefix of the coinbase output script carrying the witness commitment:
-/// `OP_RETURN`, a 36-byte push, and the magic `aa21a9ed`.
-pub const WITNESS_COMMITMENT_PREFIX: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+/// The start of the coinbase output carrying the witness commitment (the
+/// consensus layer's constant under the name template users know).
+pub use crate::chain::check::WITNESS_COMMITMENT_HEADER as WITNESS_COMMITMENT_PREFIX;
+/// Blocks a coinbase output must wait before it can be spent (the
+/// consensus constant, re-exported for template users).
+pub use crate::chain::params::COINBASE_MATURITY;
+/// Number of previous blocks whose median time bounds the next block's time
+/// (the consensus constant, as a `usize` for slicing).
+pub const MEDIAN_TIME_SPAN: usize = crate::chain::params::MEDIAN_TIME_SPAN as usize;
 
 /// Why a block could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +187,7 @@ pub fn coinbase_height(script_sig: &bitcoin::Script) -> Option<u32> {
 /// The BIP141 commitment output script: `OP_RETURN <aa21a9ed || commitment>`.
 pub fn witness_commitment_script(commitment: &WitnessCommitment) -> ScriptBuf {
     let mut bytes = Vec::with_capacity(38);
-    bytes.extend_from_slice(&WITNESS_COMMITMENT_PREFIX);
+    bytes.extend_from_slice(&WITNESS_COMMITMENT_HEADER);
     bytes.extend_from_slice(commitment.as_byte_array());
     ScriptBuf::from_bytes(bytes)
 }
@@ -188,47 +198,31 @@ pub fn witness_commitment_script(commitment: &WitnessCommitment) -> ScriptBuf {
 /// The witness root is computed over the wtxids with the coinbase's wtxid
 /// replaced by zero (so the coinbase need not exist yet), and committed
 /// together with [`WITNESS_RESERVED_VALUE`].
+///
+/// The formulas are the consensus layer's ([`check::compute_merkle_root`],
+/// [`check::witness_commitment`]), so templates and validation agree.
 pub fn witness_commitment(non_coinbase_txs: &[Transaction]) -> WitnessCommitment {
-    let hashes = std::iter::once(Wtxid::all_zeros().to_raw_hash()).chain(
-        non_coinbase_txs
-            .iter()
-            .map(|t| t.compute_wtxid().to_raw_hash()),
-    );
-    // The iterator starts with the coinbase placeholder, so it is never empty.
-    let root = merkle_tree::calculate_root(hashes)
-        .unwrap_or_else(bitcoin::hashes::sha256d::Hash::all_zeros);
-    Block::compute_witness_commitment(
-        &WitnessMerkleNode::from_raw_hash(root),
-        &WITNESS_RESERVED_VALUE,
-    )
+    let leaves = std::iter::once([0u8; 32])
+        .chain(
+            non_coinbase_txs
+                .iter()
+                .map(|t| t.compute_wtxid().to_byte_array()),
+        )
+        .collect();
+    let (root, _) = check::compute_merkle_root(leaves);
+    WitnessCommitment::from_byte_array(check::witness_commitment(&root, &WITNESS_RESERVED_VALUE))
 }
 
-/// The block subsidy at `height`: 50 BTC halved every `halving_interval`
-/// blocks, zero after 64 halvings (Core's `GetBlockSubsidy`).
-pub fn block_subsidy(height: u32, halving_interval: u32) -> Amount {
-    let halvings = height.checked_div(halving_interval).unwrap_or(0);
-    if halvings >= 64 {
-        return Amount::ZERO;
-    }
-    Amount::from_sat(INITIAL_SUBSIDY.to_sat() >> halvings)
-}
-
-/// The median of the last (up to) [`MEDIAN_TIME_SPAN`] block times,
-/// `prev_times` being ordered oldest first and ending with the tip. `None`
-/// for an empty slice.
+/// The median of the last (up to) [`MEDIAN_TIME_SPAN`] block times
+/// (`prev_times` oldest first, ending with the tip), `None` for an empty
+/// slice: the consensus layer's [`pow::median_time_past`].
 pub fn median_time_past(prev_times: &[u32]) -> Option<u32> {
-    let start = prev_times.len().saturating_sub(MEDIAN_TIME_SPAN);
-    let mut last: Vec<u32> = prev_times[start..].to_vec();
-    if last.is_empty() {
-        return None;
-    }
-    last.sort_unstable();
-    Some(last[last.len() / 2])
+    (!prev_times.is_empty()).then(|| pow::median_time_past(prev_times))
 }
 
 /// A valid time for the next block: `now`, raised to median-time-past + 1
 /// when `now` is not after it (`prev_times` oldest first, ending with the
-/// tip).
+/// tip; the median is the consensus layer's [`pow::median_time_past`]).
 pub fn next_block_time(prev_times: &[u32], now: u32) -> u32 {
     match median_time_past(prev_times) {
         Some(mtp) => now.max(mtp.saturating_add(1)),
@@ -308,7 +302,7 @@ pub fn build_block(
     if let Some(i) = template.txs.iter().position(|t| t.is_coinbase()) {
         return Err(MiningError::CoinbaseInTemplate(i));
     }
-    let value = block_subsidy(template.height, template.halving_interval)
+    let value = check::subsidy_at(template.height, template.halving_interval)
         .checked_add(template.fees)
         .filter(|v| *v <= Amount::MAX_MONEY)
         .ok_or(MiningError::CoinbaseValueOutOfRange)?;
@@ -347,12 +341,13 @@ pub fn build_block(
 }
 
 /// The merkle root of `txs` (all zeros for an empty list, which no valid
-/// block has).
+/// block has), by the consensus layer's [`check::compute_merkle_root`].
 pub fn merkle_root(txs: &[Transaction]) -> TxMerkleNode {
-    let hashes = txs.iter().map(|t| t.compute_txid().to_raw_hash());
-    merkle_tree::calculate_root(hashes)
-        .map(TxMerkleNode::from_raw_hash)
-        .unwrap_or_else(TxMerkleNode::all_zeros)
+    let leaves = txs
+        .iter()
+        .map(|t| t.compute_txid().to_byte_array())
+        .collect();
+    TxMerkleNode::from_byte_array(check::compute_merkle_root(leaves).0)
 }
 
 /// Grinds `block`'s nonce until the header meets the target of its own
@@ -388,6 +383,138 @@ fn bump_nonce(header: &mut Header) -> bool {
         },
     }
     true
+}
+
+// ---------------------------------------------------------------------------
+// Blocks on the chain tip (Core's `generatetoaddress` / `generateblock`)
+// ---------------------------------------------------------------------------
+
+/// Why blocks could not be generated.
+#[derive(Debug)]
+pub enum GenerateError {
+    /// Not a regtest chain.
+    NotRegtest,
+    /// A transaction spends an output that is neither unspent nor created
+    /// earlier in the list.
+    MissingInput(OutPoint),
+    /// A transaction pays out more than it spends.
+    NegativeFee(bitcoin::Txid),
+    /// The block could not be assembled.
+    Template(MiningError),
+    /// No nonce satisfied the target.
+    NotMined,
+    /// The chain rejected the block (invalid transactions, for instance).
+    Rejected(String),
+}
+
+impl fmt::Display for GenerateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GenerateError::NotRegtest => write!(f, "blocks can only be generated on regtest"),
+            GenerateError::MissingInput(op) => write!(f, "input {op} is missing or spent"),
+            GenerateError::NegativeFee(t) => {
+                write!(f, "transaction {t} spends more than its inputs")
+            }
+            GenerateError::Template(e) => write!(f, "cannot build block: {e}"),
+            GenerateError::NotMined => write!(f, "no valid nonce found"),
+            GenerateError::Rejected(r) => write!(f, "block rejected: {r}"),
+        }
+    }
+}
+
+impl std::error::Error for GenerateError {}
+
+struct Tip<'a>(&'a ChainState);
+
+impl HeaderAncestry for Tip<'_> {
+    fn height(&self) -> u32 {
+        self.0.height()
+    }
+    fn header_at(&self, height: u32) -> Option<bitcoin::block::Header> {
+        let hash = self.0.active_hash(height)?;
+        self.0.entry(&hash).map(|e| e.header)
+    }
+}
+
+/// Builds and mines (but does not connect) a block on the tip paying
+/// subsidy plus fees to `script`, with `txs` in order.
+pub fn build_block_on_tip(
+    chain: &mut ChainState,
+    script: &ScriptBuf,
+    txs: Vec<Transaction>,
+) -> Result<Block, GenerateError> {
+    let params = chain.params().clone();
+    if !params.no_retargeting {
+        return Err(GenerateError::NotRegtest);
+    }
+    let fees = fees_of(chain, &txs)?;
+    let tip = chain.tip();
+    let height = chain.height() + 1;
+    let ancestry = Tip(chain);
+    let mtp = pow::median_time_past_at(&ancestry, chain.height())
+        .map_err(|e| GenerateError::Rejected(e.to_string()))?;
+    let now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
+    let time = now.max(mtp.saturating_add(1));
+    let bits = pow::next_work_required(&ancestry, time, &params)
+        .map_err(|e| GenerateError::Rejected(e.to_string()))?;
+    let mut template = BlockTemplate::regtest(tip, height, time, txs, fees);
+    template.bits = bits;
+    // A fresh extra nonce: the same transactions on the same parent (after
+    // invalidateblock, say) must not rebuild a block hash already known.
+    template.extra_nonce = crate::util::random_nonce() & 0xffff_ffff;
+    template.halving_interval = params.subsidy_halving_interval;
+    let mut block = build_block(template, script.clone()).map_err(GenerateError::Template)?;
+    if !mine(&mut block, u64::from(u32::MAX) * 4) {
+        return Err(GenerateError::NotMined);
+    }
+    Ok(block)
+}
+
+/// Mines one block on the tip paying subsidy plus fees to `script`, with
+/// `txs` (in order, parents first), and connects it. Returns the block and
+/// the chain events it caused.
+pub fn generate_block(
+    chain: &mut ChainState,
+    script: &ScriptBuf,
+    txs: Vec<Transaction>,
+) -> Result<(Block, Vec<ChainEvent>), GenerateError> {
+    let block = build_block_on_tip(chain, script, txs)?;
+    match chain.accept_block(block.clone()) {
+        Ok(events) => Ok((block, events)),
+        Err(RejectError::Invalid(e)) => Err(GenerateError::Rejected(e.to_string())),
+        Err(e) => Err(GenerateError::Rejected(e.to_string())),
+    }
+}
+
+/// Total fees of `txs`, spending the UTXO set and outputs of earlier `txs`.
+fn fees_of(chain: &mut ChainState, txs: &[Transaction]) -> Result<Amount, GenerateError> {
+    let mut created: HashMap<OutPoint, Amount> = HashMap::new();
+    let mut total = Amount::ZERO;
+    for tx in txs {
+        let mut value_in = Amount::ZERO;
+        for input in &tx.input {
+            let op = input.previous_output;
+            let value = match created.remove(&op) {
+                Some(v) => v,
+                None => chain
+                    .coin(&op)
+                    .map_err(|e| GenerateError::Rejected(e.to_string()))?
+                    .map(|c| c.amount)
+                    .ok_or(GenerateError::MissingInput(op))?,
+            };
+            value_in += value;
+        }
+        let value_out: Amount = tx.output.iter().map(|o| o.value).sum();
+        let fee = value_in
+            .checked_sub(value_out)
+            .ok_or(GenerateError::NegativeFee(tx.compute_txid()))?;
+        total += fee;
+        let txid = tx.compute_txid();
+        for (vout, out) in tx.output.iter().enumerate() {
+            created.insert(OutPoint::new(txid, vout as u32), out.value);
+        }
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -439,6 +566,7 @@ mod tests {
 
     #[test]
     fn subsidy_schedule() {
+        let block_subsidy = check::subsidy_at;
         assert_eq!(block_subsidy(0, 150), Amount::from_btc(50.0).unwrap());
         assert_eq!(block_subsidy(149, 150), Amount::from_btc(50.0).unwrap());
         assert_eq!(block_subsidy(150, 150), Amount::from_btc(25.0).unwrap());
@@ -453,15 +581,15 @@ mod tests {
 
     #[test]
     fn next_time_respects_median_time_past() {
-        assert_eq!(median_time_past(&[]), None);
         assert_eq!(next_block_time(&[], 5), 5);
         let times: Vec<u32> = (1..=20).map(|i| i * 10).collect();
         // Last 11: 100..=200, median 150.
-        assert_eq!(median_time_past(&times), Some(150));
         assert_eq!(next_block_time(&times, 100), 151);
         assert_eq!(next_block_time(&times, 1000), 1000);
-        // Unordered times: median of the sorted last 11.
-        assert_eq!(median_time_past(&[5, 1, 3]), Some(3));
+        // Unordered times: median of the sorted last 11 (3).
+        assert_eq!(next_block_time(&[5, 1, 3], 2), 4);
+        assert_eq!(median_time_past(&[]), None);
+        assert_eq!(median_time_past(&times), Some(150));
     }
 
     #[test]
@@ -485,7 +613,7 @@ mod tests {
         assert!(cb.output[1]
             .script_pubkey
             .as_bytes()
-            .starts_with(&WITNESS_COMMITMENT_PREFIX));
+            .starts_with(&WITNESS_COMMITMENT_HEADER));
         assert_eq!(cb.input[0].witness.len(), 1);
         assert_eq!(coinbase_height(&cb.input[0].script_sig), Some(1));
     }

@@ -40,22 +40,10 @@ pub(crate) fn lifecycle_capacity(max_peers: usize) -> usize {
     2 * max_peers + 64
 }
 
-/// Called by the peer handler for every finished peer, to drop that peer's
-/// orphan transactions. The mempool implements it; returns how many were
-/// evicted.
-pub trait OrphanEvictor: Send {
-    /// Evicts the orphans received from `peer`.
-    fn evict_orphans_from(&mut self, peer: PeerId) -> usize;
-}
-
-/// The evictor used until a mempool exists: there are no orphans.
-pub struct NoOrphans;
-
-impl OrphanEvictor for NoOrphans {
-    fn evict_orphans_from(&mut self, _peer: PeerId) -> usize {
-        0
-    }
-}
+/// The hook the peer handler calls for every finished peer; the mempool
+/// defines it (its orphans are tagged by peer). Re-exported here, where it
+/// is called.
+pub use crate::mempool::{NoOrphans, OrphanEvictor};
 
 /// Requests to the peer-handler thread.
 pub(crate) enum HandlerMsg {

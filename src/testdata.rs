@@ -9,6 +9,11 @@
 //! deliberately invalid variants (bad signatures, double spends, blocks with
 //! arbitrary transactions) for tests. It is library code with no threads of
 //! its own: it runs on the thread of the test or benchmark that calls it.
+//!
+//! Compiled only for the crate's own tests and with the `test-util` feature
+//! (which the integration tests, benches and examples enable through the
+//! self dev-dependency in `Cargo.toml`): an embedder's `strand` has no test
+//! code.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -26,7 +31,8 @@ use bitcoin::{
     PublicKey, Script, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
 };
 
-use crate::mining::{self, BlockTemplate, COINBASE_MATURITY, MEDIAN_TIME_SPAN};
+use crate::chain::params::{COINBASE_MATURITY, MEDIAN_TIME_SPAN};
+use crate::mining::{self, BlockTemplate};
 
 /// Number of keys each builder derives from its seed.
 pub const NUM_KEYS: usize = 16;
@@ -481,7 +487,7 @@ impl ChainBuilder {
     /// subsidy + `fees` to `script`.
     fn mine_on_tip(&self, txs: Vec<Transaction>, fees: Amount, script: ScriptBuf) -> Block {
         let height = self.height() + 1;
-        let start = self.blocks.len().saturating_sub(MEDIAN_TIME_SPAN);
+        let start = self.blocks.len().saturating_sub(MEDIAN_TIME_SPAN as usize);
         let prev_times: Vec<u32> = self.blocks[start..].iter().map(|b| b.header.time).collect();
         let now = self
             .first_time
@@ -900,6 +906,7 @@ pub fn verify_input(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::{check, pow};
     use std::time::Instant;
 
     /// Replays `blocks` like a validating node would (for what the builder
@@ -922,7 +929,7 @@ mod tests {
             assert!(block.header.validate_pow(block.header.target()).is_ok());
             assert!(block.check_merkle_root(), "merkle root at {h}");
             assert!(block.check_witness_commitment(), "commitment at {h}");
-            assert!(block.header.time > mining::median_time_past(&times).unwrap());
+            assert!(block.header.time > pow::median_time_past(&times));
             times.push(block.header.time);
             let cb = &block.txdata[0];
             assert!(cb.is_coinbase());
@@ -955,7 +962,7 @@ mod tests {
                 }
             }
             let cb_value: Amount = cb.output.iter().map(|o| o.value).sum();
-            assert_eq!(cb_value, mining::block_subsidy(h, 150) + fees);
+            assert_eq!(cb_value, check::subsidy_at(h, 150) + fees);
             let txid = cb.compute_txid();
             for (n, o) in cb.output.iter().enumerate() {
                 utxos.insert(OutPoint::new(txid, n as u32), (o.clone(), h, true));

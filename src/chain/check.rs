@@ -40,7 +40,9 @@ const SEQUENCE_LOCKTIME_TYPE_FLAG: u32 = 1 << 22;
 const SEQUENCE_LOCKTIME_MASK: u32 = 0x0000_ffff;
 const SEQUENCE_LOCKTIME_GRANULARITY: u32 = 9;
 const MAX_PUBKEYS_PER_MULTISIG: u64 = 20;
-const WITNESS_COMMITMENT_HEADER: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+/// The start of the coinbase output script carrying the BIP141 witness
+/// commitment: `OP_RETURN`, a 36-byte push, and the magic `aa21a9ed`.
+pub const WITNESS_COMMITMENT_HEADER: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
 
 fn money_range(v: u64) -> bool {
     v <= MAX_MONEY
@@ -857,7 +859,13 @@ pub fn contextual_check_block(
 /// Block subsidy at `height` (Core `GetBlockSubsidy`): 50 BTC halved every
 /// `subsidy_halving_interval` blocks, zero after 64 halvings.
 pub fn block_subsidy(height: u32, params: &ChainParams) -> Amount {
-    let halvings = height / params.subsidy_halving_interval.max(1);
+    subsidy_at(height, params.subsidy_halving_interval)
+}
+
+/// [`block_subsidy`] for a halving interval given directly (block
+/// templates carry the interval, not the parameters).
+pub fn subsidy_at(height: u32, halving_interval: u32) -> Amount {
+    let halvings = height / halving_interval.max(1);
     if halvings >= 64 {
         return Amount::ZERO;
     }

@@ -15,7 +15,7 @@ pub mod check;
 pub mod coins;
 pub mod error;
 pub mod hasher;
-pub mod miner;
+pub mod network;
 pub mod params;
 pub mod pow;
 pub mod script;

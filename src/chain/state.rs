@@ -31,10 +31,10 @@ use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut};
 use super::check::{self, Coin as CheckCoin};
 use super::coins::{BlockCoins, CoinsCache, ENTRY_COST};
 use super::hasher::BlockMap;
+use super::network::Network;
 use super::pow::{self, HeaderAncestry};
 use super::script::{self, ScriptCheckPool};
 use super::{ChainParams, RejectKind, ValidationError};
-use crate::config::Network;
 use crate::store::{BlockStatus, BlockUndo, Coin, IndexEntry, Store, StoreError, WriteBatch};
 
 /// Tuning of the chain state.
@@ -248,7 +248,7 @@ impl ChainState {
         opts: ChainOptions,
     ) -> Result<ChainState, ChainError> {
         let params = match (&opts.signet_challenge, network) {
-            (Some(c), crate::config::Network::Signet) => ChainParams::custom_signet(c.clone()),
+            (Some(c), Network::Signet) => ChainParams::custom_signet(c.clone()),
             _ => ChainParams::for_network(network.to_bitcoin())
                 .ok_or(ChainError::UnsupportedNetwork(network))?,
         };
@@ -635,8 +635,13 @@ impl ChainState {
             tip: prev_hash,
             height: prev.height,
         };
-        check::check_block_header_context(header, &ancestry, crate::unix_time(), &self.params)
-            .map_err(RejectError::Invalid)?;
+        check::check_block_header_context(
+            header,
+            &ancestry,
+            crate::util::unix_time(),
+            &self.params,
+        )
+        .map_err(RejectError::Invalid)?;
         Ok(Some((
             hash,
             IndexEntry {

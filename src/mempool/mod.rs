@@ -18,7 +18,7 @@
 //!   disconnecting blocks ([`Mempool::remove_for_block`],
 //!   [`Mempool::readd_for_reorg`]);
 //! * the **peer-handler thread** locks it through the
-//!   [`crate::server::OrphanEvictor`] impl of [`SharedMempool`] to drop a
+//!   [`OrphanEvictor`] impl of [`SharedMempool`] to drop a
 //!   finished peer's orphans;
 //! * **RPC threads** lock it for queries; `sendrawtransaction` goes through
 //!   the sync manager (it needs the chain).
@@ -48,14 +48,14 @@ use crate::chain::check::{
 };
 use crate::chain::script::{PrecomputedTransaction, ScriptError, VERIFY_ALL};
 use crate::chain::ChainParams;
-use crate::peer::PeerId;
 use crate::store::Coin;
+use crate::util::PeerId;
 
 pub use error::{
     MempoolReject, OrphanReject, RejectCode, RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR,
     RPC_VERIFY_REJECTED,
 };
-pub use orphans::{OrphanAdded, OrphanConfig, OrphanEntry, OrphanPool};
+pub use orphans::{NoOrphans, OrphanAdded, OrphanConfig, OrphanEntry, OrphanEvictor, OrphanPool};
 pub use policy::FeeRate;
 
 /// Most transactions one replacement may evict (Core
@@ -1276,7 +1276,7 @@ impl SharedMempool {
     }
 }
 
-impl crate::server::OrphanEvictor for SharedMempool {
+impl OrphanEvictor for SharedMempool {
     /// Called by the peer-handler thread for every finished peer.
     fn evict_orphans_from(&mut self, peer: PeerId) -> usize {
         self.0.lock().erase_orphans_for_peer(peer)

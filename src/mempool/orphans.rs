@@ -20,7 +20,7 @@ use bitcoin::{Block, OutPoint, Transaction, Txid, Wtxid};
 
 use super::error::OrphanReject;
 use super::policy::MAX_STANDARD_TX_WEIGHT;
-use crate::peer::PeerId;
+use crate::util::PeerId;
 
 /// Orphan pool limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,5 +292,24 @@ impl OrphanPool {
             .into_iter()
             .filter_map(|t| self.entries.get(&t).map(|e| (t, e.peer)))
             .collect()
+    }
+}
+
+/// The orphan pool's contract with the peer-handler thread: called for every
+/// finished peer, to drop that peer's orphan transactions; returns how many
+/// were evicted. Defined by the mempool (which owns the contract) so the
+/// networking layer depends on it, not the other way round;
+/// [`crate::mempool::SharedMempool`] implements it.
+pub trait OrphanEvictor: Send {
+    /// Evicts the orphans received from `peer`.
+    fn evict_orphans_from(&mut self, peer: PeerId) -> usize;
+}
+
+/// The evictor used until a mempool exists: there are no orphans.
+pub struct NoOrphans;
+
+impl OrphanEvictor for NoOrphans {
+    fn evict_orphans_from(&mut self, _peer: PeerId) -> usize {
+        0
     }
 }

@@ -13,9 +13,9 @@ use bitcoin::{
 };
 
 use super::policy::{self, dust_threshold, solve, standard_output_type, OutputType};
+use super::OrphanEvictor;
 use super::*;
 use crate::chain::script::script_flags_for_height;
-use crate::server::OrphanEvictor;
 use crate::testdata::{corrupt_signature, ChainBuilder, OutputKind};
 
 const NOW: u64 = 1_700_000_000;
@@ -72,7 +72,7 @@ fn ctx_for(blocks: &[Block]) -> AcceptContext<'static> {
     let times: Vec<u32> = blocks.iter().map(|b| b.header.time).collect();
     AcceptContext {
         height,
-        median_time_past: i64::from(crate::mining::median_time_past(&times).unwrap_or(0)),
+        median_time_past: i64::from(crate::chain::pow::median_time_past(&times)),
         script_flags: script_flags_for_height(height, params()),
         params: params(),
         time: NOW,

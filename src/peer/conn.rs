@@ -31,21 +31,99 @@
 //! 101 hashes, `inv`/`getdata` of more than 50,000 items, `addr` of more than
 //! 1,000) drop it before they reach the sync manager.
 
+use std::fmt;
 use std::io::{BufReader, Write};
-use std::sync::atomic::Ordering;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_network::VersionMessage;
-use bitcoin::p2p::ServiceFlags;
-use crossbeam_channel::{select, Receiver};
+use bitcoin::p2p::{Magic, ServiceFlags};
+use crossbeam_channel::{bounded, select, Receiver, Sender};
 
+use super::addrbook;
 use super::lifecycle::run_lifecycle;
-use super::{random_nonce, Direction, DisconnectReason, NetContext, Peer, RemoteVersion};
-use crate::sync::SyncMsg;
+use super::{
+    Connections, Direction, DisconnectReason, LifecycleEvent, Peer, RegisterError, RemoteVersion,
+};
+use crate::config::Config;
+use crate::util::random_nonce;
 use crate::wire::{self, WireError};
+
+/// Where a peer's reader thread delivers messages once the handshake is
+/// done: the sync manager's inbox. Defined here, at the boundary the reader
+/// owns, so the networking layer does not import the sync manager; the
+/// sync manager implements it for its channel. [`MessageSink::deliver`]
+/// blocks while the inbox is full (back-pressure, a downstream send) and
+/// returns `false` once the receiver is gone (shutdown).
+pub(crate) trait MessageSink: Send + Sync {
+    /// Delivers `msg` from `peer`; `false` if the receiver is gone.
+    fn deliver(&self, peer: Arc<Peer>, msg: NetworkMessage) -> bool;
+}
+
+/// What every peer thread needs from the node.
+pub(crate) struct NetContext {
+    pub config: Config,
+    pub magic: Magic,
+    pub services: ServiceFlags,
+    /// Our best block height, published by the sync manager; sent in `version`.
+    pub best_height: Arc<AtomicI32>,
+    pub lifecycle_tx: Sender<LifecycleEvent>,
+    /// The sync manager's inbox, where the reader delivers messages.
+    pub messages: Box<dyn MessageSink>,
+    pub connections: Connections,
+    /// Addresses learnt from peers, for `getaddr`.
+    pub addr_book: addrbook::AddrBook,
+}
+
+/// Why [`start_peer`] did not start a connection.
+#[derive(Debug)]
+pub(crate) enum StartPeerError {
+    Register(RegisterError),
+    Io(std::io::Error),
+}
+
+impl fmt::Display for StartPeerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartPeerError::Register(RegisterError::Full) => write!(f, "connection limit reached"),
+            StartPeerError::Register(RegisterError::ShuttingDown) => write!(f, "shutting down"),
+            StartPeerError::Register(RegisterError::Banned) => write!(f, "address is banned"),
+            StartPeerError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Registers `stream` as a new peer and starts its threads. On error the
+/// stream is dropped (closed) and nothing was started.
+pub(crate) fn start_peer(
+    ctx: &Arc<NetContext>,
+    stream: TcpStream,
+    direction: Direction,
+) -> Result<Arc<Peer>, StartPeerError> {
+    let addr = stream.peer_addr().map_err(StartPeerError::Io)?;
+    let _ = stream.set_nodelay(true);
+    let id = ctx.connections.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = bounded(ctx.config.send_queue_len);
+    let peer = Arc::new(Peer::new(id, addr, direction, Some(stream), tx));
+    ctx.connections
+        .register(&peer)
+        .map_err(StartPeerError::Register)?;
+    let thread_ctx = Arc::clone(ctx);
+    let thread_peer = Arc::clone(&peer);
+    let spawned = std::thread::Builder::new()
+        .name(format!("peer-{id}"))
+        .stack_size(ctx.config.peer_stack_size)
+        .spawn(move || run_peer(thread_ctx, thread_peer, rx));
+    if let Err(e) = spawned {
+        ctx.connections.remove(&peer);
+        return Err(StartPeerError::Io(e));
+    }
+    Ok(peer)
+}
 
 /// The protocol version strand speaks (Bitcoin Core 0.21+: wtxidrelay).
 pub const PROTOCOL_VERSION: u32 = 70016;
@@ -340,11 +418,7 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                     // (shutdown) is not waited for long.
                     let _ = peer.announced.receiver().recv_timeout(ANNOUNCE_WAIT);
                 }
-                if ctx
-                    .sync_tx
-                    .send(SyncMsg::Message(Arc::clone(peer), other))
-                    .is_err()
-                {
+                if !ctx.messages.deliver(Arc::clone(peer), other) {
                     return DisconnectReason::Shutdown;
                 }
             }

@@ -1,6 +1,6 @@
 //! The per-peer lifecycle thread: the one sender of a peer's `Add` and `Done`.
 //!
-//! This is the heart of strand's design (see `DESIGN.md`, "the bug this
+//! This is the heart of strand's design (see `docs/DESIGN.md`, "the bug this
 //! design exists to make impossible"). Each connection gets a lifecycle
 //! thread running [`run_lifecycle`]. It waits for the peer's *verack* signal
 //! or its *quit* signal, checking verack first without blocking and then
@@ -10,71 +10,13 @@
 //! the single lifecycle channel consumed only by the peer-handler thread
 //! (`server.rs`), so for any peer `Add` can never follow `Done`.
 //!
-//! [`Signal`] is a one-shot, close-once flag in the manner of closing a Go
-//! channel: it can be waited on in a `select!` and checked without blocking.
+//! The verack and quit flags are [`super::signal::Signal`]s.
 
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, select_biased, Receiver, Sender, TryRecvError};
-use parking_lot::Mutex;
+use crossbeam_channel::{select_biased, Sender};
 
 use super::Peer;
-
-/// A one-shot signal. Setting it closes an internal channel, so any number
-/// of threads can wait on [`Signal::receiver`] in a `select!`.
-///
-/// Setting it a second time is a caller bug that is logged at error level
-/// and otherwise ignored: the signal stays set and nothing panics.
-#[derive(Debug)]
-pub struct Signal {
-    name: &'static str,
-    tx: Mutex<Option<Sender<()>>>,
-    rx: Receiver<()>,
-}
-
-impl Signal {
-    /// A new, unset signal; `name` appears in the double-set error log.
-    pub fn new(name: &'static str) -> Signal {
-        let (tx, rx) = bounded(0);
-        Signal {
-            name,
-            tx: Mutex::new(Some(tx)),
-            rx,
-        }
-    }
-
-    /// Sets the signal. Returns false (and logs an error) if it was already
-    /// set.
-    pub fn set(&self, context: &dyn std::fmt::Display) -> bool {
-        if self.tx.lock().take().is_some() {
-            true
-        } else {
-            log::error!("{} signalled twice for {}", self.name, context);
-            false
-        }
-    }
-
-    /// Sets the signal unless it is already set, without logging.
-    pub fn set_quiet(&self) {
-        self.tx.lock().take();
-    }
-
-    /// True once the signal has been set.
-    pub fn is_set(&self) -> bool {
-        matches!(self.rx.try_recv(), Err(TryRecvError::Disconnected))
-    }
-
-    /// A receiver that becomes ready (disconnected) when the signal is set.
-    pub fn receiver(&self) -> &Receiver<()> {
-        &self.rx
-    }
-
-    /// Blocks until the signal is set.
-    pub fn wait(&self) {
-        // No value is ever sent, so recv only returns when the sender is dropped.
-        let _ = self.rx.recv();
-    }
-}
 
 /// A peer's lifecycle events, in the only order they can be sent:
 /// optionally `Add`, then exactly one `Done`.

@@ -23,27 +23,28 @@
 pub mod addrbook;
 pub(crate) mod conn;
 pub mod lifecycle;
+pub mod signal;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::{Magic, ServiceFlags};
+use bitcoin::p2p::ServiceFlags;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
-use crate::config::Config;
-use crate::sync::SyncMsg;
+use crate::util::random_nonce;
+/// A peer's identifier (defined in the bottom layer, [`crate::util`], so the
+/// mempool can tag orphans without importing the networking layer).
+pub use crate::util::PeerId;
 use crate::wire::WireError;
-pub use lifecycle::{LifecycleEvent, Signal};
-
-/// A peer's identifier, unique for the life of the node process, assigned
-/// in connection order.
-pub type PeerId = u64;
+pub(crate) use conn::{start_peer, MessageSink, NetContext, StartPeerError};
+pub use lifecycle::LifecycleEvent;
+pub use signal::Signal;
 
 /// Who opened the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -346,21 +347,6 @@ pub fn local_services() -> ServiceFlags {
     ServiceFlags::NETWORK | ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS
 }
 
-/// A random 64-bit nonce (version and ping nonces).
-pub(crate) fn random_nonce() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS once per thread and advanced per
-    // instance: enough for nonces, which need uniqueness, not secrecy.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
 /// Why a connection could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegisterError {
@@ -397,7 +383,7 @@ pub(crate) const SLOT_WAIT: Duration = Duration::from_millis(100);
 struct ConnTable {
     peers: HashMap<PeerId, Arc<Peer>>,
     /// Banned subnets with the Unix time their ban ends (`setban`).
-    bans: Vec<(crate::rpc::auth::AllowIp, u64, u64)>,
+    bans: Vec<(crate::netaddr::SubNet, u64, u64)>,
     nonces: HashSet<u64>,
     /// Connections holding a slot.
     slots: usize,
@@ -446,7 +432,7 @@ impl Connections {
 
     /// Whether `ip` is banned now (expired bans are dropped).
     pub(crate) fn is_banned(&self, ip: std::net::IpAddr) -> bool {
-        let now = crate::unix_time();
+        let now = crate::util::unix_time();
         let mut t = self.table.lock();
         t.bans.retain(|(_, _, until)| *until > now);
         t.bans.iter().any(|(net, _, _)| net.contains(ip))
@@ -454,13 +440,13 @@ impl Connections {
 
     /// Bans `net` until `until` (Unix seconds) and disconnects its peers.
     /// Returns false if it was already banned.
-    pub(crate) fn ban(&self, net: crate::rpc::auth::AllowIp, until: u64) -> bool {
+    pub(crate) fn ban(&self, net: crate::netaddr::SubNet, until: u64) -> bool {
         let peers: Vec<_> = {
             let mut t = self.table.lock();
             if t.bans.iter().any(|(n, _, _)| *n == net) {
                 return false;
             }
-            t.bans.push((net, crate::unix_time(), until));
+            t.bans.push((net, crate::util::unix_time(), until));
             t.peers
                 .values()
                 .filter(|p| net.contains(p.addr.ip()))
@@ -474,7 +460,7 @@ impl Connections {
     }
 
     /// Lifts the ban on `net`; false if there was none.
-    pub(crate) fn unban(&self, net: &crate::rpc::auth::AllowIp) -> bool {
+    pub(crate) fn unban(&self, net: &crate::netaddr::SubNet) -> bool {
         let mut t = self.table.lock();
         let before = t.bans.len();
         t.bans.retain(|(n, _, _)| n != net);
@@ -482,8 +468,8 @@ impl Connections {
     }
 
     /// Current bans: subnet, start, end (Unix seconds).
-    pub(crate) fn bans(&self) -> Vec<(crate::rpc::auth::AllowIp, u64, u64)> {
-        let now = crate::unix_time();
+    pub(crate) fn bans(&self) -> Vec<(crate::netaddr::SubNet, u64, u64)> {
+        let now = crate::util::unix_time();
         let mut t = self.table.lock();
         t.bans.retain(|(_, _, until)| *until > now);
         t.bans.clone()
@@ -548,64 +534,4 @@ impl Connections {
         }
         true
     }
-}
-
-/// What every peer thread needs from the node.
-pub(crate) struct NetContext {
-    pub config: Config,
-    pub magic: Magic,
-    pub services: ServiceFlags,
-    /// Our best block height, published by the sync manager; sent in `version`.
-    pub best_height: Arc<AtomicI32>,
-    pub lifecycle_tx: Sender<LifecycleEvent>,
-    pub sync_tx: Sender<SyncMsg>,
-    pub connections: Connections,
-    /// Addresses learnt from peers, for `getaddr`.
-    pub addr_book: addrbook::AddrBook,
-}
-
-/// Why [`start_peer`] did not start a connection.
-#[derive(Debug)]
-pub(crate) enum StartPeerError {
-    Register(RegisterError),
-    Io(std::io::Error),
-}
-
-impl fmt::Display for StartPeerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartPeerError::Register(RegisterError::Full) => write!(f, "connection limit reached"),
-            StartPeerError::Register(RegisterError::ShuttingDown) => write!(f, "shutting down"),
-            StartPeerError::Register(RegisterError::Banned) => write!(f, "address is banned"),
-            StartPeerError::Io(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-/// Registers `stream` as a new peer and starts its threads. On error the
-/// stream is dropped (closed) and nothing was started.
-pub(crate) fn start_peer(
-    ctx: &Arc<NetContext>,
-    stream: TcpStream,
-    direction: Direction,
-) -> Result<Arc<Peer>, StartPeerError> {
-    let addr = stream.peer_addr().map_err(StartPeerError::Io)?;
-    let _ = stream.set_nodelay(true);
-    let id = ctx.connections.next_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = bounded(ctx.config.send_queue_len);
-    let peer = Arc::new(Peer::new(id, addr, direction, Some(stream), tx));
-    ctx.connections
-        .register(&peer)
-        .map_err(StartPeerError::Register)?;
-    let thread_ctx = Arc::clone(ctx);
-    let thread_peer = Arc::clone(&peer);
-    let spawned = std::thread::Builder::new()
-        .name(format!("peer-{id}"))
-        .stack_size(ctx.config.peer_stack_size)
-        .spawn(move || conn::run_peer(thread_ctx, thread_peer, rx));
-    if let Err(e) = spawned {
-        ctx.connections.remove(&peer);
-        return Err(StartPeerError::Io(e));
-    }
-    Ok(peer)
 }

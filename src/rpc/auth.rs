@@ -6,9 +6,9 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+
+pub use crate::netaddr::{SubNet as AllowIp, SubNetError as AllowIpError};
 
 /// The user name of cookie authentication (Bitcoin Core's).
 pub const COOKIE_USER: &str = "__cookie__";
@@ -152,124 +152,6 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A subnet for `--rpcallowip`: `1.2.3.4`, `1.2.3.0/24`,
-/// `1.2.3.0/255.255.255.0`, `::1`, `fd00::/8`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AllowIp {
-    /// The network address.
-    pub addr: IpAddr,
-    /// Prefix length in bits.
-    pub prefix: u8,
-}
-
-/// An `--rpcallowip` value that is not an IP or subnet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowIpError(pub String);
-
-impl fmt::Display for AllowIpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid -rpcallowip subnet specification: {}", self.0)
-    }
-}
-
-impl std::error::Error for AllowIpError {}
-
-impl AllowIp {
-    /// 127.0.0.0/8 and ::1, which Core always allows.
-    pub fn loopback() -> Vec<AllowIp> {
-        vec![
-            AllowIp {
-                addr: IpAddr::from([127, 0, 0, 0]),
-                prefix: 8,
-            },
-            AllowIp {
-                addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-                prefix: 128,
-            },
-        ]
-    }
-
-    /// Whether `ip` is inside this subnet (IPv4-mapped IPv6 counts as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(IpAddr::V4)
-                .unwrap_or(IpAddr::V6(v6)),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(self.prefix.min(32)))
-                };
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(self.prefix.min(128)))
-                };
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for AllowIp {
-    type Err = AllowIpError;
-
-    fn from_str(s: &str) -> Result<AllowIp, AllowIpError> {
-        let err = || AllowIpError(s.to_string());
-        let (ip, mask) = match s.split_once('/') {
-            Some((ip, mask)) => (ip, Some(mask)),
-            None => (s, None),
-        };
-        let addr: IpAddr = ip.parse().map_err(|_| err())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match mask {
-            None => max,
-            Some(m) if m.bytes().all(|b| b.is_ascii_digit()) && !m.is_empty() => {
-                let p: u8 = m.parse().map_err(|_| err())?;
-                if p > max {
-                    return Err(err());
-                }
-                p
-            }
-            Some(m) => {
-                // A netmask such as 255.255.255.0: must be contiguous ones.
-                let mask: IpAddr = m.parse().map_err(|_| err())?;
-                let (bits, ones) = match mask {
-                    IpAddr::V4(v) if addr.is_ipv4() => {
-                        let n = u32::from(v);
-                        (n.count_ones(), n.leading_ones())
-                    }
-                    IpAddr::V6(v) if addr.is_ipv6() => {
-                        let n = u128::from(v);
-                        (n.count_ones(), n.leading_ones())
-                    }
-                    _ => return Err(err()),
-                };
-                if bits != ones {
-                    return Err(err());
-                }
-                bits as u8
-            }
-        };
-        Ok(AllowIp { addr, prefix })
-    }
-}
-
-impl fmt::Display for AllowIp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,34 +180,6 @@ mod tests {
         assert!(!check_basic("Basic dXNlcjpwYXNz", "user:pasS"));
         assert!(!check_basic("Bearer dXNlcjpwYXNz", "user:pass"));
         assert!(!check_basic("Basic ???", "user:pass"));
-    }
-
-    #[test]
-    fn allow_ip_parsing_and_matching() {
-        let a: AllowIp = "10.1.0.0/16".parse().unwrap();
-        assert!(a.contains("10.1.200.3".parse().unwrap()));
-        assert!(!a.contains("10.2.0.1".parse().unwrap()));
-        assert!(a.contains("::ffff:10.1.0.9".parse().unwrap()));
-        let b: AllowIp = "192.168.1.0/255.255.255.0".parse().unwrap();
-        assert_eq!(b.prefix, 24);
-        let c: AllowIp = "1.2.3.4".parse().unwrap();
-        assert_eq!(c.prefix, 32);
-        assert!(c.contains("1.2.3.4".parse().unwrap()));
-        let d: AllowIp = "fd00::/8".parse().unwrap();
-        assert!(d.contains("fd12::1".parse().unwrap()));
-        assert!(!d.contains("10.0.0.1".parse().unwrap()));
-        let all: AllowIp = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("8.8.8.8".parse().unwrap()));
-        for bad in [
-            "",
-            "1.2.3",
-            "1.2.3.4/33",
-            "1.2.3.4/255.0.255.0",
-            "x/8",
-            "::1/129",
-        ] {
-            assert!(bad.parse::<AllowIp>().is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use bitcoin::p2p::ServiceFlags;
 use bitcoin::{Amount, Block, BlockHash, ScriptBuf, Transaction, TxOut, Txid, Work, Wtxid};
 
-use super::auth::AllowIp;
 use super::protocol::RpcFailure;
+use crate::netaddr::SubNet;
 
 /// What a backend method returns.
 pub type RpcResult<T> = Result<T, RpcFailure>;
@@ -406,7 +406,7 @@ pub enum BanCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BannedEntry {
     /// The banned subnet.
-    pub subnet: AllowIp,
+    pub subnet: SubNet,
     /// When the ban was set (Unix seconds).
     pub ban_created: u64,
     /// When it ends (Unix seconds).
@@ -565,7 +565,7 @@ pub trait RpcBackend: Send + Sync {
         unsupported("disconnectnode")
     }
     /// `setban`.
-    fn set_ban(&self, subnet: AllowIp, command: BanCommand) -> RpcResult<()> {
+    fn set_ban(&self, subnet: SubNet, command: BanCommand) -> RpcResult<()> {
         let _ = (subnet, command);
         unsupported("setban")
     }

@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{base64_encode, read_cookie};
 use super::methods::arg_is_string;
+pub use super::methods::ParamRef;
 use super::protocol::RpcFailure;
 use crate::config::{Config, Network};
 
@@ -212,15 +213,6 @@ pub fn convert_arg(method: &str, param: ParamRef<'_>, arg: &str) -> Value {
         return Value::String(arg.to_string());
     }
     serde_json::from_str(arg).unwrap_or_else(|_| Value::String(arg.to_string()))
-}
-
-/// Which parameter an argument is for.
-#[derive(Debug, Clone, Copy)]
-pub enum ParamRef<'a> {
-    /// By position (0-based).
-    Index(usize),
-    /// By name (`-named`).
-    Name(&'a str),
 }
 
 /// Converts positional command line arguments.

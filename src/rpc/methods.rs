@@ -17,9 +17,9 @@ use bitcoin::script::Instruction;
 use bitcoin::{Address, Amount, Block, BlockHash, Script, ScriptBuf, Transaction, TxOut, Txid};
 use serde_json::{json, Map, Value};
 
-use super::auth::AllowIp;
 use super::backend::*;
 use super::protocol::{codes, RpcFailure};
+use crate::netaddr::SubNet;
 
 /// The JSON type an argument must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -449,15 +449,24 @@ pub fn method_names() -> Vec<&'static str> {
     v
 }
 
+/// Which parameter a command-line argument is for (`strand cli`).
+#[derive(Debug, Clone, Copy)]
+pub enum ParamRef<'a> {
+    /// By position (0-based).
+    Index(usize),
+    /// By name (`-named`).
+    Name(&'a str),
+}
+
 /// Whether parameter `param` of `method` is string-typed (the CLI then
 /// passes the argument as a string without trying JSON).
-pub fn arg_is_string(method: &str, param: super::client::ParamRef<'_>) -> bool {
+pub fn arg_is_string(method: &str, param: ParamRef<'_>) -> bool {
     let Some(m) = find_method(method) else {
         return false;
     };
     let arg = match param {
-        super::client::ParamRef::Index(i) => m.args.get(i),
-        super::client::ParamRef::Name(n) => m.args.iter().find(|a| a.name == n),
+        ParamRef::Index(i) => m.args.get(i),
+        ParamRef::Name(n) => m.args.iter().find(|a| a.name == n),
     };
     arg.is_some_and(|a| matches!(a.ty, Ty::Str | Ty::Hex))
 }
@@ -1687,7 +1696,7 @@ fn h_setban(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     if command != "add" && command != "remove" {
         return Err(RpcFailure::misc(help_text(method("setban"))));
     }
-    let subnet: AllowIp = a.str(0)?.parse().map_err(|_| {
+    let subnet: SubNet = a.str(0)?.parse().map_err(|_| {
         RpcFailure::new(
             codes::RPC_CLIENT_INVALID_IP_OR_SUBNET,
             "Error: Invalid IP/Subnet",

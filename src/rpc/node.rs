@@ -399,7 +399,7 @@ impl RpcBackend for NodeBackend {
                 median_time_past: i64::from(c.median_time_past(c.height()).unwrap_or(0)),
                 script_flags: crate::chain::script::script_flags_for_height(height, &params),
                 params: &params,
-                time: crate::unix_time(),
+                time: crate::util::unix_time(),
             };
             txs.into_iter()
                 .map(|tx| {
@@ -454,7 +454,7 @@ impl RpcBackend for NodeBackend {
             }
         }
         let block = self
-            .chain(move |c| crate::chain::miner::build_block_on_tip(c, &script, resolved))?
+            .chain(move |c| crate::mining::build_block_on_tip(c, &script, resolved))?
             .map_err(|e| RpcFailure::misc(e.to_string()))?;
         let hash = block.block_hash();
         if submit {
@@ -599,10 +599,10 @@ impl RpcBackend for NodeBackend {
             .map_err(|e| RpcFailure::new(-28, e.to_string()))
     }
 
-    fn set_ban(&self, subnet: super::auth::AllowIp, command: BanCommand) -> RpcResult<()> {
+    fn set_ban(&self, subnet: crate::netaddr::SubNet, command: BanCommand) -> RpcResult<()> {
         match command {
             BanCommand::Add { duration, until } => {
-                let until = until.unwrap_or_else(|| crate::unix_time() + duration.unwrap_or(24 * 3600));
+                let until = until.unwrap_or_else(|| crate::util::unix_time() + duration.unwrap_or(24 * 3600));
                 match self.node.ban(subnet, until) {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(RpcFailure::new(-23, "Error: IP/Subnet already banned")),
@@ -676,7 +676,7 @@ impl RpcBackend for NodeBackend {
             },
             "recent_rejects": s.recent_rejects.iter().map(|(h, r)| serde_json::json!({"hash": h.to_string(), "reason": r})).collect::<Vec<_>>(),
             "uptime": self.started.elapsed().as_secs(),
-            "time": crate::unix_time(),
+            "time": crate::util::unix_time(),
         }))
     }
 }

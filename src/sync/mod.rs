@@ -34,7 +34,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::chain::state::{ChainEvent, ChainState, RejectError};
 use crate::mempool::{AcceptContext, FeeRate, MempoolReject, SharedMempool};
 use crate::peer::conn::PROTOCOL_VERSION;
-use crate::peer::{Direction, DisconnectReason, Peer, PeerId};
+use crate::peer::{Direction, DisconnectReason, MessageSink, Peer, PeerId};
 
 fn serves_blocks(peer: &Peer) -> bool {
     let services = peer.services();
@@ -93,6 +93,14 @@ pub enum SyncMsg {
     },
     /// Stop the thread.
     Shutdown,
+}
+
+/// Peers' reader threads deliver into the sync manager's inbox, behind the
+/// peer handler's `NewPeer` on the same FIFO channel.
+impl MessageSink for Sender<SyncMsg> {
+    fn deliver(&self, peer: Arc<Peer>, msg: NetworkMessage) -> bool {
+        self.send(SyncMsg::Message(peer, msg)).is_ok()
+    }
 }
 
 /// Things that must never happen, counted.
@@ -290,7 +298,7 @@ impl SyncManager {
                     if i == 0 && block_txs.is_empty() {
                         block_txs = self.block_template_txs();
                     }
-                    match crate::chain::miner::generate_block(&mut self.chain, &script, block_txs) {
+                    match crate::mining::generate_block(&mut self.chain, &script, block_txs) {
                         Ok((block, events)) => {
                             hashes.push(block.block_hash());
                             self.on_chain_events(&events, None);
@@ -714,7 +722,7 @@ impl SyncManager {
             ),
             script_flags: crate::chain::script::script_flags_for_height(height, params),
             params,
-            time: crate::unix_time(),
+            time: crate::util::unix_time(),
         }
     }
 
