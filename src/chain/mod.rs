@@ -8,13 +8,17 @@
 //! `CheckTxInputs`, sequence locks, sigops, subsidy) and [`script`] (script
 //! verification through libbitcoinkernel and the parallel
 //! [`script::ScriptCheckPool`]), with [`signet`] block solutions
-//! (Core's `CheckSignetBlockSolution`). The chain-state layer (block index, UTXO set,
+//! (Core's `CheckSignetBlockSolution`). Below them all: [`network`],
+//! [`flags`] (script flag constants) and [`merkle`] (merkle roots, witness
+//! commitment). The chain-state layer (block index, UTXO set,
 //! connect/disconnect) calls them from the chain thread.
 
 pub mod check;
 pub mod coins;
 pub mod error;
+pub mod flags;
 pub mod hasher;
+pub mod merkle;
 pub mod network;
 pub mod params;
 pub mod pow;

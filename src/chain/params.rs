@@ -7,16 +7,19 @@
 //!
 //! Source of every value: Bitcoin Core v26 `src/kernel/chainparams.cpp`
 //! (`CMainParams`, `CTestNetParams`, `SigNetParams`, `CRegTestParams`) and
-//! `validation.cpp` (`IsBIP30Repeat`, `script_flag_exceptions`).
+//! `validation.cpp` (`IsBIP30Repeat`, `script_flag_exceptions`); the default
+//! signet challenge and the magic a challenge implies (`SigNetParams`).
 
 use std::str::FromStr;
 
-use bitcoin::hashes::Hash;
+use bitcoin::consensus::encode;
+use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hex::FromHex;
 use bitcoin::p2p::Magic;
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{BlockHash, Network};
 
-use super::script;
+use super::flags;
 
 /// Blocks a coinbase output must wait before it can be spent (Core
 /// `COINBASE_MATURITY`).
@@ -26,6 +29,25 @@ pub const COINBASE_MATURITY: u32 = 100;
 pub const MAX_FUTURE_BLOCK_TIME: u32 = 2 * 60 * 60;
 /// Number of previous blocks whose timestamps form the median time past.
 pub const MEDIAN_TIME_SPAN: u32 = 11;
+
+/// The default signet's challenge, a 1-of-2 bare multisig (Core
+/// `chainparams.cpp`, `SigNetParams`).
+pub const DEFAULT_SIGNET_CHALLENGE: &str = "512103ad5e0edad18cb1f0fc0d28a3d4f1f3e445640337489abb10404f2d1e086be430210359ef5021964fe22d6f8e05b2463c9540ce96883fe3b278760f048f5189f2e6c452ae";
+
+/// The default signet challenge as bytes.
+pub fn default_challenge() -> Vec<u8> {
+    Vec::from_hex(DEFAULT_SIGNET_CHALLENGE).unwrap_or_default()
+}
+
+/// The network magic of a signet with `challenge`: the first four bytes of
+/// SHA256d of the challenge serialized as a script (length-prefixed), as
+/// Core's `SigNetParams` derives `pchMessageStart`. The default challenge
+/// gives `0a03cf40`.
+pub fn signet_magic(challenge: &[u8]) -> Magic {
+    let data = encode::serialize(&challenge.to_vec());
+    let hash = sha256d::Hash::hash(&data).to_byte_array();
+    Magic::from_bytes([hash[0], hash[1], hash[2], hash[3]])
+}
 
 /// Consensus parameters of one network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +92,7 @@ pub struct ChainParams {
     /// Hard-coded `(height, hash)` checkpoints.
     pub checkpoints: Vec<(u32, BlockHash)>,
     /// Blocks that violate a script rule and get special flags instead
-    /// (Core `script_flag_exceptions`): `(hash, script flags)` (`script::VERIFY_*`).
+    /// (Core `script_flag_exceptions`): `(hash, script flags)` (`flags::VERIFY_*`).
     pub script_flag_exceptions: Vec<(BlockHash, u32)>,
     /// The two historical blocks exempt from BIP30 (`IsBIP30Repeat`):
     /// `(height, hash)`.
@@ -197,12 +219,12 @@ impl ChainParams {
                 // BIP16 exception: the one block violating P2SH rules.
                 (
                     h("00000000000002dc756eebf4f49723ed8d30cc28a5f108eb94b1ba88ac4f9c22"),
-                    script::VERIFY_NONE,
+                    flags::VERIFY_NONE,
                 ),
                 // Taproot exception.
                 (
                     h("0000000000000000000f14c35b2d841e986ab5441de8c585d5ffe55ea1e395ad"),
-                    script::VERIFY_P2SH | script::VERIFY_WITNESS,
+                    flags::VERIFY_P2SH | flags::VERIFY_WITNESS,
                 ),
             ],
             signet_challenge: None,
@@ -249,7 +271,7 @@ impl ChainParams {
             script_flag_exceptions: vec![(
                 // BIP16 exception.
                 h("00000000dd30457c001f4095d208cc1296b0eed002427aa599874af7a432b105"),
-                script::VERIFY_NONE,
+                flags::VERIFY_NONE,
             )],
             bip30_exceptions: Vec::new(),
             signet_challenge: None,
@@ -278,7 +300,7 @@ impl ChainParams {
             checkpoints: Vec::new(),
             script_flag_exceptions: Vec::new(),
             bip30_exceptions: Vec::new(),
-            signet_challenge: Some(super::signet::default_challenge()),
+            signet_challenge: Some(default_challenge()),
         }
     }
 
@@ -324,7 +346,7 @@ impl ChainParams {
     /// challenge derives (Core's `SigNetParams`).
     pub fn magic(&self) -> Magic {
         match &self.signet_challenge {
-            Some(c) => super::signet::signet_magic(c),
+            Some(c) => signet_magic(c),
             None => Magic::from(self.network),
         }
     }
@@ -336,7 +358,7 @@ impl ChainParams {
 
     /// `pow_limit` in compact form (Core `UintToArith256(powLimit).GetCompact()`).
     pub fn pow_limit_bits(&self) -> CompactTarget {
-        super::pow::U256::from_target(self.pow_limit).to_compact()
+        self.pow_limit.to_compact_lossy()
     }
 
     /// The checkpoint hash at `height`, if any.

@@ -30,31 +30,10 @@ use parking_lot::Mutex;
 use super::error::ValidationError;
 use super::params::ChainParams;
 
-/// No script flags.
-pub const VERIFY_NONE: u32 = bitcoinkernel::VERIFY_NONE;
-/// Evaluate P2SH subscripts (BIP16).
-pub const VERIFY_P2SH: u32 = bitcoinkernel::VERIFY_P2SH;
-/// Strict DER signatures (BIP66).
-pub const VERIFY_DERSIG: u32 = bitcoinkernel::VERIFY_DERSIG;
-/// Empty dummy argument to `OP_CHECKMULTISIG` (BIP147).
-pub const VERIFY_NULLDUMMY: u32 = bitcoinkernel::VERIFY_NULLDUMMY;
-/// `OP_CHECKLOCKTIMEVERIFY` (BIP65).
-pub const VERIFY_CHECKLOCKTIMEVERIFY: u32 = bitcoinkernel::VERIFY_CHECKLOCKTIMEVERIFY;
-/// `OP_CHECKSEQUENCEVERIFY` (BIP112).
-pub const VERIFY_CHECKSEQUENCEVERIFY: u32 = bitcoinkernel::VERIFY_CHECKSEQUENCEVERIFY;
-/// Segregated witness (BIP141/143).
-pub const VERIFY_WITNESS: u32 = bitcoinkernel::VERIFY_WITNESS;
-/// Taproot (BIP341/342).
-pub const VERIFY_TAPROOT: u32 = bitcoinkernel::VERIFY_TAPROOT;
-
-/// Every flag libbitcoinkernel accepts.
-pub const VERIFY_ALL: u32 = VERIFY_P2SH
-    | VERIFY_DERSIG
-    | VERIFY_NULLDUMMY
-    | VERIFY_CHECKLOCKTIMEVERIFY
-    | VERIFY_CHECKSEQUENCEVERIFY
-    | VERIFY_WITNESS
-    | VERIFY_TAPROOT;
+pub use super::flags::{
+    VERIFY_ALL, VERIFY_CHECKLOCKTIMEVERIFY, VERIFY_CHECKSEQUENCEVERIFY, VERIFY_DERSIG, VERIFY_NONE,
+    VERIFY_NULLDUMMY, VERIFY_P2SH, VERIFY_TAPROOT, VERIFY_WITNESS,
+};
 
 // The kernel's own "all" must be exactly ours: it asserts (aborts) on
 // unknown bits, and `check_flags` relies on this set.

@@ -3,34 +3,31 @@
 //! Owns the check that a signet block is signed by the network's
 //! *challenge* script ([`check_signet_block_solution`], Core's
 //! `CheckSignetBlockSolution`), the virtual `to_spend` / `to_sign`
-//! transactions it verifies ([`SignetTxs`]), the default signet challenge and
+//! transactions it verifies ([`SignetTxs`]); the default signet challenge and
 //! the network magic a custom challenge implies ([`signet_magic`], Core's
-//! `SigNetParams`). The solution is a scriptSig and witness serialized in a
+//! `SigNetParams`) are network parameters, defined in [`super::params`] and
+//! re-exported here. The solution is a scriptSig and witness serialized in a
 //! push starting with [`SIGNET_HEADER`] inside the coinbase's witness
 //! commitment output; it signs the block with that push cut back to the
 //! header. The script runs through [`super::script::verify_tx_input`], the
 //! same verifier the chain uses. Pure functions, called by
 //! [`super::check::check_block`] on the chain / sync-manager thread.
 
-use bitcoin::consensus::{encode, Decodable};
-use bitcoin::hashes::{sha256d, Hash};
-use bitcoin::p2p::Magic;
+use bitcoin::consensus::Decodable;
+use bitcoin::hashes::Hash;
 use bitcoin::transaction::Version;
 use bitcoin::{
     absolute, Amount, Block, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
 };
 
-use super::check;
 use super::error::ValidationError;
+use super::merkle;
 use super::params::ChainParams;
+pub use super::params::{default_challenge, signet_magic, DEFAULT_SIGNET_CHALLENGE};
 use super::script;
 
 /// Marks the signet solution push in the witness commitment output.
 pub const SIGNET_HEADER: [u8; 4] = [0xec, 0xc7, 0xda, 0xa2];
-
-/// The default signet's challenge, a 1-of-2 bare multisig (Core
-/// `chainparams.cpp`, `SigNetParams`).
-pub const DEFAULT_SIGNET_CHALLENGE: &str = "512103ad5e0edad18cb1f0fc0d28a3d4f1f3e445640337489abb10404f2d1e086be430210359ef5021964fe22d6f8e05b2463c9540ce96883fe3b278760f048f5189f2e6c452ae";
 
 /// Script flags of the solution check (Core's `BLOCK_SCRIPT_VERIFY_FLAGS`
 /// in `signet.cpp`).
@@ -47,21 +44,6 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .chunks_exact(2)
         .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
         .collect()
-}
-
-/// The default signet challenge as bytes.
-pub fn default_challenge() -> Vec<u8> {
-    decode_hex(DEFAULT_SIGNET_CHALLENGE).unwrap_or_default()
-}
-
-/// The network magic of a signet with `challenge`: the first four bytes of
-/// SHA256d of the challenge serialized as a script (length-prefixed), as
-/// Core's `SigNetParams` derives `pchMessageStart`. The default challenge
-/// gives `0a03cf40`.
-pub fn signet_magic(challenge: &[u8]) -> Magic {
-    let data = encode::serialize(&challenge.to_vec());
-    let hash = sha256d::Hash::hash(&data).to_byte_array();
-    Magic::from_bytes([hash[0], hash[1], hash[2], hash[3]])
 }
 
 /// Appends `data` to `script` as one push with the shortest length prefix
@@ -93,7 +75,7 @@ fn fetch_and_clear_commitment_section(header: &[u8], script: &mut ScriptBuf) -> 
     let mut replacement = Vec::with_capacity(bytes.len());
     let mut found = None;
     let mut pc = 0;
-    while let Ok(Some((op, data))) = check::get_op(bytes, &mut pc) {
+    while let Ok(Some((op, data))) = merkle::get_op(bytes, &mut pc) {
         if data.is_empty() {
             replacement.push(op);
         } else if found.is_none() && data.len() > header.len() && data.starts_with(header) {
@@ -156,7 +138,7 @@ impl SignetTxs {
         };
 
         let mut modified_cb = block.txdata.first()?.clone();
-        let pos = check::witness_commitment_index(block)?;
+        let pos = merkle::witness_commitment_index(block)?;
         let commitment = &mut modified_cb.output.get_mut(pos)?.script_pubkey;
         // No solution at all is allowed: it lets OP_TRUE be a challenge.
         if let Some(solution) = fetch_and_clear_commitment_section(&SIGNET_HEADER, commitment) {
@@ -179,7 +161,7 @@ impl SignetTxs {
                 .skip(1)
                 .map(|tx| tx.compute_txid().to_byte_array()),
         );
-        let (signet_merkle, _) = check::compute_merkle_root(leaves);
+        let (signet_merkle, _) = merkle::compute_merkle_root(leaves);
 
         let mut block_data = Vec::with_capacity(72);
         block_data.extend_from_slice(&block.header.version.to_consensus().to_le_bytes());
@@ -222,8 +204,10 @@ pub fn check_signet_block_solution(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::check;
     use bitcoin::block::{Header, Version as BlockVersion};
-    use bitcoin::consensus::deserialize;
+    use bitcoin::consensus::{deserialize, encode};
+    use bitcoin::p2p::Magic;
     use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
     use bitcoin::sighash::{EcdsaSighashType, SighashCache};
     use bitcoin::{CompactTarget, TxMerkleNode};
