@@ -46,6 +46,7 @@ use bitcoin::p2p::ServiceFlags;
 use crossbeam_channel::{bounded, Sender};
 
 pub use config::{Config, ConfigError, Network};
+pub use mining::GenerateError;
 pub use peer::{Direction, DisconnectReason, PeerId};
 pub use server::{HandlerStats, NoOrphans, OrphanEvictor};
 pub use sync::{Anomalies, SyncCounters};
@@ -133,6 +134,69 @@ impl fmt::Display for SendTxError {
 }
 
 impl std::error::Error for SendTxError {}
+
+/// Why [`NodeHandle::submit_block`] failed.
+#[derive(Debug)]
+pub enum SubmitBlockError {
+    /// The chain did not accept the block: a consensus rule (Core's reject
+    /// reason inside), an unknown parent, or a failing chain state.
+    Rejected(chain::state::RejectError),
+    /// The node is shutting down or has stopped.
+    NodeStopped,
+}
+
+impl fmt::Display for SubmitBlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitBlockError::Rejected(e) => write!(f, "{e}"),
+            SubmitBlockError::NodeStopped => write!(f, "node is not running"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitBlockError {}
+
+/// Why [`NodeHandle::invalidate_block`] or [`NodeHandle::reconsider_block`]
+/// failed.
+#[derive(Debug)]
+pub enum ChainOpError {
+    /// The chain refused: an unknown block (reason `Block not found`, as
+    /// Core's RPC says), the genesis block, or a failing chain state.
+    Rejected(chain::state::RejectError),
+    /// The node is shutting down or has stopped.
+    NodeStopped,
+}
+
+impl fmt::Display for ChainOpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainOpError::Rejected(e) => write!(f, "{e}"),
+            ChainOpError::NodeStopped => write!(f, "node is not running"),
+        }
+    }
+}
+
+impl std::error::Error for ChainOpError {}
+
+/// Why [`NodeHandle::chain_info`] failed.
+#[derive(Debug)]
+pub enum ChainInfoError {
+    /// The chain state could not flush or read the UTXO set.
+    Chain(chain::state::ChainError),
+    /// The node is shutting down or has stopped.
+    NodeStopped,
+}
+
+impl fmt::Display for ChainInfoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainInfoError::Chain(e) => write!(f, "{e}"),
+            ChainInfoError::NodeStopped => write!(f, "node is not running"),
+        }
+    }
+}
+
+impl std::error::Error for ChainInfoError {}
 
 /// Where a peer stands, combining the peer handler's and sync manager's view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -498,14 +562,16 @@ impl NodeHandle {
     pub fn submit_block(
         &self,
         block: bitcoin::Block,
-    ) -> Result<Vec<chain::state::ChainEvent>, String> {
+    ) -> Result<Vec<chain::state::ChainEvent>, SubmitBlockError> {
         let (tx, rx) = bounded(1);
         self.inner()
-            .map_err(|e| e.to_string())?
+            .map_err(|_| SubmitBlockError::NodeStopped)?
             .sync_tx
             .send(SyncMsg::SubmitBlock(Box::new(block), tx))
-            .map_err(|_| NodeError::Stopped.to_string())?;
-        rx.recv().map_err(|_| NodeError::Stopped.to_string())?
+            .map_err(|_| SubmitBlockError::NodeStopped)?;
+        rx.recv()
+            .map_err(|_| SubmitBlockError::NodeStopped)?
+            .map_err(SubmitBlockError::Rejected)
     }
 
     /// Mines `count` regtest blocks on the tip paying to `script` (the first
@@ -516,10 +582,10 @@ impl NodeHandle {
         count: u32,
         script: bitcoin::ScriptBuf,
         txs: Vec<bitcoin::Transaction>,
-    ) -> Result<Vec<bitcoin::BlockHash>, String> {
+    ) -> Result<Vec<bitcoin::BlockHash>, GenerateError> {
         let (tx, rx) = bounded(1);
         self.inner()
-            .map_err(|e| e.to_string())?
+            .map_err(|_| GenerateError::NodeStopped)?
             .sync_tx
             .send(SyncMsg::Generate {
                 count,
@@ -527,8 +593,8 @@ impl NodeHandle {
                 txs,
                 reply: tx,
             })
-            .map_err(|_| NodeError::Stopped.to_string())?;
-        rx.recv().map_err(|_| NodeError::Stopped.to_string())?
+            .map_err(|_| GenerateError::NodeStopped)?;
+        rx.recv().map_err(|_| GenerateError::NodeStopped)?
     }
 
     /// Runs `f` on the chain state, on the sync-manager thread, and returns
@@ -579,40 +645,46 @@ impl NodeHandle {
 
     /// Core's `invalidateblock`: marks `hash` and its descendants invalid
     /// and follows the best remaining chain.
-    pub fn invalidate_block(&self, hash: bitcoin::BlockHash) -> Result<(), String> {
-        self.chain_op(move |c| c.invalidate_block(hash).map_err(|e| e.to_string()))
+    pub fn invalidate_block(&self, hash: bitcoin::BlockHash) -> Result<(), ChainOpError> {
+        self.chain_op(move |c| c.invalidate_block(hash))
     }
 
     /// Core's `reconsiderblock`: undoes `invalidateblock` (and any invalid
     /// marks on that block's chain) and follows the best chain.
-    pub fn reconsider_block(&self, hash: bitcoin::BlockHash) -> Result<(), String> {
-        self.chain_op(move |c| c.reconsider_block(hash).map_err(|e| e.to_string()))
+    pub fn reconsider_block(&self, hash: bitcoin::BlockHash) -> Result<(), ChainOpError> {
+        self.chain_op(move |c| c.reconsider_block(hash))
     }
 
-    fn chain_op<F>(&self, op: F) -> Result<(), String>
+    fn chain_op<F>(&self, op: F) -> Result<(), ChainOpError>
     where
-        F: FnOnce(&mut chain::state::ChainState) -> Result<Vec<chain::state::ChainEvent>, String>
+        F: FnOnce(
+                &mut chain::state::ChainState,
+            ) -> Result<Vec<chain::state::ChainEvent>, chain::state::RejectError>
             + Send
             + 'static,
     {
         let (tx, rx) = bounded(1);
         self.inner()
-            .map_err(|e| e.to_string())?
+            .map_err(|_| ChainOpError::NodeStopped)?
             .sync_tx
             .send(SyncMsg::ChainOp(Box::new(op), tx))
-            .map_err(|_| NodeError::Stopped.to_string())?;
-        rx.recv().map_err(|_| NodeError::Stopped.to_string())?
+            .map_err(|_| ChainOpError::NodeStopped)?;
+        rx.recv()
+            .map_err(|_| ChainOpError::NodeStopped)?
+            .map_err(ChainOpError::Rejected)
     }
 
     /// The active tip, its height and the UTXO-set digest (flushes first).
-    pub fn chain_info(&self) -> Result<sync::ChainInfo, String> {
+    pub fn chain_info(&self) -> Result<sync::ChainInfo, ChainInfoError> {
         let (tx, rx) = bounded(1);
         self.inner()
-            .map_err(|e| e.to_string())?
+            .map_err(|_| ChainInfoError::NodeStopped)?
             .sync_tx
             .send(SyncMsg::UtxoDigest(tx))
-            .map_err(|_| NodeError::Stopped.to_string())?;
-        rx.recv().map_err(|_| NodeError::Stopped.to_string())?
+            .map_err(|_| ChainInfoError::NodeStopped)?;
+        rx.recv()
+            .map_err(|_| ChainInfoError::NodeStopped)?
+            .map_err(ChainInfoError::Chain)
     }
 
     /// Core's `addnode`: keep, stop keeping, or try once a connection.

@@ -405,6 +405,9 @@ pub enum GenerateError {
     NotMined,
     /// The chain rejected the block (invalid transactions, for instance).
     Rejected(String),
+    /// The node asked to generate (`NodeHandle::generate`) is shutting down
+    /// or has stopped.
+    NodeStopped,
 }
 
 impl fmt::Display for GenerateError {
@@ -418,6 +421,7 @@ impl fmt::Display for GenerateError {
             GenerateError::Template(e) => write!(f, "cannot build block: {e}"),
             GenerateError::NotMined => write!(f, "no valid nonce found"),
             GenerateError::Rejected(r) => write!(f, "block rejected: {r}"),
+            GenerateError::NodeStopped => write!(f, "node is not running"),
         }
     }
 }

@@ -67,7 +67,8 @@ fn fee_amount(rate: crate::mempool::FeeRate) -> Amount {
     Amount::from_sat(rate.0)
 }
 
-fn map_chain_op(e: String) -> RpcFailure {
+fn map_chain_op(e: crate::ChainOpError) -> RpcFailure {
+    let e = e.to_string();
     if e.starts_with("Block not found") {
         RpcFailure::not_found("Block not found")
     } else {
@@ -492,8 +493,12 @@ impl RpcBackend for NodeBackend {
                     Ok(Some("inconclusive".into()))
                 }
             }
-            Err(reason) => Ok(Some(
-                reason.split(':').next().unwrap_or("rejected").to_string(),
+            Err(e) => Ok(Some(
+                e.to_string()
+                    .split(':')
+                    .next()
+                    .unwrap_or("rejected")
+                    .to_string(),
             )),
         }
     }
@@ -583,7 +588,7 @@ impl RpcBackend for NodeBackend {
     ) -> RpcResult<Vec<BlockHash>> {
         self.node
             .generate(count, script, Vec::new())
-            .map_err(RpcFailure::misc)
+            .map_err(|e| RpcFailure::misc(e.to_string()))
     }
 
     fn add_node(&self, node: String, command: AddNodeCommand) -> RpcResult<()> {

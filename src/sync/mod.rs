@@ -31,8 +31,9 @@ use bitcoin::p2p::ServiceFlags;
 use bitcoin::{Block, BlockHash};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::chain::state::{ChainEvent, ChainState, RejectError};
+use crate::chain::state::{ChainError, ChainEvent, ChainState, RejectError};
 use crate::mempool::{AcceptContext, FeeRate, MempoolReject, SharedMempool};
+use crate::mining::GenerateError;
 use crate::peer::conn::PROTOCOL_VERSION;
 use crate::peer::{Direction, DisconnectReason, MessageSink, Peer, PeerId};
 
@@ -47,7 +48,8 @@ pub const MAX_HEADERS: usize = 2_000;
 pub const MAX_GETBLOCKS: usize = 500;
 
 /// A chain-changing operation run by [`SyncMsg::ChainOp`].
-pub type ChainOpFn = Box<dyn FnOnce(&mut ChainState) -> Result<Vec<ChainEvent>, String> + Send>;
+pub type ChainOpFn =
+    Box<dyn FnOnce(&mut ChainState) -> Result<Vec<ChainEvent>, RejectError> + Send>;
 
 /// Messages to the sync-manager thread.
 pub enum SyncMsg {
@@ -64,7 +66,7 @@ pub enum SyncMsg {
     Snapshot(Sender<SyncSnapshot>),
     /// A block from this process (mining, `submitblock`): validate and
     /// connect it, announce it if it becomes the tip.
-    SubmitBlock(Box<Block>, Sender<Result<Vec<ChainEvent>, String>>),
+    SubmitBlock(Box<Block>, Sender<Result<Vec<ChainEvent>, RejectError>>),
     /// A transaction from this process (`sendrawtransaction`): accept it to
     /// the mempool and relay it.
     SubmitTx(
@@ -72,10 +74,10 @@ pub enum SyncMsg {
         Sender<Result<bitcoin::Txid, MempoolReject>>,
     ),
     /// Reply with the chain's tip, height and UTXO-set digest (flushes first).
-    UtxoDigest(Sender<Result<ChainInfo, String>>),
+    UtxoDigest(Sender<Result<ChainInfo, ChainError>>),
     /// Run a chain-changing operation (invalidateblock, reconsiderblock);
     /// its events update the mempool, announcements and subscribers.
-    ChainOp(ChainOpFn, Sender<Result<(), String>>),
+    ChainOp(ChainOpFn, Sender<Result<(), RejectError>>),
     /// Run a closure on the chain state (queries from RPC and the embedding
     /// API; it runs on the sync-manager thread between messages).
     WithChain(Box<dyn FnOnce(&mut ChainState) + Send>),
@@ -89,7 +91,7 @@ pub enum SyncMsg {
         /// Transactions for the first block.
         txs: Vec<bitcoin::Transaction>,
         /// Where the hashes (or the error) go.
-        reply: Sender<Result<Vec<BlockHash>, String>>,
+        reply: Sender<Result<Vec<BlockHash>, GenerateError>>,
     },
     /// Stop the thread.
     Shutdown,
@@ -272,8 +274,7 @@ impl SyncManager {
                         tip,
                         height: self.chain.height(),
                         utxo_digest,
-                    })
-                    .map_err(|e| e.to_string());
+                    });
                 let _ = reply.send(r);
             }
             SyncMsg::WithChain(f) => f(&mut self.chain),
@@ -304,7 +305,7 @@ impl SyncManager {
                             self.on_chain_events(&events, None);
                         }
                         Err(e) => {
-                            result = Err(e.to_string());
+                            result = Err(e);
                             break;
                         }
                     }
@@ -635,7 +636,7 @@ impl SyncManager {
         &mut self,
         peer: Option<&Arc<Peer>>,
         block: Block,
-    ) -> Result<Vec<ChainEvent>, String> {
+    ) -> Result<Vec<ChainEvent>, RejectError> {
         let hash = block.block_hash();
         match self.chain.accept_block(block) {
             Ok(events) => {
@@ -650,17 +651,17 @@ impl SyncManager {
                         p.disconnect(DisconnectReason::Misbehaving(format!("invalid block: {e}")));
                     }
                 }
-                Err(e.to_string())
+                Err(RejectError::Invalid(e))
             }
             Err(RejectError::UnknownParent(prev)) => {
                 if let Some(p) = peer {
                     self.send_getheaders(p, self.chain.block_locator(), BlockHash::all_zeros());
                 }
-                Err(format!("unknown parent block {prev}"))
+                Err(RejectError::UnknownParent(prev))
             }
             Err(RejectError::Chain(e)) => {
                 self.fatal(&e.to_string());
-                Err(e.to_string())
+                Err(RejectError::Chain(e))
             }
         }
     }
