@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bitcoin::hex::FromHex;
 use bitcoin::p2p::Magic;
 
 pub use crate::chain::network::Network;
@@ -323,8 +324,8 @@ where
                     ));
                 }
                 let v = value(&mut i)?;
-                match crate::chain::signet::decode_hex(&v) {
-                    Some(bytes) if !bytes.is_empty() => signet_challenge = Some(bytes),
+                match Vec::<u8>::from_hex(&v) {
+                    Ok(bytes) if !bytes.is_empty() => signet_challenge = Some(bytes),
                     _ => {
                         return Err(ConfigError(format!(
                             "--signetchallenge must be non-empty hex, not '{v}'"

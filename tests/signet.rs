@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use bitcoin::consensus::{deserialize, encode};
 use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::{Magic, ServiceFlags};
 use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
@@ -39,7 +40,7 @@ const SIGNET_BLOCKS: [&str; 2] = [
 ];
 
 fn signet_block(i: usize) -> Block {
-    deserialize(&signet::decode_hex(SIGNET_BLOCKS[i]).unwrap()).unwrap()
+    deserialize(&Vec::<u8>::from_hex(SIGNET_BLOCKS[i]).unwrap()).unwrap()
 }
 
 fn hex(bytes: &[u8]) -> String {

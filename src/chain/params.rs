@@ -111,17 +111,7 @@ fn h(hex: &str) -> BlockHash {
 
 /// Parses a constant big-endian 256-bit hex number into a target.
 fn target(hex: &str) -> Target {
-    let mut be = [0u8; 32];
-    let bytes = hex.as_bytes();
-    for (i, out) in be.iter_mut().enumerate() {
-        let hi = bytes.get(2 * i).and_then(|c| (*c as char).to_digit(16));
-        let lo = bytes.get(2 * i + 1).and_then(|c| (*c as char).to_digit(16));
-        *out = match (hi, lo) {
-            (Some(hi), Some(lo)) => (hi * 16 + lo) as u8,
-            _ => 0,
-        };
-    }
-    Target::from_be_bytes(be)
+    Target::from_be_bytes(<[u8; 32]>::from_hex(hex).unwrap_or([0; 32]))
 }
 
 impl ChainParams {

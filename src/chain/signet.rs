@@ -34,18 +34,6 @@ pub const SIGNET_HEADER: [u8; 4] = [0xec, 0xc7, 0xda, 0xa2];
 pub const SIGNET_SCRIPT_FLAGS: u32 =
     script::VERIFY_P2SH | script::VERIFY_WITNESS | script::VERIFY_DERSIG | script::VERIFY_NULLDUMMY;
 
-/// Decodes a hex string (either case) into bytes; `None` if it is not hex.
-pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16);
-    s.as_bytes()
-        .chunks_exact(2)
-        .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
-        .collect()
-}
-
 /// Appends `data` to `script` as one push with the shortest length prefix
 /// (Core's `CScript << std::vector<unsigned char>`, which never uses the
 /// small-integer opcodes).
@@ -207,6 +195,7 @@ mod tests {
     use crate::chain::check;
     use bitcoin::block::{Header, Version as BlockVersion};
     use bitcoin::consensus::{deserialize, encode};
+    use bitcoin::hex::FromHex;
     use bitcoin::p2p::Magic;
     use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
     use bitcoin::sighash::{EcdsaSighashType, SighashCache};
@@ -218,7 +207,7 @@ mod tests {
     const SIGNET_BLOCK_2: &str = "00000020533b53ded9bff4adc94101d32400a144c54edc5ed492a3b26c63b2d686000000b38fef50592017cfafbcab88eb3d9cf50b2c801711cad8299495d26df5e54812e7914d5fae77031ecfdd0b0001010000000001010000000000000000000000000000000000000000000000000000000000000000ffffffff025251feffffff0200f2052a01000000160014fd09839740f0e0b4fc6d5e2527e4022aa9b89dfa0000000000000000776a24aa21a9ede2f61c3f71d1defd3fa999dfa36953755c690689799962b48bebd836974e8cf94c4fecc7daa24900473044022031d64a1692cdad1fc0ced69838169fe19ae01be524d831b95fcf5ea4e6541c3c02204f9dea0801df8b4d0cd0857c62ab35c6c25cc47c930630dc7fe723531daa3e9b01000120000000000000000000000000000000000000000000000000000000000000000000000000";
 
     fn block(hex: &str) -> Block {
-        deserialize(&decode_hex(hex).unwrap()).unwrap()
+        deserialize(&Vec::<u8>::from_hex(hex).unwrap()).unwrap()
     }
 
     fn with_challenge(challenge: Vec<u8>) -> ChainParams {
@@ -235,9 +224,6 @@ mod tests {
             Some(default_challenge())
         );
         assert_ne!(signet_magic(&[0x51]), Magic::SIGNET);
-        assert_eq!(decode_hex("0aFf"), Some(vec![0x0a, 0xff]));
-        assert_eq!(decode_hex("0a f"), None);
-        assert_eq!(decode_hex("abc"), None);
     }
 
     #[test]

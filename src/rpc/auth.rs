@@ -8,6 +8,8 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use bitcoin::hex::DisplayHex;
+
 pub use crate::netaddr::{SubNet as AllowIp, SubNetError as AllowIpError};
 
 /// The user name of cookie authentication (Bitcoin Core's).
@@ -39,15 +41,10 @@ pub fn random_bytes(count: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Lower-case hex.
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Writes a fresh cookie to `path` (mode 0600, via a temporary file and a
 /// rename, as Core does) and returns the `user:password` line.
 pub fn write_cookie(path: &Path) -> io::Result<String> {
-    let secret = format!("{COOKIE_USER}:{}", to_hex(&random_bytes(32)?));
+    let secret = format!("{COOKIE_USER}:{}", random_bytes(32)?.to_lower_hex_string());
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::consensus::{deserialize, serialize};
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::script::Instruction;
 use bitcoin::{Address, Amount, Block, BlockHash, Script, ScriptBuf, Transaction, TxOut, Txid};
 use serde_json::{json, Map, Value};
@@ -618,25 +619,11 @@ fn parse_hash<T: FromStr>(v: Option<&Value>, name: &str) -> RpcResult<T> {
     })
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    super::auth::to_hex(b)
-}
-
 /// Core's `DecodeHexTx` failure message.
 const TX_DECODE_FAILED: &str = "TX decode failed. Make sure the tx has at least one input.";
 
 fn decode_tx(s: &str) -> Option<Transaction> {
-    let bytes = decode_hex(s)?;
+    let bytes = Vec::<u8>::from_hex(s).ok()?;
     deserialize::<Transaction>(&bytes).ok()
 }
 
@@ -799,11 +786,14 @@ pub fn script_asm(script: &Script, sighash_decode: bool) -> String {
                     let decoded = b.last().and_then(|&t| {
                         let name = sighash_name(t)?;
                         bitcoin::ecdsa::Signature::from_slice(b).ok()?;
-                        Some(format!("{}[{name}]", hex(&b[..b.len() - 1])))
+                        Some(format!(
+                            "{}[{name}]",
+                            b[..b.len() - 1].to_lower_hex_string()
+                        ))
                     });
-                    out.push(decoded.unwrap_or_else(|| hex(b)));
+                    out.push(decoded.unwrap_or_else(|| b.to_lower_hex_string()));
                 } else {
-                    out.push(hex(b));
+                    out.push(b.to_lower_hex_string());
                 }
             }
         }
@@ -943,7 +933,7 @@ pub fn script_from_descriptor(desc: &str, network: bitcoin::Network) -> Result<S
         return Ok(addr.script_pubkey());
     }
     if let Some(inner) = body.strip_prefix("raw(").and_then(|r| r.strip_suffix(')')) {
-        let bytes = decode_hex(inner).ok_or_else(|| "Raw script is not hex".to_string())?;
+        let bytes = Vec::<u8>::from_hex(inner).map_err(|_| "Raw script is not hex".to_string())?;
         return Ok(ScriptBuf::from_bytes(bytes));
     }
     let func = body.split('(').next().unwrap_or(body);
@@ -960,10 +950,10 @@ pub fn script_pubkey_json(s: &Script, network: bitcoin::Network) -> Value {
     let desc = match (&address, s.p2pk_public_key()) {
         (Some(a), _) => format!("addr({a})"),
         (None, Some(pk)) => format!("pk({pk})"),
-        (None, None) => format!("raw({})", hex(s.as_bytes())),
+        (None, None) => format!("raw({})", s.as_bytes().to_lower_hex_string()),
     };
     m.insert("desc".into(), json!(with_checksum(desc)));
-    m.insert("hex".into(), json!(hex(s.as_bytes())));
+    m.insert("hex".into(), json!(s.as_bytes().to_lower_hex_string()));
     if let Some(a) = address {
         m.insert("address".into(), json!(a.to_string()));
     }
@@ -997,7 +987,10 @@ fn tx_json(
         .map(|(i, input)| {
             let mut o = Map::new();
             if coinbase {
-                o.insert("coinbase".into(), json!(hex(input.script_sig.as_bytes())));
+                o.insert(
+                    "coinbase".into(),
+                    json!(input.script_sig.as_bytes().to_lower_hex_string()),
+                );
             } else {
                 o.insert("txid".into(), json!(input.previous_output.txid.to_string()));
                 o.insert("vout".into(), json!(input.previous_output.vout));
@@ -1005,12 +998,16 @@ fn tx_json(
                     "scriptSig".into(),
                     json!({
                         "asm": script_asm(&input.script_sig, true),
-                        "hex": hex(input.script_sig.as_bytes()),
+                        "hex": input.script_sig.as_bytes().to_lower_hex_string(),
                     }),
                 );
             }
             if !input.witness.is_empty() {
-                let w: Vec<Value> = input.witness.iter().map(|x| json!(hex(x))).collect();
+                let w: Vec<Value> = input
+                    .witness
+                    .iter()
+                    .map(|x| json!(x.to_lower_hex_string()))
+                    .collect();
                 o.insert("txinwitness".into(), Value::Array(w));
             }
             if prevouts {
@@ -1048,7 +1045,7 @@ fn tx_json(
         m.insert("fee".into(), signed_amount_json(inputs - outputs));
     }
     if include_hex {
-        m.insert("hex".into(), json!(hex(&serialize(tx))));
+        m.insert("hex".into(), json!(serialize(tx).to_lower_hex_string()));
     }
     m
 }
@@ -1076,7 +1073,7 @@ fn header_json(info: &HeaderInfo) -> Map<String, Value> {
     m.insert("difficulty".into(), float_json(h.difficulty_float()));
     m.insert(
         "chainwork".into(),
-        json!(hex(&info.chainwork.to_be_bytes())),
+        json!(info.chainwork.to_be_bytes().to_lower_hex_string()),
     );
     m.insert("nTx".into(), json!(info.n_tx));
     if info.height > 0 {
@@ -1369,7 +1366,7 @@ fn h_getblockchaininfo(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
         "mediantime": i.mediantime,
         "verificationprogress": float_json(i.verificationprogress),
         "initialblockdownload": i.initialblockdownload,
-        "chainwork": hex(&i.chainwork.to_be_bytes()),
+        "chainwork": i.chainwork.to_be_bytes().to_lower_hex_string(),
         "size_on_disk": i.size_on_disk,
         "pruned": i.pruned,
         "warnings": i.warnings,
@@ -1392,7 +1389,7 @@ fn h_getblockheader(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     if a.bool_or(1, true) {
         Ok(Value::Object(header_json(&info)))
     } else {
-        Ok(json!(hex(&serialize(&info.header))))
+        Ok(json!(serialize(&info.header).to_lower_hex_string()))
     }
 }
 
@@ -1401,7 +1398,7 @@ fn h_getblock(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     let verbosity = a.verbosity(1, 1)?;
     let data = d.backend.block(hash)?.ok_or_else(block_not_found)?;
     if verbosity <= 0 {
-        return Ok(json!(hex(&serialize(&data.block))));
+        return Ok(json!(serialize(&data.block).to_lower_hex_string()));
     }
     Ok(block_json(&data, verbosity, d.backend.network()))
 }
@@ -1454,7 +1451,7 @@ fn h_getrawtransaction(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     };
     let found = d.backend.raw_transaction(txid, blockhash)?;
     if verbosity <= 0 {
-        return Ok(json!(hex(&serialize(&found.tx))));
+        return Ok(json!(serialize(&found.tx).to_lower_hex_string()));
     }
     let mut m = Map::new();
     if blockhash.is_some() {
@@ -1590,7 +1587,8 @@ fn h_testmempoolaccept(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
 }
 
 fn h_submitblock(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
-    let block: Block = decode_hex(a.str(0)?)
+    let block: Block = Vec::<u8>::from_hex(a.str(0)?)
+        .ok()
         .and_then(|b| deserialize(&b).ok())
         .ok_or_else(|| RpcFailure::deserialization("Block decode failed"))?;
     if !block.txdata.first().is_some_and(|t| t.is_coinbase()) {
@@ -1829,7 +1827,7 @@ fn h_generateblock(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     let mut m = Map::new();
     m.insert("hash".into(), json!(g.hash.to_string()));
     if let Some(b) = g.block.filter(|_| !submit) {
-        m.insert("hex".into(), json!(hex(&serialize(&b))));
+        m.insert("hex".into(), json!(serialize(&b).to_lower_hex_string()));
     }
     Ok(Value::Object(m))
 }

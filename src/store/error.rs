@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use bitcoin::hex::DisplayHex;
+
 /// The named tables (LMDB named databases) of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
@@ -179,20 +181,10 @@ impl StoreError {
     pub(crate) fn corrupt(table: Table, key: &[u8], reason: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             table,
-            key: hex(key),
+            key: key.to_lower_hex_string(),
             reason: reason.into(),
         }
     }
-}
-
-/// Lower-case hex of `bytes` (for keys in error messages).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 impl fmt::Display for StoreError {
@@ -214,8 +206,8 @@ impl fmt::Display for StoreError {
             StoreError::WrongNetwork { expected, found } => write!(
                 f,
                 "store belongs to another network: expected magic {}, found {}",
-                hex(expected),
-                hex(found)
+                expected.as_hex(),
+                found.as_hex()
             ),
             StoreError::UnsupportedVersion { found, supported } => write!(
                 f,

@@ -45,6 +45,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bitcoin::consensus::encode;
 use bitcoin::hashes::{sha256d, Hash, HashEngine};
+use bitcoin::hex::DisplayHex;
 use bitcoin::{Block, BlockHash, OutPoint};
 use lmdb::{
     Cursor, Database, DatabaseFlags, Environment, EnvironmentFlags, RoTransaction, Transaction,
@@ -445,7 +446,7 @@ impl Store {
                     Err(lmdb::Error::NotFound) => {
                         return Err(Attempt::Fail(StoreError::MissingKey {
                             table: op.table,
-                            key: error::hex(&op.key),
+                            key: op.key.to_lower_hex_string(),
                         }))
                     }
                     Err(e) => return Err(lmdb_err("delete", e)),

@@ -398,7 +398,10 @@ fn commit_is_all_or_nothing() {
     match s.commit(&b) {
         Err(StoreError::MissingKey { table, key }) => {
             assert_eq!(table, Table::Utxo);
-            assert_eq!(key, error::hex(&codec::outpoint_key(&outpoint(12_345))));
+            assert_eq!(
+                key,
+                codec::outpoint_key(&outpoint(12_345)).to_lower_hex_string()
+            );
         }
         other => panic!("expected MissingKey, got {other:?}"),
     }
