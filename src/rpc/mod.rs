@@ -40,11 +40,18 @@
 
 pub mod auth;
 pub mod backend;
+mod blockchain;
 pub mod client;
+mod control;
 pub mod http;
+mod mempool;
 pub mod methods;
+mod mining;
+mod net;
 pub mod node;
 pub mod protocol;
+mod rawtransaction;
+mod util;
 
 #[cfg(test)]
 mod tests;

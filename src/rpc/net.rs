@@ -1,0 +1,243 @@
+//! Network methods (Core's `rpc/net.cpp`): peers (`getpeerinfo` with
+//! Core's service names and network classes), connection count, network
+//! info, `addnode`, `disconnectnode`, bans. Runs on the RPC worker threads.
+
+use bitcoin::Amount;
+use serde_json::{json, Map, Value};
+
+use super::backend::*;
+use super::protocol::{codes, RpcFailure};
+use super::util::*;
+use crate::netaddr::SubNet;
+
+/// Core's service flag names.
+pub fn service_names(flags: bitcoin::p2p::ServiceFlags) -> Vec<String> {
+    let bits = flags.to_u64();
+    (0..64)
+        .filter(|i| bits & (1u64 << i) != 0)
+        .map(|i| match 1u64 << i {
+            1 => "NETWORK".to_string(),
+            4 => "BLOOM".to_string(),
+            8 => "WITNESS".to_string(),
+            64 => "COMPACT_FILTERS".to_string(),
+            1024 => "NETWORK_LIMITED".to_string(),
+            2048 => "P2P_V2".to_string(),
+            _ => format!("UNKNOWN[2^{i}]"),
+        })
+        .collect()
+}
+
+pub(super) fn net_class(addr: &std::net::SocketAddr) -> &'static str {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => {
+            if ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() {
+                "not_publicly_routable"
+            } else {
+                "ipv4"
+            }
+        }
+        std::net::IpAddr::V6(ip) => {
+            let seg = ip.segments()[0];
+            if ip.is_loopback()
+                || ip.is_unspecified()
+                || seg & 0xfe00 == 0xfc00
+                || seg & 0xffc0 == 0xfe80
+            {
+                "not_publicly_routable"
+            } else {
+                "ipv6"
+            }
+        }
+    }
+}
+
+pub(super) fn peer_json(p: &PeerInfo) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(p.id));
+    m.insert("addr".into(), json!(p.addr.to_string()));
+    if let Some(l) = p.addrlocal {
+        m.insert("addrlocal".into(), json!(l.to_string()));
+    }
+    m.insert("network".into(), json!(net_class(&p.addr)));
+    m.insert(
+        "services".into(),
+        json!(format!("{:016x}", p.services.to_u64())),
+    );
+    m.insert("servicesnames".into(), json!(service_names(p.services)));
+    m.insert("relaytxes".into(), json!(p.relaytxes));
+    m.insert("lastsend".into(), json!(p.lastsend));
+    m.insert("lastrecv".into(), json!(p.lastrecv));
+    m.insert("last_transaction".into(), json!(0));
+    m.insert("last_block".into(), json!(0));
+    m.insert("bytessent".into(), json!(p.bytessent));
+    m.insert("bytesrecv".into(), json!(p.bytesrecv));
+    m.insert("conntime".into(), json!(p.conntime));
+    m.insert("timeoffset".into(), json!(0));
+    if let Some(t) = p.pingtime {
+        m.insert("pingtime".into(), float_json(t));
+    }
+    if let Some(t) = p.minping {
+        m.insert("minping".into(), float_json(t));
+    }
+    m.insert("version".into(), json!(p.version));
+    m.insert("subver".into(), json!(p.subver));
+    m.insert("inbound".into(), json!(p.inbound));
+    m.insert("bip152_hb_to".into(), json!(false));
+    m.insert("bip152_hb_from".into(), json!(false));
+    m.insert("startingheight".into(), json!(p.startingheight));
+    m.insert("presynced_headers".into(), json!(-1));
+    m.insert("synced_headers".into(), json!(p.synced_headers));
+    m.insert("synced_blocks".into(), json!(p.synced_blocks));
+    m.insert("inflight".into(), json!(p.inflight));
+    m.insert("addr_relay_enabled".into(), json!(false));
+    m.insert("addr_processed".into(), json!(0));
+    m.insert("addr_rate_limited".into(), json!(0));
+    m.insert("permissions".into(), json!([]));
+    m.insert("minfeefilter".into(), amount_json(Amount::ZERO));
+    m.insert("bytessent_per_msg".into(), json!({}));
+    m.insert("bytesrecv_per_msg".into(), json!({}));
+    m.insert("connection_type".into(), json!(p.connection_type.as_str()));
+    m.insert("transport_protocol_type".into(), json!("v1"));
+    m.insert("session_id".into(), json!(""));
+    Value::Object(m)
+}
+
+pub(super) fn h_getpeerinfo(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
+    Ok(Value::Array(
+        d.backend.peer_info()?.iter().map(peer_json).collect(),
+    ))
+}
+
+pub(super) fn h_getconnectioncount(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
+    Ok(json!(d.backend.connection_count()?))
+}
+
+pub(super) fn h_getnetworkinfo(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
+    let i = d.backend.network_info()?;
+    let networks: Vec<Value> = ["ipv4", "ipv6", "onion", "i2p", "cjdns"]
+        .iter()
+        .map(|n| {
+            let reachable = matches!(*n, "ipv4" | "ipv6");
+            json!({
+                "name": n,
+                "limited": !reachable,
+                "reachable": reachable,
+                "proxy": "",
+                "proxy_randomize_credentials": false,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "version": i.version,
+        "subversion": i.subversion,
+        "protocolversion": i.protocolversion,
+        "localservices": format!("{:016x}", i.localservices.to_u64()),
+        "localservicesnames": service_names(i.localservices),
+        "localrelay": i.localrelay,
+        "timeoffset": 0,
+        "networkactive": i.networkactive,
+        "connections": i.connections_in + i.connections_out,
+        "connections_in": i.connections_in,
+        "connections_out": i.connections_out,
+        "networks": networks,
+        "relayfee": amount_json(i.relayfee),
+        "incrementalfee": amount_json(i.incrementalfee),
+        "localaddresses": i.localaddresses.iter().map(|l| json!({
+            "address": l.address, "port": l.port, "score": l.score
+        })).collect::<Vec<_>>(),
+        "warnings": i.warnings,
+    }))
+}
+
+pub(super) fn h_addnode(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let node = a.str(0)?.to_string();
+    let command = match a.str(1)? {
+        "add" => AddNodeCommand::Add,
+        "remove" => AddNodeCommand::Remove,
+        "onetry" => AddNodeCommand::OneTry,
+        _ => return Err(RpcFailure::misc(a.help())),
+    };
+    d.backend.add_node(node, command)?;
+    Ok(Value::Null)
+}
+
+pub(super) fn h_disconnectnode(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let address = a.opt_str(0);
+    let target = match (address, a.get(1)) {
+        (Some(addr), None) => DisconnectTarget::Address(addr.to_string()),
+        (None | Some(""), Some(_)) => {
+            let id = a.int(1)?.unwrap_or(-1);
+            DisconnectTarget::Id(u64::try_from(id).map_err(|_| {
+                RpcFailure::new(
+                    codes::RPC_CLIENT_NODE_NOT_CONNECTED,
+                    "Node not found in connected nodes",
+                )
+            })?)
+        }
+        _ => {
+            return Err(RpcFailure::new(
+                codes::RPC_INVALID_PARAMS,
+                "Only one of address and nodeid should be provided.",
+            ))
+        }
+    };
+    d.backend.disconnect_node(target)?;
+    Ok(Value::Null)
+}
+
+pub(super) fn h_setban(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let command = a.str(1)?;
+    if command != "add" && command != "remove" {
+        return Err(RpcFailure::misc(a.help()));
+    }
+    let subnet: SubNet = a.str(0)?.parse().map_err(|_| {
+        RpcFailure::new(
+            codes::RPC_CLIENT_INVALID_IP_OR_SUBNET,
+            "Error: Invalid IP/Subnet",
+        )
+    })?;
+    let cmd = if command == "add" {
+        let bantime = a.int(2)?.unwrap_or(0);
+        let absolute = a.bool_or(3, false);
+        if absolute {
+            let until = u64::try_from(bantime).unwrap_or(0);
+            if until < now_secs() {
+                return Err(RpcFailure::invalid_parameter(
+                    "Error: Absolute timestamp is in the past",
+                ));
+            }
+            BanCommand::Add {
+                duration: None,
+                until: Some(until),
+            }
+        } else {
+            BanCommand::Add {
+                duration: u64::try_from(bantime).ok().filter(|&t| t > 0),
+                until: None,
+            }
+        }
+    } else {
+        BanCommand::Remove
+    };
+    d.backend.set_ban(subnet, cmd)?;
+    Ok(Value::Null)
+}
+
+pub(super) fn h_listbanned(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
+    let now = now_secs() as i64;
+    Ok(Value::Array(
+        d.backend
+            .list_banned()?
+            .iter()
+            .map(|b| {
+                json!({
+                    "address": b.subnet.to_string(),
+                    "ban_created": b.ban_created,
+                    "banned_until": b.banned_until,
+                    "ban_duration": b.banned_until as i64 - b.ban_created as i64,
+                    "time_remaining": b.banned_until as i64 - now,
+                })
+            })
+            .collect(),
+    ))
+}
