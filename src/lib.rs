@@ -413,6 +413,35 @@ pub fn lock_datadir(dir: &std::path::Path) -> Result<File, StartError> {
     }
 }
 
+/// Why [`generate_offline`] failed.
+#[derive(Debug)]
+pub enum GenerateOfflineError {
+    /// The address does not parse.
+    InvalidAddress(String, bitcoin::address::ParseError),
+    /// The address is for another network.
+    WrongNetwork(String, Network),
+    /// The data directory could not be locked (a node is running on it).
+    DataDir(StartError),
+    /// The chain state could not be opened or flushed.
+    Chain(chain::state::ChainError),
+    /// A block could not be generated.
+    Generate(GenerateError),
+}
+
+impl fmt::Display for GenerateOfflineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GenerateOfflineError::InvalidAddress(a, e) => write!(f, "invalid address '{a}': {e}"),
+            GenerateOfflineError::WrongNetwork(a, n) => write!(f, "address '{a}' is not for {n}"),
+            GenerateOfflineError::DataDir(e) => write!(f, "{e}"),
+            GenerateOfflineError::Chain(e) => write!(f, "{e}"),
+            GenerateOfflineError::Generate(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for GenerateOfflineError {}
+
 /// Mines `count` regtest blocks paying to `address` directly into the data
 /// directory of a node that is not running (`strand generate`). Returns
 /// the block hashes.
@@ -420,29 +449,29 @@ pub fn generate_offline(
     config: &Config,
     count: u32,
     address: &str,
-) -> Result<Vec<bitcoin::BlockHash>, String> {
+) -> Result<Vec<bitcoin::BlockHash>, GenerateOfflineError> {
     use std::str::FromStr;
     let script = bitcoin::Address::from_str(address)
-        .map_err(|e| format!("invalid address '{address}': {e}"))?
+        .map_err(|e| GenerateOfflineError::InvalidAddress(address.to_string(), e))?
         .require_network(config.network.to_bitcoin())
-        .map_err(|_| format!("address '{address}' is not for {}", config.network))?
+        .map_err(|_| GenerateOfflineError::WrongNetwork(address.to_string(), config.network))?
         .script_pubkey();
     let dir = config.net_dir();
-    let _lock = lock_datadir(&dir).map_err(|e| e.to_string())?;
+    let _lock = lock_datadir(&dir).map_err(GenerateOfflineError::DataDir)?;
     let mut opts = ChainOptions::default();
     if let Some(n) = config.script_threads {
         opts.script_threads = n;
     }
     opts.signet_challenge = config.signet_challenge.clone();
     let mut chain = ChainState::open(&dir.join("chainstate"), config.network, opts)
-        .map_err(|e| e.to_string())?;
+        .map_err(GenerateOfflineError::Chain)?;
     let mut hashes = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let (block, _) =
-            mining::generate_block(&mut chain, &script, Vec::new()).map_err(|e| e.to_string())?;
+        let (block, _) = mining::generate_block(&mut chain, &script, Vec::new())
+            .map_err(GenerateOfflineError::Generate)?;
         hashes.push(block.block_hash());
     }
-    chain.flush().map_err(|e| e.to_string())?;
+    chain.flush().map_err(GenerateOfflineError::Chain)?;
     Ok(hashes)
 }
 
