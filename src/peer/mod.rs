@@ -108,6 +108,8 @@ pub enum DisconnectReason {
     TooManyPeers,
     /// The sync peer made no progress within the stall timeout.
     Stalled,
+    /// A block we asked this peer for did not arrive by its deadline.
+    BlockDownloadTimeout,
     /// The peer sent invalid consensus data (header, block) or broke a rule
     /// worth a ban.
     Misbehaving(String),
@@ -136,6 +138,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::WriteFailed(e) => write!(f, "write failed: {e}"),
             DisconnectReason::TooManyPeers => write!(f, "too many peers"),
             DisconnectReason::Stalled => write!(f, "sync peer stalled"),
+            DisconnectReason::BlockDownloadTimeout => write!(f, "block download timed out"),
             DisconnectReason::Misbehaving(s) => write!(f, "misbehaving: {s}"),
             DisconnectReason::Requested => write!(f, "disconnect requested"),
             DisconnectReason::Banned => write!(f, "banned"),

@@ -1,0 +1,98 @@
+//! Hostile peers (issue 10): a peer that announces a block and withholds
+//! it, pings under back-pressure, misbehaving peers discouraged, inbound
+//! floods against outbound slots, address floods. Each test runs a node
+//! against scripted fake peers on loopback and asserts what happened to the
+//! hostile peer and to the honest ones.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_blockdata::Inventory;
+use common::*;
+
+/// Answers pings and `getdata` for `block` until the node sends it the
+/// block back as connected tip or `deadline` passes; returns whether the
+/// block was served.
+fn serve_block_until(
+    p: &mut FakePeer,
+    block: &bitcoin::Block,
+    deadline: Instant,
+) -> Result<bool, String> {
+    p.stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| e.to_string())?;
+    let hash = block.block_hash();
+    while Instant::now() < deadline {
+        match p.recv() {
+            Ok(NetworkMessage::GetData(items)) => {
+                let wanted = items.iter().any(
+                    |i| matches!(i, Inventory::Block(h) | Inventory::WitnessBlock(h) if *h == hash),
+                );
+                if wanted {
+                    p.send(NetworkMessage::Block(block.clone()))
+                        .map_err(|e| e.to_string())?;
+                    return Ok(true);
+                }
+            }
+            Ok(NetworkMessage::Ping(n)) => {
+                p.send(NetworkMessage::Pong(n)).map_err(|e| e.to_string())?
+            }
+            Ok(_) => {}
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return Err(format!("honest peer read: {e}")),
+        }
+    }
+    Ok(false)
+}
+
+#[test]
+fn withheld_block_is_fetched_from_another_peer_and_staller_dropped() {
+    let chain = test_chain(0x0057_4111, 3, 0);
+    let blocks = chain.blocks();
+    let node = node_with_blocks(&blocks[1..3], |c| {
+        c.block_download_timeout = Duration::from_secs(1);
+    });
+    let new = &blocks[3];
+
+    // The staller announces block 3 and never delivers it.
+    let mut staller = FakePeer::connect(node.addr).unwrap();
+    staller.handshake(2, SERVES).unwrap();
+    staller
+        .send(NetworkMessage::Headers(vec![new.header]))
+        .unwrap();
+    staller
+        .recv_until("getdata for the announced block", |m| {
+            matches!(m, NetworkMessage::GetData(items)
+                if items.iter().any(|i| matches!(i, Inventory::WitnessBlock(h) if *h == new.block_hash())))
+        })
+        .unwrap();
+    let asked = Instant::now();
+
+    // An honest peer announces the same block while it is in flight.
+    let mut honest = FakePeer::connect(node.addr).unwrap();
+    honest.handshake(2, SERVES).unwrap();
+    honest
+        .send(NetworkMessage::Headers(vec![new.header]))
+        .unwrap();
+    let served = serve_block_until(&mut honest, new, asked + Duration::from_secs(15)).unwrap();
+    assert!(served, "the node never asked the honest peer for the block");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(900),
+        "re-requested before the deadline"
+    );
+    assert!(wait_tip(&node, new.block_hash(), Duration::from_secs(10)));
+    assert!(
+        staller.closed_within(Duration::from_secs(5)),
+        "staller kept"
+    );
+    assert!(wait_until(Duration::from_secs(5), || node
+        .snapshot()
+        .peers
+        .len()
+        == 1));
+    let s = node.snapshot();
+    assert_eq!(s.counters.block_timeouts, 1);
+    honest.ping(7).unwrap();
+}
