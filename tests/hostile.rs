@@ -96,3 +96,56 @@ fn withheld_block_is_fetched_from_another_peer_and_staller_dropped() {
     assert_eq!(s.counters.block_timeouts, 1);
     honest.ping(7).unwrap();
 }
+
+#[test]
+fn busy_sync_manager_does_not_time_out_a_flooding_peer() {
+    let node = TestNode::start(|c| c.ping_interval = Duration::from_millis(300));
+    let mut busy = FakePeer::connect(node.addr).unwrap();
+    busy.handshake(0, SERVES).unwrap();
+    busy.ping(1).unwrap();
+
+    // The sync manager is busy for 3 s (ten ping intervals) while this
+    // peer fills its inbox (256 messages) and more, so the peer's reader
+    // blocks and cannot read the pongs the peer sends.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let handle = &node.handle;
+    let pings = std::thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            handle
+                .with_chain(move |_| {
+                    let _ = started_tx.send(());
+                    std::thread::sleep(Duration::from_secs(3));
+                })
+                .is_ok()
+        });
+        started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        for _ in 0..400 {
+            busy.send(NetworkMessage::Inv(vec![])).unwrap();
+        }
+        let until = Instant::now() + Duration::from_millis(3500);
+        let mut pings = 0;
+        busy.stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        while Instant::now() < until {
+            match busy.recv() {
+                Ok(NetworkMessage::Ping(n)) => {
+                    busy.send(NetworkMessage::Pong(n)).unwrap();
+                    pings += 1;
+                }
+                Ok(_) => {}
+                Err(e) if e.is_timeout() => {}
+                Err(e) => panic!("peer dropped while the sync manager was busy: {e}"),
+            }
+        }
+        assert!(worker.join().unwrap());
+        pings
+    });
+    assert!(pings >= 1, "no ping sent at all");
+    busy.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    busy.ping(2).unwrap();
+    let s = node.snapshot();
+    assert_eq!(s.peers.len(), 1, "the busy peer is still connected");
+}

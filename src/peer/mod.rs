@@ -209,6 +209,10 @@ pub struct Peer {
     /// of a 500-block `inv` answering `getblocks`), send it an `inv` of our
     /// tip so it asks for more.
     pub(crate) hash_continue: Mutex<Option<bitcoin::BlockHash>>,
+    /// Time the reader spent waiting on a full sync inbox (back-pressure):
+    /// since when it is waiting now, and the total of its finished waits.
+    /// The writer's ping deadline does not count it against the peer.
+    backpressure: Mutex<(Option<Instant>, Duration)>,
     slot_released: AtomicBool,
 }
 
@@ -257,6 +261,7 @@ impl Peer {
             getaddr_answered: AtomicBool::new(false),
             fee_filter: AtomicI64::new(0),
             hash_continue: Mutex::new(None),
+            backpressure: Mutex::new((None, Duration::ZERO)),
             slot_released: AtomicBool::new(false),
         }
     }
@@ -271,6 +276,27 @@ impl Peer {
             None,
             tx,
         )
+    }
+
+    /// Marks the start (`true`) or end (`false`) of a wait of the reader on
+    /// the sync inbox.
+    pub(crate) fn set_backpressure(&self, waiting: bool) {
+        let mut bp = self.backpressure.lock();
+        match (waiting, bp.0) {
+            (true, None) => bp.0 = Some(Instant::now()),
+            (false, Some(since)) => {
+                bp.0 = None;
+                bp.1 += since.elapsed();
+            }
+            _ => {}
+        }
+    }
+
+    /// Total time the reader has waited on back-pressure, the current wait
+    /// included.
+    pub(crate) fn backpressure_total(&self) -> Duration {
+        let bp = self.backpressure.lock();
+        bp.1 + bp.0.map_or(Duration::ZERO, |since| since.elapsed())
     }
 
     /// The remote's `version` data, once received.
