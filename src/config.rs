@@ -49,6 +49,9 @@ pub struct Config {
     /// of it per other peer with blocks in flight
     /// (`BLOCK_DOWNLOAD_TIMEOUT_PER_PEER` 0.5).
     pub block_download_timeout: Duration,
+    /// Discourage misbehaving peers on loopback addresses too. Core never
+    /// does (every local peer would share the penalty); tests turn it on.
+    pub discourage_local: bool,
     /// Outbound retry back-off: `retry_base × attempts`, capped at `retry_max`.
     pub retry_base: Duration,
     /// Cap of the outbound retry back-off.
@@ -116,6 +119,7 @@ impl Config {
             ping_interval: Duration::from_secs(2 * 60),
             stall_timeout: Duration::from_secs(3 * 60),
             block_download_timeout: Duration::from_secs(10 * 60),
+            discourage_local: false,
             retry_base: Duration::from_secs(5),
             retry_max: Duration::from_secs(5 * 60),
             peer_stack_size: DEFAULT_PEER_STACK,

@@ -149,3 +149,104 @@ fn busy_sync_manager_does_not_time_out_a_flooding_peer() {
     let s = node.snapshot();
     assert_eq!(s.peers.len(), 1, "the busy peer is still connected");
 }
+
+/// A connection to `node` from the loopback address `src` (127.x.y.z), so
+/// one test can have peers at different addresses.
+fn connect_from(src: std::net::Ipv4Addr, node: std::net::SocketAddr) -> FakePeer {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(dst) = node else {
+        panic!("node not on IPv4")
+    };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns until it
+    // is handed to `TcpStream`.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let local = sockaddr(src, 0);
+        assert_eq!(
+            libc::bind(fd, &local as *const _ as *const libc::sockaddr, len),
+            0,
+            "bind {src}"
+        );
+        let remote = sockaddr(*dst.ip(), dst.port());
+        assert_eq!(
+            libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len),
+            0,
+            "connect"
+        );
+        std::net::TcpStream::from_raw_fd(fd)
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    let reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    FakePeer::from_parts(stream, reader)
+}
+
+#[test]
+fn invalid_block_sender_is_discouraged_and_evicted_first() {
+    let chain = test_chain(0x00d1_5c0a, 1, 0);
+    let mut bad = chain.blocks()[1].clone();
+    bad.txdata[0].output[0].value += bitcoin::Amount::from_sat(1);
+    bad.header.merkle_root = bad.compute_merkle_root().unwrap();
+    assert!(strand::mining::mine(&mut bad, 1_000_000));
+    let node = TestNode::start(|c| {
+        c.max_peers = 3;
+        c.discourage_local = true;
+    });
+    let evil: std::net::Ipv4Addr = "127.0.0.2".parse().unwrap();
+
+    let mut attacker = connect_from(evil, node.addr);
+    attacker.handshake(0, SERVES).unwrap();
+    attacker.ping(1).unwrap();
+    attacker.send(NetworkMessage::Block(bad)).unwrap();
+    assert!(
+        attacker.closed_within(Duration::from_secs(10)),
+        "not dropped"
+    );
+    assert!(node.wait_quiet(Duration::from_secs(5)).peers.is_empty());
+
+    // Two of three slots taken: the discouraged address is refused ...
+    let mut honest1 = FakePeer::connect(node.addr).unwrap();
+    honest1.handshake(0, SERVES).unwrap();
+    let mut honest2 = FakePeer::connect(node.addr).unwrap();
+    honest2.handshake(0, SERVES).unwrap();
+    let mut again = connect_from(evil, node.addr);
+    assert!(
+        again.handshake(0, SERVES).is_err() || again.closed_within(Duration::from_secs(3)),
+        "discouraged address accepted with slots scarce"
+    );
+    honest1.ping(2).unwrap();
+    honest2.ping(3).unwrap();
+
+    // ... accepted when slots are free, and evicted first when full.
+    drop(honest2);
+    assert!(wait_until(Duration::from_secs(5), || node
+        .snapshot()
+        .connections
+        == 1));
+    let mut tolerated = connect_from(evil, node.addr);
+    tolerated.handshake(0, SERVES).unwrap();
+    tolerated.ping(4).unwrap();
+    let mut honest3 = FakePeer::connect(node.addr).unwrap();
+    honest3.handshake(0, SERVES).unwrap();
+    let mut honest4 = FakePeer::connect(node.addr).unwrap();
+    honest4.handshake(0, SERVES).unwrap();
+    honest4.ping(5).unwrap();
+    assert!(
+        tolerated.closed_within(Duration::from_secs(5)),
+        "discouraged peer not evicted for an honest one"
+    );
+    honest1.ping(6).unwrap();
+    honest3.ping(7).unwrap();
+}

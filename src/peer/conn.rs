@@ -99,6 +99,9 @@ impl fmt::Display for StartPeerError {
             StartPeerError::Register(RegisterError::Full) => write!(f, "connection limit reached"),
             StartPeerError::Register(RegisterError::ShuttingDown) => write!(f, "shutting down"),
             StartPeerError::Register(RegisterError::Banned) => write!(f, "address is banned"),
+            StartPeerError::Register(RegisterError::Discouraged) => {
+                write!(f, "address is discouraged and few slots are free")
+            }
             StartPeerError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -202,6 +205,14 @@ pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<N
             reason
         }
     };
+    if reason.discourages() && peer.direction == Direction::Inbound {
+        // Core exempts manual connections (ours are the outbound ones) and
+        // local addresses (all peers on one host would share the penalty).
+        if ctx.config.discourage_local || !is_local(peer.addr.ip()) {
+            ctx.connections.discourage(peer.addr.ip());
+            log::info!("discouraging {} for 24 h", peer.addr.ip());
+        }
+    }
     if reason.is_misbehaviour() {
         log::info!("disconnecting {peer}: {reason}");
     } else {
@@ -209,6 +220,14 @@ pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<N
     }
     let _ = lifecycle.join();
     ctx.connections.remove(&peer);
+}
+
+/// Core's `CNetAddr::IsLocal`: loopback and `0.0.0.0/8`.
+fn is_local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.octets()[0] == 0,
+        std::net::IpAddr::V6(v6) => v6.is_loopback(),
+    }
 }
 
 fn version_message(ctx: &NetContext, peer: &Peer) -> NetworkMessage {
