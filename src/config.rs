@@ -45,6 +45,14 @@ pub struct Config {
     pub ping_interval: Duration,
     /// The sync peer is replaced if it makes no progress for this long.
     pub stall_timeout: Duration,
+    /// Base deadline of one block request from any peer (Core: one target
+    /// block spacing × `BLOCK_DOWNLOAD_TIMEOUT_BASE` 1 = 10 min), plus half
+    /// of it per other peer with blocks in flight
+    /// (`BLOCK_DOWNLOAD_TIMEOUT_PER_PEER` 0.5).
+    pub block_download_timeout: Duration,
+    /// Discourage misbehaving peers on loopback addresses too. Core never
+    /// does (every local peer would share the penalty); tests turn it on.
+    pub discourage_local: bool,
     /// Outbound retry back-off: `retry_base × attempts`, capped at `retry_max`.
     pub retry_base: Duration,
     /// Cap of the outbound retry back-off.
@@ -111,6 +119,8 @@ impl Config {
             idle_timeout: Duration::from_secs(5 * 60),
             ping_interval: Duration::from_secs(2 * 60),
             stall_timeout: Duration::from_secs(3 * 60),
+            block_download_timeout: Duration::from_secs(10 * 60),
+            discourage_local: false,
             retry_base: Duration::from_secs(5),
             retry_max: Duration::from_secs(5 * 60),
             peer_stack_size: DEFAULT_PEER_STACK,
@@ -208,6 +218,8 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --maxpeers N             maximum connections, in and out (default: 125)
   --handshaketimeout SECS  version/verack deadline (default: 30)
   --stalltimeout SECS      replace a sync peer silent this long (default: 180)
+  --blockdownloadtimeout SECS
+                           re-request a block not delivered this long (default: 600)
   --peerstack KIB          stack size of per-peer threads (default: 256)
   --dbcache MIB            UTXO cache size (default: 48)
   --flushblocks N          write the chain state at least every N blocks (default: 2000)
@@ -254,6 +266,7 @@ where
     let mut max_peers = None;
     let mut handshake = None;
     let mut stall = None;
+    let mut block_download = None;
     let mut stack = None;
     let mut log_level = None;
     let mut flush_blocks = None;
@@ -352,6 +365,9 @@ where
             }
             "handshaketimeout" => handshake = Some(parse_number(name, &value(&mut i)?, 1, 3600)?),
             "stalltimeout" => stall = Some(parse_number(name, &value(&mut i)?, 1, 86_400)?),
+            "blockdownloadtimeout" => {
+                block_download = Some(parse_number(name, &value(&mut i)?, 1, 86_400)?)
+            }
             "peerstack" => stack = Some(parse_number(name, &value(&mut i)?, 64, 65_536)?),
             "flushblocks" => {
                 flush_blocks = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
@@ -442,6 +458,9 @@ where
     }
     if let Some(s) = stall {
         config.stall_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = block_download {
+        config.block_download_timeout = Duration::from_secs(s);
     }
     if let Some(k) = stack {
         config.peer_stack_size = k as usize * 1024;

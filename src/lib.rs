@@ -330,6 +330,7 @@ impl Node {
         let sync = SyncManager::new(
             SyncConfig {
                 stall_timeout: config.stall_timeout,
+                block_download_timeout: config.block_download_timeout,
                 best_height,
                 download_window: config.download_window,
                 mempool: mempool.clone(),

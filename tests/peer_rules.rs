@@ -438,6 +438,18 @@ fn sendrawtransaction_reaches_core_as_wtxid_and_btcd_as_txid() {
     for (i, p) in [&mut core, &mut btcd, &mut old].into_iter().enumerate() {
         p.fence(10 + i as u64).unwrap();
     }
+    // Transactions are announced to the peers the sync manager knows: wait
+    // until its NewPeer for all three has been handled (a pong comes from
+    // the reader and does not show that).
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            rpc(&node, "getsyncstate", vec![])["sync_known"]
+                .as_array()
+                .is_some_and(|k| k.len() == 3)
+        }),
+        "the sync manager did not learn of the three peers: {}",
+        rpc(&node, "getsyncstate", vec![])
+    );
 
     let (op, value) = chain.spendable_outputs()[0];
     let tx = chain

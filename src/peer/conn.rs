@@ -7,6 +7,13 @@
 //! two threads, leave the registry. The writer thread drains the bounded
 //! outbound queue and sends a ping every `ping_interval`.
 //!
+//! The reader blocks while the sync manager's inbox is full (back-pressure).
+//! It cannot read a pong then, so that time is recorded on the peer and the
+//! writer leaves it out of the ping deadline: a busy sync manager does not
+//! make every peer time out at once. The remote's own pings wait in the
+//! socket until the reader resumes (Core's `TIMEOUT_INTERVAL` for an
+//! unanswered ping is 20 minutes).
+//!
 //! The handshake follows Bitcoin Core's `net_processing` and the BIPs that
 //! negotiate features during it:
 //!
@@ -92,6 +99,9 @@ impl fmt::Display for StartPeerError {
             StartPeerError::Register(RegisterError::Full) => write!(f, "connection limit reached"),
             StartPeerError::Register(RegisterError::ShuttingDown) => write!(f, "shutting down"),
             StartPeerError::Register(RegisterError::Banned) => write!(f, "address is banned"),
+            StartPeerError::Register(RegisterError::Discouraged) => {
+                write!(f, "address is discouraged and few slots are free")
+            }
             StartPeerError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -195,6 +205,14 @@ pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<N
             reason
         }
     };
+    if reason.discourages() && peer.direction == Direction::Inbound {
+        // Core exempts manual connections (ours are the outbound ones) and
+        // local addresses (all peers on one host would share the penalty).
+        if ctx.config.discourage_local || !is_local(peer.addr.ip()) {
+            ctx.connections.discourage(peer.addr.ip());
+            log::info!("discouraging {} for 24 h", peer.addr.ip());
+        }
+    }
     if reason.is_misbehaviour() {
         log::info!("disconnecting {peer}: {reason}");
     } else {
@@ -202,6 +220,14 @@ pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<N
     }
     let _ = lifecycle.join();
     ctx.connections.remove(&peer);
+}
+
+/// Core's `CNetAddr::IsLocal`: loopback and `0.0.0.0/8`.
+fn is_local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.octets()[0] == 0,
+        std::net::IpAddr::V6(v6) => v6.is_loopback(),
+    }
 }
 
 fn version_message(ctx: &NetContext, peer: &Peer) -> NetworkMessage {
@@ -418,7 +444,12 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                     // (shutdown) is not waited for long.
                     let _ = peer.announced.receiver().recv_timeout(ANNOUNCE_WAIT);
                 }
-                if !ctx.messages.deliver(Arc::clone(peer), other) {
+                // Time spent here while the sync inbox is full is the node's,
+                // not the peer's: the writer's ping deadline leaves it out.
+                peer.set_backpressure(true);
+                let delivered = ctx.messages.deliver(Arc::clone(peer), other);
+                peer.set_backpressure(false);
+                if !delivered {
                     return DisconnectReason::Shutdown;
                 }
             }
@@ -472,6 +503,8 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<NetworkMessage>) {
     let _ = socket.set_write_timeout(Some(ctx.config.idle_timeout));
     let interval = ctx.config.ping_interval;
     let mut next_ping = Instant::now() + interval;
+    // The reader's back-pressure total when the outstanding ping was sent.
+    let mut ping_backpressure = Duration::ZERO;
     let quit = peer.quit.receiver();
     loop {
         let wait = next_ping.saturating_duration_since(Instant::now());
@@ -487,12 +520,21 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<NetworkMessage>) {
                     continue;
                 }
                 let mut ping = peer.ping.lock();
-                if ping.is_some() {
+                if let Some((_, sent)) = *ping {
+                    // While our reader waited on a full sync inbox it could
+                    // not read the pong: that time is not the peer's.
+                    let waited = peer.backpressure_total().saturating_sub(ping_backpressure);
+                    let charged = sent.elapsed().saturating_sub(waited);
+                    if charged < interval {
+                        next_ping = Instant::now() + (interval - charged).max(Duration::from_millis(10));
+                        continue;
+                    }
                     drop(ping);
                     peer.disconnect(DisconnectReason::PingTimeout);
                     return;
                 }
                 let nonce = random_nonce();
+                ping_backpressure = peer.backpressure_total();
                 *ping = Some((nonce, Instant::now()));
                 NetworkMessage::Ping(nonce)
             },

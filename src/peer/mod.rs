@@ -108,6 +108,8 @@ pub enum DisconnectReason {
     TooManyPeers,
     /// The sync peer made no progress within the stall timeout.
     Stalled,
+    /// A block we asked this peer for did not arrive by its deadline.
+    BlockDownloadTimeout,
     /// The peer sent invalid consensus data (header, block) or broke a rule
     /// worth a ban.
     Misbehaving(String),
@@ -136,6 +138,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::WriteFailed(e) => write!(f, "write failed: {e}"),
             DisconnectReason::TooManyPeers => write!(f, "too many peers"),
             DisconnectReason::Stalled => write!(f, "sync peer stalled"),
+            DisconnectReason::BlockDownloadTimeout => write!(f, "block download timed out"),
             DisconnectReason::Misbehaving(s) => write!(f, "misbehaving: {s}"),
             DisconnectReason::Requested => write!(f, "disconnect requested"),
             DisconnectReason::Banned => write!(f, "banned"),
@@ -146,6 +149,17 @@ impl fmt::Display for DisconnectReason {
 }
 
 impl DisconnectReason {
+    /// True for misbehaviour that gets the address discouraged (Core's
+    /// `Misbehaving` → `MaybeDiscourageAndDisconnect`): invalid consensus
+    /// data and protocol violations such as oversize lists. Framing errors,
+    /// old versions and self-connections only disconnect, as in Core.
+    pub fn discourages(&self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::ProtocolViolation(_) | DisconnectReason::Misbehaving(_)
+        )
+    }
+
     /// True for reasons that are the remote's fault (worth an info log).
     pub fn is_misbehaviour(&self) -> bool {
         matches!(
@@ -206,7 +220,14 @@ pub struct Peer {
     /// of a 500-block `inv` answering `getblocks`), send it an `inv` of our
     /// tip so it asks for more.
     pub(crate) hash_continue: Mutex<Option<bitcoin::BlockHash>>,
+    /// Time the reader spent waiting on a full sync inbox (back-pressure):
+    /// since when it is waiting now, and the total of its finished waits.
+    /// The writer's ping deadline does not count it against the peer.
+    backpressure: Mutex<(Option<Instant>, Duration)>,
     slot_released: AtomicBool,
+    /// Its address was discouraged when it connected: the first inbound
+    /// peer evicted when the node is full (Core's `m_prefer_evict`).
+    prefer_evict: AtomicBool,
 }
 
 impl fmt::Display for Peer {
@@ -254,7 +275,9 @@ impl Peer {
             getaddr_answered: AtomicBool::new(false),
             fee_filter: AtomicI64::new(0),
             hash_continue: Mutex::new(None),
+            backpressure: Mutex::new((None, Duration::ZERO)),
             slot_released: AtomicBool::new(false),
+            prefer_evict: AtomicBool::new(false),
         }
     }
 
@@ -268,6 +291,27 @@ impl Peer {
             None,
             tx,
         )
+    }
+
+    /// Marks the start (`true`) or end (`false`) of a wait of the reader on
+    /// the sync inbox.
+    pub(crate) fn set_backpressure(&self, waiting: bool) {
+        let mut bp = self.backpressure.lock();
+        match (waiting, bp.0) {
+            (true, None) => bp.0 = Some(Instant::now()),
+            (false, Some(since)) => {
+                bp.0 = None;
+                bp.1 += since.elapsed();
+            }
+            _ => {}
+        }
+    }
+
+    /// Total time the reader has waited on back-pressure, the current wait
+    /// included.
+    pub(crate) fn backpressure_total(&self) -> Duration {
+        let bp = self.backpressure.lock();
+        bp.1 + bp.0.map_or(Duration::ZERO, |since| since.elapsed())
     }
 
     /// The remote's `version` data, once received.
@@ -356,6 +400,8 @@ pub enum RegisterError {
     ShuttingDown,
     /// The address is banned (`setban`).
     Banned,
+    /// The address is discouraged and few inbound slots are left.
+    Discouraged,
 }
 
 /// Every connection whose threads are running, handshaking or not, with
@@ -377,6 +423,14 @@ pub(crate) struct Connections {
     max: usize,
 }
 
+/// How long a misbehaving peer's address stays discouraged (Core's
+/// `DEFAULT_MISBEHAVING_BANTIME`, 24 h, which its rolling bloom filter
+/// approximates).
+pub(crate) const DISCOURAGE_TIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// Most discouraged addresses remembered, oldest forgotten first (Core's
+/// rolling bloom filter holds 50,000).
+pub(crate) const MAX_DISCOURAGED: usize = 50_000;
+
 /// How long a new connection waits for a free slot before it is refused.
 pub(crate) const SLOT_WAIT: Duration = Duration::from_millis(100);
 
@@ -385,6 +439,10 @@ struct ConnTable {
     /// Banned subnets with the Unix time their ban ends (`setban`).
     bans: Vec<(crate::netaddr::SubNet, u64, u64)>,
     nonces: HashSet<u64>,
+    /// Discouraged addresses and when their discouragement ends, with their
+    /// insertion order (oldest first) to bound the set.
+    discouraged: HashMap<std::net::IpAddr, u64>,
+    discouraged_order: std::collections::VecDeque<std::net::IpAddr>,
     /// Connections holding a slot.
     slots: usize,
     closed: bool,
@@ -397,6 +455,8 @@ impl Connections {
                 peers: HashMap::new(),
                 bans: Vec::new(),
                 nonces: HashSet::new(),
+                discouraged: HashMap::new(),
+                discouraged_order: std::collections::VecDeque::new(),
                 slots: 0,
                 closed: false,
             }),
@@ -412,13 +472,42 @@ impl Connections {
         if self.is_banned(peer.addr.ip()) {
             return Err(RegisterError::Banned);
         }
+        let discouraged = self.is_discouraged(peer.addr.ip());
         let mut t = self.table.lock();
+        if discouraged && peer.direction == Direction::Inbound {
+            // Core's AcceptConnection: a discouraged address gets in only
+            // while more than one slot is free.
+            if t.slots + 1 >= self.max {
+                return Err(RegisterError::Discouraged);
+            }
+            peer.prefer_evict.store(true, Ordering::Relaxed);
+        }
+        let mut evicted = false;
         loop {
             if t.closed {
                 return Err(RegisterError::ShuttingDown);
             }
             if t.slots < self.max {
                 break;
+            }
+            if !evicted && peer.direction == Direction::Inbound {
+                // Full: an inbound peer from a discouraged address makes
+                // room first (Core's eviction prefers `m_prefer_evict`).
+                evicted = true;
+                let victim = t
+                    .peers
+                    .values()
+                    .filter(|p| {
+                        p.direction == Direction::Inbound
+                            && p.prefer_evict.load(Ordering::Relaxed)
+                            && !p.slot_released.load(Ordering::SeqCst)
+                    })
+                    .max_by_key(|p| p.id)
+                    .cloned();
+                if let Some(v) = victim {
+                    log::info!("evicting discouraged {v} for a new inbound connection");
+                    v.disconnect(DisconnectReason::TooManyPeers);
+                }
             }
             if self.slot_freed.wait_until(&mut t, deadline).timed_out() && t.slots >= self.max {
                 return Err(RegisterError::Full);
@@ -428,6 +517,30 @@ impl Connections {
         t.nonces.insert(peer.local_nonce);
         t.peers.insert(peer.id, Arc::clone(peer));
         Ok(())
+    }
+
+    /// Discourages `ip` for [`DISCOURAGE_TIME`] (Core's `BanMan::Discourage`).
+    pub(crate) fn discourage(&self, ip: std::net::IpAddr) {
+        let until = crate::util::unix_time() + DISCOURAGE_TIME.as_secs();
+        let mut t = self.table.lock();
+        if t.discouraged.insert(ip, until).is_none() {
+            t.discouraged_order.push_back(ip);
+        }
+        while t.discouraged_order.len() > MAX_DISCOURAGED {
+            if let Some(old) = t.discouraged_order.pop_front() {
+                t.discouraged.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `ip` is discouraged now.
+    pub(crate) fn is_discouraged(&self, ip: std::net::IpAddr) -> bool {
+        let now = crate::util::unix_time();
+        self.table
+            .lock()
+            .discouraged
+            .get(&ip)
+            .is_some_and(|until| *until > now)
     }
 
     /// Whether `ip` is banned now (expired bans are dropped).

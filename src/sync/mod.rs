@@ -15,6 +15,13 @@
 //! candidate takes over; when none is left the node leaves initial block
 //! download at once, so announcements from the remaining peers are followed.
 //!
+//! Every block request has a deadline (Core's block-download timeout: see
+//! [`SyncConfig::block_download_timeout`]). A peer that misses it is
+//! disconnected ([`DisconnectReason::BlockDownloadTimeout`]) and the block is
+//! asked again from the sync peer or from another peer whose announced
+//! headers include it, so a peer that announces a header and withholds the
+//! block cannot hold the tip still.
+//!
 //! Anomaly counters record what the design makes impossible; they exist so
 //! tests (and `getsyncstate`) can prove it stays so.
 
@@ -127,6 +134,8 @@ pub struct SyncCounters {
     pub message_unknown_peer: u64,
     /// Sync peers replaced because they stalled.
     pub stalls: u64,
+    /// Peers disconnected because a requested block missed its deadline.
+    pub block_timeouts: u64,
 }
 
 /// A known peer, as the snapshot reports it.
@@ -184,11 +193,27 @@ pub const RECENT_REJECTS: usize = 32;
 struct KnownPeer {
     peer: Arc<Peer>,
     candidate: bool,
+    /// The last header this peer announced that we accepted (Core's
+    /// `pindexBestKnownBlock`, without the work comparison): it has that
+    /// block and its ancestors.
+    best_known: Option<BlockHash>,
 }
+
+/// Most steps [`SyncManager::peer_has_block`] walks back from a peer's best
+/// known header (one `headers` message).
+const MAX_ANCESTOR_WALK: u32 = MAX_HEADERS as u32;
 
 /// Configuration of the sync manager.
 pub(crate) struct SyncConfig {
     pub stall_timeout: Duration,
+    /// Base deadline of a block request (Core: target spacing ×
+    /// `BLOCK_DOWNLOAD_TIMEOUT_BASE` = 10 min), plus half of it
+    /// (`BLOCK_DOWNLOAD_TIMEOUT_PER_PEER` 0.5) per other peer with blocks in
+    /// flight. Core also has a 2 s (doubling to 64 s) *stalling* window for
+    /// the peer that blocks its 1,024-block download window; strand's
+    /// window is small and served in order, so one deadline per request
+    /// covers both cases.
+    pub block_download_timeout: Duration,
     pub best_height: Arc<AtomicI32>,
     /// Most blocks in flight at once.
     pub download_window: usize,
@@ -209,6 +234,7 @@ pub(crate) struct SyncManager {
     last_progress: Instant,
     /// Whether a `getheaders` to the sync peer is unanswered.
     headers_requested: bool,
+    /// Blocks asked for: from whom, and by when they must arrive.
     in_flight: HashMap<BlockHash, (PeerId, Instant)>,
     ibd: bool,
     anomalies: Anomalies,
@@ -247,6 +273,7 @@ impl SyncManager {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.check_stall();
+            self.check_block_timeouts();
         }
         if let Err(e) = self.chain.flush() {
             log::error!("flushing the chain state at shutdown failed: {e}");
@@ -345,6 +372,7 @@ impl SyncManager {
             KnownPeer {
                 peer: Arc::clone(&peer),
                 candidate,
+                best_known: None,
             },
         );
         if candidate && self.sync_peer.is_none() {
@@ -483,6 +511,9 @@ impl SyncManager {
                     self.last_progress = Instant::now();
                 }
                 let _ = outcome;
+                if let (Some(last), Some(k)) = (last, self.peers.get_mut(&peer.id)) {
+                    k.best_known = Some(last);
+                }
             }
             Err(RejectError::UnknownParent(_)) => {
                 // Headers that do not connect: ask where they come from.
@@ -894,7 +925,7 @@ impl SyncManager {
     /// Fills the download window with blocks of the best header chain,
     /// asked from `peer` (the sync peer during IBD, any announcer after).
     fn request_blocks(&mut self, peer: &Arc<Peer>) {
-        if !self.follows(peer.id) {
+        if !self.follows(peer.id) || peer.is_closed() || peer.disconnect_reason().is_some() {
             return;
         }
         let room = self
@@ -911,9 +942,9 @@ impl SyncManager {
         if wanted.is_empty() {
             return;
         }
-        let now = Instant::now();
+        let deadline = Instant::now() + self.download_timeout(peer.id);
         for h in &wanted {
-            self.in_flight.insert(*h, (peer.id, now));
+            self.in_flight.insert(*h, (peer.id, deadline));
         }
         let items = wanted.into_iter().map(Inventory::WitnessBlock).collect();
         peer.send(NetworkMessage::GetData(items));
@@ -1038,6 +1069,95 @@ impl SyncManager {
         self.last_progress = Instant::now();
     }
 
+    /// The deadline of a block request to `peer`: Core's
+    /// `BLOCK_DOWNLOAD_TIMEOUT_BASE` (1) plus `BLOCK_DOWNLOAD_TIMEOUT_PER_PEER`
+    /// (0.5) per other peer with blocks in flight, in units of the
+    /// configured base (Core: one target spacing).
+    fn download_timeout(&self, peer: PeerId) -> Duration {
+        let mut others: Vec<PeerId> = self
+            .in_flight
+            .values()
+            .map(|(p, _)| *p)
+            .filter(|p| *p != peer)
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        let base = self.cfg.block_download_timeout;
+        base + base / 2 * others.len().min(125) as u32
+    }
+
+    /// Whether `peer` announced a header chain containing `hash`.
+    fn peer_has_block(&self, peer: &KnownPeer, hash: &BlockHash) -> bool {
+        let (Some(best), Some(target)) = (peer.best_known, self.chain.entry(hash)) else {
+            return false;
+        };
+        let mut cur = best;
+        for _ in 0..=MAX_ANCESTOR_WALK {
+            if cur == *hash {
+                return true;
+            }
+            match self.chain.entry(&cur) {
+                Some(e) if e.height > target.height => cur = e.header.prev_blockhash,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Disconnects every peer holding a block request past its deadline and
+    /// asks for those blocks again from a peer that has them (the sync peer
+    /// first), so one withholding peer cannot stop the chain.
+    fn check_block_timeouts(&mut self) {
+        let now = Instant::now();
+        let late: Vec<(BlockHash, PeerId)> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (_, deadline))| *deadline <= now)
+            .map(|(h, (p, _))| (*h, *p))
+            .collect();
+        if late.is_empty() {
+            return;
+        }
+        let mut stallers: Vec<PeerId> = late.iter().map(|(_, p)| *p).collect();
+        stallers.sort_unstable();
+        stallers.dedup();
+        for id in &stallers {
+            self.in_flight.retain(|_, (p, _)| p != id);
+            self.counters.block_timeouts += 1;
+            if let Some(k) = self.peers.get_mut(id) {
+                log::info!(
+                    "{} did not deliver a requested block in time; disconnecting",
+                    k.peer
+                );
+                k.peer.disconnect(DisconnectReason::BlockDownloadTimeout);
+                k.candidate = false;
+            }
+        }
+        for (hash, _) in late {
+            if self.in_flight.contains_key(&hash) {
+                continue;
+            }
+            let mut choices: Vec<&KnownPeer> = self
+                .peers
+                .values()
+                .filter(|k| {
+                    !stallers.contains(&k.peer.id)
+                        && !k.peer.is_closed()
+                        && k.peer.disconnect_reason().is_none()
+                        && serves_blocks(&k.peer)
+                        && (Some(k.peer.id) == self.sync_peer || self.peer_has_block(k, &hash))
+                })
+                .collect();
+            choices.sort_by_key(|k| (Some(k.peer.id) != self.sync_peer, k.peer.id));
+            let Some(next) = choices.first().map(|k| Arc::clone(&k.peer)) else {
+                log::debug!("no other peer has block {hash}; waiting for an announcement");
+                continue;
+            };
+            log::debug!("asking {next} for block {hash} after a timeout");
+            self.request_blocks(&next);
+        }
+    }
+
     fn snapshot(&self) -> SyncSnapshot {
         let mut peers: Vec<_> = self
             .peers
@@ -1084,6 +1204,7 @@ mod tests {
         let m = SyncManager::new(
             SyncConfig {
                 stall_timeout: Duration::from_secs(60),
+                block_download_timeout: Duration::from_secs(600),
                 best_height: Arc::new(AtomicI32::new(0)),
                 download_window: 16,
                 mempool: SharedMempool::new(crate::mempool::Mempool::new(Default::default())),
