@@ -327,6 +327,9 @@ impl Node {
             config: config.clone(),
         });
 
+        ctx.connections
+            .load_bans(dir.join(peer::banlist::BANLIST_FILE));
+
         let sync = SyncManager::new(
             SyncConfig {
                 stall_timeout: config.stall_timeout,
@@ -794,6 +797,7 @@ impl NodeHandle {
             join_bounded("connmgr", t, Duration::from_secs(10));
         }
         inner.ctx.connections.close_all();
+        inner.ctx.connections.save_bans();
         if !inner
             .ctx
             .connections

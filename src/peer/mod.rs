@@ -21,6 +21,7 @@
 //! socket, which ends the reader.
 
 pub mod addrbook;
+pub mod banlist;
 pub(crate) mod conn;
 pub mod lifecycle;
 pub mod signal;
@@ -421,6 +422,9 @@ pub(crate) struct Connections {
     slot_freed: Condvar,
     next_id: AtomicU64,
     max: usize,
+    /// Where bans are persisted (`banlist.json`), once loaded from there;
+    /// the mutex also orders concurrent writes of the file.
+    banlist: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// How long a misbehaving peer's address stays discouraged (Core's
@@ -464,6 +468,32 @@ impl Connections {
             slot_freed: Condvar::new(),
             next_id: AtomicU64::new(1),
             max,
+            banlist: Mutex::new(None),
+        }
+    }
+
+    /// Loads the persisted bans from `path` (Core's `banlist.json`; ended
+    /// bans dropped, a damaged file set aside, see [`banlist::load`]) and
+    /// persists every later change of the bans there.
+    pub(crate) fn load_bans(&self, path: std::path::PathBuf) {
+        let mut file = self.banlist.lock();
+        let loaded = banlist::load(&path, crate::util::unix_time());
+        if !loaded.is_empty() {
+            log::info!("loaded {} bans from {}", loaded.len(), path.display());
+        }
+        self.table.lock().bans = loaded;
+        *file = Some(path);
+    }
+
+    /// Writes the current bans to the ban list file, if there is one
+    /// (after every change and at shutdown). A failure is logged: bans in
+    /// memory still apply.
+    pub(crate) fn save_bans(&self) {
+        let file = self.banlist.lock();
+        if let Some(path) = file.as_ref() {
+            if let Err(e) = banlist::write(path, &self.bans()) {
+                log::warn!("cannot write the ban list: {e}");
+            }
         }
     }
 
@@ -566,6 +596,7 @@ impl Connections {
                 .cloned()
                 .collect()
         };
+        self.save_bans();
         for p in peers {
             p.disconnect(DisconnectReason::Banned);
         }
@@ -574,10 +605,16 @@ impl Connections {
 
     /// Lifts the ban on `net`; false if there was none.
     pub(crate) fn unban(&self, net: &crate::netaddr::SubNet) -> bool {
-        let mut t = self.table.lock();
-        let before = t.bans.len();
-        t.bans.retain(|(n, _, _)| n != net);
-        t.bans.len() != before
+        let removed = {
+            let mut t = self.table.lock();
+            let before = t.bans.len();
+            t.bans.retain(|(n, _, _)| n != net);
+            t.bans.len() != before
+        };
+        if removed {
+            self.save_bans();
+        }
+        removed
     }
 
     /// Current bans: subnet, start, end (Unix seconds).
