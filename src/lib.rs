@@ -313,7 +313,8 @@ impl Node {
         let chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
             .map_err(StartError::Chain)?;
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));
-        let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(config.max_peers));
+        let max_connections = peer::max_connections(config.max_peers);
+        let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(max_connections));
         let (sync_tx, sync_rx) = bounded(SYNC_INBOX);
         let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
         let ctx = Arc::new(NetContext {
@@ -342,7 +343,9 @@ impl Node {
             chain,
         );
         let sync_thread = spawn("sync-manager", move || sync.run(sync_rx))?;
-        let handler = PeerHandler::new(config.max_peers, sync_tx.clone(), orphans, events.clone());
+        // The registry enforces the inbound/outbound split; the handler's
+        // table only needs room for every connection it may hold.
+        let handler = PeerHandler::new(max_connections, sync_tx.clone(), orphans, events.clone());
         let handler_thread = spawn("peer-handler", move || {
             handler.run(lifecycle_rx, handler_rx)
         })?;

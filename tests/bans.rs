@@ -96,3 +96,43 @@ fn setban_survives_a_restart_and_a_corrupt_banlist_is_set_aside() {
         .contains("127.0.0.10/32"));
     assert!(node.terminate(Duration::from_secs(20)).is_some());
 }
+
+#[test]
+fn inbound_peers_cannot_take_the_slot_of_a_connect_target() {
+    // With --maxpeers 1 the one inbound slot (kept for reachability) is
+    // also the whole limit: only the manual allowance beyond it lets the
+    // node dial its --connect target.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap().to_string();
+    let node = NodeProcess::start(&["--maxpeers", "1", "--connect", &target_addr]);
+
+    // End the first dial at once: the node redials after its back-off
+    // (5 s), by which time inbound peers hold every slot they may.
+    drop(accept_within(&target, Duration::from_secs(10)));
+    let mut inbound = FakePeer::connect(node.addr()).unwrap();
+    inbound
+        .handshake(0, bitcoin::p2p::ServiceFlags::NETWORK)
+        .expect("first inbound peer gets the inbound slot");
+    let mut extra = FakePeer::connect(node.addr()).unwrap();
+    assert!(
+        extra.closed_within(Duration::from_secs(5)),
+        "a second inbound peer was accepted"
+    );
+
+    let stream = accept_within(&target, Duration::from_secs(15));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut outbound = FakePeer::from_parts(stream, reader);
+    outbound
+        .handshake(0, bitcoin::p2p::ServiceFlags::NETWORK)
+        .expect("the node completes the handshake with its --connect target");
+    outbound.ping(7).expect("outbound connection is alive");
+    inbound.ping(8).expect("inbound peer kept its slot");
+    assert!(
+        node.log_contains("connected to peer="),
+        "{:?}",
+        node.log_lines()
+    );
+}
