@@ -215,7 +215,9 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --nolisten               do not accept inbound peers
   --connect ADDR:PORT      keep a connection to this peer (repeatable)
   --addnode ADDR:PORT      also keep a connection to this peer (repeatable)
-  --maxpeers N             maximum connections, in and out (default: 125)
+  --maxpeers N             maximum connections, in and out (default: 125);
+                           10 are kept from inbound peers for outbound ones,
+                           and manual connections may use 8 more
   --handshaketimeout SECS  version/verack deadline (default: 30)
   --stalltimeout SECS      replace a sync peer silent this long (default: 180)
   --blockdownloadtimeout SECS

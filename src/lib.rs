@@ -313,7 +313,8 @@ impl Node {
         let chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
             .map_err(StartError::Chain)?;
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));
-        let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(config.max_peers));
+        let max_connections = peer::max_connections(config.max_peers);
+        let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(max_connections));
         let (sync_tx, sync_rx) = bounded(SYNC_INBOX);
         let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
         let ctx = Arc::new(NetContext {
@@ -327,6 +328,9 @@ impl Node {
             config: config.clone(),
         });
 
+        ctx.connections
+            .load_bans(dir.join(peer::banlist::BANLIST_FILE));
+
         let sync = SyncManager::new(
             SyncConfig {
                 stall_timeout: config.stall_timeout,
@@ -339,7 +343,9 @@ impl Node {
             chain,
         );
         let sync_thread = spawn("sync-manager", move || sync.run(sync_rx))?;
-        let handler = PeerHandler::new(config.max_peers, sync_tx.clone(), orphans, events.clone());
+        // The registry enforces the inbound/outbound split; the handler's
+        // table only needs room for every connection it may hold.
+        let handler = PeerHandler::new(max_connections, sync_tx.clone(), orphans, events.clone());
         let handler_thread = spawn("peer-handler", move || {
             handler.run(lifecycle_rx, handler_rx)
         })?;
@@ -794,6 +800,7 @@ impl NodeHandle {
             join_bounded("connmgr", t, Duration::from_secs(10));
         }
         inner.ctx.connections.close_all();
+        inner.ctx.connections.save_bans();
         if !inner
             .ctx
             .connections

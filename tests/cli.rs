@@ -106,7 +106,8 @@ fn help_and_version_exit_0() {
 
 #[test]
 fn maxpeers_is_enforced() {
-    let node = NodeProcess::start(&["--maxpeers", "2"]);
+    // 12 peers, 10 of them kept for outbound: two inbound slots.
+    let node = NodeProcess::start(&["--maxpeers", "12"]);
     let mut a = FakePeer::connect(node.addr()).unwrap();
     a.handshake(0, SERVES).unwrap();
     let mut b = FakePeer::connect(node.addr()).unwrap();

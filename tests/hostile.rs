@@ -201,7 +201,7 @@ fn invalid_block_sender_is_discouraged_and_evicted_first() {
     bad.header.merkle_root = bad.compute_merkle_root().unwrap();
     assert!(strand::mining::mine(&mut bad, 1_000_000));
     let node = TestNode::start(|c| {
-        c.max_peers = 3;
+        c.max_peers = 13; // 3 inbound slots (10 kept for outbound)
         c.discourage_local = true;
     });
     let evil: std::net::Ipv4Addr = "127.0.0.2".parse().unwrap();

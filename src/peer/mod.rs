@@ -21,6 +21,7 @@
 //! socket, which ends the reader.
 
 pub mod addrbook;
+pub mod banlist;
 pub(crate) mod conn;
 pub mod lifecycle;
 pub mod signal;
@@ -394,7 +395,8 @@ pub fn local_services() -> ServiceFlags {
 /// Why a connection could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegisterError {
-    /// `max_peers` connections are open.
+    /// No slot for its direction: `max_peers` connections (inbound: its
+    /// share of them) are open, or the manual allowance beyond it is used.
     Full,
     /// The node is shutting down.
     ShuttingDown,
@@ -410,6 +412,11 @@ pub enum RegisterError {
 /// (shutdown); it is the one piece of shared networking state, small and
 /// behind one lock.
 ///
+/// `max` (`--maxpeers`) counts every connection, but inbound ones may hold
+/// at most [`max_inbound`] slots, so an inbound flood cannot take the slots
+/// kept for outbound connections; outbound (manual) connections always get
+/// a slot, up to [`MAX_ADDNODE_CONNECTIONS`] beyond `max`, as in Core.
+///
 /// The peer limit counts *slots*: a connection holds one from registration
 /// until its socket is finished with (the reader stopped), not until its
 /// threads have been joined, so a burst of short connections is not refused
@@ -421,6 +428,9 @@ pub(crate) struct Connections {
     slot_freed: Condvar,
     next_id: AtomicU64,
     max: usize,
+    /// Where bans are persisted (`banlist.json`), once loaded from there;
+    /// the mutex also orders concurrent writes of the file.
+    banlist: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// How long a misbehaving peer's address stays discouraged (Core's
@@ -430,6 +440,32 @@ pub(crate) const DISCOURAGE_TIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Most discouraged addresses remembered, oldest forgotten first (Core's
 /// rolling bloom filter holds 50,000).
 pub(crate) const MAX_DISCOURAGED: usize = 50_000;
+
+/// Outbound full-relay connections Core keeps (`MAX_OUTBOUND_FULL_RELAY_CONNECTIONS`,
+/// net.h); their slots are kept from inbound peers.
+pub const MAX_OUTBOUND_FULL_RELAY_CONNECTIONS: usize = 8;
+/// Outbound block-relay-only connections Core keeps
+/// (`MAX_BLOCK_RELAY_ONLY_CONNECTIONS`, net.h); also kept from inbound peers.
+pub const MAX_BLOCK_RELAY_ONLY_CONNECTIONS: usize = 2;
+/// Manual connections (`--connect`, `--addnode`, RPC `addnode`) allowed
+/// beyond `--maxpeers` (Core's `MAX_ADDNODE_CONNECTIONS`, net.h: Core's
+/// `-maxconnections` does not limit them, this many do).
+pub const MAX_ADDNODE_CONNECTIONS: usize = 8;
+
+/// Inbound slots out of `max_peers` (Core's `m_max_inbound`): all but the
+/// outbound ones (8 full-relay + 2 block-relay-only), but at least one, so
+/// a node with a small `--maxpeers` stays reachable (Core would give it
+/// none); strand's outbound connections are manual and get a slot anyway.
+pub fn max_inbound(max_peers: usize) -> usize {
+    let reserved = MAX_OUTBOUND_FULL_RELAY_CONNECTIONS + MAX_BLOCK_RELAY_ONLY_CONNECTIONS;
+    max_peers.saturating_sub(reserved).max(1)
+}
+
+/// Connections of any kind the node may hold at once: `max_peers` plus
+/// the manual ones allowed beyond it.
+pub fn max_connections(max_peers: usize) -> usize {
+    max_peers + MAX_ADDNODE_CONNECTIONS
+}
 
 /// How long a new connection waits for a free slot before it is refused.
 pub(crate) const SLOT_WAIT: Duration = Duration::from_millis(100);
@@ -445,6 +481,8 @@ struct ConnTable {
     discouraged_order: std::collections::VecDeque<std::net::IpAddr>,
     /// Connections holding a slot.
     slots: usize,
+    /// Inbound connections holding a slot.
+    inbound_slots: usize,
     closed: bool,
 }
 
@@ -458,12 +496,39 @@ impl Connections {
                 discouraged: HashMap::new(),
                 discouraged_order: std::collections::VecDeque::new(),
                 slots: 0,
+                inbound_slots: 0,
                 closed: false,
             }),
             emptied: Condvar::new(),
             slot_freed: Condvar::new(),
             next_id: AtomicU64::new(1),
             max,
+            banlist: Mutex::new(None),
+        }
+    }
+
+    /// Loads the persisted bans from `path` (Core's `banlist.json`; ended
+    /// bans dropped, a damaged file set aside, see [`banlist::load`]) and
+    /// persists every later change of the bans there.
+    pub(crate) fn load_bans(&self, path: std::path::PathBuf) {
+        let mut file = self.banlist.lock();
+        let loaded = banlist::load(&path, crate::util::unix_time());
+        if !loaded.is_empty() {
+            log::info!("loaded {} bans from {}", loaded.len(), path.display());
+        }
+        self.table.lock().bans = loaded;
+        *file = Some(path);
+    }
+
+    /// Writes the current bans to the ban list file, if there is one
+    /// (after every change and at shutdown). A failure is logged: bans in
+    /// memory still apply.
+    pub(crate) fn save_bans(&self) {
+        let file = self.banlist.lock();
+        if let Some(path) = file.as_ref() {
+            if let Err(e) = banlist::write(path, &self.bans()) {
+                log::warn!("cannot write the ban list: {e}");
+            }
         }
     }
 
@@ -473,11 +538,20 @@ impl Connections {
             return Err(RegisterError::Banned);
         }
         let discouraged = self.is_discouraged(peer.addr.ip());
+        let inbound = peer.direction == Direction::Inbound;
+        let max_inbound = max_inbound(self.max);
+        let fits = |t: &ConnTable| {
+            if inbound {
+                t.inbound_slots < max_inbound && t.slots < self.max
+            } else {
+                t.slots < max_connections(self.max)
+            }
+        };
         let mut t = self.table.lock();
-        if discouraged && peer.direction == Direction::Inbound {
+        if discouraged && inbound {
             // Core's AcceptConnection: a discouraged address gets in only
-            // while more than one slot is free.
-            if t.slots + 1 >= self.max {
+            // while more than one inbound slot is free.
+            if t.inbound_slots + 1 >= max_inbound || t.slots + 1 >= self.max {
                 return Err(RegisterError::Discouraged);
             }
             peer.prefer_evict.store(true, Ordering::Relaxed);
@@ -487,10 +561,10 @@ impl Connections {
             if t.closed {
                 return Err(RegisterError::ShuttingDown);
             }
-            if t.slots < self.max {
+            if fits(&t) {
                 break;
             }
-            if !evicted && peer.direction == Direction::Inbound {
+            if !evicted && inbound {
                 // Full: an inbound peer from a discouraged address makes
                 // room first (Core's eviction prefers `m_prefer_evict`).
                 evicted = true;
@@ -509,11 +583,14 @@ impl Connections {
                     v.disconnect(DisconnectReason::TooManyPeers);
                 }
             }
-            if self.slot_freed.wait_until(&mut t, deadline).timed_out() && t.slots >= self.max {
+            if self.slot_freed.wait_until(&mut t, deadline).timed_out() && !fits(&t) {
                 return Err(RegisterError::Full);
             }
         }
         t.slots += 1;
+        if inbound {
+            t.inbound_slots += 1;
+        }
         t.nonces.insert(peer.local_nonce);
         t.peers.insert(peer.id, Arc::clone(peer));
         Ok(())
@@ -566,6 +643,7 @@ impl Connections {
                 .cloned()
                 .collect()
         };
+        self.save_bans();
         for p in peers {
             p.disconnect(DisconnectReason::Banned);
         }
@@ -574,10 +652,16 @@ impl Connections {
 
     /// Lifts the ban on `net`; false if there was none.
     pub(crate) fn unban(&self, net: &crate::netaddr::SubNet) -> bool {
-        let mut t = self.table.lock();
-        let before = t.bans.len();
-        t.bans.retain(|(n, _, _)| n != net);
-        t.bans.len() != before
+        let removed = {
+            let mut t = self.table.lock();
+            let before = t.bans.len();
+            t.bans.retain(|(n, _, _)| n != net);
+            t.bans.len() != before
+        };
+        if removed {
+            self.save_bans();
+        }
+        removed
     }
 
     /// Current bans: subnet, start, end (Unix seconds).
@@ -593,8 +677,13 @@ impl Connections {
         if !peer.slot_released.swap(true, Ordering::SeqCst) {
             let mut t = self.table.lock();
             t.slots = t.slots.saturating_sub(1);
+            if peer.direction == Direction::Inbound {
+                t.inbound_slots = t.inbound_slots.saturating_sub(1);
+            }
             t.nonces.remove(&peer.local_nonce);
-            self.slot_freed.notify_one();
+            // Wake every waiter: an inbound slot freed does not serve an
+            // outbound waiter and the other way round.
+            self.slot_freed.notify_all();
         }
     }
 
@@ -646,5 +735,56 @@ impl Connections {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(c: &Connections, direction: Direction) -> Arc<Peer> {
+        let id = c.next_id.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Peer::detached(id, direction))
+    }
+
+    #[test]
+    fn inbound_share_follows_core_and_keeps_one_slot() {
+        assert_eq!(max_inbound(125), 115);
+        assert_eq!(max_inbound(12), 2);
+        assert_eq!(max_inbound(10), 1);
+        assert_eq!(max_inbound(3), 1);
+        assert_eq!(max_inbound(1), 1);
+        assert_eq!(max_connections(125), 133);
+    }
+
+    #[test]
+    fn inbound_cannot_take_outbound_slots_and_manual_ones_go_beyond_the_limit() {
+        let c = Connections::new(12);
+        let inbound: Vec<_> = (0..2).map(|_| peer(&c, Direction::Inbound)).collect();
+        for p in &inbound {
+            assert_eq!(c.register(p), Ok(()));
+        }
+        let refused = peer(&c, Direction::Inbound);
+        assert_eq!(c.register(&refused), Err(RegisterError::Full));
+        // 10 outbound fill --maxpeers, 8 more manual ones are allowed.
+        let outbound: Vec<_> = (0..18).map(|_| peer(&c, Direction::Outbound)).collect();
+        for p in &outbound {
+            assert_eq!(c.register(p), Ok(()));
+        }
+        assert_eq!(
+            c.register(&peer(&c, Direction::Outbound)),
+            Err(RegisterError::Full)
+        );
+        // A freed outbound slot is no inbound slot; a freed inbound one is,
+        // but only while the total is under --maxpeers.
+        c.release_slot(&outbound[0]);
+        assert_eq!(c.register(&refused), Err(RegisterError::Full));
+        for p in &outbound[1..8] {
+            c.release_slot(p);
+        }
+        c.release_slot(&inbound[0]);
+        assert_eq!(c.register(&refused), Ok(()));
+        assert_eq!(c.table.lock().slots, 12);
+        assert_eq!(c.table.lock().inbound_slots, 2);
     }
 }
