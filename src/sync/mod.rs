@@ -22,6 +22,12 @@
 //! headers include it, so a peer that announces a header and withholds the
 //! block cannot hold the tip still.
 //!
+//! Serving follows Core: `getdata` gets a block only if it passed full
+//! validation (`ChainState::block_request_allowed`, Core's
+//! `BlockRequestAllowed`; otherwise `notfound`), without witnesses for
+//! `MSG_BLOCK` and with them for `MSG_WITNESS_BLOCK`; `mempool` disconnects
+//! the peer, as Core does when it offers no bloom filters.
+//!
 //! Anomaly counters record what the design makes impossible; they exist so
 //! tests (and `getsyncstate`) can prove it stays so.
 
