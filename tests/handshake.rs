@@ -219,16 +219,18 @@ fn outbound_connect_handshakes_with_a_listening_peer() {
 fn getaddr_is_answered_with_learnt_addresses_once() {
     use bitcoin::p2p::address::Address;
     let node = TestNode::start(|_| {});
-    let mut teller = FakePeer::connect(node.addr).unwrap();
-    teller.handshake(0, SERVES).unwrap();
-    let addrs: Vec<(u32, Address)> = (1..=3u8)
-        .map(|i| {
-            let sa: std::net::SocketAddr = format!("198.51.100.{i}:8333").parse().unwrap();
-            (1_700_000_000 + u32::from(i), Address::new(&sa, SERVES))
-        })
-        .collect();
-    teller.send(NetworkMessage::Addr(addrs)).unwrap();
-    teller.ping(1).unwrap();
+    // One teller per address: a new peer's addr budget is one address
+    // (Core's token bucket starts at one token).
+    let mut tellers = Vec::new();
+    for i in 1..=3u8 {
+        let mut teller = FakePeer::connect(node.addr).unwrap();
+        teller.handshake(0, SERVES).unwrap();
+        let sa: std::net::SocketAddr = format!("198.51.100.{i}:8333").parse().unwrap();
+        let addrs = vec![(1_700_000_000 + u32::from(i), Address::new(&sa, SERVES))];
+        teller.send(NetworkMessage::Addr(addrs)).unwrap();
+        teller.ping(1).unwrap();
+        tellers.push(teller);
+    }
 
     // A BIP155 peer gets addrv2, once.
     let mut asker = FakePeer::connect(node.addr).unwrap();

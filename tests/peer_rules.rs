@@ -118,16 +118,18 @@ fn getaddr_is_never_answered_with_an_empty_address_message() {
 
     // Once strand has heard of addresses, a btcd peer (sendaddrv2) gets
     // them as addrv2 and an old peer (no sendaddrv2) as addr.
-    let mut teller = FakePeer::connect(node.addr()).unwrap();
-    teller.handshake(0, SERVES).unwrap();
-    let addrs: Vec<(u32, Address)> = (1..=2u8)
-        .map(|i| {
-            let sa: std::net::SocketAddr = format!("203.0.113.{i}:18444").parse().unwrap();
-            (1_700_000_000, Address::new(&sa, full()))
-        })
-        .collect();
-    teller.send(NetworkMessage::Addr(addrs)).unwrap();
-    teller.ping(9).unwrap();
+    // One teller per address: a new peer's addr budget is one address
+    // (Core's token bucket starts at one token).
+    let mut tellers = Vec::new();
+    for i in 1..=2u8 {
+        let mut teller = FakePeer::connect(node.addr()).unwrap();
+        teller.handshake(0, SERVES).unwrap();
+        let sa: std::net::SocketAddr = format!("203.0.113.{i}:18444").parse().unwrap();
+        let addrs: Vec<(u32, Address)> = vec![(1_700_000_000, Address::new(&sa, full()))];
+        teller.send(NetworkMessage::Addr(addrs)).unwrap();
+        teller.ping(9).unwrap();
+        tellers.push(teller);
+    }
     let mut v2 = RulePeer::connect(node.addr(), Profile::Btcd, 70016, full(), 0).unwrap();
     v2.send(NetworkMessage::GetAddr).unwrap();
     match v2.recv_until("addrv2", Duration::from_secs(10), |m| {

@@ -200,6 +200,11 @@ pub struct ChainState {
 /// New index entries held before a flush writes them.
 const DIRTY_INDEX_LIMIT: usize = 20_000;
 
+/// How old (against the best header's time) a fully validated block off
+/// the active chain may be and still be served: Core's
+/// `STALE_RELAY_AGE_LIMIT`, 30 days.
+pub const STALE_RELAY_AGE_LIMIT: u32 = 30 * 24 * 60 * 60;
+
 /// Entries kept in [`ChainState::min_diff_bits`] before it is cleared.
 const MIN_DIFF_MEMO: usize = 50_000;
 
@@ -1258,7 +1263,33 @@ impl ChainState {
         self.logged_height = height;
     }
 
-    /// Raw serialized block `hash`, if stored (for serving peers).
+    /// Whether a peer may be sent block `hash` (Core's
+    /// `BlockRequestAllowed`): a block of the active chain, or one that was
+    /// fully validated (connected once, `VALID_SCRIPTS`, not failed since)
+    /// and whose time is within [`STALE_RELAY_AGE_LIMIT`] of the best
+    /// header's. A block merely stored or waiting in `pending` (a side
+    /// branch never connected) is not served: its scripts were never
+    /// checked. Core also bounds the stale block's proof-equivalent time;
+    /// the time bound alone is kept here.
+    pub fn block_request_allowed(&self, hash: &BlockHash) -> bool {
+        if self.is_active(hash) {
+            return true;
+        }
+        let Some(entry) = self.index.get(hash) else {
+            return false;
+        };
+        if entry.status.is_failed() || !entry.status.contains(BlockStatus::VALID_SCRIPTS) {
+            return false;
+        }
+        let best_time = self
+            .index
+            .get(&self.best_header())
+            .map_or(0, |e| e.header.time);
+        best_time.saturating_sub(entry.header.time) < STALE_RELAY_AGE_LIMIT
+    }
+
+    /// Raw serialized block `hash`, if stored (for serving peers; check
+    /// [`ChainState::block_request_allowed`] first).
     pub fn block_bytes(&mut self, hash: &BlockHash) -> Result<Option<Vec<u8>>, ChainError> {
         if self.pending.contains_key(hash) {
             return Ok(self.pending.get(hash).map(encode::serialize));

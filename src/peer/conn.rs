@@ -36,7 +36,9 @@
 //! `wtxidrelay` or `sendaddrv2` drops the peer (Core disconnects for both),
 //! and messages whose item counts exceed Core's limits (locators of more than
 //! 101 hashes, `inv`/`getdata` of more than 50,000 items, `addr` of more than
-//! 1,000) drop it before they reach the sync manager.
+//! 1,000) drop it before they reach the sync manager. Addresses are
+//! processed in the reader against the peer's token bucket (Core's 0.1
+//! per second, starting at one; see [`addrbook`]): the rest are dropped.
 
 use std::fmt;
 use std::io::{BufReader, Write};
@@ -371,6 +373,8 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
     }
 
     // --- message loop --------------------------------------------------------
+    // Core's per-peer addr rate limit; this thread is its only user.
+    let mut addr_bucket = addrbook::AddrTokenBucket::new(Instant::now());
     if socket
         .set_read_timeout(Some(ctx.config.idle_timeout))
         .is_err()
@@ -422,8 +426,14 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
             NetworkMessage::Unknown { command, .. } => {
                 log::debug!("{peer}: ignoring unknown message '{command}'");
             }
-            NetworkMessage::Addr(list) => ctx.addr_book.add_v1(&list),
-            NetworkMessage::AddrV2(list) => ctx.addr_book.add_v2(&list),
+            NetworkMessage::Addr(list) => {
+                let out = ctx.addr_book.add_v1(&list, &mut addr_bucket);
+                log_addrs(peer, "addr", list.len(), out);
+            }
+            NetworkMessage::AddrV2(list) => {
+                let out = ctx.addr_book.add_v2(&list, &mut addr_bucket);
+                log_addrs(peer, "addrv2", list.len(), out);
+            }
             NetworkMessage::GetAddr => {
                 // Core answers inbound peers once per connection, and never
                 // with an empty message (btcd disconnects a peer that sends
@@ -455,6 +465,15 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
             }
         }
     }
+}
+
+/// Core's "Received addr: N addresses (P processed, R rate-limited)".
+fn log_addrs(peer: &Peer, what: &str, n: usize, out: addrbook::AddrOutcome) {
+    log::debug!(
+        "{peer}: received {what}: {n} addresses ({} processed, {} rate-limited)",
+        out.processed,
+        out.rate_limited
+    );
 }
 
 /// The protocol version both sides speak (Core's `GetCommonVersion`).

@@ -122,6 +122,10 @@ pub enum DisconnectReason {
     Shutdown,
     /// A thread for the peer could not be started.
     ResourceExhausted(String),
+    /// The remote asked for a service we do not offer (Core disconnects,
+    /// without discouraging, a peer sending `mempool` when bloom filters
+    /// are off).
+    ServiceNotOffered(String),
 }
 
 impl fmt::Display for DisconnectReason {
@@ -145,6 +149,9 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Banned => write!(f, "banned"),
             DisconnectReason::Shutdown => write!(f, "node shutting down"),
             DisconnectReason::ResourceExhausted(s) => write!(f, "cannot start peer thread: {s}"),
+            DisconnectReason::ServiceNotOffered(s) => {
+                write!(f, "asked for a service we do not offer: {s}")
+            }
         }
     }
 }

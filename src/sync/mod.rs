@@ -22,6 +22,12 @@
 //! headers include it, so a peer that announces a header and withholds the
 //! block cannot hold the tip still.
 //!
+//! Serving follows Core: `getdata` gets a block only if it passed full
+//! validation (`ChainState::block_request_allowed`, Core's
+//! `BlockRequestAllowed`; otherwise `notfound`), without witnesses for
+//! `MSG_BLOCK` and with them for `MSG_WITNESS_BLOCK`; `mempool` disconnects
+//! the peer, as Core does when it offers no bloom filters.
+//!
 //! Anomaly counters record what the design makes impossible; they exist so
 //! tests (and `getsyncstate`) can prove it stays so.
 
@@ -42,7 +48,7 @@ use crate::chain::state::{ChainError, ChainEvent, ChainState, RejectError};
 use crate::mempool::{AcceptContext, FeeRate, MempoolReject, SharedMempool};
 use crate::mining::GenerateError;
 use crate::peer::conn::PROTOCOL_VERSION;
-use crate::peer::{Direction, DisconnectReason, MessageSink, Peer, PeerId};
+use crate::peer::{local_services, Direction, DisconnectReason, MessageSink, Peer, PeerId};
 
 fn serves_blocks(peer: &Peer) -> bool {
     let services = peer.services();
@@ -441,6 +447,16 @@ impl SyncManager {
                 return;
             }
             NetworkMessage::MemPool => {
+                // Core (net_processing.cpp, BIP35) answers `mempool` only
+                // if it offers NODE_BLOOM or the peer has the `mempool`
+                // permission; otherwise it disconnects the peer (unless
+                // `noban`), without discouraging it. strand offers no bloom
+                // filters and has no permissions: it always disconnects.
+                if !local_services().has(ServiceFlags::BLOOM) {
+                    log::debug!("{peer}: mempool request with bloom filters disabled");
+                    peer.disconnect(DisconnectReason::ServiceNotOffered("mempool".into()));
+                    return;
+                }
                 let filter = FeeRate(peer.fee_filter.load(Ordering::Relaxed).max(0) as u64);
                 let wtxid = peer.wtxid_relay.load(Ordering::Relaxed);
                 let inv = self.cfg.mempool.lock().inventory(wtxid, filter);
@@ -612,9 +628,23 @@ impl SyncManager {
         for item in items {
             match item {
                 Inventory::Block(h) | Inventory::WitnessBlock(h) => {
+                    // Core's BlockRequestAllowed: never a block whose
+                    // scripts were not checked. (Core stays silent then;
+                    // strand answers `notfound`, as btcd does, so the
+                    // requester need not wait for a timeout.)
+                    if !self.chain.block_request_allowed(&h) {
+                        log::debug!("{peer}: not serving unvalidated block {h}");
+                        not_found.push(item);
+                        continue;
+                    }
                     match self.chain.block_bytes(&h) {
                         Ok(Some(raw)) => match bitcoin::consensus::deserialize::<Block>(&raw) {
-                            Ok(block) => {
+                            Ok(mut block) => {
+                                if matches!(item, Inventory::Block(_)) {
+                                    // Core: MSG_BLOCK gets TX_NO_WITNESS,
+                                    // MSG_WITNESS_BLOCK TX_WITH_WITNESS.
+                                    strip_witnesses(&mut block);
+                                }
                                 if !peer.send(NetworkMessage::Block(block)) {
                                     return;
                                 }
@@ -1182,6 +1212,17 @@ impl SyncManager {
             best_header_height: self.chain.best_header_height(),
             blocks_in_flight: self.in_flight.len(),
             recent_rejects: self.rejects.iter().cloned().collect(),
+        }
+    }
+}
+
+/// Drops every input's witness: the block as a pre-segwit peer (one that
+/// asked with `MSG_BLOCK`) sees it. Its hash (the header's) is unchanged;
+/// its serialization is Core's `TX_NO_WITNESS`.
+fn strip_witnesses(block: &mut Block) {
+    for tx in &mut block.txdata {
+        for input in &mut tx.input {
+            input.witness.clear();
         }
     }
 }
