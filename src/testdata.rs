@@ -33,6 +33,7 @@ use bitcoin::{
 
 use crate::chain::params::{COINBASE_MATURITY, MEDIAN_TIME_SPAN};
 use crate::mining::{self, BlockTemplate};
+use crate::util::SplitMix64;
 
 /// Number of keys each builder derives from its seed.
 pub const NUM_KEYS: usize = 16;
@@ -187,9 +188,9 @@ fn derive_secret(seed: u64, i: u32) -> SecretKey {
     }
 }
 
-/// A small deterministic generator (splitmix64): test data must not depend
-/// on an outside RNG.
-struct Rng(u64);
+/// A small deterministic generator (splitmix64 seeded from `parts`): test
+/// data must not depend on an outside RNG.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn new(parts: &[u64]) -> Rng {
@@ -200,15 +201,11 @@ impl Rng {
         let h = sha256::Hash::hash(&data);
         let mut b = [0u8; 8];
         b.copy_from_slice(&h.as_byte_array()[..8]);
-        Rng(u64::from_le_bytes(b))
+        Rng(SplitMix64::new(u64::from_le_bytes(b)))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `lo..=hi`.

@@ -1,5 +1,5 @@
 //! Small helpers with no dependency on the rest of the crate: the clock in
-//! Unix seconds, random nonces and the peer identifier type shared by the
+//! Unix seconds, random nonces, a small deterministic generator and the peer identifier type shared by the
 //! mempool (orphan tags) and the networking layer. The bottom layer: any
 //! module and any thread may use them.
 
@@ -39,5 +39,27 @@ mod tests {
     fn nonces_differ_and_time_is_after_2020() {
         assert_ne!(random_nonce(), random_nonce());
         assert!(unix_time() > 1_577_836_800);
+    }
+}
+
+/// SplitMix64: a small, fast, deterministic generator for choices that need
+/// spread but no secrecy (random orphan eviction, test data, differential
+/// tests). Same seed, same sequence, on every machine.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator starting from `seed`.
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }

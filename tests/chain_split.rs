@@ -21,7 +21,7 @@ use bitcoin::{
     Witness,
 };
 use common::*;
-use strand::mining::{self, BlockTemplate};
+use strand::mining;
 use strand::rpc::client::{call, ClientAuth};
 use strand::testdata::{ChainBuilder, OutputKind};
 
@@ -120,21 +120,6 @@ impl Synced {
         peer.ping(7)
             .unwrap_or_else(|e| panic!("peer sending {what} dropped: {e}"));
     }
-}
-
-fn payout(b: &ChainBuilder) -> ScriptBuf {
-    b.tip().txdata[0].output[0].script_pubkey.clone()
-}
-
-fn template(b: &ChainBuilder, txs: Vec<Transaction>, fees: Amount) -> BlockTemplate {
-    let tip = b.tip();
-    BlockTemplate::regtest(
-        tip.block_hash(),
-        b.height() + 1,
-        tip.header.time + 1,
-        txs,
-        fees,
-    )
 }
 
 /// A signed spend of the `nth` mature output of `kind`, paying `to` (the

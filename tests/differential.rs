@@ -47,6 +47,7 @@ use bitcoin::{
 use common::oracle::{same_reason, Oracle, Verdict};
 use strand::chain::state::{ChainEvent, ChainOptions, ChainState, RejectError};
 use strand::mining::{self, BlockTemplate, COINBASE_MATURITY, MEDIAN_TIME_SPAN};
+use strand::util::SplitMix64;
 
 const DEFAULT_BLOCKS: usize = 2_000;
 const DEFAULT_SEED: u64 = 0x5354_5241_4e44_0001;
@@ -61,16 +62,12 @@ const SEQ_DISABLE: u32 = 1 << 31;
 const SEQ_TYPE_TIME: u32 = 1 << 22;
 const LOCKTIME_THRESHOLD: u32 = 500_000_000;
 
-/// splitmix64.
-struct Prng(u64);
+/// The run's choices, from strand's deterministic splitmix64.
+struct Prng(SplitMix64);
 
 impl Prng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in `0..n` (0 when `n` is 0).
     fn below(&mut self, n: u64) -> u64 {
@@ -387,7 +384,7 @@ impl World {
             .max(u64::from(genesis.header.time) + 1);
         let mut w = World {
             keys: Keys::new(seed),
-            rng: Prng(seed),
+            rng: Prng(SplitMix64::new(seed)),
             strand: open_strand(dir.path()),
             _strand_dir: dir,
             oracle: Oracle::new(),

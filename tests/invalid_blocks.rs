@@ -14,7 +14,7 @@ use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::{Amount, Block, OutPoint, ScriptBuf, Transaction, TxOut};
 use common::oracle::{assert_core_rejects_like, Oracle, Verdict};
 use common::*;
-use strand::mining::{self, BlockTemplate};
+use strand::mining;
 use strand::testdata::{corrupt_signature, ChainBuilder, OutputKind};
 
 const HEIGHT: u32 = 120;
@@ -41,21 +41,6 @@ fn synced() -> (TestNode, ChainBuilder) {
 fn next_valid(b: &ChainBuilder) -> Block {
     let mut fork = b.fork_at(b.height()).unwrap();
     fork.next_block(2)
-}
-
-fn template(b: &ChainBuilder, txs: Vec<Transaction>, fees: Amount) -> BlockTemplate {
-    let tip = b.tip();
-    BlockTemplate::regtest(
-        tip.block_hash(),
-        b.height() + 1,
-        tip.header.time + 1,
-        txs,
-        fees,
-    )
-}
-
-fn payout(b: &ChainBuilder) -> ScriptBuf {
-    b.tip().txdata[0].output[0].script_pubkey.clone()
 }
 
 fn remine(block: &mut Block) {

@@ -20,7 +20,7 @@ use bitcoin::{Block, OutPoint, Transaction, Txid, Wtxid};
 
 use super::error::OrphanReject;
 use super::policy::MAX_STANDARD_TX_WEIGHT;
-use crate::util::PeerId;
+use crate::util::{PeerId, SplitMix64};
 
 /// Orphan pool limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,20 +70,6 @@ pub struct OrphanAdded {
     pub evicted: Option<Txid>,
 }
 
-/// A small deterministic RNG (SplitMix64).
-#[derive(Debug, Clone)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// Transactions waiting for unknown parents, by txid, with an index of the
 /// outpoints they spend.
 #[derive(Debug, Clone)]
@@ -94,7 +80,7 @@ pub struct OrphanPool {
     list: Vec<Txid>,
     /// Outpoint -> orphans spending it.
     by_prevout: HashMap<OutPoint, BTreeSet<Txid>>,
-    rng: SplitMix,
+    rng: SplitMix64,
 }
 
 impl OrphanPool {
@@ -105,7 +91,7 @@ impl OrphanPool {
             entries: HashMap::new(),
             list: Vec::new(),
             by_prevout: HashMap::new(),
-            rng: SplitMix(config.seed),
+            rng: SplitMix64::new(config.seed),
         }
     }
 
@@ -169,7 +155,7 @@ impl OrphanPool {
             evicted: None,
         };
         if self.entries.len() >= self.config.max_orphans {
-            let i = (self.rng.next() % self.list.len() as u64) as usize;
+            let i = (self.rng.next_u64() % self.list.len() as u64) as usize;
             let victim = self.list[i];
             self.erase(&victim);
             added.evicted = Some(victim);

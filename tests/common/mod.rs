@@ -546,3 +546,24 @@ impl NodeProcess {
     }
 }
 pub mod oracle;
+
+/// The builder's first coinbase output script: where test blocks pay.
+pub fn payout(b: &strand::testdata::ChainBuilder) -> bitcoin::ScriptBuf {
+    b.tip().txdata[0].output[0].script_pubkey.clone()
+}
+
+/// A regtest block template on the builder's tip with `txs` paying `fees`.
+pub fn template(
+    b: &strand::testdata::ChainBuilder,
+    txs: Vec<bitcoin::Transaction>,
+    fees: bitcoin::Amount,
+) -> strand::mining::BlockTemplate {
+    let tip = b.tip();
+    strand::mining::BlockTemplate::regtest(
+        tip.block_hash(),
+        b.height() + 1,
+        tip.header.time + 1,
+        txs,
+        fees,
+    )
+}
