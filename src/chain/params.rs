@@ -16,7 +16,7 @@ use bitcoin::consensus::encode;
 use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::hex::FromHex;
 use bitcoin::p2p::Magic;
-use bitcoin::pow::{CompactTarget, Target};
+use bitcoin::pow::{CompactTarget, Target, Work};
 use bitcoin::{BlockHash, Network};
 
 use super::flags;
@@ -101,12 +101,27 @@ pub struct ChainParams {
     /// `signet_blocks` and `signet_challenge`). Also decides the network
     /// magic ([`ChainParams::magic`]).
     pub signet_challenge: Option<Vec<u8>>,
+    /// Core's `nMinimumChainWork` (v31): a header chain with less work is
+    /// not stored (headers pre-sync) and the node stays in initial block
+    /// download until its tip has at least this much.
+    pub minimum_chain_work: Work,
+    /// Core's `defaultAssumeValid` (v31); `None` on regtest and custom signets.
+    pub default_assume_valid: Option<BlockHash>,
+    /// Core's DNS seed host names (`vSeeds`).
+    pub dns_seeds: Vec<&'static str>,
+    /// The network's default P2P port (Core's `nDefaultPort`).
+    pub default_port: u16,
 }
 
 /// Parses a constant hash; the constants below are checked by unit tests, so
 /// the all-zero fallback is never used (and never panics).
 fn h(hex: &str) -> BlockHash {
     BlockHash::from_str(hex).unwrap_or_else(|_| BlockHash::all_zeros())
+}
+
+/// Parses a constant big-endian 256-bit hex number into an amount of work.
+fn work(hex: &str) -> Work {
+    Work::from_be_bytes(<[u8; 32]>::from_hex(hex).unwrap_or([0; 32]))
 }
 
 /// Parses a constant big-endian 256-bit hex number into a target.
@@ -218,6 +233,23 @@ impl ChainParams {
                 ),
             ],
             signet_challenge: None,
+            minimum_chain_work: work(
+                "0000000000000000000000000000000000000001128750f82f4c366153a3a030",
+            ),
+            // Height 938,343.
+            default_assume_valid: Some(h(
+                "00000000000000000000ccebd6d74d9194d8dcdc1d177c478e094bfad51ba5ac",
+            )),
+            dns_seeds: vec![
+                "dnsseed.bluematt.me",
+                "seed.bitcoin.jonasschnelli.ch",
+                "seed.btc.petertodd.net",
+                "seed.bitcoin.sprovoost.nl",
+                "dnsseed.emzy.de",
+                "seed.bitcoin.wiz.biz",
+                "seed.mainnet.achownodes.xyz",
+            ],
+            default_port: 8333,
             bip30_exceptions: vec![
                 (
                     91_842,
@@ -265,6 +297,21 @@ impl ChainParams {
             )],
             bip30_exceptions: Vec::new(),
             signet_challenge: None,
+            minimum_chain_work: work(
+                "0000000000000000000000000000000000000000000017dde1c649f3708d14b6",
+            ),
+            // Height 4,842,348.
+            default_assume_valid: Some(h(
+                "000000007a61e4230b28ac5cb6b5e5a0130de37ac1faf2f8987d2fa6505b67f4",
+            )),
+            dns_seeds: vec![
+                "testnet-seed.bitcoin.jonasschnelli.ch",
+                "seed.tbtc.petertodd.net",
+                "seed.testnet.bitcoin.sprovoost.nl",
+                "testnet-seed.bluematt.me",
+                "seed.testnet.achownodes.xyz",
+            ],
+            default_port: 18333,
         }
     }
 
@@ -291,6 +338,18 @@ impl ChainParams {
             script_flag_exceptions: Vec::new(),
             bip30_exceptions: Vec::new(),
             signet_challenge: Some(default_challenge()),
+            minimum_chain_work: work(
+                "00000000000000000000000000000000000000000000000000000b463ea0a4b8",
+            ),
+            // Height 293,175.
+            default_assume_valid: Some(h(
+                "00000008414aab61092ef93f1aacc54cf9e9f16af29ddad493b908a01ff5c329",
+            )),
+            dns_seeds: vec![
+                "seed.signet.bitcoin.sprovoost.nl",
+                "seed.signet.achownodes.xyz",
+            ],
+            default_port: 38333,
         }
     }
 
@@ -320,6 +379,12 @@ impl ChainParams {
             script_flag_exceptions: Vec::new(),
             bip30_exceptions: Vec::new(),
             signet_challenge: None,
+            minimum_chain_work: work(
+                "0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            default_assume_valid: None,
+            dns_seeds: Vec::new(),
+            default_port: 18444,
         }
     }
 
@@ -328,6 +393,13 @@ impl ChainParams {
     pub fn custom_signet(challenge: Vec<u8>) -> ChainParams {
         ChainParams {
             signet_challenge: Some(challenge),
+            // Core: a custom challenge has no minimum work, no assumed-valid
+            // block and no seeds.
+            minimum_chain_work: work(
+                "0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            default_assume_valid: None,
+            dns_seeds: Vec::new(),
             ..Self::signet()
         }
     }
@@ -384,6 +456,29 @@ mod tests {
                 "{net:?}"
             );
         }
+    }
+
+    #[test]
+    fn minimum_chain_work_is_core_v31() {
+        let zero = Work::from_be_bytes([0; 32]);
+        assert!(ChainParams::mainnet().minimum_chain_work > zero);
+        assert!(
+            ChainParams::mainnet().minimum_chain_work > ChainParams::testnet().minimum_chain_work
+        );
+        assert_eq!(ChainParams::regtest().minimum_chain_work, zero);
+        assert_eq!(
+            ChainParams::custom_signet(vec![0x51]).minimum_chain_work,
+            zero
+        );
+        assert_eq!(
+            ChainParams::mainnet()
+                .default_assume_valid
+                .map(|h| h.to_string())
+                .as_deref(),
+            Some("00000000000000000000ccebd6d74d9194d8dcdc1d177c478e094bfad51ba5ac")
+        );
+        assert_eq!(ChainParams::mainnet().default_port, 8333);
+        assert_eq!(ChainParams::regtest().dns_seeds.len(), 0);
     }
 
     #[test]
