@@ -1,11 +1,173 @@
 //! IP subnets ([`SubNet`], Core's `CSubNet`): parsing, display and
 //! membership. An address filter, not an RPC or peer concept: the RPC
-//! server's `--rpcallowip` list and the peer table's bans both use it. Pure
-//! data, used from any thread.
+//! server's `--rpcallowip` list and the peer table's bans both use it.
+//! Also the address classification Core's `CNetAddr` and `NetGroupManager`
+//! do: [`net_class`], [`is_routable`] and [`net_group`], used by the
+//! address manager (bucket positions), the connection manager (one
+//! outbound peer per group) and inbound eviction (protect and evict by
+//! group). Pure data, used from any thread.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+
+use bitcoin::p2p::address::AddrV2;
+
+/// Core's `Network` enum, the first byte of a [`net_group`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum NetClass {
+    /// Not reachable on any network (`NET_UNROUTABLE`): private, local,
+    /// documentation ranges and unknown BIP155 networks.
+    Unroutable = 0,
+    /// IPv4, and IPv6 forms that embed an IPv4 address (`NET_IPV4`).
+    Ipv4 = 1,
+    /// IPv6 (`NET_IPV6`).
+    Ipv6 = 2,
+    /// Tor onion services (`NET_ONION`).
+    Onion = 3,
+    /// I2P (`NET_I2P`).
+    I2p = 4,
+    /// CJDNS (`NET_CJDNS`).
+    Cjdns = 5,
+}
+
+/// The IPv4 address an IPv6 address embeds, for the forms Core's
+/// `HasLinkedIPv4` knows: IPv4-mapped (`::ffff:0:0/96`), 6to4
+/// (`2002::/16`) and Teredo (`2001::/32`, address inverted).
+fn linked_ipv4(ip: &Ipv6Addr) -> Option<Ipv4Addr> {
+    let o = ip.octets();
+    if o[..10] == [0; 10] && o[10] == 0xff && o[11] == 0xff {
+        return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    if o[0] == 0x20 && o[1] == 0x02 {
+        return Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    if o[..4] == [0x20, 0x01, 0, 0] {
+        return Some(Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]));
+    }
+    None
+}
+
+/// Whether an IPv4 address is publicly routable (Core's `IsRoutable`
+/// minus the IPv6 rules): not RFC1918, RFC2544, RFC3927, RFC6598, RFC5737,
+/// 0/8, 127/8, multicast or reserved. `loopback_routable` makes 127/8
+/// routable, which strand does on regtest so nodes on one machine find
+/// each other through gossip.
+fn ipv4_routable(ip: Ipv4Addr, loopback_routable: bool) -> bool {
+    let o = ip.octets();
+    if o[0] == 127 {
+        return loopback_routable;
+    }
+    !(o[0] == 0
+        || o[0] == 10
+        || (o[0] == 172 && (16..32).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 168)
+        || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
+        || (o[0] == 169 && o[1] == 254)
+        || (o[0] == 100 && (64..128).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 0 && o[2] == 2)
+        || (o[0] == 198 && o[1] == 51 && o[2] == 100)
+        || (o[0] == 203 && o[1] == 0 && o[2] == 113)
+        || o[0] >= 224)
+}
+
+/// Whether an IPv6 address (with no embedded IPv4) is routable: not
+/// unspecified, loopback (unless `loopback_routable`), RFC4193 unique
+/// local, RFC4843/RFC7343 ORCHID, RFC4862 link local, RFC3849
+/// documentation or multicast.
+fn ipv6_routable(ip: &Ipv6Addr, loopback_routable: bool) -> bool {
+    if ip.is_loopback() {
+        return loopback_routable;
+    }
+    let o = ip.octets();
+    !(ip.is_unspecified()
+        || (o[0] & 0xfe) == 0xfc
+        || (o[0] == 0x20 && o[1] == 0x01 && o[2] == 0x00 && (o[3] & 0xf0) == 0x10)
+        || (o[0] == 0x20 && o[1] == 0x01 && o[2] == 0x00 && (o[3] & 0xf0) == 0x20)
+        || (o[0] == 0xfe && (o[1] & 0xc0) == 0x80)
+        || (o[0] == 0x20 && o[1] == 0x01 && o[2] == 0x0d && o[3] == 0xb8)
+        || o[0] == 0xff)
+}
+
+/// Whether `addr` can be reached and is worth gossiping (Core's
+/// `CNetAddr::IsRoutable`). See [`ipv4_routable`] for `loopback_routable`.
+pub fn is_routable(addr: &AddrV2, loopback_routable: bool) -> bool {
+    match addr {
+        AddrV2::Ipv4(ip) => ipv4_routable(*ip, loopback_routable),
+        AddrV2::Ipv6(ip) => match linked_ipv4(ip) {
+            Some(v4) => ipv4_routable(v4, loopback_routable),
+            None => ipv6_routable(ip, loopback_routable),
+        },
+        AddrV2::TorV3(_) | AddrV2::I2p(_) | AddrV2::Cjdns(_) => true,
+        _ => false,
+    }
+}
+
+/// The network an address belongs to (Core's `GetNetClass`).
+pub fn net_class(addr: &AddrV2, loopback_routable: bool) -> NetClass {
+    if !is_routable(addr, loopback_routable) {
+        return NetClass::Unroutable;
+    }
+    match addr {
+        AddrV2::Ipv4(_) => NetClass::Ipv4,
+        AddrV2::Ipv6(ip) if linked_ipv4(ip).is_some() => NetClass::Ipv4,
+        AddrV2::Ipv6(_) => NetClass::Ipv6,
+        AddrV2::TorV3(_) => NetClass::Onion,
+        AddrV2::I2p(_) => NetClass::I2p,
+        AddrV2::Cjdns(_) => NetClass::Cjdns,
+        _ => NetClass::Unroutable,
+    }
+}
+
+/// The network group of an address (Core's `NetGroupManager::GetGroup`
+/// without an ASMap): the network class followed by the IPv4 /16, the IPv6
+/// /32 (/36 for Hurricane Electric's 2001:470::/32), or the first 4 bits of
+/// an onion or I2P address (12 for CJDNS). All unroutable addresses share
+/// one group. Peers in one group are treated as one operator: at most one
+/// outbound connection per group, bucket positions by group.
+pub fn net_group(addr: &AddrV2, loopback_routable: bool) -> Vec<u8> {
+    let class = net_class(addr, loopback_routable);
+    if class == NetClass::Unroutable {
+        return vec![NetClass::Unroutable as u8];
+    }
+    let (bytes, bits): (Vec<u8>, usize) = match addr {
+        AddrV2::Ipv4(ip) => (ip.octets()[..2].to_vec(), 16),
+        AddrV2::Ipv6(ip) => match linked_ipv4(ip) {
+            Some(v4) => (v4.octets()[..2].to_vec(), 16),
+            None => {
+                let o = ip.octets();
+                let he_net = o[..4] == [0x20, 0x01, 0x04, 0x70];
+                (o.to_vec(), if he_net { 36 } else { 32 })
+            }
+        },
+        AddrV2::TorV3(k) => (k.to_vec(), 4),
+        AddrV2::I2p(k) => (k.to_vec(), 4),
+        AddrV2::Cjdns(ip) => (ip.octets().to_vec(), 12),
+        _ => (Vec::new(), 0),
+    };
+    let mut group = vec![class as u8];
+    let whole = bits / 8;
+    group.extend_from_slice(&bytes[..whole.min(bytes.len())]);
+    let rest = bits % 8;
+    if rest > 0 {
+        if let Some(b) = bytes.get(whole) {
+            group.push(b | ((1u8 << (8 - rest)) - 1));
+        }
+    }
+    group
+}
+
+/// The [`AddrV2`] form of an IP address (IPv4-mapped IPv6 becomes IPv4).
+pub fn addr_v2(ip: IpAddr) -> AddrV2 {
+    match ip {
+        IpAddr::V4(v4) => AddrV2::Ipv4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => AddrV2::Ipv4(v4),
+            None => AddrV2::Ipv6(v6),
+        },
+    }
+}
 
 /// An IP subnet (Core's `CSubNet`): `1.2.3.4`, `1.2.3.0/24`,
 /// `1.2.3.0/255.255.255.0`, `::1`, `fd00::/8`. Used by `--rpcallowip` and
@@ -129,6 +291,72 @@ impl fmt::Display for SubNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v4(s: &str) -> AddrV2 {
+        addr_v2(s.parse().unwrap())
+    }
+
+    #[test]
+    fn groups_follow_core() {
+        assert_eq!(net_group(&v4("1.2.3.4"), false), vec![1, 1, 2]);
+        assert_eq!(
+            net_group(&v4("1.2.200.9"), false),
+            net_group(&v4("1.2.3.4"), false)
+        );
+        assert_ne!(
+            net_group(&v4("1.3.3.4"), false),
+            net_group(&v4("1.2.3.4"), false)
+        );
+        // Mapped, 6to4 and Teredo share the IPv4 group (Core's netbase tests).
+        assert_eq!(net_group(&v4("::ffff:1.2.3.4"), false), vec![1, 1, 2]);
+        assert_eq!(net_group(&v4("2002:102:304:9999::"), false), vec![1, 1, 2]);
+        assert_eq!(
+            net_group(&v4("2001:0:9999:9999:9999:9999:fefd:fcfb"), false),
+            vec![1, 1, 2]
+        );
+        assert_eq!(
+            net_group(&v4("2001:2001:9999::"), false),
+            vec![2, 0x20, 0x01, 0x20, 0x01]
+        );
+        // Hurricane Electric: /36.
+        assert_eq!(
+            net_group(&v4("2001:470:abcd:9999::"), false),
+            vec![2, 0x20, 0x01, 0x04, 0x70, 0xaf]
+        );
+        // Unroutable ones share one group.
+        assert_eq!(net_group(&v4("127.0.0.1"), false), vec![0]);
+        assert_eq!(net_group(&v4("192.168.1.1"), false), vec![0]);
+        assert_eq!(net_group(&v4("::1"), false), vec![0]);
+        // Loopback made routable (regtest): /16 groups.
+        assert_eq!(net_group(&v4("127.3.0.1"), true), vec![1, 127, 3]);
+        assert_eq!(net_group(&AddrV2::TorV3([0x5a; 32]), false), vec![3, 0x5f]);
+    }
+
+    #[test]
+    fn routability_follows_core() {
+        for a in [
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "198.18.0.1",
+            "192.0.2.1",
+            "0.1.2.3",
+            "224.0.0.1",
+            "fc00::1",
+            "fe80::1",
+            "2001:db8::1",
+            "::",
+        ] {
+            assert!(!is_routable(&v4(a), true), "{a}");
+        }
+        for a in ["1.2.3.4", "8.8.8.8", "2a01:4f8::1"] {
+            assert!(is_routable(&v4(a), false), "{a}");
+        }
+        assert!(!is_routable(&v4("127.0.0.1"), false));
+        assert!(is_routable(&v4("127.0.0.1"), true));
+    }
 
     #[test]
     fn subnet_parsing_and_matching() {
