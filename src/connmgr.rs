@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::peer::{start_peer, Direction, NetContext, Peer};
+use crate::peer::{start_peer, ConnectionType, NetContext, Peer};
 
 /// How long a dial may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,7 +105,7 @@ pub(crate) fn run_connmgr(
                 continue;
             }
             match TcpStream::connect_timeout(&t.addr, CONNECT_TIMEOUT) {
-                Ok(stream) => match start_peer(&ctx, stream, Direction::Outbound) {
+                Ok(stream) => match start_peer(&ctx, stream, ConnectionType::Manual) {
                     Ok(peer) => {
                         log::info!("connected to {peer}");
                         t.peer = Some(peer);

@@ -28,7 +28,7 @@ use std::time::Duration;
 use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::peer::{
-    start_peer, Direction, DisconnectReason, LifecycleEvent, NetContext, Peer, PeerId,
+    start_peer, ConnectionType, DisconnectReason, LifecycleEvent, NetContext, Peer, PeerId,
     StartPeerError,
 };
 use crate::sync::SyncMsg;
@@ -181,7 +181,7 @@ pub(crate) fn run_listener(ctx: Arc<NetContext>, listener: TcpListener, stop: Ar
             break;
         }
         match stream {
-            Ok(stream) => match start_peer(&ctx, stream, Direction::Inbound) {
+            Ok(stream) => match start_peer(&ctx, stream, ConnectionType::Inbound) {
                 Ok(peer) => log::trace!("accepted {peer}"),
                 Err(StartPeerError::Register(e)) => {
                     log::debug!("closing inbound connection at accept: {e:?}")
@@ -201,6 +201,7 @@ pub(crate) fn run_listener(ctx: Arc<NetContext>, listener: TcpListener, stop: Ar
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peer::Direction;
     use crate::peer::lifecycle::run_lifecycle;
     use crossbeam_channel::unbounded;
 

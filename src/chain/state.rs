@@ -468,6 +468,21 @@ impl ChainState {
         }
     }
 
+    /// Height of the last block the chain ending at `hash` shares with the
+    /// active chain (Core's `LastCommonAncestor` with the tip), `None` for
+    /// an unknown hash.
+    pub fn last_common_height(&self, hash: &BlockHash) -> Option<u32> {
+        let entry = self.index.get(hash)?;
+        let mut h = entry.height.min(self.height());
+        loop {
+            let (a, _) = self.ancestor(hash, h)?;
+            if self.active.get(h as usize) == Some(&a) || h == 0 {
+                return Some(h);
+            }
+            h -= 1;
+        }
+    }
+
     /// Block locator of the best header chain (Core's `GetLocator`): the
     /// last 10 hashes, then exponentially sparser, ending with genesis.
     pub fn block_locator(&self) -> Vec<BlockHash> {

@@ -56,7 +56,8 @@ use crossbeam_channel::{bounded, select, Receiver, Sender};
 use super::addrbook;
 use super::lifecycle::run_lifecycle;
 use super::{
-    Connections, Direction, DisconnectReason, LifecycleEvent, Peer, RegisterError, RemoteVersion,
+    ConnectionType, Connections, Direction, DisconnectReason, LifecycleEvent, Peer, RegisterError,
+    RemoteVersion,
 };
 use crate::config::Config;
 use crate::util::random_nonce;
@@ -114,13 +115,13 @@ impl fmt::Display for StartPeerError {
 pub(crate) fn start_peer(
     ctx: &Arc<NetContext>,
     stream: TcpStream,
-    direction: Direction,
+    conn_type: ConnectionType,
 ) -> Result<Arc<Peer>, StartPeerError> {
     let addr = stream.peer_addr().map_err(StartPeerError::Io)?;
     let _ = stream.set_nodelay(true);
     let id = ctx.connections.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = bounded(ctx.config.send_queue_len);
-    let peer = Arc::new(Peer::new(id, addr, direction, Some(stream), tx));
+    let peer = Arc::new(Peer::new(id, addr, conn_type, Some(stream), tx));
     ctx.connections
         .register(&peer)
         .map_err(StartPeerError::Register)?;
@@ -400,8 +401,12 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 let mut ping = peer.ping.lock();
                 match *ping {
                     Some((sent, at)) if sent == nonce => {
-                        peer.last_ping_rtt_us
-                            .store(at.elapsed().as_micros() as i64, Ordering::Relaxed);
+                        let rtt = at.elapsed().as_micros() as i64;
+                        peer.last_ping_rtt_us.store(rtt, Ordering::Relaxed);
+                        let min = peer.min_ping_us.load(Ordering::Relaxed);
+                        if min < 0 || rtt < min {
+                            peer.min_ping_us.store(rtt, Ordering::Relaxed);
+                        }
                         *ping = None;
                     }
                     _ => log::debug!("{peer}: unsolicited pong {nonce}"),

@@ -56,6 +56,55 @@ pub enum Direction {
     Outbound,
 }
 
+/// What a connection is for (Core's `ConnectionType`). Decides its slot,
+/// what is relayed on it and how it is evicted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnectionType {
+    /// The remote connected to our listener (`INBOUND`).
+    Inbound,
+    /// An automatic outbound connection relaying blocks, transactions and
+    /// addresses (`OUTBOUND_FULL_RELAY`).
+    OutboundFullRelay,
+    /// An automatic outbound connection relaying blocks only, no
+    /// transactions or addresses (`BLOCK_RELAY`).
+    BlockRelayOnly,
+    /// `--connect`, `--addnode` or the `addnode` RPC (`MANUAL`).
+    Manual,
+    /// A short connection testing an address from the *new* table
+    /// (`FEELER`).
+    Feeler,
+    /// A short connection asking a seed node for addresses (`ADDR_FETCH`).
+    AddrFetch,
+}
+
+impl ConnectionType {
+    /// Who opens a connection of this type.
+    pub fn direction(self) -> Direction {
+        match self {
+            ConnectionType::Inbound => Direction::Inbound,
+            _ => Direction::Outbound,
+        }
+    }
+
+    /// Core's `connection_type` string in `getpeerinfo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionType::Inbound => "inbound",
+            ConnectionType::OutboundFullRelay => "outbound-full-relay",
+            ConnectionType::BlockRelayOnly => "block-relay-only",
+            ConnectionType::Manual => "manual",
+            ConnectionType::Feeler => "feeler",
+            ConnectionType::AddrFetch => "addr-fetch",
+        }
+    }
+}
+
+impl fmt::Display for ConnectionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Direction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -193,6 +242,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// Who opened the connection.
     pub direction: Direction,
+    /// What the connection is for.
+    pub conn_type: ConnectionType,
     /// When the connection was made.
     pub connected_at: SystemTime,
     /// Set by the reader when `verack` arrives after `version`.
@@ -236,6 +287,15 @@ pub struct Peer {
     /// Its address was discouraged when it connected: the first inbound
     /// peer evicted when the node is full (Core's `m_prefer_evict`).
     prefer_evict: AtomicBool,
+    /// Unix time of the last new block this peer gave us first, 0 if none
+    /// (Core's `m_last_block_time`, protects it from inbound eviction).
+    pub(crate) last_block_time: AtomicU64,
+    /// Unix time of the last new mempool transaction from it, 0 if none
+    /// (Core's `m_last_tx_time`).
+    pub(crate) last_tx_time: AtomicU64,
+    /// Lowest ping round trip seen, microseconds, -1 before the first pong
+    /// (Core's `m_min_ping_time`).
+    pub(crate) min_ping_us: AtomicI64,
 }
 
 impl fmt::Display for Peer {
@@ -254,14 +314,15 @@ impl Peer {
     fn new(
         id: PeerId,
         addr: SocketAddr,
-        direction: Direction,
+        conn_type: ConnectionType,
         socket: Option<TcpStream>,
         outbox: Sender<NetworkMessage>,
     ) -> Peer {
         Peer {
             id,
             addr,
-            direction,
+            direction: conn_type.direction(),
+            conn_type,
             connected_at: SystemTime::now(),
             verack: Signal::new("verack"),
             quit: Signal::new("quit"),
@@ -286,6 +347,9 @@ impl Peer {
             backpressure: Mutex::new((None, Duration::ZERO)),
             slot_released: AtomicBool::new(false),
             prefer_evict: AtomicBool::new(false),
+            last_block_time: AtomicU64::new(0),
+            last_tx_time: AtomicU64::new(0),
+            min_ping_us: AtomicI64::new(-1),
         }
     }
 
@@ -295,7 +359,10 @@ impl Peer {
         Peer::new(
             id,
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            direction,
+            match direction {
+                Direction::Inbound => ConnectionType::Inbound,
+                Direction::Outbound => ConnectionType::Manual,
+            },
             None,
             tx,
         )

@@ -153,6 +153,15 @@ pub struct SyncPeerInfo {
     pub candidate: bool,
     /// Whether its connection had closed when the snapshot was taken.
     pub closed: bool,
+    /// Height of the best header it announced that we accepted, -1 if none
+    /// (Core's `synced_headers`).
+    pub synced_headers: i32,
+    /// Height of the best block we know it has, -1 if none (Core's
+    /// `synced_blocks`: the last common block with our active chain).
+    pub synced_blocks: i32,
+    /// Heights of the blocks requested from it and not yet received
+    /// (Core's `inflight`).
+    pub inflight: Vec<u32>,
 }
 
 /// The chain's position, as reported by [`SyncMsg::UtxoDigest`].
@@ -806,6 +815,10 @@ impl SyncManager {
         for (txid, r) in results {
             match &r {
                 Ok(a) => {
+                    if let Some(p) = peer {
+                        p.last_tx_time
+                            .store(crate::util::unix_time(), Ordering::Relaxed);
+                    }
                     self.cfg
                         .events
                         .publish(crate::events::NodeEvent::TransactionAccepted {
@@ -918,6 +931,11 @@ impl SyncManager {
             .any(|e| matches!(e, ChainEvent::Connected { .. }));
         if !connected {
             return;
+        }
+        if let Some(p) = source.and_then(|id| self.peers.get(&id)) {
+            p.peer
+                .last_block_time
+                .store(crate::util::unix_time(), Ordering::Relaxed);
         }
         self.cfg
             .best_height
@@ -1192,10 +1210,29 @@ impl SyncManager {
         let mut peers: Vec<_> = self
             .peers
             .values()
-            .map(|k| SyncPeerInfo {
-                id: k.peer.id,
-                candidate: k.candidate,
-                closed: k.peer.is_closed(),
+            .map(|k| {
+                let best = k
+                    .best_known
+                    .and_then(|h| self.chain.entry(&h).map(|e| (h, e.height)));
+                let synced_headers = best.map_or(-1, |(_, height)| height as i32);
+                let synced_blocks = best
+                    .and_then(|(hash, _)| self.chain.last_common_height(&hash))
+                    .map_or(-1, |h| h as i32);
+                let mut inflight: Vec<u32> = self
+                    .in_flight
+                    .iter()
+                    .filter(|(_, (p, _))| *p == k.peer.id)
+                    .filter_map(|(h, _)| self.chain.entry(h).map(|e| e.height))
+                    .collect();
+                inflight.sort_unstable();
+                SyncPeerInfo {
+                    id: k.peer.id,
+                    candidate: k.candidate,
+                    closed: k.peer.is_closed(),
+                    synced_headers,
+                    synced_blocks,
+                    inflight,
+                }
             })
             .collect();
         peers.sort_by_key(|p| p.id);
