@@ -1,13 +1,16 @@
 //! Outbound connections (btcd's `connmgr`), run by the `connmgr` thread.
 //!
-//! Keeps one connection open to every `--connect` and `--addnode` address.
+//! Keeps one connection open to every `--connect` and `--addnode` target,
+//! dialled with `proxy::dial` (directly, or through `--proxy`/`--onion`;
+//! host names are resolved at each attempt, so a name that does not
+//! resolve yet is retried like a refused connection).
 //! A failed dial or a closed connection is retried after
 //! `retry_base × attempts`, capped at `retry_max` (btcd: 5 s steps, 5 min
 //! cap); the attempt counter resets once a connection completes its
 //! handshake. The thread checks its targets every 250 ms and stops when the
 //! stop channel's sender is dropped.
 
-use std::net::{SocketAddr, TcpStream};
+use crate::proxy::{dial, ConnectTarget};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,24 +18,24 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::peer::{start_peer, ConnectionType, NetContext, Peer};
 
-/// How long a dial may take.
+/// How long a TCP connect may take (Core's `DEFAULT_CONNECT_TIMEOUT`, 5 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often targets are checked.
 const TICK: Duration = Duration::from_millis(250);
 
 /// Requests to the connection manager (`addnode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnCmd {
-    /// Keep a connection to this address.
-    Add(SocketAddr),
+    /// Keep a connection to this target.
+    Add(ConnectTarget),
     /// Stop keeping (and retrying) a connection to it.
-    Remove(SocketAddr),
+    Remove(ConnectTarget),
     /// Try one connection, no retries.
-    OneTry(SocketAddr),
+    OneTry(ConnectTarget),
 }
 
 struct Target {
-    addr: SocketAddr,
+    addr: ConnectTarget,
     once: bool,
     attempts: u32,
     next_try: Instant,
@@ -47,7 +50,7 @@ pub fn retry_delay(base: Duration, max: Duration, attempts: u32) -> Duration {
 /// Body of the `connmgr` thread.
 pub(crate) fn run_connmgr(
     ctx: Arc<NetContext>,
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<ConnectTarget>,
     stop: Receiver<()>,
     commands: Receiver<ConnCmd>,
 ) {
@@ -64,12 +67,13 @@ pub(crate) fn run_connmgr(
     let (base, max) = (ctx.config.retry_base, ctx.config.retry_max);
     loop {
         while let Ok(cmd) = commands.try_recv() {
+            let once = matches!(cmd, ConnCmd::OneTry(_));
             match cmd {
                 ConnCmd::Add(addr) | ConnCmd::OneTry(addr) => {
                     if !targets.iter().any(|t| t.addr == addr) {
                         targets.push(Target {
                             addr,
-                            once: matches!(cmd, ConnCmd::OneTry(_)),
+                            once,
                             attempts: 0,
                             next_try: Instant::now(),
                             peer: None,
@@ -104,7 +108,7 @@ pub(crate) fn run_connmgr(
             if t.once && t.attempts > 0 {
                 continue;
             }
-            match TcpStream::connect_timeout(&t.addr, CONNECT_TIMEOUT) {
+            match dial(&t.addr, ctx.config.proxy_for(&t.addr), CONNECT_TIMEOUT) {
                 Ok(stream) => match start_peer(&ctx, stream, ConnectionType::Manual) {
                     Ok(peer) => {
                         log::info!("connected to {peer}");

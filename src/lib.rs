@@ -25,6 +25,7 @@ pub mod mempool;
 pub mod mining;
 pub mod netaddr;
 pub mod peer;
+pub mod proxy;
 pub mod rpc;
 pub mod server;
 pub mod store;
@@ -366,7 +367,7 @@ impl Node {
             .connect
             .iter()
             .chain(config.addnode.iter())
-            .copied()
+            .cloned()
             .collect();
         let (connmgr_tx, connmgr_rx) = bounded(64);
         let connmgr_thread = {

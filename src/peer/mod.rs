@@ -23,6 +23,7 @@
 pub mod addrbook;
 pub mod banlist;
 pub(crate) mod conn;
+pub mod eviction;
 pub mod lifecycle;
 pub mod signal;
 
