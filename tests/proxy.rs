@@ -361,3 +361,34 @@ fn bad_network_options_exit_2_with_one_line() {
         assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
     }
 }
+
+#[test]
+fn addnode_rpc_takes_host_names() {
+    use serde_json::json;
+    use strand::rpc::client::{call, ClientAuth, ClientError};
+    let target = TestNode::start(|_| {});
+    let node = NodeProcess::start(&[]);
+    let (rpc, auth) = (node.rpc_addr(), ClientAuth::Cookie(node.cookie()));
+    let name = format!("localhost:{}", target.addr.port());
+    call(rpc, &auth, "addnode", vec![json!(name), json!("onetry")]).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || target
+            .snapshot()
+            .peers
+            .iter()
+            .any(|p| p.direction == Direction::Inbound)),
+        "addnode {name} did not connect"
+    );
+    match call(
+        rpc,
+        &auth,
+        "addnode",
+        vec![json!("bad host:1"), json!("add")],
+    ) {
+        Err(ClientError::Rpc(e)) => {
+            assert_eq!(e.code, -8);
+            assert!(e.message.contains("cannot parse address"), "{}", e.message);
+        }
+        other => panic!("expected an RPC error, got {other:?}"),
+    }
+}
