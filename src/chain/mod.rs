@@ -18,6 +18,7 @@ pub mod coins;
 pub mod error;
 pub mod flags;
 pub mod hasher;
+pub mod headers_sync;
 pub mod merkle;
 pub mod network;
 pub mod params;

@@ -221,6 +221,49 @@ pub fn rand_nonce() -> u64 {
 
 pub const SERVES: ServiceFlags = ServiceFlags::NETWORK;
 
+/// A connection to `node` from the loopback address `src` (127.x.y.z), so
+/// one test can have peers at different addresses.
+pub fn connect_from(src: std::net::Ipv4Addr, node: std::net::SocketAddr) -> FakePeer {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(dst) = node else {
+        panic!("node not on IPv4")
+    };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns until it
+    // is handed to `TcpStream`.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let local = sockaddr(src, 0);
+        assert_eq!(
+            libc::bind(fd, &local as *const _ as *const libc::sockaddr, len),
+            0,
+            "bind {src}"
+        );
+        let remote = sockaddr(*dst.ip(), dst.port());
+        assert_eq!(
+            libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len),
+            0,
+            "connect"
+        );
+        std::net::TcpStream::from_raw_fd(fd)
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    let reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    FakePeer::from_parts(stream, reader)
+}
+
 /// The real `strand` binary as a child process; killed on drop.
 pub struct NodeProcess {
     pub child: Child,
