@@ -92,12 +92,19 @@ fn a_long_low_work_chain_is_checked_but_never_stored() {
         Some(&genesis().block_hash())
     );
 
+    // A header on a parent the node never saw, as a block announcement
+    // in the middle of the pre-sync would be.
+    let stray = headers_on(&headers_on(&genesis(), 1, 9)[0], 1, 9)[0];
     let mut sent = 0;
     for chunk in chain.chunks(2000) {
         p.send(NetworkMessage::Headers(chunk.to_vec())).unwrap();
         sent += chunk.len();
         if chunk.len() < 2000 {
             break;
+        }
+        if sent == 2000 {
+            // It is handled on its own; the pre-sync goes on.
+            p.send(NetworkMessage::Headers(vec![stray])).unwrap();
         }
         // Asked to continue from the last header, which is not stored.
         let locator = next_getheaders(&mut p);
@@ -122,6 +129,7 @@ fn a_long_low_work_chain_is_checked_but_never_stored() {
         == 1));
     let s = sync_state(&node);
     assert_eq!(s.counters.presync_headers, 6_500);
+    assert_eq!(s.counters.unconnecting_headers, 1);
     assert_eq!(s.counters.presync_aborted, 0);
     assert_eq!(s.best_header_height, 0);
     let peer = s.peers.first().expect("peer still known");
@@ -158,12 +166,17 @@ fn an_honest_chain_above_the_threshold_is_presynced_then_synced() {
 }
 
 #[test]
-fn a_peer_switching_chains_before_redownload_is_dropped_and_nothing_stored() {
+fn a_peer_serving_another_chain_in_redownload_is_dropped_and_nothing_stored() {
     let a = headers_on(&genesis(), 8_000, 3);
     let b = headers_on(&genesis(), 8_000, 4);
     let threshold = claimed_chain_work(genesis_work(), &a);
-    let node = TestNode::start(|c| c.minimum_chain_work = Some(threshold));
-    let mut p = FakePeer::connect(node.addr).unwrap();
+    let node = TestNode::start(|c| {
+        c.minimum_chain_work = Some(threshold);
+        c.max_peers = 13; // 3 inbound slots (10 kept for outbound)
+        c.discourage_local = true;
+    });
+    let switcher: std::net::Ipv4Addr = "127.0.0.4".parse().unwrap();
+    let mut p = connect_from(switcher, node.addr);
     p.handshake(8_000, SERVES).unwrap();
     next_getheaders(&mut p);
     let mut locator = Vec::new();
@@ -198,6 +211,20 @@ fn a_peer_switching_chains_before_redownload_is_dropped_and_nothing_stored() {
     assert_eq!(s.best_header_height, 0);
     let hashes = a.iter().chain(&b).map(|h| h.block_hash()).collect();
     assert_eq!(stored(&node, hashes), (0, 1), "(headers held, chain tips)");
+
+    // Discouraged: with two of three inbound slots taken it is refused.
+    assert!(node.wait_quiet(Duration::from_secs(5)).peers.is_empty());
+    let mut honest1 = FakePeer::connect(node.addr).unwrap();
+    honest1.handshake(0, SERVES).unwrap();
+    let mut honest2 = FakePeer::connect(node.addr).unwrap();
+    honest2.handshake(0, SERVES).unwrap();
+    let mut again = connect_from(switcher, node.addr);
+    assert!(
+        again.handshake(0, SERVES).is_err() || again.closed_within(Duration::from_secs(3)),
+        "discouraged address accepted with slots scarce"
+    );
+    honest1.ping(1).unwrap();
+    honest2.ping(2).unwrap();
 }
 
 #[test]

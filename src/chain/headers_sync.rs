@@ -192,20 +192,21 @@ pub enum HeadersSyncError {
 }
 
 impl HeadersSyncError {
-    /// Whether the peer served something it cannot have served honestly
-    /// (an invalid header, or a redownload that differs from what it sent
-    /// in pre-sync). A pre-sync header that does not continue the chain may
-    /// be benign (the peer reorganised, or announced a new block), as Core
-    /// says; so are the two caller errors.
+    /// Whether the peer served something it cannot have served honestly:
+    /// an invalid header, or a redownloaded header that differs from what
+    /// it sent in pre-sync. Headers that do not continue the chain may be
+    /// benign (the peer reorganised, or announced a new block), as Core
+    /// says; so may a chain longer than the bound (it grew since the sync
+    /// began: Core suggests trying again later); the caller errors are
+    /// ours.
     pub fn is_deviation(&self) -> bool {
-        !matches!(
+        matches!(
             self,
-            HeadersSyncError::Empty
-                | HeadersSyncError::Finished
-                | HeadersSyncError::NonContinuous {
-                    phase: Phase::Presync,
-                    ..
-                }
+            HeadersSyncError::HighHash { .. }
+                | HeadersSyncError::DifficultyTransition { .. }
+                | HeadersSyncError::TimeTooOld { .. }
+                | HeadersSyncError::CommitmentOverrun { .. }
+                | HeadersSyncError::CommitmentMismatch { .. }
         )
     }
 }
@@ -492,6 +493,16 @@ impl HeadersSyncState {
     /// Timestamp of the last pre-sync header (Core's `GetPresyncTime`).
     pub fn presync_time(&self) -> u32 {
         self.last_header.time
+    }
+
+    /// The parent the next header must have: the last one received in
+    /// this phase (`None` once final).
+    pub fn expected_prev(&self) -> Option<BlockHash> {
+        match self.phase {
+            Phase::Presync => Some(self.last_hash),
+            Phase::Redownload => Some(self.redownload_last_hash),
+            Phase::Final => None,
+        }
     }
 
     /// Height of the last redownloaded header.
@@ -958,7 +969,7 @@ mod tests {
     }
 
     #[test]
-    fn redownload_continuity_is_a_deviation_presync_continuity_is_not() {
+    fn gaps_end_the_sync_without_blaming_the_peer() {
         let p = regtest();
         let st = start(&p);
         let a = headers_on(&p, &st.header, 4_000, 6);
@@ -986,9 +997,11 @@ mod tests {
         let (_, r, _) = feed(&mut s, &p, &a);
         assert!(r.is_ok());
         assert_eq!(s.phase(), Phase::Redownload);
+        assert_eq!(s.expected_prev(), Some(p.genesis_hash));
         let r = s.process_next_headers(&p, &a[1..2001], true);
         let e = r.result.expect_err("does not start at the fork point");
-        assert!(e.is_deviation(), "{e}");
+        assert!(!e.is_deviation(), "{e}");
+        assert_eq!(s.expected_prev(), None);
     }
 
     #[test]

@@ -28,13 +28,15 @@
 //!    discourages its sender (Core 25+'s `Misbehaving`), except for a
 //!    timestamp too far in the future, which may become valid.
 //!
-//! Two choices of strand's own: a pre-sync that the peer breaks with
+//! Three choices of strand's own. A pre-sync that the peer breaks with
 //! invalid headers (a forbidden difficulty change, a timestamp not above
 //! the median time past) or with a redownload that differs from what it
-//! sent first (commitment mismatch, overrun, a gap) disconnects and
-//! discourages the peer, where Core v31 only abandons the sync; an honest
-//! peer's chain can only change past the threshold work, where no
-//! commitment is checked any more. And a peer whose chain turns out to be
+//! sent first (commitment mismatch or overrun) disconnects and discourages
+//! the peer, where Core v31 only abandons the sync; an honest peer's chain
+//! can only change past the threshold work, where no commitment is checked
+//! any more. A message that does not continue a running pre-sync (a block
+//! announced meanwhile) is processed on its own and leaves the pre-sync
+//! running, where Core abandons it. And a peer whose chain turns out to be
 //! below the threshold stops being a sync candidate; if it was the sync
 //! peer, another is chosen (or initial download ends), so a low-work peer
 //! cannot hold the sync.
@@ -285,11 +287,20 @@ impl SyncManager {
         headers: Vec<Header>,
         full: bool,
     ) -> Continuation {
-        let Some(mut state) = self
-            .peers
-            .get_mut(&peer.id)
-            .and_then(|k| k.headers_sync.take())
-        else {
+        let Some(k) = self.peers.get_mut(&peer.id) else {
+            return Continuation::NotSyncing(headers);
+        };
+        // A message that does not continue the pre-sync (a new block
+        // announced meanwhile, say) is handled on its own and leaves the
+        // pre-sync running; Core abandons the sync there.
+        let continues = k.headers_sync.as_ref().is_some_and(|s| {
+            s.expected_prev().is_some()
+                && s.expected_prev() == headers.first().map(|h| h.prev_blockhash)
+        });
+        if !continues {
+            return Continuation::NotSyncing(headers);
+        }
+        let Some(mut state) = k.headers_sync.take() else {
             return Continuation::NotSyncing(headers);
         };
         if state.phase() == Phase::Presync {
