@@ -569,11 +569,17 @@ impl HeadersSyncState {
                 }
             }
             Phase::Redownload => {
-                ret.result = headers
-                    .iter()
-                    .try_for_each(|h| self.validate_and_store_redownloaded(params, h));
+                // Released header by header, so the buffer never holds
+                // more than its size plus one (Core pops after the whole
+                // message; what is released in the end is the same).
+                let mut ready = Vec::new();
+                ret.result = headers.iter().try_for_each(|h| {
+                    self.validate_and_store_redownloaded(params, h)?;
+                    self.pop_headers_ready(&mut ready);
+                    Ok(())
+                });
                 if ret.result.is_ok() {
-                    ret.headers = self.pop_headers_ready();
+                    ret.headers = ready;
                     if self.redownloaded.is_empty() && self.process_all_remaining {
                         log::debug!(
                             "headers pre-sync complete: released all at height {}",
@@ -640,7 +646,8 @@ impl HeadersSyncState {
             self.validate_presync_header(params, h)?;
         }
         if self.current_chain_work >= self.minimum_required_work {
-            self.redownloaded.clear();
+            // Its most, allocated once: no doubling past Core's bound.
+            self.redownloaded = VecDeque::with_capacity(self.params.redownload_buffer_size + 1);
             self.redownload_last_height = self.start_height;
             self.redownload_first_prev_hash = self.start_hash;
             self.redownload_last_hash = self.start_hash;
@@ -748,8 +755,7 @@ impl HeadersSyncState {
 
     /// Headers with enough verified headers on top (or all, once the
     /// redownloaded chain has the work), oldest first.
-    fn pop_headers_ready(&mut self) -> Vec<Header> {
-        let mut out = Vec::new();
+    fn pop_headers_ready(&mut self, out: &mut Vec<Header>) {
         while self.redownloaded.len() > self.params.redownload_buffer_size
             || (!self.redownloaded.is_empty() && self.process_all_remaining)
         {
@@ -760,7 +766,6 @@ impl HeadersSyncState {
             self.redownload_first_prev_hash = header.block_hash();
             out.push(header);
         }
-        out
     }
 }
 
@@ -879,13 +884,21 @@ mod tests {
         // Up to 8,000: over the buffer the oldest go, then all of them at
         // the target work.
         let mut released = Vec::new();
+        let mut peak = 0;
         for chunk in chain[2000..8000].chunks(2000) {
             let r = s.process_next_headers(&p, chunk, true);
             assert!(r.result.is_ok());
             released.extend(r.headers);
+            peak = peak.max(s.memory_usage());
+            // Never more than the buffer's size plus one.
+            assert!(s.buffered_headers() <= 7_018, "{}", s.buffered_headers());
         }
         assert_eq!(released.len(), 8000);
         assert_eq!(released, chain[..8000].to_vec());
+        // The buffer is allocated once at its bound: 7,018 headers of 48
+        // bytes, plus the state, a few words of commitments, the locator.
+        let bound = std::mem::size_of::<HeadersSyncState>() + 7_018 * 48 + 256;
+        assert!(peak > 7_000 * 48 && peak <= bound, "{peak} > {bound}");
         assert_eq!(s.phase(), Phase::Final);
         assert_eq!(s.commitments(), 0);
     }

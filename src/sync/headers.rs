@@ -91,11 +91,16 @@ impl SyncManager {
         if headers.is_empty() {
             // The peer has nothing (more) for us: forget any pre-sync and
             // take this as the answer to our last getheaders.
+            let mut presyncing = false;
             if let Some(k) = self.peers.get_mut(&peer.id) {
-                if k.headers_sync.take().is_some() {
-                    log::debug!("{peer}: empty headers; headers pre-sync dropped");
-                }
+                presyncing = k.headers_sync.take().is_some();
                 k.last_getheaders = None;
+            }
+            if presyncing {
+                // Its chain ended (or it stopped serving it) before
+                // anything was stored.
+                log::debug!("{peer}: empty headers; headers pre-sync dropped");
+                return self.low_work_chain(peer);
             }
             return self.headers_exhausted(peer);
         }
