@@ -11,7 +11,9 @@
 //! (Core's `CheckSignetBlockSolution`). Below them all: [`network`],
 //! [`flags`] (script flag constants) and [`merkle`] (merkle roots, witness
 //! commitment). The chain-state layer (block index, UTXO set,
-//! connect/disconnect) calls them from the chain thread.
+//! connect/disconnect) calls them from the chain thread. [`headers_sync`]
+//! is Core's headers pre-sync state machine (one per peer syncing a
+//! low-work header chain), pure over headers and parameters.
 
 pub mod check;
 pub mod coins;

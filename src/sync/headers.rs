@@ -132,7 +132,11 @@ impl SyncManager {
         let Some(first) = headers.first() else {
             return;
         };
-        let Some(start) = self.chain.entry(&first.prev_blockhash).cloned() else {
+        let Some(start_work) = self
+            .chain
+            .entry(&first.prev_blockhash)
+            .map(|e| e.chain_work)
+        else {
             return self.handle_unconnecting_headers(peer, &headers);
         };
         // They connect: an answer to whatever getheaders was outstanding.
@@ -145,7 +149,7 @@ impl SyncManager {
         }
         if !already_validated_work {
             let threshold = self.anti_dos_threshold();
-            if claimed_chain_work(start.chain_work, &headers) < threshold {
+            if claimed_chain_work(start_work, &headers) < threshold {
                 return self.try_low_work_headers_sync(peer, &headers, full, threshold);
             }
         }
