@@ -16,7 +16,7 @@
 //!   headers, at a secret random offset. The number of commitments is
 //!   capped by the longest chain the median-time-past rule allows since the
 //!   fork point (6 blocks a second, Core's bound), so per-peer memory is
-//!   O(commitments): about 0.6 MB at most on mainnet.
+//!   O(commitments): at most about 0.66 MB on mainnet (in 2026).
 //! * **REDOWNLOAD**, once the work reaches the threshold: the same headers
 //!   are asked for again from the fork point, checked against the
 //!   commitments and held in a buffer of
