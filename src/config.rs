@@ -96,6 +96,11 @@ pub struct Config {
     /// `-onlynet`); empty means every reachable one. Manual connections
     /// (`--connect`, `--addnode`) are not restricted, as in Core.
     pub onlynet: Vec<NetClass>,
+    /// Overrides the network's minimum chain work (Core's debug option
+    /// `-minimumchainwork`): header chains with less work are pre-synced
+    /// (checked and committed to, not stored) until they reach it. `None`
+    /// keeps the network's value (Core v31's; zero on regtest).
+    pub minimum_chain_work: Option<bitcoin::pow::Work>,
 }
 
 /// JSON-RPC server options.
@@ -151,6 +156,7 @@ impl Config {
             onion_proxy: None,
             no_onion: false,
             onlynet: Vec::new(),
+            minimum_chain_work: None,
         }
     }
 
@@ -255,6 +261,8 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --regtest | --testnet | --signet   chain to follow (default: mainnet)
   --signetchallenge HEX    with --signet: blocks must satisfy this script (custom signet)
   --datadir DIR            data directory (default: ~/.strand)
+  --minimumchainwork HEX   header chains with less work are pre-synced, not
+                           stored (default: the network's, Core v31's; 0 on regtest)
   --listen ADDR:PORT       accept peers here (default: 0.0.0.0:<network port>)
   --nolisten               do not accept inbound peers
   --connect HOST[:PORT]    keep a connection to this peer (repeatable; IP, [IPv6],
@@ -287,6 +295,19 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --debug LEVEL            log level: error, warn, info, debug, trace (RUST_LOG also works)
   --help, --version
 ";
+
+/// Parses a 256-bit amount of work the way Core reads `-minimumchainwork`
+/// (`IsHexNumber`, `uint256::FromUserHex`): hex digits with an optional
+/// `0x`, at most 64 of them, big-endian.
+fn parse_work(v: &str) -> Option<bitcoin::pow::Work> {
+    let digits = v.strip_prefix("0x").unwrap_or(v);
+    if digits.is_empty() || digits.len() > 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let padded = format!("{digits:0>64}");
+    let bytes = <[u8; 32]>::from_hex(&padded).ok()?;
+    Some(bitcoin::pow::Work::from_be_bytes(bytes))
+}
 
 /// Parses the node's arguments (without the program name).
 pub fn parse_args<I, S>(args: I) -> Result<Command, ConfigError>
@@ -336,6 +357,7 @@ where
     let mut no_onion = false;
     let mut proxy_randomize = true;
     let mut onlynet: Vec<NetClass> = Vec::new();
+    let mut minimum_chain_work = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -405,6 +427,14 @@ where
                         )))
                     }
                 }
+            }
+            "minimumchainwork" => {
+                let v = value(&mut i)?;
+                minimum_chain_work = Some(parse_work(&v).ok_or_else(|| {
+                    ConfigError(format!(
+                        "--minimumchainwork must be a hex number of at most 64 digits, not '{v}'"
+                    ))
+                })?);
             }
             "datadir" => {
                 let v = value(&mut i)?;
@@ -538,6 +568,7 @@ where
     }
     let mut config = Config::new(network);
     config.signet_challenge = signet_challenge;
+    config.minimum_chain_work = minimum_chain_work;
     if let Some(d) = datadir {
         config.datadir = d;
     }
@@ -855,6 +886,25 @@ mod tests {
         assert!(err.0.contains("not provided"), "{err}");
         let err = run(&["--onlynet", "i2p"]).unwrap_err();
         assert!(err.0.contains("cannot reach"), "{err}");
+    }
+
+    #[test]
+    fn minimum_chain_work_option() {
+        use bitcoin::pow::Work;
+        let c = run(&["--regtest"]).unwrap();
+        assert_eq!(c.minimum_chain_work, None);
+        let c = run(&["--regtest", "--minimumchainwork", "0x2000"]).unwrap();
+        let mut want = [0u8; 32];
+        want[30] = 0x20;
+        assert_eq!(c.minimum_chain_work, Some(Work::from_be_bytes(want)));
+        let full = "f".repeat(64);
+        let arg = format!("--minimumchainwork={full}");
+        let c = run(&[arg.as_str()]).unwrap();
+        assert_eq!(c.minimum_chain_work, Some(Work::from_be_bytes([0xff; 32])));
+        for bad in ["", "0x", "12g", "-1", &"1".repeat(65)] {
+            let err = run(&["--minimumchainwork", bad]).unwrap_err();
+            assert!(err.0.contains("minimumchainwork"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -150,49 +150,6 @@ fn busy_sync_manager_does_not_time_out_a_flooding_peer() {
     assert_eq!(s.peers.len(), 1, "the busy peer is still connected");
 }
 
-/// A connection to `node` from the loopback address `src` (127.x.y.z), so
-/// one test can have peers at different addresses.
-fn connect_from(src: std::net::Ipv4Addr, node: std::net::SocketAddr) -> FakePeer {
-    use std::os::fd::FromRawFd;
-    let std::net::SocketAddr::V4(dst) = node else {
-        panic!("node not on IPv4")
-    };
-    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(ip).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: plain socket calls on a descriptor this function owns until it
-    // is handed to `TcpStream`.
-    let stream = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(fd >= 0, "socket");
-        let local = sockaddr(src, 0);
-        assert_eq!(
-            libc::bind(fd, &local as *const _ as *const libc::sockaddr, len),
-            0,
-            "bind {src}"
-        );
-        let remote = sockaddr(*dst.ip(), dst.port());
-        assert_eq!(
-            libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len),
-            0,
-            "connect"
-        );
-        std::net::TcpStream::from_raw_fd(fd)
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.set_nodelay(true).unwrap();
-    let reader = std::io::BufReader::new(stream.try_clone().unwrap());
-    FakePeer::from_parts(stream, reader)
-}
-
 #[test]
 fn invalid_block_sender_is_discouraged_and_evicted_first() {
     let chain = test_chain(0x00d1_5c0a, 1, 0);
@@ -206,7 +163,7 @@ fn invalid_block_sender_is_discouraged_and_evicted_first() {
     });
     let evil: std::net::Ipv4Addr = "127.0.0.2".parse().unwrap();
 
-    let mut attacker = connect_from(evil, node.addr);
+    let mut attacker = connect_from(evil, node.addr).expect("connect from a loopback address");
     attacker.handshake(0, SERVES).unwrap();
     attacker.ping(1).unwrap();
     attacker.send(NetworkMessage::Block(bad)).unwrap();
@@ -221,7 +178,7 @@ fn invalid_block_sender_is_discouraged_and_evicted_first() {
     honest1.handshake(0, SERVES).unwrap();
     let mut honest2 = FakePeer::connect(node.addr).unwrap();
     honest2.handshake(0, SERVES).unwrap();
-    let mut again = connect_from(evil, node.addr);
+    let mut again = connect_from(evil, node.addr).expect("connect from a loopback address");
     assert!(
         again.handshake(0, SERVES).is_err() || again.closed_within(Duration::from_secs(3)),
         "discouraged address accepted with slots scarce"
@@ -235,7 +192,7 @@ fn invalid_block_sender_is_discouraged_and_evicted_first() {
         .snapshot()
         .connections
         == 1));
-    let mut tolerated = connect_from(evil, node.addr);
+    let mut tolerated = connect_from(evil, node.addr).expect("connect from a loopback address");
     tolerated.handshake(0, SERVES).unwrap();
     tolerated.ping(4).unwrap();
     let mut honest3 = FakePeer::connect(node.addr).unwrap();

@@ -11,13 +11,16 @@
 //! (Core's `CheckSignetBlockSolution`). Below them all: [`network`],
 //! [`flags`] (script flag constants) and [`merkle`] (merkle roots, witness
 //! commitment). The chain-state layer (block index, UTXO set,
-//! connect/disconnect) calls them from the chain thread.
+//! connect/disconnect) calls them from the chain thread. [`headers_sync`]
+//! is Core's headers pre-sync state machine (one per peer syncing a
+//! low-work header chain), pure over headers and parameters.
 
 pub mod check;
 pub mod coins;
 pub mod error;
 pub mod flags;
 pub mod hasher;
+pub mod headers_sync;
 pub mod merkle;
 pub mod network;
 pub mod params;

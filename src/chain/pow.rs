@@ -385,6 +385,47 @@ pub fn median_time_past_at<A: HeaderAncestry + ?Sized>(
     Ok(median_time_past(&times))
 }
 
+/// Whether `new_bits` may follow `old_bits` at `height` on any valid chain
+/// (Core `PermittedDifficultyTransition`, used by headers pre-sync, which
+/// has no ancestors to compute the exact retarget from): anything goes
+/// where minimum-difficulty blocks are allowed (testnet, regtest); at a
+/// retarget boundary the target may move at most by the 4× clamp (after
+/// the same compact rounding); elsewhere it must not change.
+pub fn permitted_difficulty_transition(
+    params: &ChainParams,
+    height: u64,
+    old_bits: CompactTarget,
+    new_bits: CompactTarget,
+) -> bool {
+    if params.allow_min_difficulty_blocks {
+        return true;
+    }
+    let interval = u64::from(params.difficulty_adjustment_interval().max(1));
+    if !height.is_multiple_of(interval) {
+        return old_bits == new_bits;
+    }
+    let timespan = u64::from(params.pow_target_timespan.max(1));
+    let limit = U256::from_target(params.pow_limit);
+    let (observed, _, _) = U256::from_compact(new_bits.to_consensus());
+    let (old, _, _) = U256::from_compact(old_bits.to_consensus());
+    let bound = |factor_num: u64, factor_den: u64| {
+        let mut t = old
+            .mul_u64(timespan * factor_num / factor_den)
+            .div_u64(timespan);
+        if t > limit {
+            t = limit;
+        }
+        // Core rounds through the compact form before comparing.
+        U256::from_compact(t.to_compact().to_consensus()).0
+    };
+    let largest = bound(4, 1);
+    if observed > largest {
+        return false;
+    }
+    let smallest = bound(1, 4);
+    observed >= smallest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +435,57 @@ mod tests {
 
     fn bits(v: u32) -> CompactTarget {
         CompactTarget::from_consensus(v)
+    }
+
+    #[test]
+    fn permitted_difficulty_transitions_match_core() {
+        let main = ChainParams::mainnet();
+        let old = bits(0x1c0f_fff0);
+        // Inside a period nothing may change.
+        assert!(permitted_difficulty_transition(&main, 2017, old, old));
+        assert!(!permitted_difficulty_transition(
+            &main,
+            2017,
+            old,
+            bits(0x1c0f_ffef)
+        ));
+        // At a boundary: up to 4x harder or easier, after compact rounding.
+        assert!(permitted_difficulty_transition(
+            &main,
+            4032,
+            old,
+            bits(0x1c3f_ffc0)
+        ));
+        assert!(!permitted_difficulty_transition(
+            &main,
+            4032,
+            old,
+            bits(0x1c40_0000)
+        ));
+        assert!(permitted_difficulty_transition(
+            &main,
+            4032,
+            old,
+            bits(0x1c03_fffc)
+        ));
+        assert!(!permitted_difficulty_transition(
+            &main,
+            4032,
+            old,
+            bits(0x1c03_fffb)
+        ));
+        // Never easier than the proof-of-work limit.
+        let limit = main.pow_limit_bits();
+        assert!(permitted_difficulty_transition(&main, 2016, limit, limit));
+        assert!(!permitted_difficulty_transition(
+            &main,
+            2016,
+            limit,
+            bits(0x1d01_0000)
+        ));
+        // Minimum-difficulty networks allow anything (Core).
+        let reg = ChainParams::regtest();
+        assert!(permitted_difficulty_transition(&reg, 5, old, limit));
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct ChainOptions {
     /// Signet only: a custom challenge instead of the default signet's
     /// (Core's `-signetchallenge`; changes the network magic).
     pub signet_challenge: Option<Vec<u8>>,
+    /// Replaces the network's minimum chain work (Core's
+    /// `-minimumchainwork`; see `chain::headers_sync`).
+    pub minimum_chain_work: Option<Work>,
 }
 
 impl Default for ChainOptions {
@@ -61,6 +64,7 @@ impl Default for ChainOptions {
             flush_blocks: 2_000,
             block_write_bytes: 8 << 20,
             signet_challenge: None,
+            minimum_chain_work: None,
         }
     }
 }
@@ -252,11 +256,14 @@ impl ChainState {
         network: Network,
         opts: ChainOptions,
     ) -> Result<ChainState, ChainError> {
-        let params = match (&opts.signet_challenge, network) {
+        let mut params = match (&opts.signet_challenge, network) {
             (Some(c), Network::Signet) => ChainParams::custom_signet(c.clone()),
             _ => ChainParams::for_network(network.to_bitcoin())
                 .ok_or(ChainError::UnsupportedNetwork(network))?,
         };
+        if let Some(work) = opts.minimum_chain_work {
+            params.minimum_chain_work = work;
+        }
         // A custom signet's magic differs: its store refuses another's.
         let store = Arc::new(Store::open(dir, params.magic().to_bytes())?);
         let pool = ScriptCheckPool::new(opts.script_threads).map_err(ChainError::Threads)?;
@@ -492,6 +499,39 @@ impl ChainState {
     /// Block locator of the active chain.
     pub fn active_locator(&self) -> Vec<BlockHash> {
         locator_of(&self.active)
+    }
+
+    /// Block locator starting at any indexed block (Core's
+    /// `LocatorEntries`): itself and its 9 parents, then exponentially
+    /// sparser ancestors, ending with genesis. Empty for an unknown hash.
+    pub fn locator_from(&self, hash: &BlockHash) -> Vec<BlockHash> {
+        let Some(entry) = self.index.get(hash) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut height = i64::from(entry.height);
+        let mut step = 1i64;
+        while height > 0 {
+            if let Some((a, _)) = self.ancestor(hash, height as u32) {
+                out.push(a);
+            }
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            height -= step;
+        }
+        out.extend(self.active.first());
+        out
+    }
+
+    /// Whether `hash` is on the best header chain or the active chain
+    /// (Core's `IsAncestorOfBestHeaderOrTip`): headers ending there add
+    /// nothing to memory, so they skip the anti-DoS work check.
+    pub fn is_ancestor_of_best_header_or_tip(&self, hash: &BlockHash) -> bool {
+        self.index.get(hash).is_some_and(|e| {
+            let h = e.height as usize;
+            self.header_chain.get(h) == Some(hash) || self.active.get(h) == Some(hash)
+        })
     }
 
     /// The last common block of the active chain and `locator` (genesis if

@@ -22,6 +22,11 @@
 //! headers include it, so a peer that announces a header and withholds the
 //! block cannot hold the tip still.
 //!
+//! `headers` messages are handled in [`headers`] (Core's
+//! `ProcessHeadersMessage`): low-work chains are pre-synced, not stored
+//! (`chain::headers_sync`), unconnecting headers cost at most one
+//! `getheaders` per two minutes, invalid headers discourage their sender.
+//!
 //! Serving follows Core: `getdata` gets a block only if it passed full
 //! validation (`ChainState::block_request_allowed`, Core's
 //! `BlockRequestAllowed`; otherwise `notfound`), without witnesses for
@@ -31,12 +36,13 @@
 //! Anomaly counters record what the design makes impossible; they exist so
 //! tests (and `getsyncstate`) can prove it stays so.
 
+mod headers;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
@@ -44,6 +50,7 @@ use bitcoin::p2p::ServiceFlags;
 use bitcoin::{Block, BlockHash};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::chain::headers_sync::{HeadersSyncState, Phase};
 use crate::chain::state::{ChainError, ChainEvent, ChainState, RejectError};
 use crate::mempool::{AcceptContext, FeeRate, MempoolReject, SharedMempool};
 use crate::mining::GenerateError;
@@ -142,6 +149,16 @@ pub struct SyncCounters {
     pub stalls: u64,
     /// Peers disconnected because a requested block missed its deadline.
     pub block_timeouts: u64,
+    /// Headers checked in pre-sync (low-work chains) and not stored.
+    pub presync_headers: u64,
+    /// Peers whose header chain ended below the anti-DoS work threshold
+    /// (ignored, or pre-synced to its end): nothing of it was stored.
+    pub low_work_chains: u64,
+    /// Pre-syncs aborted on what the peer sent (invalid header, redownload
+    /// differing from pre-sync, chain longer than time allows).
+    pub presync_aborted: u64,
+    /// `headers` messages whose first header's parent was unknown.
+    pub unconnecting_headers: u64,
 }
 
 /// A known peer, as the snapshot reports it.
@@ -162,6 +179,12 @@ pub struct SyncPeerInfo {
     /// Heights of the blocks requested from it and not yet received
     /// (Core's `inflight`).
     pub inflight: Vec<u32>,
+    /// Height its headers pre-sync reached, -1 if none is in its first
+    /// phase (Core's `presynced_headers`).
+    pub presynced_headers: i64,
+    /// Bytes its headers pre-sync holds (0 if none): bounded by Core's
+    /// commitment and redownload-buffer numbers.
+    pub headers_sync_bytes: usize,
 }
 
 /// The chain's position, as reported by [`SyncMsg::UtxoDigest`].
@@ -212,6 +235,12 @@ struct KnownPeer {
     /// `pindexBestKnownBlock`, without the work comparison): it has that
     /// block and its ancestors.
     best_known: Option<BlockHash>,
+    /// Its low-work headers pre-sync, if one is running (Core's
+    /// `Peer::m_headers_sync`; see `chain::headers_sync`).
+    headers_sync: Option<Box<HeadersSyncState>>,
+    /// When we last sent it a `getheaders` that is not answered yet (Core's
+    /// `m_last_getheaders_timestamp`; see `headers.rs`).
+    last_getheaders: Option<Instant>,
 }
 
 /// Most steps [`SyncManager::peer_has_block`] walks back from a peer's best
@@ -388,6 +417,8 @@ impl SyncManager {
                 peer: Arc::clone(&peer),
                 candidate,
                 best_known: None,
+                headers_sync: None,
+                last_getheaders: None,
             },
         );
         if candidate && self.sync_peer.is_none() {
@@ -517,72 +548,6 @@ impl SyncManager {
             locator_hashes: locator,
             stop_hash: stop,
         }));
-    }
-
-    fn handle_headers(&mut self, peer: &Arc<Peer>, headers: Vec<Header>) {
-        let from_sync_peer = self.sync_peer == Some(peer.id);
-        if headers.len() > MAX_HEADERS {
-            peer.disconnect(DisconnectReason::ProtocolViolation(format!(
-                "{} headers in one message",
-                headers.len()
-            )));
-            return;
-        }
-        let full = headers.len() == MAX_HEADERS;
-        let last = headers.last().map(|h| h.block_hash());
-        match self.chain.process_headers(&headers) {
-            Ok(outcome) => {
-                if from_sync_peer {
-                    self.last_progress = Instant::now();
-                }
-                let _ = outcome;
-                if let (Some(last), Some(k)) = (last, self.peers.get_mut(&peer.id)) {
-                    k.best_known = Some(last);
-                }
-            }
-            Err(RejectError::UnknownParent(_)) => {
-                // Headers that do not connect: ask where they come from.
-                self.send_getheaders(peer, self.chain.block_locator(), BlockHash::all_zeros());
-                return;
-            }
-            Err(RejectError::Invalid(e)) => {
-                log::info!("invalid header from {peer}: {e}");
-                if let Some(h) = headers.first() {
-                    self.record_reject(h.block_hash(), &e.to_string());
-                }
-                if e.punish_peer() {
-                    peer.disconnect(DisconnectReason::Misbehaving(format!(
-                        "invalid header: {e}"
-                    )));
-                }
-                return;
-            }
-            Err(RejectError::Chain(e)) => return self.fatal(&e.to_string()),
-        }
-        if full {
-            if let Some(last) = last {
-                let mut locator = vec![last];
-                locator.extend(self.chain.block_locator());
-                self.send_getheaders(peer, locator, BlockHash::all_zeros());
-                if from_sync_peer {
-                    self.headers_requested = true;
-                }
-                return;
-            }
-        }
-        if from_sync_peer {
-            self.headers_requested = false;
-            log::debug!(
-                "headers synced with {peer} at height {}",
-                self.chain.best_header_height()
-            );
-            if self.chain.tip() == self.chain.best_header() {
-                self.refresh_candidates();
-                self.on_caught_up();
-                return;
-            }
-        }
-        self.request_blocks(peer);
     }
 
     fn handle_inv(&mut self, peer: &Arc<Peer>, items: Vec<Inventory>) {
@@ -1232,6 +1197,12 @@ impl SyncManager {
                     synced_headers,
                     synced_blocks,
                     inflight,
+                    presynced_headers: k
+                        .headers_sync
+                        .as_ref()
+                        .filter(|h| h.phase() == Phase::Presync)
+                        .map_or(-1, |h| h.presync_height() as i64),
+                    headers_sync_bytes: k.headers_sync.as_ref().map_or(0, |h| h.memory_usage()),
                 }
             })
             .collect();
