@@ -66,8 +66,12 @@ pub struct Config {
     pub user_agent: String,
     /// Script-check worker threads; `None` = one per CPU.
     pub script_threads: Option<usize>,
-    /// Most blocks requested and not yet received at once.
+    /// Blocks ahead of the last block held that may be requested (Core's
+    /// `BLOCK_DOWNLOAD_WINDOW`, 1,024; at most 16 are in flight per peer).
     pub download_window: usize,
+    /// Initial block download ends once the tip is younger than this (and
+    /// has the network's minimum chain work): Core's `-maxtipage`, 24 h.
+    pub max_tip_age: Duration,
     /// Write the UTXO set and tip at least every this many blocks (fewer:
     /// less work lost on a crash; more: faster initial sync).
     pub flush_blocks: usize,
@@ -127,7 +131,8 @@ impl Config {
             send_queue_len: 1024,
             user_agent: format!("/strand:{}/", env!("CARGO_PKG_VERSION")),
             script_threads: None,
-            download_window: 64,
+            download_window: 1024,
+            max_tip_age: Duration::from_secs(24 * 60 * 60),
             flush_blocks: 2_000,
             dbcache_mib: 48,
             rpc: RpcOptions::default(),
