@@ -227,6 +227,8 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --stalltimeout SECS      replace a sync peer silent this long (default: 180)
   --blockdownloadtimeout SECS
                            re-request a block not delivered this long (default: 600)
+  --maxtipage SECS         initial block download ends once the tip is younger
+                           than this (default: 86400, Core's -maxtipage)
   --peerstack KIB          stack size of per-peer threads (default: 256)
   --dbcache MIB            UTXO cache size (default: 48)
   --flushblocks N          write the chain state at least every N blocks (default: 2000)
@@ -274,6 +276,7 @@ where
     let mut handshake = None;
     let mut stall = None;
     let mut block_download = None;
+    let mut max_tip_age = None;
     let mut stack = None;
     let mut log_level = None;
     let mut flush_blocks = None;
@@ -375,6 +378,7 @@ where
             "blockdownloadtimeout" => {
                 block_download = Some(parse_number(name, &value(&mut i)?, 1, 86_400)?)
             }
+            "maxtipage" => max_tip_age = Some(parse_number(name, &value(&mut i)?, 1, 1 << 40)?),
             "peerstack" => stack = Some(parse_number(name, &value(&mut i)?, 64, 65_536)?),
             "flushblocks" => {
                 flush_blocks = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
@@ -465,6 +469,9 @@ where
     }
     if let Some(s) = stall {
         config.stall_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = max_tip_age {
+        config.max_tip_age = Duration::from_secs(s);
     }
     if let Some(s) = block_download {
         config.block_download_timeout = Duration::from_secs(s);
@@ -592,6 +599,16 @@ mod tests {
         assert_eq!(c.addnode[0].port(), 18444);
         assert_eq!(c.max_peers, 9);
         assert!(c.net_dir().ends_with("regtest"));
+    }
+
+    #[test]
+    fn download_window_and_max_tip_age_are_cores() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c.download_window, 1024);
+        assert_eq!(c.max_tip_age, Duration::from_secs(86_400));
+        let c = run(&["--maxtipage", "600"]).unwrap();
+        assert_eq!(c.max_tip_age, Duration::from_secs(600));
+        assert!(run(&["--maxtipage", "0"]).is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::Inventory;
 use bitcoin::{Block, BlockHash};
 use common::*;
+use strand::chain::state::{ChainOptions, ChainState};
 use strand::sync::SyncSnapshot;
 
 /// How a [`Server`] answers `getdata` for blocks.
@@ -408,4 +409,73 @@ fn unrequested_blocks_far_ahead_are_dropped_and_memory_stays_bounded() {
     assert_eq!(honest.served(), 700 - 84);
     pusher.finish().unwrap();
     honest.finish().unwrap();
+}
+
+fn open_chain(dir: &std::path::Path, pending_bytes: usize) -> ChainState {
+    ChainState::open(
+        dir,
+        strand::Network::Regtest,
+        ChainOptions {
+            script_threads: 0,
+            pending_bytes,
+            ..Default::default()
+        },
+    )
+    .expect("open chain state")
+}
+
+#[test]
+fn bodies_past_the_memory_budget_go_to_the_store_and_connect_later() {
+    let chain = test_chain(0x5707_e000, 40, 3);
+    let blocks = chain.blocks();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cs = open_chain(dir.path(), 2_000);
+    let headers: Vec<_> = blocks[1..].iter().map(|b| b.header).collect();
+    cs.process_headers(&headers).unwrap();
+    // Everything but block 1: nothing connects, at most 2,000 bytes stay
+    // in memory, the rest is in the store.
+    for b in &blocks[2..] {
+        assert!(cs.accept_block(b.clone()).unwrap().is_empty());
+    }
+    let (held, bytes) = cs.pending_usage();
+    assert!(bytes <= 2_000, "{bytes} bytes held");
+    assert!(held < 10, "{held} blocks held");
+    assert!(blocks[2..].iter().all(|b| cs.have_block(&b.block_hash())));
+    assert_eq!(cs.height(), 0);
+    let events = cs.accept_block(blocks[1].clone()).unwrap();
+    assert_eq!(events.len(), 40);
+    assert_eq!(cs.height(), 40);
+    assert_eq!(cs.tip(), blocks[40].block_hash());
+    assert_eq!(cs.pending_usage(), (0, 0));
+    drop(cs);
+    let cs = open_chain(dir.path(), 2_000);
+    assert_eq!(cs.tip(), blocks[40].block_hash());
+}
+
+#[test]
+fn unrequested_block_is_processed_only_within_288_of_the_tip() {
+    let chain = test_chain(0x0288_0288, 300, 0);
+    let blocks = chain.blocks();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cs = open_chain(dir.path(), strand::chain::state::MAX_PENDING_BYTES);
+    let headers: Vec<_> = blocks[1..].iter().map(|b| b.header).collect();
+    cs.process_headers(&headers).unwrap();
+    cs.accept_block_requested(blocks[289].clone(), false)
+        .unwrap();
+    assert!(!cs.have_block(&blocks[289].block_hash()), "too far ahead");
+    assert_eq!(cs.unrequested_dropped(), 1);
+    cs.accept_block_requested(blocks[288].clone(), false)
+        .unwrap();
+    assert!(cs.have_block(&blocks[288].block_hash()));
+    // Asked for, the far block is kept.
+    cs.accept_block_requested(blocks[289].clone(), true)
+        .unwrap();
+    assert!(cs.have_block(&blocks[289].block_hash()));
+    assert_eq!(cs.unrequested_dropped(), 1);
+    // Connecting the start leaves blocks 288 and 289 waiting in memory.
+    for b in &blocks[1..=10] {
+        cs.accept_block(b.clone()).unwrap();
+    }
+    assert_eq!(cs.height(), 10);
+    assert_eq!(cs.pending_usage().0, 2);
 }

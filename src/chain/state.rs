@@ -48,6 +48,10 @@ pub struct ChainOptions {
     pub flush_blocks: usize,
     /// Commit buffered block bodies and undo data beyond this many bytes.
     pub block_write_bytes: usize,
+    /// Accepted, not yet connectable block bodies held in memory up to this
+    /// many bytes; the rest are written to the store
+    /// ([`MAX_PENDING_BYTES`] by default).
+    pub pending_bytes: usize,
     /// Signet only: a custom challenge instead of the default signet's
     /// (Core's `-signetchallenge`; changes the network magic).
     pub signet_challenge: Option<Vec<u8>>,
@@ -60,6 +64,7 @@ impl Default for ChainOptions {
             coins_cache_bytes: 48 << 20,
             flush_blocks: 2_000,
             block_write_bytes: 8 << 20,
+            pending_bytes: MAX_PENDING_BYTES,
             signet_challenge: None,
         }
     }
@@ -848,7 +853,7 @@ impl ChainState {
     /// `HAVE_DATA`, read back when its turn comes).
     fn keep_block(&mut self, hash: BlockHash, block: Block) {
         let size = block.total_size();
-        if self.pending_bytes.saturating_add(size) <= MAX_PENDING_BYTES {
+        if self.pending_bytes.saturating_add(size) <= self.opts.pending_bytes {
             self.pending_bytes += size;
             self.pending.insert(hash, block);
             return;
@@ -868,7 +873,7 @@ impl ChainState {
     }
 
     /// Accepted bodies held in memory waiting for connection: how many,
-    /// and their serialized bytes (at most [`MAX_PENDING_BYTES`]).
+    /// and their serialized bytes (at most [`ChainOptions::pending_bytes`]).
     pub fn pending_usage(&self) -> (usize, usize) {
         (self.pending.len(), self.pending_bytes)
     }
