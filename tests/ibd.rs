@@ -83,7 +83,7 @@ fn restarted_synced_node_is_not_in_ibd_and_relays_a_transaction_at_once() {
 
 #[test]
 fn synced_node_stays_out_of_ibd_when_a_peer_with_a_higher_start_height_connects() {
-    let chain = test_chain(0x1bd0_0002, 110, 2);
+    let mut chain = test_chain(0x1bd0_0002, 110, 2);
     let node = node_with_blocks(&chain.blocks()[1..], |_| {});
     assert!(!node.snapshot().initial_block_download);
 
@@ -98,7 +98,34 @@ fn synced_node_stays_out_of_ibd_when_a_peer_with_a_higher_start_height_connects(
     assert_eq!(s.sync_peer, ahead_id);
     // ...but the node does not go back into initial block download.
     assert!(!s.initial_block_download);
-    // It answers with nothing new; still not in IBD.
+
+    // While it stays silent, another peer's new block is still followed.
+    let next = chain.next_block(0);
+    let mut miner = FakePeer::connect(node.addr).unwrap();
+    miner.handshake(110, SERVES).unwrap();
+    miner
+        .send(NetworkMessage::Inv(vec![Inventory::Block(
+            next.block_hash(),
+        )]))
+        .unwrap();
+    miner
+        .recv_until("getheaders", |m| matches!(m, NetworkMessage::GetHeaders(_)))
+        .unwrap();
+    miner
+        .send(NetworkMessage::Headers(vec![next.header]))
+        .unwrap();
+    miner
+        .recv_until("getdata", |m| matches!(m, NetworkMessage::GetData(_)))
+        .unwrap();
+    miner.send(NetworkMessage::Block(next.clone())).unwrap();
+    assert!(wait_tip(
+        &node,
+        next.block_hash(),
+        std::time::Duration::from_secs(10)
+    ));
+    assert!(!node.snapshot().initial_block_download);
+
+    // The silent peer answers with nothing new; still not in IBD.
     ahead.send(NetworkMessage::Headers(vec![])).unwrap();
     ahead.ping(1).unwrap();
     assert!(!node.snapshot().initial_block_download);

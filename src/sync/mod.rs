@@ -1194,11 +1194,7 @@ impl SyncManager {
     /// header is within 24 h of now, every block-serving peer not asked yet
     /// is asked for headers (and so tells us what blocks it can serve).
     fn ask_headers(&mut self) {
-        let Some(best) = self.chain.entry(&self.chain.best_header()) else {
-            return;
-        };
-        let age = crate::util::unix_time().saturating_sub(u64::from(best.header.time));
-        if age >= DEFAULT_MAX_TIP_AGE.as_secs() {
+        if !self.best_header_recent() {
             return;
         }
         let ask: Vec<Arc<Peer>> = self
@@ -1244,10 +1240,24 @@ impl SyncManager {
     }
 
     /// Whether announcements from `peer` are followed: while headers are
-    /// synced from the sync peer only its; otherwise (or with no sync peer
-    /// at all) everyone's.
+    /// synced from the sync peer and the best header is old, only its;
+    /// otherwise (or with no sync peer at all) everyone's. With a recent
+    /// best header Core syncs headers from every peer, so a sync peer that
+    /// claims a high start height and stays silent cannot make a synced
+    /// node deaf to the others.
     fn follows(&self, peer: PeerId) -> bool {
-        !self.syncing || self.sync_peer.is_none_or(|s| s == peer)
+        !self.syncing || self.best_header_recent() || self.sync_peer.is_none_or(|s| s == peer)
+    }
+
+    /// Whether the best header is within 24 h of now (Core's condition for
+    /// syncing headers from every peer).
+    fn best_header_recent(&self) -> bool {
+        self.chain
+            .entry(&self.chain.best_header())
+            .is_some_and(|best| {
+                let age = crate::util::unix_time().saturating_sub(u64::from(best.header.time));
+                age < DEFAULT_MAX_TIP_AGE.as_secs()
+            })
     }
 
     /// Peers whose start height we have reached stop being candidates.
