@@ -53,10 +53,24 @@ struct Server {
 
 impl Server {
     fn start(node: std::net::SocketAddr, blocks: Arc<Vec<Block>>, answer: Answer) -> Server {
+        Server::start_gated(node, blocks, answer, true)
+    }
+
+    /// Like [`Server::start`], with the gate open or closed.
+    fn start_gated(
+        node: std::net::SocketAddr,
+        blocks: Arc<Vec<Block>>,
+        answer: Answer,
+        open: bool,
+    ) -> Server {
         let mut p = FakePeer::connect(node).expect("connect");
         p.handshake(blocks.len() as i32 - 1, SERVES)
             .expect("handshake");
-        Server::run(p, blocks, answer, true)
+        Server::run(p, blocks, answer, open)
+    }
+
+    fn asked(&self) -> usize {
+        self.asked.load(Ordering::Relaxed)
     }
 
     fn run(mut p: FakePeer, blocks: Arc<Vec<Block>>, answer: Answer, open: bool) -> Server {
@@ -216,11 +230,22 @@ fn blocks_are_downloaded_from_every_peer_that_has_them() {
     assert_eq!(a_info.inflight, (1..=16).collect::<Vec<u32>>());
     assert_eq!(a_info.synced_headers, 200);
 
-    let b = Server::start(node.addr, Arc::clone(&blocks), Answer::Serve);
-    let c = Server::start(node.addr, Arc::clone(&blocks), Answer::Serve);
+    // B and C, gated too, each get 16 other blocks once they have told
+    // the node (asked for headers) what they have.
+    let b = Server::start_gated(node.addr, Arc::clone(&blocks), Answer::Serve, false);
+    let c = Server::start_gated(node.addr, Arc::clone(&blocks), Answer::Serve, false);
+    assert!(
+        wait_until(Duration::from_secs(30), || b.asked() == 16
+            && c.asked() == 16),
+        "B and C were not asked for blocks: {:?}",
+        sync_snapshot(&node)
+    );
+    assert_eq!(sync_snapshot(&node).blocks_in_flight, 48);
+    b.gate.store(true, Ordering::Relaxed);
+    c.gate.store(true, Ordering::Relaxed);
     assert!(
         wait_until(Duration::from_secs(30), || b.served() > 0 && c.served() > 0),
-        "B and C were not asked for blocks: {:?}",
+        "B and C did not serve: {:?}",
         sync_snapshot(&node)
     );
     // Nobody has more than 16 blocks in flight.
@@ -357,7 +382,7 @@ fn unrequested_notfound_flood_is_ignored() {
 fn unrequested_blocks_far_ahead_are_dropped_and_memory_stays_bounded() {
     let blocks = chain_blocks(0x0b5e_55ed, 700);
     let tip = blocks[700].block_hash();
-    let node = TestNode::start(|c| c.block_download_timeout = Duration::from_secs(2));
+    let node = TestNode::start(|c| c.block_download_timeout = Duration::from_secs(4));
 
     // The pusher is the sync peer: it sends the headers, withholds the 16
     // blocks asked, and pushes 84 blocks within 288 of the tip and 401
