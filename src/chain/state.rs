@@ -4,9 +4,12 @@
 //!
 //! Owned by the sync-manager thread, the store's only writer. Headers are
 //! validated and indexed as they arrive ([`ChainState::process_headers`]);
-//! blocks are checked context-free on arrival and kept in memory until they
-//! can be connected in order along the most-work header chain
-//! ([`ChainState::accept_block`], which then activates the best chain).
+//! blocks are checked on arrival and kept until they can be connected in
+//! order along the most-work header chain ([`ChainState::accept_block`],
+//! which then activates the best chain): in memory up to
+//! [`MAX_PENDING_BYTES`], in the store beyond. Blocks nobody asked for are
+//! kept only as Core's `AcceptBlock` allows
+//! ([`ChainState::accept_block_requested`]).
 //!
 //! Crash safety: the store's tip and UTXO set change together in one LMDB
 //! transaction (a *flush*). Flushes happen every [`ChainOptions::flush_blocks`]
