@@ -20,6 +20,13 @@
 //!    headers through `ChainState::process_headers` in-process, in chunks of
 //!    2,000, to separate validation + LMDB from networking.
 //!
+//! 4. Parallel download: a fresh node downloads the 2,000-block chain of
+//!    (1) from one fake peer sending at most 0.4 MB/s
+//!    (`STRAND_BENCH_PEER_RATE`, bytes/s), then another fresh node from
+//!    four such peers; timed from the first connection until the node
+//!    reports height 2,000. Prints both times, the blocks each peer served
+//!    and the speedup (target ≥ 3×).
+//!
 //! Blocks are 60 s apart, the last about now. `STRAND_BENCH_SPACING=1201`
 //! builds chains (cached separately, `-s1201`) whose headers take the
 //! regtest min-difficulty shortcut of `next_work_required` (time more than
@@ -66,6 +73,11 @@ const HEADERS: (u64, u32, usize) = (3, 100_000, 0);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 const HEADERS_TIMEOUT: Duration = Duration::from_secs(30);
+const PARALLEL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Bytes per second each throttled peer sends unless
+/// `STRAND_BENCH_PEER_RATE` says otherwise: slow enough that one peer, not
+/// validation (about 3 MB/s here), is the bottleneck.
+const DEFAULT_PEER_RATE: u64 = 400_000;
 const IN_PROCESS_BUDGET: Duration = Duration::from_secs(30);
 /// Seconds between block times unless `STRAND_BENCH_SPACING` says otherwise.
 const DEFAULT_SPACING: u32 = 60;
@@ -266,6 +278,9 @@ fn probe_height(node: SocketAddr) -> Option<i32> {
 enum Serve {
     /// Answers `getheaders`, `getdata` (blocks) and `ping`.
     Everything,
+    /// Like `Everything`, sending blocks at most this many bytes per
+    /// second (a link of that bandwidth).
+    Throttled(u64),
     /// Answers `getheaders` and `ping`, never `getdata`.
     HeadersOnly,
 }
@@ -328,6 +343,7 @@ impl ChainServer {
         let (stop2, stats2) = (Arc::clone(&stop), Arc::clone(&stats));
         let thread = std::thread::spawn(move || -> Result<(), String> {
             let tip = chain.hashes[chain.hashes.len() - 1];
+            let mut link_free = Instant::now();
             while !stop2.load(Ordering::Relaxed) {
                 let msg = match read_message(&mut r, MAGIC) {
                     Ok((m, _)) => m,
@@ -357,17 +373,32 @@ impl ChainServer {
                         let headers = chain.headers.iter().skip(start + 1).take(2000).copied();
                         send(&mut w, NetworkMessage::Headers(headers.collect()))
                     }
-                    NetworkMessage::GetData(items) if mode == Serve::Everything => {
+                    NetworkMessage::GetData(items) if mode != Serve::HeadersOnly => {
                         let mut n = 0;
                         let mut res = Ok(());
                         for i in &items {
                             if let Inventory::Block(h) | Inventory::WitnessBlock(h) = i {
                                 if let Some(&k) = chain.by_hash.get(h) {
-                                    if let Err(e) = w.write_all(&block_frame(&chain.raw[k])) {
+                                    let frame = block_frame(&chain.raw[k]);
+                                    if let Err(e) = w.write_all(&frame) {
                                         res = Err(format!("send block: {e}"));
                                         break;
                                     }
                                     n += 1;
+                                    if let Serve::Throttled(rate) = mode {
+                                        // The block leaves when the link is
+                                        // free and takes len / rate on it.
+                                        if let Err(e) = w.flush() {
+                                            res = Err(format!("send block: {e}"));
+                                            break;
+                                        }
+                                        let now = Instant::now();
+                                        link_free = link_free.max(now)
+                                            + Duration::from_secs_f64(
+                                                frame.len() as f64 / rate as f64,
+                                            );
+                                        std::thread::sleep(link_free - now);
+                                    }
                                 }
                             }
                         }
@@ -679,6 +710,69 @@ fn node_to_node_sync(label: &str, chain: Arc<Chain>, full: bool) -> Result<(), S
     Ok(())
 }
 
+/// Times a fresh node downloading `chain` from `peers` fake peers, each
+/// sending at most `rate` bytes per second, from the first connection until
+/// the node reports the chain's height. Returns the seconds, the node's
+/// CPU seconds and the blocks each peer served.
+fn throttled_download(
+    chain: &Arc<Chain>,
+    peers: usize,
+    rate: u64,
+) -> Result<(f64, f64, Vec<usize>), String> {
+    let n = chain.height();
+    let mut node = NodeProc::start("P", &[]);
+    let started = Instant::now();
+    let mut servers = Vec::new();
+    for _ in 0..peers {
+        servers.push(
+            ChainServer::start(node.addr, Arc::clone(chain), Serve::Throttled(rate))
+                .map_err(|e| node.err(&format!("chain server: {e}")))?,
+        );
+    }
+    let done = node.wait_height(n, started, PARALLEL_TIMEOUT)?;
+    let secs = (done - started).as_secs_f64();
+    let cpu = node.cpu_secs();
+    let served = servers
+        .iter()
+        .map(|s| s.stats.lock().unwrap().blocks_served)
+        .collect();
+    for s in servers {
+        s.finish()
+            .map_err(|e| node.err(&format!("chain server: {e}")))?;
+    }
+    Ok((secs, cpu, served))
+}
+
+/// Parallel block download: four peers each limited to a quarter of the
+/// bandwidth against one such peer alone.
+fn parallel_download(label: &str, chain: Arc<Chain>) -> Result<(), String> {
+    let rate = std::env::var("STRAND_BENCH_PEER_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r: &u64| r > 0)
+        .unwrap_or(DEFAULT_PEER_RATE);
+    println!(
+        "{label:<13} chain: {} blocks, {:.1} MB; every peer sends at most {:.2} MB/s",
+        chain.height(),
+        mb(chain.bytes),
+        mb(rate)
+    );
+    let (one, cpu1, served1) = throttled_download(&chain, 1, rate)?;
+    println!(
+        "{label:<13} 1 peer:        {one:.2} s, node CPU {cpu1:.2} s (blocks served {served1:?})"
+    );
+    println!("{label:<13} load average:  {}", load());
+    let (four, cpu4, served4) = throttled_download(&chain, 4, rate)?;
+    println!(
+        "{label:<13} 4 peers:       {four:.2} s, node CPU {cpu4:.2} s (blocks served {served4:?})"
+    );
+    println!(
+        "{label:<13} speedup:       {:.2}x  (target >= 3x)",
+        one / four
+    );
+    Ok(())
+}
+
 fn headers_over_p2p(label: &str, chain: Arc<Chain>) -> Result<(), String> {
     let n = chain.height();
     let node = NodeProc::start("H", &[]);
@@ -820,6 +914,11 @@ fn main() {
             "coinbase-only",
             node_to_node_sync("coinbase-only", chain, false),
         );
+    }
+    if run("parallel") {
+        let chain = Arc::new(Chain::build_or_load(FULL));
+        println!("load average: {}", load());
+        report("parallel", parallel_download("parallel", chain));
     }
     if run("headers") {
         let chain = Arc::new(Chain::build_or_load(HEADERS));

@@ -69,8 +69,12 @@ pub struct Config {
     pub user_agent: String,
     /// Script-check worker threads; `None` = one per CPU.
     pub script_threads: Option<usize>,
-    /// Most blocks requested and not yet received at once.
+    /// Blocks ahead of the last block held that may be requested (Core's
+    /// `BLOCK_DOWNLOAD_WINDOW`, 1,024; at most 16 are in flight per peer).
     pub download_window: usize,
+    /// Initial block download ends once the tip is younger than this (and
+    /// has the network's minimum chain work): Core's `-maxtipage`, 24 h.
+    pub max_tip_age: Duration,
     /// Write the UTXO set and tip at least every this many blocks (fewer:
     /// less work lost on a crash; more: faster initial sync).
     pub flush_blocks: usize,
@@ -147,7 +151,8 @@ impl Config {
             send_queue_len: 1024,
             user_agent: format!("/strand:{}/", env!("CARGO_PKG_VERSION")),
             script_threads: None,
-            download_window: 64,
+            download_window: 1024,
+            max_tip_age: Duration::from_secs(24 * 60 * 60),
             flush_blocks: 2_000,
             dbcache_mib: 48,
             rpc: RpcOptions::default(),
@@ -283,6 +288,8 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --stalltimeout SECS      replace a sync peer silent this long (default: 180)
   --blockdownloadtimeout SECS
                            re-request a block not delivered this long (default: 600)
+  --maxtipage SECS         initial block download ends once the tip is younger
+                           than this (default: 86400, Core's -maxtipage)
   --peerstack KIB          stack size of per-peer threads (default: 256)
   --dbcache MIB            UTXO cache size (default: 48)
   --flushblocks N          write the chain state at least every N blocks (default: 2000)
@@ -343,6 +350,7 @@ where
     let mut handshake = None;
     let mut stall = None;
     let mut block_download = None;
+    let mut max_tip_age = None;
     let mut stack = None;
     let mut log_level = None;
     let mut flush_blocks = None;
@@ -458,6 +466,7 @@ where
             "blockdownloadtimeout" => {
                 block_download = Some(parse_number(name, &value(&mut i)?, 1, 86_400)?)
             }
+            "maxtipage" => max_tip_age = Some(parse_number(name, &value(&mut i)?, 1, 1 << 40)?),
             "peerstack" => stack = Some(parse_number(name, &value(&mut i)?, 64, 65_536)?),
             "flushblocks" => {
                 flush_blocks = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
@@ -636,6 +645,9 @@ where
     if let Some(s) = stall {
         config.stall_timeout = Duration::from_secs(s);
     }
+    if let Some(s) = max_tip_age {
+        config.max_tip_age = Duration::from_secs(s);
+    }
     if let Some(s) = block_download {
         config.block_download_timeout = Duration::from_secs(s);
     }
@@ -796,6 +808,16 @@ mod tests {
         assert_eq!(c.addnode[0].port(), 18444);
         assert_eq!(c.max_peers, 9);
         assert!(c.net_dir().ends_with("regtest"));
+    }
+
+    #[test]
+    fn download_window_and_max_tip_age_are_cores() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c.download_window, 1024);
+        assert_eq!(c.max_tip_age, Duration::from_secs(86_400));
+        let c = run(&["--maxtipage", "600"]).unwrap();
+        assert_eq!(c.max_tip_age, Duration::from_secs(600));
+        assert!(run(&["--maxtipage", "0"]).is_err());
     }
 
     #[test]

@@ -339,6 +339,7 @@ impl Node {
                 block_download_timeout: config.block_download_timeout,
                 best_height,
                 download_window: config.download_window,
+                max_tip_age: config.max_tip_age,
                 mempool: mempool.clone(),
                 events: events.clone(),
             },

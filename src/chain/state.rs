@@ -4,9 +4,12 @@
 //!
 //! Owned by the sync-manager thread, the store's only writer. Headers are
 //! validated and indexed as they arrive ([`ChainState::process_headers`]);
-//! blocks are checked context-free on arrival and kept in memory until they
-//! can be connected in order along the most-work header chain
-//! ([`ChainState::accept_block`], which then activates the best chain).
+//! blocks are checked on arrival and kept until they can be connected in
+//! order along the most-work header chain ([`ChainState::accept_block`],
+//! which then activates the best chain): in memory up to
+//! [`MAX_PENDING_BYTES`], in the store beyond. Blocks nobody asked for are
+//! kept only as Core's `AcceptBlock` allows
+//! ([`ChainState::accept_block_requested`]).
 //!
 //! Crash safety: the store's tip and UTXO set change together in one LMDB
 //! transaction (a *flush*). Flushes happen every [`ChainOptions::flush_blocks`]
@@ -48,6 +51,10 @@ pub struct ChainOptions {
     pub flush_blocks: usize,
     /// Commit buffered block bodies and undo data beyond this many bytes.
     pub block_write_bytes: usize,
+    /// Accepted, not yet connectable block bodies held in memory up to this
+    /// many bytes; the rest are written to the store
+    /// ([`MAX_PENDING_BYTES`] by default).
+    pub pending_bytes: usize,
     /// Signet only: a custom challenge instead of the default signet's
     /// (Core's `-signetchallenge`; changes the network magic).
     pub signet_challenge: Option<Vec<u8>>,
@@ -63,6 +70,7 @@ impl Default for ChainOptions {
             coins_cache_bytes: 48 << 20,
             flush_blocks: 2_000,
             block_write_bytes: 8 << 20,
+            pending_bytes: MAX_PENDING_BYTES,
             signet_challenge: None,
             minimum_chain_work: None,
         }
@@ -183,8 +191,15 @@ pub struct ChainState {
     header_chain: Vec<BlockHash>,
     coins: CoinsCache,
     pool: ScriptCheckPool,
-    /// Blocks received and checked, waiting to be connected.
+    /// Blocks received and checked, waiting to be connected, held in
+    /// memory up to [`MAX_PENDING_BYTES`]; beyond it they go to the store.
     pending: HashMap<BlockHash, Block>,
+    /// Serialized size of the blocks in `pending`.
+    pending_bytes: usize,
+    /// Unrequested blocks not processed (Core's `AcceptBlock` with
+    /// `fRequested` false: less work than the tip, too far ahead, or below
+    /// the minimum chain work).
+    unrequested_dropped: u64,
     /// Block bodies and undo data not yet committed.
     block_writes: WriteBatch,
     dirty_index: std::collections::HashSet<BlockHash, super::hasher::KeyedState>,
@@ -203,6 +218,20 @@ pub struct ChainState {
 
 /// New index entries held before a flush writes them.
 const DIRTY_INDEX_LIMIT: usize = 20_000;
+
+/// Most bytes of accepted, not yet connected block bodies held in memory:
+/// one peer's full quota of blocks in flight (Core's
+/// `MAX_BLOCKS_IN_TRANSIT_PER_PEER`, 16) at the largest message Core
+/// accepts (`MAX_PROTOCOL_MESSAGE_LENGTH`, 4,000,000 bytes). Core keeps no
+/// bodies in memory at all (`AcceptBlock` writes every one to disk); strand
+/// keeps this much so that blocks arriving a little out of order connect
+/// without a store round trip, and writes the rest to the store.
+pub const MAX_PENDING_BYTES: usize = 16 * 4_000_000;
+
+/// How far ahead of the active tip an unrequested block may be and still be
+/// processed (Core's `MIN_BLOCKS_TO_KEEP`, used by `AcceptBlock`'s
+/// `fTooFarAhead`).
+pub const MIN_BLOCKS_TO_KEEP: u32 = 288;
 
 /// How old (against the best header's time) a fully validated block off
 /// the active chain may be and still be served: Core's
@@ -277,6 +306,8 @@ impl ChainState {
             coins: CoinsCache::new(),
             pool,
             pending: HashMap::new(),
+            pending_bytes: 0,
+            unrequested_dropped: 0,
             block_writes: WriteBatch::new(),
             dirty_index: Default::default(),
             flushed_height: 0,
@@ -494,6 +525,15 @@ impl ChainState {
     /// last 10 hashes, then exponentially sparser, ending with genesis.
     pub fn block_locator(&self) -> Vec<BlockHash> {
         locator_of(&self.header_chain)
+    }
+
+    /// Block locator of the best header chain from the best header's
+    /// parent (Core's `GetLocator(m_best_header->pprev)` for `getheaders`):
+    /// a peer on our chain answers with at least our best header, so we
+    /// learn what it has.
+    pub fn locator_before_best(&self) -> Vec<BlockHash> {
+        let end = self.header_chain.len().saturating_sub(1).max(1);
+        locator_of(self.header_chain.get(..end).unwrap_or(&self.header_chain))
     }
 
     /// Block locator of the active chain.
@@ -762,10 +802,27 @@ impl ChainState {
         self.set_best_header(best);
     }
 
+    /// Takes a block we asked for (or made): see
+    /// [`ChainState::accept_block_requested`].
+    pub fn accept_block(&mut self, block: Block) -> Result<Vec<ChainEvent>, RejectError> {
+        self.accept_block_requested(block, true)
+    }
+
     /// Takes a block from a peer: indexes its header if new, checks it
     /// context-free, keeps it for connection, and connects whatever can be
     /// connected. Returns the chain events, or why the block was rejected.
-    pub fn accept_block(&mut self, block: Block) -> Result<Vec<ChainEvent>, RejectError> {
+    ///
+    /// As Core's `AcceptBlock`, a block nobody asked for (`requested`
+    /// false) is processed only if its chain has at least the tip's work
+    /// and the minimum chain work and it is at most [`MIN_BLOCKS_TO_KEEP`]
+    /// blocks ahead of the tip; otherwise its header is kept, its body
+    /// dropped (counted in [`ChainState::unrequested_dropped`]) and no
+    /// events are returned.
+    pub fn accept_block_requested(
+        &mut self,
+        block: Block,
+        requested: bool,
+    ) -> Result<Vec<ChainEvent>, RejectError> {
         let hash = block.block_hash();
         if !self.index.contains_key(&hash) {
             self.process_headers(&[block.header])?;
@@ -782,6 +839,19 @@ impl ChainState {
             return Ok(Vec::new());
         }
         let (height, prev_hash) = (entry.height, entry.header.prev_blockhash);
+        if !requested {
+            let work = entry.chain_work;
+            let tip_work = self.index.get(&self.tip()).map(|e| e.chain_work);
+            let less_work = tip_work.is_some_and(|t| work < t);
+            let too_far = height > self.height().saturating_add(MIN_BLOCKS_TO_KEEP);
+            if less_work || too_far || work < self.params.minimum_chain_work {
+                log::debug!(
+                    "unrequested block {hash} at height {height} not processed (less work: {less_work}, too far ahead: {too_far})"
+                );
+                self.unrequested_dropped += 1;
+                return Ok(Vec::new());
+            }
+        }
         // Core's ProcessNewBlock: a context-free failure never marks the
         // hash. Another serialization of the same header (merkle mutations,
         // 64-byte transactions posing as inner nodes, stripped witnesses)
@@ -804,7 +874,7 @@ impl ChainState {
             }
             return Err(RejectError::Invalid(e));
         }
-        self.pending.insert(hash, block);
+        self.keep_block(hash, block);
         // Among headers of equal work prefer one whose block we hold (Core
         // activates only chains with data): a mutated copy of a block may
         // have put a data-less header in front.
@@ -821,6 +891,72 @@ impl ChainState {
         }
     }
 
+    /// Keeps an accepted body until it is connected: in memory while
+    /// `pending` is under [`MAX_PENDING_BYTES`], else in the store (marked
+    /// `HAVE_DATA`, read back when its turn comes).
+    fn keep_block(&mut self, hash: BlockHash, block: Block) {
+        let size = block.total_size();
+        if self.pending_bytes.saturating_add(size) <= self.opts.pending_bytes {
+            self.pending_bytes += size;
+            self.pending.insert(hash, block);
+            return;
+        }
+        self.block_writes.put_block(&hash, &block);
+        if let Some(e) = self.index.get_mut(&hash) {
+            e.status.insert(BlockStatus::HAVE_DATA);
+            self.dirty_index.insert(hash);
+        }
+    }
+
+    /// Removes `hash` from `pending`, keeping `pending_bytes` in step.
+    fn take_pending(&mut self, hash: &BlockHash) -> Option<Block> {
+        let block = self.pending.remove(hash)?;
+        self.pending_bytes = self.pending_bytes.saturating_sub(block.total_size());
+        Some(block)
+    }
+
+    /// Accepted bodies held in memory waiting for connection: how many,
+    /// and their serialized bytes (at most [`ChainOptions::pending_bytes`]).
+    pub fn pending_usage(&self) -> (usize, usize) {
+        (self.pending.len(), self.pending_bytes)
+    }
+
+    /// Unrequested blocks whose bodies were dropped (see
+    /// [`ChainState::accept_block_requested`]).
+    pub fn unrequested_dropped(&self) -> u64 {
+        self.unrequested_dropped
+    }
+
+    /// Height of the last block of the best header chain on the active
+    /// chain: blocks are downloaded after it.
+    pub fn download_start(&self) -> u32 {
+        self.fork_height()
+    }
+
+    /// The best header chain's block at `height`.
+    pub fn header_chain_hash(&self, height: u32) -> Option<BlockHash> {
+        self.header_chain.get(height as usize).copied()
+    }
+
+    /// Height of the last block the chain ending at `hash` shares with the
+    /// best header chain; `None` for an unknown hash or one whose branch
+    /// leaves the best header chain more than a download window
+    /// (1,024 blocks) below it.
+    pub fn header_chain_common_height(&self, hash: &BlockHash) -> Option<u32> {
+        let mut cur = *hash;
+        for _ in 0..=1024 {
+            let e = self.index.get(&cur)?;
+            if self.header_chain.get(e.height as usize) == Some(&cur) {
+                return Some(e.height);
+            }
+            if e.height == 0 {
+                return Some(0);
+            }
+            cur = e.header.prev_blockhash;
+        }
+        None
+    }
+
     /// Whether the body of `hash` is held or stored.
     pub fn have_block(&self, hash: &BlockHash) -> bool {
         self.pending.contains_key(hash)
@@ -828,27 +964,6 @@ impl ChainState {
                 .index
                 .get(hash)
                 .is_some_and(|e| e.status.contains(BlockStatus::HAVE_DATA))
-    }
-
-    /// Up to `max` blocks of the best header chain after the active tip's
-    /// fork point that we do not have and that `skip` does not exclude.
-    pub fn blocks_to_download(
-        &self,
-        max: usize,
-        skip: &dyn Fn(&BlockHash) -> bool,
-    ) -> Vec<BlockHash> {
-        let mut out = Vec::new();
-        let fork = self.fork_height();
-        for h in (fork + 1) as usize..self.header_chain.len() {
-            if out.len() >= max {
-                break;
-            }
-            let hash = self.header_chain[h];
-            if !self.have_block(&hash) && !skip(&hash) {
-                out.push(hash);
-            }
-        }
-        out
     }
 
     /// Height of the last block shared by the active and best header chains.
@@ -864,7 +979,7 @@ impl ChainState {
     }
 
     fn block_data(&mut self, hash: &BlockHash) -> Result<Option<Block>, ChainError> {
-        if let Some(b) = self.pending.remove(hash) {
+        if let Some(b) = self.take_pending(hash) {
             return Ok(Some(b));
         }
         if self
@@ -1051,7 +1166,7 @@ impl ChainState {
                 }
                 batch.put_block_index(&h, d);
             }
-            self.pending.remove(&h);
+            self.take_pending(&h);
         }
         self.store.commit(&batch)?;
         self.recompute_best_header();

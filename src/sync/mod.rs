@@ -11,16 +11,32 @@
 //! A *candidate* is a known peer that advertises `NODE_NETWORK` or
 //! `NODE_NETWORK_LIMITED` and whose start height is above ours. The sync peer
 //! is the best candidate: outbound first, then highest start height, then
-//! oldest connection. When the sync peer is done (or stalls) the next
-//! candidate takes over; when none is left the node leaves initial block
-//! download at once, so announcements from the remaining peers are followed.
+//! oldest connection. Headers come from the sync peer alone while it syncs
+//! us (Core's single initial headers-sync peer); once the best header is
+//! within 24 h of now every block-serving peer is asked for headers too
+//! (Core's `fSyncStarted` rule), so that we learn what each one has. When
+//! the sync peer is done (or stalls) the next candidate takes over; when
+//! none is left, announcements from every remaining peer are followed
+//! (btcd once stalled near the tip for want of that).
 //!
-//! Every block request has a deadline (Core's block-download timeout: see
-//! [`SyncConfig::block_download_timeout`]). A peer that misses it is
-//! disconnected ([`DisconnectReason::BlockDownloadTimeout`]) and the block is
-//! asked again from the sync peer or from another peer whose announced
-//! headers include it, so a peer that announces a header and withholds the
-//! block cannot hold the tip still.
+//! Blocks are downloaded in parallel from every peer whose announced best
+//! header includes them (see [`download`]: at most 16 in flight per peer,
+//! within a 1,024-block window, a peer holding up the window disconnected
+//! after the stalling timeout, every request under Core's block-download
+//! timeout), and disconnected peers' blocks are asked from others at once.
+//! A block nobody asked for is processed only as Core's `AcceptBlock`
+//! allows (`ChainState::accept_block_requested`).
+//!
+//! Initial block download is Core's latch (`UpdateIBDStatus`): it ends the
+//! first time the tip is within [`SyncConfig::max_tip_age`] (Core's
+//! `DEFAULT_MAX_TIP_AGE`, 24 h) of now and has the network's minimum chain
+//! work, checked at start (a restarted synced node is not in IBD), after
+//! each connected block and on the tick, and it never resumes: a peer
+//! announcing a higher start height makes it the sync peer, not the node
+//! IBD again. While in IBD transactions are neither accepted from peers
+//! nor requested, and new tips are not announced (Core). btcd's "no
+//! candidate left" rule ends only the single-sync-peer mode, not IBD, since
+//! Core would stay in IBD with an old tip.
 //!
 //! `headers` messages are handled in [`headers`] (Core's
 //! `ProcessHeadersMessage`): low-work chains are pre-synced, not stored
@@ -36,9 +52,10 @@
 //! Anomaly counters record what the design makes impossible; they exist so
 //! tests (and `getsyncstate`) can prove it stays so.
 
+pub mod download;
 mod headers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +73,7 @@ use crate::mempool::{AcceptContext, FeeRate, MempoolReject, SharedMempool};
 use crate::mining::GenerateError;
 use crate::peer::conn::PROTOCOL_VERSION;
 use crate::peer::{local_services, Direction, DisconnectReason, MessageSink, Peer, PeerId};
+use download::{BlocksInFlight, MAX_BLOCKS_IN_TRANSIT_PER_PEER};
 
 fn serves_blocks(peer: &Peer) -> bool {
     let services = peer.services();
@@ -159,6 +177,13 @@ pub struct SyncCounters {
     pub presync_aborted: u64,
     /// `headers` messages whose first header's parent was unknown.
     pub unconnecting_headers: u64,
+    /// Peers disconnected for holding up the download window past the
+    /// stalling timeout.
+    pub download_stalls: u64,
+    /// Block requests freed by the asked peer's `notfound`.
+    pub notfound_blocks: u64,
+    /// Unrequested blocks whose bodies were dropped (Core's `AcceptBlock`).
+    pub unrequested_dropped: u64,
 }
 
 /// A known peer, as the snapshot reports it.
@@ -221,6 +246,12 @@ pub struct SyncSnapshot {
     pub best_header_height: u32,
     /// Blocks requested and not yet received.
     pub blocks_in_flight: usize,
+    /// Accepted blocks held in memory until they connect.
+    pub pending_blocks: usize,
+    /// Their serialized bytes (at most `chain::state::MAX_PENDING_BYTES`).
+    pub pending_bytes: usize,
+    /// The current stalling timeout (2 s to 64 s).
+    pub stalling_timeout: Duration,
     /// The last rejected headers/blocks, newest last: hash and Core's reason.
     pub recent_rejects: Vec<(BlockHash, String)>,
 }
@@ -243,24 +274,37 @@ struct KnownPeer {
     last_getheaders: Option<Instant>,
 }
 
-/// Most steps [`SyncManager::peer_has_block`] walks back from a peer's best
-/// known header (one `headers` message).
-const MAX_ANCESTOR_WALK: u32 = MAX_HEADERS as u32;
+/// How old the tip may be for the node to leave initial block download
+/// (Core's `DEFAULT_MAX_TIP_AGE`, 24 h); also how recent the best header
+/// must be before every peer is asked for headers (Core's 24 h in
+/// `SendMessages`).
+pub const DEFAULT_MAX_TIP_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How often every peer is offered more blocks and the download deadlines
+/// are checked (Core's message handler loop runs every 100 ms).
+const DOWNLOAD_TICK: Duration = Duration::from_millis(100);
+
+/// Items of a `notfound` message looked at: Core's
+/// `MAX_PEER_TX_ANNOUNCEMENTS` (5,000) + `MAX_BLOCKS_IN_TRANSIT_PER_PEER`;
+/// a longer one is ignored whole, as Core does.
+const MAX_NOTFOUND_ITEMS: usize = 5_000 + MAX_BLOCKS_IN_TRANSIT_PER_PEER;
 
 /// Configuration of the sync manager.
 pub(crate) struct SyncConfig {
     pub stall_timeout: Duration,
-    /// Base deadline of a block request (Core: target spacing ×
-    /// `BLOCK_DOWNLOAD_TIMEOUT_BASE` = 10 min), plus half of it
+    /// Base deadline of a peer's oldest block request (Core: target spacing
+    /// × `BLOCK_DOWNLOAD_TIMEOUT_BASE` = 10 min), plus half of it
     /// (`BLOCK_DOWNLOAD_TIMEOUT_PER_PEER` 0.5) per other peer with blocks in
-    /// flight. Core also has a 2 s (doubling to 64 s) *stalling* window for
-    /// the peer that blocks its 1,024-block download window; strand's
-    /// window is small and served in order, so one deadline per request
-    /// covers both cases.
+    /// flight. The stalling timeout (2 s to 64 s) is separate: see
+    /// [`download`].
     pub block_download_timeout: Duration,
     pub best_height: Arc<AtomicI32>,
-    /// Most blocks in flight at once.
+    /// Blocks ahead of the last one held that may be requested (Core's
+    /// `BLOCK_DOWNLOAD_WINDOW`, 1,024).
     pub download_window: usize,
+    /// Tip age under which initial block download ends (Core's
+    /// `-maxtipage`, [`DEFAULT_MAX_TIP_AGE`]).
+    pub max_tip_age: Duration,
     /// The mempool (shared with the peer handler for orphan eviction and
     /// with RPC readers; see `mempool::SharedMempool` for the lock rule).
     pub mempool: SharedMempool,
@@ -278,9 +322,19 @@ pub(crate) struct SyncManager {
     last_progress: Instant,
     /// Whether a `getheaders` to the sync peer is unanswered.
     headers_requested: bool,
-    /// Blocks asked for: from whom, and by when they must arrive.
-    in_flight: HashMap<BlockHash, (PeerId, Instant)>,
+    /// Blocks asked for, per block and per peer, and the stalling state.
+    flight: BlocksInFlight,
+    /// When every peer was last offered blocks and deadlines checked.
+    last_download_tick: Instant,
+    /// Peers sent a `getheaders` to learn their best block (Core's
+    /// `fSyncStarted`).
+    headers_asked: HashSet<PeerId>,
+    /// Initial block download, Core's latch: true until the tip is recent
+    /// and has the minimum chain work, then false for good.
     ibd: bool,
+    /// Headers are being synced from the sync peer alone: announcements
+    /// from other peers are not followed meanwhile (btcd's sync mode).
+    syncing: bool,
     anomalies: Anomalies,
     counters: SyncCounters,
     failed: bool,
@@ -291,20 +345,49 @@ impl SyncManager {
     pub(crate) fn new(cfg: SyncConfig, chain: ChainState) -> SyncManager {
         cfg.best_height
             .store(chain.height() as i32, Ordering::Relaxed);
-        SyncManager {
+        let mut m = SyncManager {
             cfg,
             chain,
             peers: HashMap::new(),
             sync_peer: None,
             last_progress: Instant::now(),
             headers_requested: false,
-            in_flight: HashMap::new(),
+            flight: BlocksInFlight::default(),
+            last_download_tick: Instant::now(),
+            headers_asked: HashSet::new(),
             ibd: true,
+            syncing: true,
             anomalies: Anomalies::default(),
             counters: SyncCounters::default(),
             failed: false,
             rejects: std::collections::VecDeque::new(),
+        };
+        m.update_ibd();
+        m
+    }
+
+    /// Core's `UpdateIBDStatus`: leaves initial block download, for good,
+    /// once the tip has the minimum chain work and is at most
+    /// `max_tip_age` old.
+    fn update_ibd(&mut self) {
+        if !self.ibd {
+            return;
         }
+        let Some(tip) = self.chain.entry(&self.chain.tip()) else {
+            return;
+        };
+        if tip.chain_work < self.chain.params().minimum_chain_work {
+            return;
+        }
+        let age = crate::util::unix_time().saturating_sub(u64::from(tip.header.time));
+        if age >= self.cfg.max_tip_age.as_secs() {
+            return;
+        }
+        log::info!(
+            "leaving initial block download (latching to false) at height {}",
+            self.chain.height()
+        );
+        self.ibd = false;
     }
 
     /// The thread body.
@@ -317,7 +400,13 @@ impl SyncManager {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.check_stall();
-            self.check_block_timeouts();
+            if self.last_download_tick.elapsed() >= DOWNLOAD_TICK {
+                self.last_download_tick = Instant::now();
+                self.check_block_timeouts();
+                self.update_ibd();
+                self.ask_headers();
+                self.request_blocks_all();
+            }
         }
         if let Err(e) = self.chain.flush() {
             log::error!("flushing the chain state at shutdown failed: {e}");
@@ -334,7 +423,7 @@ impl SyncManager {
                 let _ = reply.send(self.snapshot());
             }
             SyncMsg::SubmitBlock(block, reply) => {
-                let result = self.process_block(None, *block);
+                let result = self.process_block(None, *block, true);
                 let _ = reply.send(result);
             }
             SyncMsg::UtxoDigest(reply) => {
@@ -423,12 +512,13 @@ impl SyncManager {
         );
         if candidate && self.sync_peer.is_none() {
             self.start_sync();
-        } else if (candidate && !self.ibd) || (self.sync_peer.is_none() && serves_blocks(&peer)) {
+        } else if (candidate && !self.syncing) || (self.sync_peer.is_none() && serves_blocks(&peer))
+        {
             // Near the tip every peer ahead of us is worth asking: its
             // headers may start a reorganisation or extend our chain. With
             // no sync peer at all, ask anyone who serves blocks: its start
             // height may be stale (it mined since the handshake).
-            self.send_getheaders(&peer, self.chain.block_locator(), BlockHash::all_zeros());
+            self.ask_peer_headers(&peer);
         }
     }
 
@@ -440,18 +530,23 @@ impl SyncManager {
         };
         known.peer.sync_done.store(true, Ordering::SeqCst);
         log::debug!("sync: done {}", known.peer);
-        self.in_flight.retain(|_, (p, _)| *p != id);
+        self.flight.remove_peer(id);
+        self.headers_asked.remove(&id);
         if self.sync_peer == Some(id) {
             self.sync_peer = None;
             self.headers_requested = false;
             self.start_sync();
-            if self.sync_peer.is_none() && self.ibd {
+            if self.sync_peer.is_none() && self.syncing {
                 // Nobody left who is ahead of us: follow announcements from
                 // whoever remains (btcd once stalled near the tip here).
-                log::info!("sync peer peer={id} gone and no other peer is ahead; leaving initial block download");
-                self.ibd = false;
+                log::info!(
+                    "sync peer peer={id} gone and no other peer is ahead; following every peer"
+                );
+                self.syncing = false;
             }
         }
+        // Its blocks go to the others at once.
+        self.request_blocks_all();
     }
 
     fn handle_message(&mut self, peer: Arc<Peer>, msg: NetworkMessage) {
@@ -517,15 +612,19 @@ impl SyncManager {
             NetworkMessage::Headers(headers) => self.handle_headers(&peer, headers),
             NetworkMessage::Block(block) => {
                 let hash = block.block_hash();
-                let requested = self.in_flight.remove(&hash).is_some();
-                if self.sync_peer == Some(id) && requested {
+                let requester = self.flight.received(&hash, Instant::now());
+                if self.sync_peer == Some(id) && requester == Some(id) {
                     self.last_progress = Instant::now();
                 }
-                if let Err(e) = self.process_block(Some(&peer), block) {
+                // Core's ProcessBlock: a block requested from anyone is
+                // force-processed; one nobody asked for is subject to
+                // AcceptBlock's unrequested-block rules.
+                if let Err(e) = self.process_block(Some(&peer), block, requester.is_some()) {
                     log::debug!("block {hash} from {peer}: {e}");
                 }
                 self.request_blocks(&peer);
             }
+            NetworkMessage::NotFound(items) => self.handle_notfound(&peer, &items),
             NetworkMessage::Inv(items) => self.handle_inv(&peer, items),
             NetworkMessage::Tx(tx) => {
                 if !self.ibd {
@@ -582,6 +681,11 @@ impl SyncManager {
             drop(mempool);
             if !wanted.is_empty() {
                 peer.send(NetworkMessage::GetData(wanted));
+            }
+        }
+        for item in &items {
+            if let Inventory::Block(h) | Inventory::WitnessBlock(h) = item {
+                self.update_block_availability(peer.id, h);
             }
         }
         if let Some(hash) = unknown {
@@ -671,9 +775,12 @@ impl SyncManager {
         &mut self,
         peer: Option<&Arc<Peer>>,
         block: Block,
+        requested: bool,
     ) -> Result<Vec<ChainEvent>, RejectError> {
         let hash = block.block_hash();
-        match self.chain.accept_block(block) {
+        let result = self.chain.accept_block_requested(block, requested);
+        self.counters.unrequested_dropped = self.chain.unrequested_dropped();
+        match result {
             Ok(events) => {
                 self.on_chain_events(&events, peer.map(|p| p.id));
                 Ok(events)
@@ -902,6 +1009,13 @@ impl SyncManager {
                 .last_block_time
                 .store(crate::util::unix_time(), Ordering::Relaxed);
         }
+        for _ in events
+            .iter()
+            .filter(|e| matches!(e, ChainEvent::Connected { .. }))
+        {
+            self.flight.block_connected();
+        }
+        self.update_ibd();
         self.cfg
             .best_height
             .store(self.chain.height() as i32, Ordering::Relaxed);
@@ -935,32 +1049,132 @@ impl SyncManager {
         }
     }
 
-    /// Fills the download window with blocks of the best header chain,
-    /// asked from `peer` (the sync peer during IBD, any announcer after).
+    /// Asks `peer` for the next blocks of the best header chain it has
+    /// (Core's `FindNextBlocksToDownload` in `SendMessages`), up to 16 in
+    /// flight, within the download window. When it gets nothing only
+    /// because the window is exhausted, the peer holding the window's first
+    /// block starts stalling.
     fn request_blocks(&mut self, peer: &Arc<Peer>) {
-        if !self.follows(peer.id) || peer.is_closed() || peer.disconnect_reason().is_some() {
+        if peer.is_closed() || peer.disconnect_reason().is_some() || !serves_blocks(peer) {
             return;
         }
-        let room = self
-            .cfg
-            .download_window
-            .saturating_sub(self.in_flight.len());
+        let Some(best) = self.peers.get(&peer.id).and_then(|k| k.best_known) else {
+            return;
+        };
+        let in_flight = self.flight.count(peer.id);
+        let room = MAX_BLOCKS_IN_TRANSIT_PER_PEER.saturating_sub(in_flight);
         if room == 0 {
             return;
         }
-        let in_flight = &self.in_flight;
-        let wanted = self
-            .chain
-            .blocks_to_download(room, &|h| in_flight.contains_key(h));
-        if wanted.is_empty() {
+        let next = download::next_blocks(
+            &self.chain,
+            &self.flight,
+            peer.id,
+            &best,
+            room,
+            self.cfg.download_window,
+        );
+        let now = Instant::now();
+        if next.blocks.is_empty() {
+            if let (0, Some(staller)) = (in_flight, next.staller) {
+                self.flight.mark_stalling(staller, now);
+            }
             return;
         }
-        let deadline = Instant::now() + self.download_timeout(peer.id);
-        for h in &wanted {
-            self.in_flight.insert(*h, (peer.id, deadline));
+        let mut items = Vec::with_capacity(next.blocks.len());
+        for (hash, height) in next.blocks {
+            log::trace!("requesting block {hash} ({height}) from {peer}");
+            self.flight.requested(peer.id, hash, height, now);
+            items.push(Inventory::WitnessBlock(hash));
         }
-        let items = wanted.into_iter().map(Inventory::WitnessBlock).collect();
         peer.send(NetworkMessage::GetData(items));
+    }
+
+    /// [`SyncManager::request_blocks`] for every known peer.
+    fn request_blocks_all(&mut self) {
+        let mut peers: Vec<Arc<Peer>> = self.peers.values().map(|k| Arc::clone(&k.peer)).collect();
+        peers.sort_by_key(|p| p.id);
+        for p in &peers {
+            self.request_blocks(p);
+        }
+    }
+
+    /// Core's `UpdateBlockAvailability`: `peer` announced `hash`, which we
+    /// know; if it has more work than the peer's best known header, it
+    /// becomes that.
+    fn update_block_availability(&mut self, peer: PeerId, hash: &BlockHash) {
+        let Some(work) = self.chain.entry(hash).map(|e| e.chain_work) else {
+            return;
+        };
+        let Some(k) = self.peers.get(&peer) else {
+            return;
+        };
+        let current = k
+            .best_known
+            .and_then(|b| self.chain.entry(&b))
+            .map(|e| e.chain_work);
+        if current.is_none_or(|c| work > c) {
+            if let Some(k) = self.peers.get_mut(&peer) {
+                k.best_known = Some(*hash);
+            }
+        }
+    }
+
+    /// `notfound`: block requests the peer cannot serve are freed and
+    /// asked from others at once; anything else is ignored (see
+    /// [`download`] for the decision).
+    fn handle_notfound(&mut self, peer: &Arc<Peer>, items: &[Inventory]) {
+        if items.len() > MAX_NOTFOUND_ITEMS {
+            log::debug!("{peer}: ignoring notfound of {} items", items.len());
+            return;
+        }
+        let blocks: Vec<BlockHash> = items
+            .iter()
+            .filter_map(|i| match i {
+                Inventory::Block(h) | Inventory::WitnessBlock(h) => Some(*h),
+                _ => None,
+            })
+            .collect();
+        let freed = self.flight.not_found(peer.id, &blocks);
+        if freed > 0 {
+            log::debug!("{peer} does not have {freed} requested blocks; asking others");
+            self.counters.notfound_blocks += freed as u64;
+            self.request_blocks_all();
+        }
+    }
+
+    /// Sends `getheaders` from the best header's parent, so that the answer
+    /// tells us the peer's best block even when it has no more headers.
+    fn ask_peer_headers(&mut self, peer: &Peer) {
+        self.headers_asked.insert(peer.id);
+        self.send_getheaders(
+            peer,
+            self.chain.locator_before_best(),
+            BlockHash::all_zeros(),
+        );
+    }
+
+    /// Core's rule for starting headers sync with more peers: once the best
+    /// header is within 24 h of now, every block-serving peer not asked yet
+    /// is asked for headers (and so tells us what blocks it can serve).
+    fn ask_headers(&mut self) {
+        if !self.best_header_recent() {
+            return;
+        }
+        let ask: Vec<Arc<Peer>> = self
+            .peers
+            .values()
+            .filter(|k| {
+                !self.headers_asked.contains(&k.peer.id)
+                    && !k.peer.is_closed()
+                    && k.peer.disconnect_reason().is_none()
+                    && serves_blocks(&k.peer)
+            })
+            .map(|k| Arc::clone(&k.peer))
+            .collect();
+        for p in ask {
+            self.ask_peer_headers(&p);
+        }
     }
 
     /// We hold every block of the best header chain and the sync peer has
@@ -980,20 +1194,34 @@ impl SyncManager {
                 return;
             }
         }
-        if self.ibd {
+        if self.syncing {
             log::info!(
-                "caught up with the best header at height {}; leaving initial block download",
+                "caught up with the best header at height {}; following every peer",
                 self.chain.height()
             );
-            self.ibd = false;
+            self.syncing = false;
         }
     }
 
-    /// Whether announcements from `peer` are followed: during initial block
-    /// download only the sync peer's; otherwise (or with no sync peer at
-    /// all) everyone's.
+    /// Whether announcements from `peer` are followed: while headers are
+    /// synced from the sync peer and the best header is old, only its;
+    /// otherwise (or with no sync peer at all) everyone's. With a recent
+    /// best header Core syncs headers from every peer, so a sync peer that
+    /// claims a high start height and stays silent cannot make a synced
+    /// node deaf to the others.
     fn follows(&self, peer: PeerId) -> bool {
-        !self.ibd || self.sync_peer.is_none_or(|s| s == peer)
+        !self.syncing || self.best_header_recent() || self.sync_peer.is_none_or(|s| s == peer)
+    }
+
+    /// Whether the best header is within 24 h of now (Core's condition for
+    /// syncing headers from every peer).
+    fn best_header_recent(&self) -> bool {
+        self.chain
+            .entry(&self.chain.best_header())
+            .is_some_and(|best| {
+                let age = crate::util::unix_time().saturating_sub(u64::from(best.header.time));
+                age < DEFAULT_MAX_TIP_AGE.as_secs()
+            })
     }
 
     /// Peers whose start height we have reached stop being candidates.
@@ -1049,10 +1277,10 @@ impl SyncManager {
             peer.remote_version().map_or(0, |v| v.start_height)
         );
         self.sync_peer = Some(peer.id);
-        self.ibd = true;
+        self.syncing = true;
         self.headers_requested = true;
         self.last_progress = Instant::now();
-        self.send_getheaders(&peer, self.chain.block_locator(), BlockHash::all_zeros());
+        self.ask_peer_headers(&peer);
         self.request_blocks(&peer);
     }
 
@@ -1060,7 +1288,7 @@ impl SyncManager {
         let Some(id) = self.sync_peer else {
             return;
         };
-        let waiting = self.headers_requested || self.in_flight.values().any(|(p, _)| *p == id);
+        let waiting = self.headers_requested || self.flight.count(id) > 0;
         if !waiting {
             self.last_progress = Instant::now();
             return;
@@ -1082,93 +1310,45 @@ impl SyncManager {
         self.last_progress = Instant::now();
     }
 
-    /// The deadline of a block request to `peer`: Core's
-    /// `BLOCK_DOWNLOAD_TIMEOUT_BASE` (1) plus `BLOCK_DOWNLOAD_TIMEOUT_PER_PEER`
-    /// (0.5) per other peer with blocks in flight, in units of the
-    /// configured base (Core: one target spacing).
-    fn download_timeout(&self, peer: PeerId) -> Duration {
-        let mut others: Vec<PeerId> = self
-            .in_flight
-            .values()
-            .map(|(p, _)| *p)
-            .filter(|p| *p != peer)
-            .collect();
-        others.sort_unstable();
-        others.dedup();
-        let base = self.cfg.block_download_timeout;
-        base + base / 2 * others.len().min(125) as u32
-    }
-
-    /// Whether `peer` announced a header chain containing `hash`.
-    fn peer_has_block(&self, peer: &KnownPeer, hash: &BlockHash) -> bool {
-        let (Some(best), Some(target)) = (peer.best_known, self.chain.entry(hash)) else {
-            return false;
-        };
-        let mut cur = best;
-        for _ in 0..=MAX_ANCESTOR_WALK {
-            if cur == *hash {
-                return true;
-            }
-            match self.chain.entry(&cur) {
-                Some(e) if e.height > target.height => cur = e.header.prev_blockhash,
-                _ => return false,
-            }
-        }
-        false
-    }
-
-    /// Disconnects every peer holding a block request past its deadline and
-    /// asks for those blocks again from a peer that has them (the sync peer
-    /// first), so one withholding peer cannot stop the chain.
+    /// Disconnects every peer past a download deadline (holding up the
+    /// window past the stalling timeout, or its oldest request past the
+    /// block-download timeout) and gives its blocks to the others at once,
+    /// so one withholding peer cannot stop the chain.
     fn check_block_timeouts(&mut self) {
         let now = Instant::now();
-        let late: Vec<(BlockHash, PeerId)> = self
-            .in_flight
-            .iter()
-            .filter(|(_, (_, deadline))| *deadline <= now)
-            .map(|(h, (p, _))| (*h, *p))
-            .collect();
-        if late.is_empty() {
+        let stallers = self.flight.stallers(now);
+        let late = self.flight.timed_out(self.cfg.block_download_timeout, now);
+        if stallers.is_empty() && late.is_empty() {
             return;
         }
-        let mut stallers: Vec<PeerId> = late.iter().map(|(_, p)| *p).collect();
-        stallers.sort_unstable();
-        stallers.dedup();
-        for id in &stallers {
-            self.in_flight.retain(|_, (p, _)| p != id);
-            self.counters.block_timeouts += 1;
-            if let Some(k) = self.peers.get_mut(id) {
-                log::info!(
-                    "{} did not deliver a requested block in time; disconnecting",
-                    k.peer
-                );
+        for (id, stalled) in stallers
+            .iter()
+            .map(|id| (*id, true))
+            .chain(late.iter().map(|id| (*id, false)))
+        {
+            if self.flight.count(id) == 0 && !stalled {
+                continue;
+            }
+            self.flight.remove_peer(id);
+            if stalled {
+                self.counters.download_stalls += 1;
+            } else {
+                self.counters.block_timeouts += 1;
+            }
+            if let Some(k) = self.peers.get_mut(&id) {
+                if stalled {
+                    log::info!("{} is stalling block download; disconnecting", k.peer);
+                } else {
+                    log::info!(
+                        "{} did not deliver a requested block in time; disconnecting",
+                        k.peer
+                    );
+                }
                 k.peer.disconnect(DisconnectReason::BlockDownloadTimeout);
                 k.candidate = false;
             }
         }
-        for (hash, _) in late {
-            if self.in_flight.contains_key(&hash) {
-                continue;
-            }
-            let mut choices: Vec<&KnownPeer> = self
-                .peers
-                .values()
-                .filter(|k| {
-                    !stallers.contains(&k.peer.id)
-                        && !k.peer.is_closed()
-                        && k.peer.disconnect_reason().is_none()
-                        && serves_blocks(&k.peer)
-                        && (Some(k.peer.id) == self.sync_peer || self.peer_has_block(k, &hash))
-                })
-                .collect();
-            choices.sort_by_key(|k| (Some(k.peer.id) != self.sync_peer, k.peer.id));
-            let Some(next) = choices.first().map(|k| Arc::clone(&k.peer)) else {
-                log::debug!("no other peer has block {hash}; waiting for an announcement");
-                continue;
-            };
-            log::debug!("asking {next} for block {hash} after a timeout");
-            self.request_blocks(&next);
-        }
+        self.request_blocks_all();
     }
 
     fn snapshot(&self) -> SyncSnapshot {
@@ -1183,13 +1363,7 @@ impl SyncManager {
                 let synced_blocks = best
                     .and_then(|(hash, _)| self.chain.last_common_height(&hash))
                     .map_or(-1, |h| h as i32);
-                let mut inflight: Vec<u32> = self
-                    .in_flight
-                    .iter()
-                    .filter(|(_, (p, _))| *p == k.peer.id)
-                    .filter_map(|(h, _)| self.chain.entry(h).map(|e| e.height))
-                    .collect();
-                inflight.sort_unstable();
+                let inflight = self.flight.heights(k.peer.id);
                 SyncPeerInfo {
                     id: k.peer.id,
                     candidate: k.candidate,
@@ -1218,7 +1392,10 @@ impl SyncManager {
             best_height: self.best_height(),
             tip: self.chain.tip(),
             best_header_height: self.chain.best_header_height(),
-            blocks_in_flight: self.in_flight.len(),
+            blocks_in_flight: self.flight.len(),
+            pending_blocks: self.chain.pending_usage().0,
+            pending_bytes: self.chain.pending_usage().1,
+            stalling_timeout: self.flight.stalling_timeout(),
             recent_rejects: self.rejects.iter().cloned().collect(),
         }
     }
@@ -1255,7 +1432,8 @@ mod tests {
                 stall_timeout: Duration::from_secs(60),
                 block_download_timeout: Duration::from_secs(600),
                 best_height: Arc::new(AtomicI32::new(0)),
-                download_window: 16,
+                download_window: download::BLOCK_DOWNLOAD_WINDOW,
+                max_tip_age: DEFAULT_MAX_TIP_AGE,
                 mempool: SharedMempool::new(crate::mempool::Mempool::new(Default::default())),
                 events: Default::default(),
             },
