@@ -570,12 +570,17 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<Vec<u8>>) {
     // The reader's back-pressure total when the outstanding ping was sent.
     let mut ping_backpressure = Duration::ZERO;
     let quit = peer.quit.receiver();
+    // A frame taken from the queue that did not fit the last write.
+    let mut pending: Option<Vec<u8>> = None;
     loop {
         let wait = next_ping.saturating_duration_since(Instant::now());
-        // A frame from the queue (counted in the send budget), or our ping.
-        let (bytes, queued) = select! {
+        // Frames from the queue (counted in the send budget), or our ping.
+        let (bytes, queued) = if let Some(frame) = pending.take() {
+            (coalesce(frame, &outbox, &mut pending), true)
+        } else {
+            select! {
             recv(outbox) -> frame => match frame {
-                Ok(frame) => (frame, true),
+                Ok(frame) => (coalesce(frame, &outbox, &mut pending), true),
                 Err(_) => return,
             },
             recv(quit) -> _ => return,
@@ -603,6 +608,7 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<Vec<u8>>) {
                 *ping = Some((nonce, Instant::now()));
                 (wire::encode_message(ctx.magic, NetworkMessage::Ping(nonce)), false)
             },
+            }
         };
         let written = socket.write_all(&bytes);
         let len = bytes.len() as u64;
@@ -622,6 +628,31 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<Vec<u8>>) {
         peer.last_send
             .store(crate::util::unix_time(), Ordering::Relaxed);
     }
+}
+
+/// Small frames queued together are written with one `write` (the
+/// handshake's `version`, `wtxidrelay`, `sendaddrv2`, `verack`; `inv`
+/// bursts) up to this many bytes.
+const COALESCE_BYTES: usize = 64 * 1024;
+
+/// `first` followed by the frames already queued behind it, as long as the
+/// total stays within [`COALESCE_BYTES`]; a frame that does not fit is left
+/// in `pending` for the next write.
+fn coalesce(first: Vec<u8>, outbox: &Receiver<Vec<u8>>, pending: &mut Option<Vec<u8>>) -> Vec<u8> {
+    let mut bytes = first;
+    while bytes.len() < COALESCE_BYTES {
+        match outbox.try_recv() {
+            Ok(next) if bytes.len() + next.len() <= COALESCE_BYTES => {
+                bytes.extend_from_slice(&next)
+            }
+            Ok(next) => {
+                *pending = Some(next);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    bytes
 }
 
 /// How long a clean shutdown waits for peer threads.
