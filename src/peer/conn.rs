@@ -1,11 +1,20 @@
 //! A connection's reader and writer threads.
 //!
-//! [`run_peer`] is the body of the reader thread (named `peer-<id>`). It
-//! starts the peer's lifecycle thread and writer thread, runs the version
-//! handshake as Bitcoin Core does, then reads messages until the connection
-//! ends, and finally cleans up: shut the socket, set *quit*, join the other
-//! two threads, leave the registry. The writer thread drains the bounded
-//! outbound queue and sends a ping every `ping_interval`.
+//! [`run_peer`] is the body of the reader thread. It starts the peer's
+//! lifecycle and writer jobs, runs the version handshake as Bitcoin Core
+//! does, then reads messages until the connection ends, and finally cleans
+//! up: shut the socket, set *quit*, wait for the other two jobs, leave the
+//! registry. All three run on threads of the node's [`ThreadPool`] (named
+//! `peer`), parked between connections. The writer drains the bounded
+//! outbound queue of serialized frames (small ones queued together go out
+//! in one `write`), gives their bytes back to the peer's send budget (and
+//! tells the sync manager when pause-send ends), and sends a ping every
+//! `ping_interval`.
+//!
+//! Pause-recv: before reading a message the reader checks the bytes it
+//! handed to the sync manager that are not processed yet; over the peer's
+//! receive budget it waits (counted as back-pressure) and leaves the
+//! socket unread.
 //!
 //! The reader blocks while the sync manager's inbox is full (back-pressure).
 //! It cannot read a pong then, so that time is recorded on the peer and the
