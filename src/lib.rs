@@ -923,6 +923,10 @@ impl NodeHandle {
                 inner.ctx.connections.len()
             );
         }
+        // The peers' threads: parked ones exit, all are joined.
+        if !inner.ctx.pool.shutdown(Duration::from_secs(5)) {
+            log::warn!("some peer threads did not stop within 5 s; leaving them");
+        }
         // Downstream order: the handler drains every Done, then stops; only
         // then is the sync manager told to stop, so it sees every DonePeer.
         let _ = inner.handler_tx.send(HandlerMsg::Shutdown);

@@ -10,11 +10,14 @@
 //! threads start jobs; a job is handed to a parked thread through a
 //! zero-capacity channel (the hand-over succeeds only if a thread is
 //! waiting), otherwise a new thread is spawned with the pool's stack size.
-//! [`Task::join`] waits for the job, not the thread. Once the pool is
-//! dropped (node shutdown), parked threads wake and exit.
+//! [`Task::join`] waits for the job, not the thread. At node shutdown
+//! [`ThreadPool::shutdown`] wakes the parked threads and joins every
+//! thread of the pool (bounded); a dropped pool also wakes its parked
+//! threads.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
@@ -39,12 +42,17 @@ struct Shared {
     parked: Mutex<Vec<(u64, Mailbox)>>,
     max_idle: usize,
     next_id: AtomicU64,
+    /// Set by `shutdown`: a thread whose job ends exits instead of parking.
+    closed: AtomicBool,
 }
 
 /// Parked threads for the per-connection roles; see the module docs.
 pub(crate) struct ThreadPool {
     shared: Arc<Shared>,
     stack_size: usize,
+    /// Every thread started and maybe still running (finished ones are
+    /// pruned when a new one starts), for `shutdown` to join.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// A job started on the pool; [`Task::join`] waits until it returned (or
@@ -71,8 +79,10 @@ impl ThreadPool {
                 parked: Mutex::new(Vec::new()),
                 max_idle,
                 next_id: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
             }),
             stack_size,
+            threads: Mutex::new(Vec::new()),
         }
     }
 
@@ -97,11 +107,38 @@ impl ThreadPool {
             }
         }
         let shared = Arc::clone(&self.shared);
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("peer".into())
             .stack_size(self.stack_size)
             .spawn(move || worker(&shared, job))?;
+        let mut threads = self.threads.lock();
+        threads.retain(|t| !t.is_finished());
+        threads.push(handle);
         Ok(Task { done })
+    }
+
+    /// Stops the pool: parked threads exit, threads still running a job
+    /// exit when it ends. Joins them all, waiting at most `limit` (a thread
+    /// still busy then is left running). Returns whether all were joined.
+    pub(crate) fn shutdown(&self, limit: Duration) -> bool {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        for (_, mailbox) in self.shared.parked.lock().drain(..) {
+            let _ = mailbox.send(None);
+        }
+        let deadline = std::time::Instant::now() + limit;
+        let threads = std::mem::take(&mut *self.threads.lock());
+        let mut all = true;
+        for t in threads {
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                all = false;
+            }
+        }
+        all
     }
 
     /// Threads parked now.
@@ -127,7 +164,7 @@ fn worker(shared: &Shared, first: Job) {
         job();
         {
             let mut parked = shared.parked.lock();
-            if parked.len() >= shared.max_idle {
+            if parked.len() >= shared.max_idle || shared.closed.load(Ordering::SeqCst) {
                 return;
             }
             parked.push((id, mailbox.clone()));
@@ -203,6 +240,24 @@ mod tests {
         assert!(wait_idle(&pool, 2));
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(pool.idle(), 2, "no more than max_idle parked");
+    }
+
+    #[test]
+    fn shutdown_joins_parked_and_busy_threads() {
+        let pool = ThreadPool::new(64 * 1024, 8);
+        pool.spawn(|| {}).unwrap().join();
+        assert!(wait_idle(&pool, 1));
+        let busy = pool
+            .spawn(|| std::thread::sleep(Duration::from_millis(50)))
+            .unwrap();
+        let fresh = pool
+            .spawn(|| std::thread::sleep(Duration::from_millis(50)))
+            .unwrap();
+        assert!(pool.shutdown(Duration::from_secs(10)), "all joined");
+        assert_eq!(pool.idle(), 0);
+        busy.join();
+        fresh.join();
+        assert!(pool.threads.lock().is_empty());
     }
 
     #[test]
