@@ -588,35 +588,35 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<Vec<u8>>) {
             (coalesce(frame, &outbox, &mut pending), true)
         } else {
             select! {
-            recv(outbox) -> frame => match frame {
-                Ok(frame) => (coalesce(frame, &outbox, &mut pending), true),
-                Err(_) => return,
-            },
-            recv(quit) -> _ => return,
-            default(wait) => {
-                next_ping = Instant::now() + interval;
-                if !peer.handshake_done() {
-                    continue;
-                }
-                let mut ping = peer.ping.lock();
-                if let Some((_, sent)) = *ping {
-                    // While our reader waited on a full sync inbox it could
-                    // not read the pong: that time is not the peer's.
-                    let waited = peer.backpressure_total().saturating_sub(ping_backpressure);
-                    let charged = sent.elapsed().saturating_sub(waited);
-                    if charged < interval {
-                        next_ping = Instant::now() + (interval - charged).max(Duration::from_millis(10));
+                recv(outbox) -> frame => match frame {
+                    Ok(frame) => (coalesce(frame, &outbox, &mut pending), true),
+                    Err(_) => return,
+                },
+                recv(quit) -> _ => return,
+                default(wait) => {
+                    next_ping = Instant::now() + interval;
+                    if !peer.handshake_done() {
                         continue;
                     }
-                    drop(ping);
-                    peer.disconnect(DisconnectReason::PingTimeout);
-                    return;
-                }
-                let nonce = random_nonce();
-                ping_backpressure = peer.backpressure_total();
-                *ping = Some((nonce, Instant::now()));
-                (wire::encode_message(ctx.magic, NetworkMessage::Ping(nonce)), false)
-            },
+                    let mut ping = peer.ping.lock();
+                    if let Some((_, sent)) = *ping {
+                        // While our reader waited on a full sync inbox it could
+                        // not read the pong: that time is not the peer's.
+                        let waited = peer.backpressure_total().saturating_sub(ping_backpressure);
+                        let charged = sent.elapsed().saturating_sub(waited);
+                        if charged < interval {
+                            next_ping = Instant::now() + (interval - charged).max(Duration::from_millis(10));
+                            continue;
+                        }
+                        drop(ping);
+                        peer.disconnect(DisconnectReason::PingTimeout);
+                        return;
+                    }
+                    let nonce = random_nonce();
+                    ping_backpressure = peer.backpressure_total();
+                    *ping = Some((nonce, Instant::now()));
+                    (wire::encode_message(ctx.magic, NetworkMessage::Ping(nonce)), false)
+                },
             }
         };
         let written = socket.write_all(&bytes);
