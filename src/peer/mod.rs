@@ -325,9 +325,9 @@ pub struct Peer {
     pub(crate) last_recv: AtomicU64,
     /// Addresses from its `addr`/`addrv2` processed and dropped by the rate
     /// limit (Core's `m_addr_processed`, `m_addr_rate_limited`).
-    pub addr_processed: AtomicU64,
+    pub(crate) addr_processed: AtomicU64,
     /// See [`Peer::addr_processed`].
-    pub addr_rate_limited: AtomicU64,
+    pub(crate) addr_rate_limited: AtomicU64,
     /// Bytes queued for the writer and not yet written (Core's `nSendSize`).
     send_queued: AtomicU64,
     /// Bytes the reader handed to the sync manager that it has not
@@ -549,20 +549,20 @@ impl Peer {
     }
 
     /// The sync manager processed this peer's oldest message handed over.
-    pub fn received_processed(&self) {
+    pub(crate) fn received_processed(&self) {
         let size = self.recv_sizes.lock().pop_front().unwrap_or(0);
         self.uncharge_received(size);
     }
 
     /// Counts `bytes` more against the receive budget (work the sync
     /// manager keeps for later, such as deferred `getdata` items).
-    pub fn charge_received(&self, bytes: u64) {
+    pub(crate) fn charge_received(&self, bytes: u64) {
         self.recv_queued.fetch_add(bytes, Ordering::SeqCst);
     }
 
     /// Gives back `bytes` of the receive budget; wakes a paused reader
     /// once the queue is within the budget.
-    pub fn uncharge_received(&self, bytes: u64) {
+    pub(crate) fn uncharge_received(&self, bytes: u64) {
         if bytes == 0 {
             return;
         }
