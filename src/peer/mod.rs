@@ -1035,6 +1035,82 @@ mod tests {
         Arc::new(Peer::detached(id, direction))
     }
 
+    /// A socketless peer with the given budgets and its writer's queue.
+    fn budgeted(send: usize, recv: usize) -> (Peer, crossbeam_channel::Receiver<Vec<u8>>) {
+        let (tx, rx) = bounded(1024);
+        let p = Peer::new(
+            1,
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            ConnectionType::Inbound,
+            None,
+            tx,
+            Magic::REGTEST,
+            (send, recv),
+        );
+        (p, rx)
+    }
+
+    fn big_message(bytes: usize) -> NetworkMessage {
+        NetworkMessage::Unknown {
+            command: bitcoin::p2p::message::CommandString::try_from_static("filler")
+                .expect("valid command"),
+            payload: vec![0; bytes],
+        }
+    }
+
+    #[test]
+    fn send_queue_is_counted_in_bytes_with_pause_send_and_a_hard_limit() {
+        let (p, rx) = budgeted(1_000, 5_000);
+        assert!(p.send(NetworkMessage::Ping(1)));
+        assert_eq!(p.send_queued_bytes(), 32, "24-byte header + 8-byte nonce");
+        assert!(!p.pause_send());
+        assert!(p.send(big_message(2_000)));
+        assert!(p.pause_send(), "over the 1,000-byte budget");
+        // The writer writes the big frame: back within the budget.
+        let first = rx.recv().unwrap();
+        assert!(!p.sent(first.len() as u64), "still over after the ping");
+        let second = rx.recv().unwrap();
+        assert!(p.sent(second.len() as u64), "within the budget again");
+        assert_eq!(p.send_queued_bytes(), 0);
+        // Past budget + 2 × MAX_PAYLOAD the peer is dropped, not queued.
+        for _ in 0..2 {
+            assert!(p.send(big_message(MAX_PAYLOAD - 100)));
+        }
+        assert!(!p.send(big_message(MAX_PAYLOAD - 100)));
+        assert!(matches!(
+            p.disconnect_reason(),
+            Some(DisconnectReason::SendQueueFull)
+        ));
+        assert!(p.send_queued_bytes() <= send_hard_limit(1_000));
+    }
+
+    #[test]
+    fn receive_budget_pauses_and_disconnect_wakes_the_reader() {
+        let (p, _rx) = budgeted(1_000, 100);
+        p.queue_received(60);
+        p.queue_received(60);
+        assert!(p.pause_recv());
+        p.received_processed();
+        assert_eq!(p.recv_queued_bytes(), 60);
+        assert!(p.wait_recv_budget(), "within the budget: no wait");
+        p.charge_received(200);
+        assert!(p.pause_recv());
+        let p = Arc::new(p);
+        let waiter = {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || p.wait_recv_budget())
+        };
+        p.uncharge_received(200);
+        assert!(waiter.join().unwrap(), "woken once within the budget");
+        p.charge_received(200);
+        let waiter = {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || p.wait_recv_budget())
+        };
+        p.disconnect(DisconnectReason::Requested);
+        assert!(!waiter.join().unwrap(), "a disconnect ends the wait");
+    }
+
     #[test]
     fn inbound_share_follows_core_and_keeps_one_slot() {
         assert_eq!(max_inbound(125), 115);
