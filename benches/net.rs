@@ -1,7 +1,9 @@
 //! Networking benchmark (not a test): handshakes per second under N
 //! concurrent fake peers, and the node's resident memory with 0, 100 and 125
-//! idle peers, read from /proc. Runs the real `strand` binary on regtest on
-//! 127.0.0.1 with an OS-chosen port and a temporary data directory.
+//! idle peers, with 125 peers trickling a huge message, and with 125 peers
+//! that request blocks by `getdata` and never read (the send budget), read
+//! from /proc. Runs the real `strand` binary on regtest on 127.0.0.1 with an
+//! OS-chosen port and a temporary data directory.
 //!
 //!     cargo bench --bench net
 //!
@@ -59,7 +61,10 @@ struct Node {
 
 impl Node {
     fn start(extra: &[&str]) -> Node {
-        let dir = tempfile::tempdir().unwrap();
+        Node::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
             .args([
                 "--regtest",
@@ -165,7 +170,8 @@ fn handshake_rate(n: usize) {
 
 /// Resident memory with 0, 100 and 125 idle, handshaken peers.
 fn idle_memory() {
-    let node = Node::start(&[]);
+    // 125 inbound peers need 10 more slots (kept for outbound ones).
+    let node = Node::start(&["--maxpeers", "135"]);
     std::thread::sleep(Duration::from_millis(500));
     let mut report = vec![(0, node.rss_mb(), node.status("Threads:"))];
     let mut peers = Vec::new();
@@ -189,7 +195,7 @@ fn idle_memory() {
 /// message (Core's limit) and then trickle one byte: the reader buffers must
 /// grow with the bytes received, not with the announced length.
 fn trickle_memory() {
-    let node = Node::start(&[]);
+    let node = Node::start(&["--maxpeers", "135"]);
     let mut peers = Vec::new();
     while peers.len() < 125 {
         match handshake(node.addr, 10_000 + peers.len() as u64) {
@@ -226,6 +232,70 @@ fn trickle_memory() {
     drop(peers);
 }
 
+/// Resident memory with 125 peers that complete the handshake, ask for
+/// every block of a 300-block chain (about 12 kB each) ten times over by
+/// `getdata` and never read: each peer's queue stays within the send
+/// budget (`--maxsendbuffer`, Core's 1,000 kB) plus one block, the rest of
+/// its request waits as 36-byte items.
+fn never_read_memory() {
+    use bitcoin::p2p::message_blockdata::Inventory;
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = strand::testdata::ChainBuilder::new(0x6e65_7672);
+    let blocks: Vec<bitcoin::Block> = (0..300)
+        .map(|h| chain.next_block(if h < 100 { 0 } else { 40 }))
+        .collect();
+    {
+        let mut state = strand::chain::state::ChainState::open(
+            &dir.path().join("regtest").join("chainstate"),
+            strand::Network::Regtest,
+            strand::chain::state::ChainOptions {
+                script_threads: 0,
+                ..Default::default()
+            },
+        )
+        .expect("open chain state");
+        for b in &blocks {
+            state.accept_block(b.clone()).expect("accept block");
+        }
+        state.flush().expect("flush");
+    }
+    let chain_bytes: usize = blocks
+        .iter()
+        .map(|b| bitcoin::consensus::serialize(b).len())
+        .sum();
+    // 125 inbound peers need 10 more slots (kept for outbound ones).
+    let node = Node::start_in(dir, &["--maxpeers", "135"]);
+    let mut peers = Vec::new();
+    while peers.len() < 125 {
+        match handshake(node.addr, 20_000 + peers.len() as u64) {
+            Ok(Some(s)) => peers.push(s),
+            other => panic!("peer {} refused: {:?}", peers.len(), other.map(|_| ())),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let before = node.rss_mb();
+    let items: Vec<Inventory> = blocks
+        .iter()
+        .cycle()
+        .take(blocks.len() * 10)
+        .map(|b| Inventory::WitnessBlock(b.block_hash()))
+        .collect();
+    let request = encode_message(MAGIC, NetworkMessage::GetData(items));
+    for s in &mut peers {
+        s.write_all(&request).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(5000));
+    let after = node.rss_mb();
+    let peak = node.status("VmHWM:") as f64 / 1024.0;
+    println!(
+        "memory      125 peers each requesting {:.0} MB of blocks by getdata, never reading: RSS {before:.1} -> {after:.1} MB (+{:.1} MB, {:.2} MB per peer; peak {peak:.1} MB)",
+        (chain_bytes * 10) as f64 / 1e6,
+        after - before,
+        (after - before) / 125.0
+    );
+    drop(peers);
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful.
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -233,7 +303,7 @@ fn main() {
         return;
     }
     // `cargo bench --bench net -- NAME` runs the scenarios whose name
-    // contains NAME (handshakes, idle, trickle).
+    // contains NAME (handshakes, idle, trickle, neverread).
     let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
     let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     if run("handshakes") {
@@ -246,5 +316,8 @@ fn main() {
     }
     if run("trickle") {
         trickle_memory();
+    }
+    if run("neverread") {
+        never_read_memory();
     }
 }

@@ -105,6 +105,19 @@ pub struct Config {
     /// (checked and committed to, not stored) until they reach it. `None`
     /// keeps the network's value (Core v31's; zero on regtest).
     pub minimum_chain_work: Option<bitcoin::pow::Work>,
+    /// Per-peer send budget in bytes (Core's `-maxsendbuffer`, default
+    /// `DEFAULT_MAXSENDBUFFER` 1,000 kB): above it the peer's `getdata` is
+    /// not served until its queue drained (pause-send).
+    pub max_send_buffer: usize,
+    /// Per-peer receive budget in bytes (Core's `-maxreceivebuffer`,
+    /// default `DEFAULT_MAXRECEIVEBUFFER` 5,000 kB): above it the peer's
+    /// socket is not read until the sync manager caught up (pause-recv).
+    pub max_receive_buffer: usize,
+    /// Test builds only: once the active chain reaches this height the sync
+    /// manager reports a fatal store error, as a failed write would
+    /// (`--testfaultheight`), to exercise the AbortNode path.
+    #[cfg(feature = "test-util")]
+    pub test_fault_height: Option<u32>,
 }
 
 /// JSON-RPC server options.
@@ -121,6 +134,14 @@ pub struct RpcOptions {
     /// `--rpcuser`/`--rpcpassword`; `None` means cookie authentication.
     pub user_pass: Option<(String, String)>,
 }
+
+/// Bitcoin Core's `DEFAULT_MAXSENDBUFFER` (1,000 kB, net.h): the send queue
+/// above which a peer's `getdata` is no longer served (pause-send).
+pub const DEFAULT_MAX_SEND_BUFFER: usize = 1_000_000;
+/// Bitcoin Core's `DEFAULT_MAXRECEIVEBUFFER` (5,000 kB, net.h): unprocessed
+/// received bytes above which a peer's socket is no longer read
+/// (pause-recv).
+pub const DEFAULT_MAX_RECEIVE_BUFFER: usize = 5_000_000;
 
 /// The default per-peer thread stack size (256 KiB).
 pub const DEFAULT_PEER_STACK: usize = 256 * 1024;
@@ -162,6 +183,10 @@ impl Config {
             no_onion: false,
             onlynet: Vec::new(),
             minimum_chain_work: None,
+            max_send_buffer: DEFAULT_MAX_SEND_BUFFER,
+            max_receive_buffer: DEFAULT_MAX_RECEIVE_BUFFER,
+            #[cfg(feature = "test-util")]
+            test_fault_height: None,
         }
     }
 
@@ -300,6 +325,8 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --rpcuser U --rpcpassword P   credentials (default: a .cookie file in the data directory)
   --norpc                  no JSON-RPC server
   --debug LEVEL            log level: error, warn, info, debug, trace (RUST_LOG also works)
+  --maxsendbuffer KB       per-peer send budget, 1000 bytes each (default: 1000)
+  --maxreceivebuffer KB    per-peer receive budget, 1000 bytes each (default: 5000)
   --help, --version
 ";
 
@@ -366,6 +393,10 @@ where
     let mut proxy_randomize = true;
     let mut onlynet: Vec<NetClass> = Vec::new();
     let mut minimum_chain_work = None;
+    let mut max_send_buffer = None;
+    let mut max_receive_buffer = None;
+    #[cfg(feature = "test-util")]
+    let mut test_fault_height = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -567,6 +598,17 @@ where
                 }
                 log_level = Some(v);
             }
+            // Core's units: 1,000 bytes.
+            "maxsendbuffer" => {
+                max_send_buffer = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
+            }
+            "maxreceivebuffer" => {
+                max_receive_buffer = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
+            }
+            #[cfg(feature = "test-util")]
+            "testfaultheight" => {
+                test_fault_height = Some(parse_number(name, &value(&mut i)?, 0, 10_000_000)? as u32)
+            }
             _ => return Err(ConfigError(format!("unknown option '{raw}' (see --help)"))),
         }
     }
@@ -673,6 +715,16 @@ where
         }
     };
     config.rpc = rpc;
+    if let Some(kb) = max_send_buffer {
+        config.max_send_buffer = kb as usize * 1000;
+    }
+    if let Some(kb) = max_receive_buffer {
+        config.max_receive_buffer = kb as usize * 1000;
+    }
+    #[cfg(feature = "test-util")]
+    {
+        config.test_fault_height = test_fault_height;
+    }
     if generate {
         let count = gen_count.ok_or_else(|| ConfigError("generate needs a block count".into()))?;
         let address = gen_to.ok_or_else(|| ConfigError("generate needs --to ADDRESS".into()))?;

@@ -1,5 +1,6 @@
 //! Node events for embedders (block connected/disconnected, peer
-//! added/removed, transaction accepted).
+//! added/removed, transaction accepted, fatal error), and [`Abort`], the
+//! node's fatal-error latch (Core's `AbortNode`).
 //!
 //! Publishers are the peer-handler thread (peers) and the sync-manager
 //! thread (blocks, transactions). Each subscriber has its own bounded
@@ -56,6 +57,56 @@ pub enum NodeEvent {
         /// Its wtxid.
         wtxid: Wtxid,
     },
+    /// A fatal error stopped the node (Core's `AbortNode`: a failed store
+    /// write, a corrupt entry). The last event: the node no longer accepts
+    /// peers or processes blocks; [`crate::NodeHandle::fatal_error`] has the
+    /// same reason.
+    Fatal {
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The node's fatal-error latch (Core's `AbortNode`/`FatalError`): set once
+/// by the sync-manager thread when the chain state fails, with the reason;
+/// the node handle and the binary wait on it to shut down. Later triggers
+/// keep the first reason.
+pub struct Abort {
+    reason: Mutex<Option<String>>,
+    signal: crate::peer::Signal,
+}
+
+impl Default for Abort {
+    fn default() -> Abort {
+        Abort {
+            reason: Mutex::new(None),
+            signal: crate::peer::Signal::new("abort"),
+        }
+    }
+}
+
+impl Abort {
+    /// Records `reason` (unless one is recorded) and wakes every waiter.
+    /// Returns whether this call set it.
+    pub fn trigger(&self, reason: &str) -> bool {
+        let mut r = self.reason.lock();
+        if r.is_some() {
+            return false;
+        }
+        *r = Some(reason.to_string());
+        self.signal.set_quiet();
+        true
+    }
+
+    /// The reason, once triggered.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().clone()
+    }
+
+    /// A receiver that becomes ready (disconnected) once triggered.
+    pub fn receiver(&self) -> Receiver<()> {
+        self.signal.receiver().clone()
+    }
 }
 
 struct Subscriber {

@@ -237,6 +237,44 @@ pub struct PeerSnapshot {
     pub bytes_recv: u64,
     /// Last ping round trip.
     pub ping: Option<Duration>,
+    /// Lowest ping round trip seen (Core's `minping`).
+    pub min_ping: Option<Duration>,
+    /// What the connection is for (Core's `connection_type`).
+    pub conn_type: peer::ConnectionType,
+    /// When it connected (Unix seconds; Core's `conntime`).
+    pub conn_time: u64,
+    /// Last message written to it / read from it (Unix seconds, 0 for
+    /// never; Core's `lastsend`, `lastrecv`).
+    pub last_send: u64,
+    /// See [`PeerSnapshot::last_send`].
+    pub last_recv: u64,
+    /// Bytes queued for it and not yet written (Core's `nSendSize`;
+    /// pause-send above `Config::max_send_buffer`).
+    pub send_queued_bytes: u64,
+    /// Bytes received from it and not yet processed (pause-recv above
+    /// `Config::max_receive_buffer`).
+    pub recv_queued_bytes: u64,
+    /// Addresses from it processed / dropped by the rate limit.
+    pub addr_processed: u64,
+    /// See [`PeerSnapshot::addr_processed`].
+    pub addr_rate_limited: u64,
+    /// Height of its best header we accepted, -1 if none (Core's
+    /// `synced_headers`).
+    pub synced_headers: i32,
+    /// Height of its best block in common with us, -1 if none (Core's
+    /// `synced_blocks`).
+    pub synced_blocks: i32,
+    /// Heights of the blocks in flight from it (Core's `inflight`).
+    pub inflight: Vec<u32>,
+}
+
+/// Bytes sent and received since start (Core's `getnettotals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetTotals {
+    /// Bytes received from all peers, closed ones included.
+    pub bytes_recv: u64,
+    /// Bytes sent to all peers, closed ones included.
+    pub bytes_sent: u64,
 }
 
 /// What the node's threads believe at one moment (not atomic across
@@ -319,6 +357,7 @@ impl Node {
         let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(max_connections));
         let (sync_tx, sync_rx) = bounded(SYNC_INBOX);
         let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
+        let abort = Arc::new(events::Abort::default());
         let ctx = Arc::new(NetContext {
             magic: config.magic(),
             services: peer::local_services(),
@@ -327,12 +366,26 @@ impl Node {
             messages: Box::new(sync_tx.clone()),
             connections: Connections::new(config.max_peers),
             addr_book: Default::default(),
+            pool: peer::pool::ThreadPool::new(config.peer_stack_size, peer::pool::DEFAULT_MAX_IDLE),
             config: config.clone(),
         });
 
         ctx.connections
             .load_bans(dir.join(peer::banlist::BANLIST_FILE));
 
+        let stop = Arc::new(AtomicBool::new(false));
+        // AbortNode: latch the reason, then stop taking peers (the listener
+        // and connection manager find the registry closed) and drop the
+        // connected ones. The embedder (or the binary) then shuts down.
+        let on_fatal = {
+            let (abort, ctx, stop) = (Arc::clone(&abort), Arc::clone(&ctx), Arc::clone(&stop));
+            Box::new(move |reason: &str| {
+                if abort.trigger(reason) {
+                    stop.store(true, Ordering::SeqCst);
+                    ctx.connections.close_all();
+                }
+            })
+        };
         let sync = SyncManager::new(
             SyncConfig {
                 stall_timeout: config.stall_timeout,
@@ -342,6 +395,9 @@ impl Node {
                 max_tip_age: config.max_tip_age,
                 mempool: mempool.clone(),
                 events: events.clone(),
+                on_fatal,
+                #[cfg(feature = "test-util")]
+                fault_height: config.test_fault_height,
             },
             chain,
         );
@@ -353,7 +409,6 @@ impl Node {
             handler.run(lifecycle_rx, handler_rx)
         })?;
 
-        let stop = Arc::new(AtomicBool::new(false));
         let mut listener_thread = None;
         if let Some(listener) = listener {
             let (ctx, stop) = (Arc::clone(&ctx), Arc::clone(&stop));
@@ -399,6 +454,7 @@ impl Node {
                 sync_tx,
                 handler_thread,
                 sync_thread,
+                abort,
                 _lock: lock,
             }),
         })
@@ -506,6 +562,7 @@ struct Inner {
     sync_tx: Sender<SyncMsg>,
     handler_thread: JoinHandle<()>,
     sync_thread: JoinHandle<()>,
+    abort: Arc<events::Abort>,
     _lock: File,
 }
 
@@ -521,8 +578,30 @@ impl NodeHandle {
         self.inner.as_ref().and_then(|i| i.listen_addr)
     }
 
+    /// The running node; after a fatal error it counts as stopped.
     fn inner(&self) -> Result<&Inner, NodeError> {
-        self.inner.as_ref().ok_or(NodeError::Stopped)
+        match &self.inner {
+            Some(i) if i.abort.reason().is_none() => Ok(i),
+            _ => Err(NodeError::Stopped),
+        }
+    }
+
+    /// True until [`NodeHandle::shutdown`] or a fatal error.
+    pub fn is_running(&self) -> bool {
+        self.inner().is_ok()
+    }
+
+    /// The fatal error that stopped the node (Core's `AbortNode`), if one
+    /// did. The node then takes no peers and processes no blocks; call
+    /// [`NodeHandle::shutdown`] to join its threads and flush.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.inner.as_ref().and_then(|i| i.abort.reason())
+    }
+
+    /// A receiver that becomes ready (disconnected) when a fatal error
+    /// stops the node; `None` once shut down.
+    pub fn fatal_signal(&self) -> Option<crossbeam_channel::Receiver<()>> {
+        self.inner.as_ref().map(|i| i.abort.receiver())
     }
 
     /// Peers in the peer handler's table, and its counters.
@@ -554,6 +633,7 @@ impl NodeHandle {
             .iter()
             .map(|p| {
                 let v = p.remote_version();
+                let sync_info = s.peers.iter().find(|k| k.id == p.id);
                 let state = if p.is_closed() {
                     PeerState::Closing
                 } else if s.sync_peer == Some(p.id) {
@@ -575,6 +655,21 @@ impl NodeHandle {
                     bytes_sent: p.bytes_sent.load(Ordering::Relaxed),
                     bytes_recv: p.bytes_recv.load(Ordering::Relaxed),
                     ping: p.ping_rtt(),
+                    min_ping: p.min_ping(),
+                    conn_type: p.conn_type,
+                    conn_time: p
+                        .connected_at
+                        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    last_send: p.last_send.load(Ordering::Relaxed),
+                    last_recv: p.last_recv.load(Ordering::Relaxed),
+                    send_queued_bytes: p.send_queued_bytes(),
+                    recv_queued_bytes: p.recv_queued_bytes(),
+                    addr_processed: p.addr_processed.load(Ordering::Relaxed),
+                    addr_rate_limited: p.addr_rate_limited.load(Ordering::Relaxed),
+                    synced_headers: sync_info.map_or(-1, |k| k.synced_headers),
+                    synced_blocks: sync_info.map_or(-1, |k| k.synced_blocks),
+                    inflight: sync_info.map_or_else(Vec::new, |k| k.inflight.clone()),
                 }
             })
             .collect();
@@ -594,6 +689,23 @@ impl NodeHandle {
             best_header_height: s.best_header_height,
             recent_rejects: s.recent_rejects,
         })
+    }
+
+    /// Bytes sent and received since start (Core's `getnettotals`).
+    pub fn net_totals(&self) -> Result<NetTotals, NodeError> {
+        let c = &self.inner()?.ctx.connections;
+        Ok(NetTotals {
+            bytes_recv: c.total_bytes_recv.load(Ordering::Relaxed),
+            bytes_sent: c.total_bytes_sent.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Core's `ping`: sends a ping to every peer whose handshake is done and
+    /// that has none outstanding; the round trip shows in
+    /// [`PeerSnapshot::ping`]. Returns how many were sent.
+    pub fn ping_peers(&self) -> Result<usize, NodeError> {
+        let peers = self.inner()?.ctx.connections.list();
+        Ok(peers.iter().filter(|p| p.send_ping()).count())
     }
 
     /// Validates and connects a block made in this process (mining,
@@ -813,6 +925,10 @@ impl NodeHandle {
                 "{} peer connections still open at shutdown",
                 inner.ctx.connections.len()
             );
+        }
+        // The peers' threads: parked ones exit, all are joined.
+        if !inner.ctx.pool.shutdown(Duration::from_secs(5)) {
+            log::warn!("some peer threads did not stop within 5 s; leaving them");
         }
         // Downstream order: the handler drains every Done, then stops; only
         // then is the sync manager told to stop, so it sees every DonePeer.

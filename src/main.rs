@@ -3,7 +3,10 @@
 //! Parses options (exit code 2 with a one-line message on any bad option,
 //! address or data directory), sets up logging (`RUST_LOG`, `--debug`),
 //! starts a [`strand::Node`] and waits for SIGINT or SIGTERM to shut it
-//! down cleanly. A second signal during shutdown exits at once.
+//! down cleanly. A second signal during shutdown exits at once. A fatal
+//! node error (Core's `AbortNode`: a failed store write, a corrupt entry)
+//! shuts it down the same way and exits with status 1, the reason on
+//! stderr.
 
 use std::process::ExitCode;
 
@@ -131,6 +134,16 @@ fn run(config: strand::Config, log_level: Option<String>) -> ExitCode {
         }
     };
 
+    // AbortNode: a fatal error stops the node like a signal would.
+    if let Some(fatal) = node.fatal_signal() {
+        let forward = stop_tx.clone();
+        std::thread::spawn(move || {
+            // Never sent to: returns when the node aborts or is gone.
+            let _ = fatal.recv();
+            let _ = forward.send("fatal error");
+        });
+    }
+
     let handle = signals.handle();
     let mut signals = signals;
     let first = stop_tx.clone();
@@ -151,6 +164,7 @@ fn run(config: strand::Config, log_level: Option<String>) -> ExitCode {
     if let Some(server) = rpc {
         server.stop();
     }
+    let fatal = node.fatal_error();
     match Arc::try_unwrap(node) {
         Ok(node) => node.shutdown(),
         Err(node) => {
@@ -159,5 +173,11 @@ fn run(config: strand::Config, log_level: Option<String>) -> ExitCode {
         }
     }
     handle.close();
-    ExitCode::SUCCESS
+    match fatal {
+        Some(reason) => {
+            eprintln!("strand: fatal error: {reason}");
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    }
 }

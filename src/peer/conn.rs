@@ -1,11 +1,20 @@
 //! A connection's reader and writer threads.
 //!
-//! [`run_peer`] is the body of the reader thread (named `peer-<id>`). It
-//! starts the peer's lifecycle thread and writer thread, runs the version
-//! handshake as Bitcoin Core does, then reads messages until the connection
-//! ends, and finally cleans up: shut the socket, set *quit*, join the other
-//! two threads, leave the registry. The writer thread drains the bounded
-//! outbound queue and sends a ping every `ping_interval`.
+//! [`run_peer`] is the body of the reader thread. It starts the peer's
+//! lifecycle and writer jobs, runs the version handshake as Bitcoin Core
+//! does, then reads messages until the connection ends, and finally cleans
+//! up: shut the socket, set *quit*, wait for the other two jobs, leave the
+//! registry. All three run on threads of the node's [`ThreadPool`] (named
+//! `peer`), parked between connections. The writer drains the bounded
+//! outbound queue of serialized frames (small ones queued together go out
+//! in one `write`), gives their bytes back to the peer's send budget (and
+//! tells the sync manager when pause-send ends), and sends a ping every
+//! `ping_interval`.
+//!
+//! Pause-recv: before reading a message the reader checks the bytes it
+//! handed to the sync manager that are not processed yet; over the peer's
+//! receive budget it waits (counted as back-pressure) and leaves the
+//! socket unread.
 //!
 //! The reader blocks while the sync manager's inbox is full (back-pressure).
 //! It cannot read a pong then, so that time is recorded on the peer and the
@@ -55,6 +64,7 @@ use crossbeam_channel::{bounded, select, Receiver, Sender};
 
 use super::addrbook;
 use super::lifecycle::run_lifecycle;
+use super::pool::ThreadPool;
 use super::{
     ConnectionType, Connections, Direction, DisconnectReason, LifecycleEvent, Peer, RegisterError,
     RemoteVersion,
@@ -72,6 +82,11 @@ use crate::wire::{self, WireError};
 pub(crate) trait MessageSink: Send + Sync {
     /// Delivers `msg` from `peer`; `false` if the receiver is gone.
     fn deliver(&self, peer: Arc<Peer>, msg: NetworkMessage) -> bool;
+    /// Tells the receiver, without blocking, that `peer`'s send queue is
+    /// back within its budget (pause-send ended), so it serves the
+    /// `getdata` it deferred. A notice that does not fit is dropped: the
+    /// receiver also retries on its own timer.
+    fn send_drained(&self, peer: super::PeerId);
 }
 
 /// What every peer thread needs from the node.
@@ -87,6 +102,8 @@ pub(crate) struct NetContext {
     pub connections: Connections,
     /// Addresses learnt from peers, for `getaddr`.
     pub addr_book: addrbook::AddrBook,
+    /// Parked threads for the readers, writers and lifecycle threads.
+    pub pool: ThreadPool,
 }
 
 /// Why [`start_peer`] did not start a connection.
@@ -121,15 +138,24 @@ pub(crate) fn start_peer(
     let _ = stream.set_nodelay(true);
     let id = ctx.connections.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = bounded(ctx.config.send_queue_len);
-    let peer = Arc::new(Peer::new(id, addr, conn_type, Some(stream), tx));
+    let budgets = (ctx.config.max_send_buffer, ctx.config.max_receive_buffer);
+    let peer = Arc::new(Peer::new(
+        id,
+        addr,
+        conn_type,
+        Some(stream),
+        tx,
+        ctx.magic,
+        budgets,
+    ));
     ctx.connections
         .register(&peer)
         .map_err(StartPeerError::Register)?;
     let thread_ctx = Arc::clone(ctx);
     let thread_peer = Arc::clone(&peer);
-    let spawned = std::thread::Builder::new()
-        .name(format!("peer-{id}"))
-        .stack_size(ctx.config.peer_stack_size)
+    // The reader's job; its task is not joined (it cleans up after itself).
+    let spawned = ctx
+        .pool
         .spawn(move || run_peer(thread_ctx, thread_peer, rx));
     if let Err(e) = spawned {
         ctx.connections.remove(&peer);
@@ -156,18 +182,15 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Longest a reader waits for the peer handler's decision before
 /// forwarding a message anyway (it is then dropped as from an unknown peer).
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(2);
-/// Stack for the lifecycle thread, which only waits and sends.
-const LIFECYCLE_STACK: usize = 64 * 1024;
 
 /// Body of a peer's reader thread; see the module docs.
-pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<NetworkMessage>) {
+pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<Vec<u8>>) {
     let lifecycle = {
         let peer = Arc::clone(&peer);
         let events = ctx.lifecycle_tx.clone();
-        std::thread::Builder::new()
-            .name(format!("peer-{}-life", peer.id))
-            .stack_size(LIFECYCLE_STACK.max(ctx.config.peer_stack_size / 4))
-            .spawn(move || run_lifecycle(peer, &events))
+        ctx.pool.spawn(move || {
+            run_lifecycle(peer, &events);
+        })
     };
     let lifecycle = match lifecycle {
         Ok(h) => h,
@@ -184,11 +207,9 @@ pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<N
     };
     let writer = {
         let peer = Arc::clone(&peer);
-        let ctx = Arc::clone(&ctx);
-        std::thread::Builder::new()
-            .name(format!("peer-{}-w", peer.id))
-            .stack_size(ctx.config.peer_stack_size)
-            .spawn(move || write_loop(&ctx, &peer, outbox))
+        let thread_ctx = Arc::clone(&ctx);
+        ctx.pool
+            .spawn(move || write_loop(&thread_ctx, &peer, outbox))
     };
     let reason = match writer {
         Ok(writer) => {
@@ -199,7 +220,7 @@ pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<N
             }
             ctx.connections.release_slot(&peer);
             peer.quit.set(&*peer);
-            let _ = writer.join();
+            writer.join();
             reason
         }
         Err(e) => {
@@ -221,7 +242,7 @@ pub(crate) fn run_peer(ctx: Arc<NetContext>, peer: Arc<Peer>, outbox: Receiver<N
     } else {
         log::debug!("disconnected {peer}: {reason}");
     }
-    let _ = lifecycle.join();
+    lifecycle.join();
     ctx.connections.remove(&peer);
 }
 
@@ -287,7 +308,7 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
         }
         let msg = match wire::read_message(&mut reader, magic) {
             Ok((msg, size)) => {
-                peer.bytes_recv.fetch_add(size as u64, Ordering::Relaxed);
+                count_received(ctx, peer, size);
                 msg
             }
             Err(e) => return read_error(e, DisconnectReason::HandshakeTimeout),
@@ -383,10 +404,23 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
         return DisconnectReason::IdleTimeout;
     }
     loop {
-        let msg = match wire::read_message(&mut reader, magic) {
+        if peer.pause_recv() {
+            // Pause-recv: the sync manager has not processed what we gave
+            // it; leave the rest in the socket (the remote's sends block).
+            // The wait is the node's, not the peer's (ping deadline).
+            peer.set_backpressure(true);
+            let go_on = peer.wait_recv_budget();
+            peer.set_backpressure(false);
+            if !go_on {
+                return peer
+                    .disconnect_reason()
+                    .unwrap_or(DisconnectReason::Shutdown);
+            }
+        }
+        let (msg, size) = match wire::read_message(&mut reader, magic) {
             Ok((msg, size)) => {
-                peer.bytes_recv.fetch_add(size as u64, Ordering::Relaxed);
-                msg
+                count_received(ctx, peer, size);
+                (msg, size)
             }
             Err(e) => return read_error(e, DisconnectReason::IdleTimeout),
         };
@@ -462,6 +496,7 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 // Time spent here while the sync inbox is full is the node's,
                 // not the peer's: the writer's ping deadline leaves it out.
                 peer.set_backpressure(true);
+                peer.queue_received(size as u64);
                 let delivered = ctx.messages.deliver(Arc::clone(peer), other);
                 peer.set_backpressure(false);
                 if !delivered {
@@ -472,8 +507,22 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
     }
 }
 
+/// Counts a received frame on the peer and in the node's totals.
+fn count_received(ctx: &NetContext, peer: &Peer, size: usize) {
+    peer.bytes_recv.fetch_add(size as u64, Ordering::Relaxed);
+    ctx.connections
+        .total_bytes_recv
+        .fetch_add(size as u64, Ordering::Relaxed);
+    peer.last_recv
+        .store(crate::util::unix_time(), Ordering::Relaxed);
+}
+
 /// Core's "Received addr: N addresses (P processed, R rate-limited)".
 fn log_addrs(peer: &Peer, what: &str, n: usize, out: addrbook::AddrOutcome) {
+    peer.addr_processed
+        .fetch_add(out.processed as u64, Ordering::Relaxed);
+    peer.addr_rate_limited
+        .fetch_add(out.rate_limited as u64, Ordering::Relaxed);
     log::debug!(
         "{peer}: received {what}: {n} addresses ({} processed, {} rate-limited)",
         out.processed,
@@ -520,7 +569,7 @@ fn getaddr_answer(ctx: &NetContext, peer: &Peer) -> Option<NetworkMessage> {
 }
 
 /// Body of a peer's writer thread.
-fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<NetworkMessage>) {
+fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<Vec<u8>>) {
     let Some(mut socket) = peer.socket() else {
         return;
     };
@@ -530,47 +579,89 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<NetworkMessage>) {
     // The reader's back-pressure total when the outstanding ping was sent.
     let mut ping_backpressure = Duration::ZERO;
     let quit = peer.quit.receiver();
+    // A frame taken from the queue that did not fit the last write.
+    let mut pending: Option<Vec<u8>> = None;
     loop {
         let wait = next_ping.saturating_duration_since(Instant::now());
-        let msg = select! {
-            recv(outbox) -> msg => match msg {
-                Ok(msg) => msg,
-                Err(_) => return,
-            },
-            recv(quit) -> _ => return,
-            default(wait) => {
-                next_ping = Instant::now() + interval;
-                if !peer.handshake_done() {
-                    continue;
-                }
-                let mut ping = peer.ping.lock();
-                if let Some((_, sent)) = *ping {
-                    // While our reader waited on a full sync inbox it could
-                    // not read the pong: that time is not the peer's.
-                    let waited = peer.backpressure_total().saturating_sub(ping_backpressure);
-                    let charged = sent.elapsed().saturating_sub(waited);
-                    if charged < interval {
-                        next_ping = Instant::now() + (interval - charged).max(Duration::from_millis(10));
+        // Frames from the queue (counted in the send budget), or our ping.
+        let (bytes, queued) = if let Some(frame) = pending.take() {
+            (coalesce(frame, &outbox, &mut pending), true)
+        } else {
+            select! {
+                recv(outbox) -> frame => match frame {
+                    Ok(frame) => (coalesce(frame, &outbox, &mut pending), true),
+                    Err(_) => return,
+                },
+                recv(quit) -> _ => return,
+                default(wait) => {
+                    next_ping = Instant::now() + interval;
+                    if !peer.handshake_done() {
                         continue;
                     }
-                    drop(ping);
-                    peer.disconnect(DisconnectReason::PingTimeout);
-                    return;
-                }
-                let nonce = random_nonce();
-                ping_backpressure = peer.backpressure_total();
-                *ping = Some((nonce, Instant::now()));
-                NetworkMessage::Ping(nonce)
-            },
+                    let mut ping = peer.ping.lock();
+                    if let Some((_, sent)) = *ping {
+                        // While our reader waited on a full sync inbox it could
+                        // not read the pong: that time is not the peer's.
+                        let waited = peer.backpressure_total().saturating_sub(ping_backpressure);
+                        let charged = sent.elapsed().saturating_sub(waited);
+                        if charged < interval {
+                            next_ping = Instant::now() + (interval - charged).max(Duration::from_millis(10));
+                            continue;
+                        }
+                        drop(ping);
+                        peer.disconnect(DisconnectReason::PingTimeout);
+                        return;
+                    }
+                    let nonce = random_nonce();
+                    ping_backpressure = peer.backpressure_total();
+                    *ping = Some((nonce, Instant::now()));
+                    (wire::encode_message(ctx.magic, NetworkMessage::Ping(nonce)), false)
+                },
+            }
         };
-        let bytes = wire::encode_message(ctx.magic, msg);
-        if let Err(e) = socket.write_all(&bytes) {
+        let written = socket.write_all(&bytes);
+        let len = bytes.len() as u64;
+        drop(bytes);
+        if queued && peer.sent(len) && peer.getdata_deferred.swap(false, Ordering::SeqCst) {
+            // Pause-send is over: the sync manager serves what it deferred.
+            ctx.messages.send_drained(peer.id);
+        }
+        if let Err(e) = written {
             peer.disconnect(DisconnectReason::WriteFailed(e.to_string()));
             return;
         }
-        peer.bytes_sent
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        peer.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        ctx.connections
+            .total_bytes_sent
+            .fetch_add(len, Ordering::Relaxed);
+        peer.last_send
+            .store(crate::util::unix_time(), Ordering::Relaxed);
     }
+}
+
+/// Small frames queued together are written with one `write` (the
+/// handshake's `version`, `wtxidrelay`, `sendaddrv2`, `verack`; `inv`
+/// bursts) up to this many bytes.
+const COALESCE_BYTES: usize = 64 * 1024;
+
+/// `first` followed by the frames already queued behind it, as long as the
+/// total stays within [`COALESCE_BYTES`]; a frame that does not fit is left
+/// in `pending` for the next write.
+fn coalesce(first: Vec<u8>, outbox: &Receiver<Vec<u8>>, pending: &mut Option<Vec<u8>>) -> Vec<u8> {
+    let mut bytes = first;
+    while bytes.len() < COALESCE_BYTES {
+        match outbox.try_recv() {
+            Ok(next) if bytes.len() + next.len() <= COALESCE_BYTES => {
+                bytes.extend_from_slice(&next)
+            }
+            Ok(next) => {
+                *pending = Some(next);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    bytes
 }
 
 /// How long a clean shutdown waits for peer threads.

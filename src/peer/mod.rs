@@ -16,18 +16,39 @@
 //!   peer whose queue is full.
 //! * **lifecycle** — the only sender of the peer's `Add`/`Done` events.
 //!
+//! The three roles run on threads of the node's [`pool`] (parked threads
+//! reused from one connection to the next, so a short connection does not
+//! pay for creating three threads); each live peer still has its own three
+//! OS threads.
+//!
 //! Other threads hold an `Arc<Peer>` to send messages or to disconnect it;
 //! [`Peer::disconnect`] records the first [`DisconnectReason`] and shuts the
 //! socket, which ends the reader.
+//!
+//! **Byte budgets** (Bitcoin Core's): [`Peer::send`] serializes the message
+//! on the caller's thread and counts its bytes in the peer's send queue
+//! until the writer has written them (Core's `nSendSize`). Over
+//! `max_send_buffer` (Core's `-maxsendbuffer`, [`DEFAULT_MAX_SEND_BUFFER`])
+//! the peer is *paused for sending* ([`Peer::pause_send`], Core's
+//! `fPauseSend`): the sync manager stops serving its `getdata` until the
+//! writer has drained it. A queue that still grows past
+//! [`send_hard_limit`] is dropped ([`DisconnectReason::SendQueueFull`]).
+//! Likewise the bytes a reader has handed to the sync manager and that are
+//! not yet processed (deferred `getdata` items included) count against
+//! `max_receive_buffer` (Core's `-maxreceivebuffer`,
+//! [`DEFAULT_MAX_RECEIVE_BUFFER`]); over it the reader stops reading the
+//! socket (*pause-recv*, Core's `fPauseRecv`) until the sync manager caught
+//! up.
 
 pub mod addrbook;
 pub mod banlist;
 pub(crate) mod conn;
 pub mod eviction;
 pub mod lifecycle;
+pub(crate) mod pool;
 pub mod signal;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -35,7 +56,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bitcoin::p2p::message::NetworkMessage;
-use bitcoin::p2p::ServiceFlags;
+use bitcoin::p2p::{Magic, ServiceFlags};
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
@@ -43,7 +64,7 @@ use crate::util::random_nonce;
 /// A peer's identifier (defined in the bottom layer, [`crate::util`], so the
 /// mempool can tag orphans without importing the networking layer).
 pub use crate::util::PeerId;
-use crate::wire::WireError;
+use crate::wire::{WireError, MAX_PAYLOAD};
 pub(crate) use conn::{start_peer, MessageSink, NetContext, StartPeerError};
 pub use lifecycle::LifecycleEvent;
 pub use signal::Signal;
@@ -257,7 +278,9 @@ pub struct Peer {
     /// sync manager sees a peer's `NewPeer` before its messages.
     pub(crate) announced: Signal,
     socket: Option<TcpStream>,
-    outbox: Sender<NetworkMessage>,
+    magic: Magic,
+    /// Serialized frames for the writer.
+    outbox: Sender<Vec<u8>>,
     version: OnceLock<RemoteVersion>,
     local_nonce: u64,
     reason: Mutex<Option<DisconnectReason>>,
@@ -297,6 +320,45 @@ pub struct Peer {
     /// Lowest ping round trip seen, microseconds, -1 before the first pong
     /// (Core's `m_min_ping_time`).
     pub(crate) min_ping_us: AtomicI64,
+    /// Unix time of the last message written to / read from it (Core's
+    /// `m_last_send`, `m_last_recv`), 0 before the first.
+    pub(crate) last_send: AtomicU64,
+    pub(crate) last_recv: AtomicU64,
+    /// Addresses from its `addr`/`addrv2` processed and dropped by the rate
+    /// limit (Core's `m_addr_processed`, `m_addr_rate_limited`).
+    pub(crate) addr_processed: AtomicU64,
+    /// See [`Peer::addr_processed`].
+    pub(crate) addr_rate_limited: AtomicU64,
+    /// Bytes queued for the writer and not yet written (Core's `nSendSize`).
+    send_queued: AtomicU64,
+    /// Bytes the reader handed to the sync manager that it has not
+    /// processed yet, deferred `getdata` items included (Core's
+    /// `m_msg_process_queue_size`).
+    recv_queued: AtomicU64,
+    /// Sizes of the messages handed to the sync manager and not yet
+    /// processed, oldest first (one channel carries them, in this order).
+    recv_sizes: Mutex<VecDeque<u64>>,
+    /// Wakes a reader paused for receiving.
+    recv_wait: (Mutex<()>, Condvar),
+    /// The budgets (`max_send_buffer`, `max_receive_buffer`), in bytes.
+    max_send_buffer: u64,
+    max_recv_buffer: u64,
+    /// Set by the sync manager when it left some of this peer's `getdata`
+    /// for later because the peer was paused for sending: the writer tells
+    /// it when the queue is back under budget.
+    pub(crate) getdata_deferred: AtomicBool,
+}
+
+pub use crate::config::{DEFAULT_MAX_RECEIVE_BUFFER, DEFAULT_MAX_SEND_BUFFER};
+
+/// The send queue at which a peer is disconnected
+/// ([`DisconnectReason::SendQueueFull`]): the budget plus two messages of
+/// the largest size (2 × `MAX_PROTOCOL_MESSAGE_LENGTH`, 8 MB). Core has no
+/// such cap because it stops processing *every* message of a paused peer;
+/// strand only defers `getdata`, so answers to other requests (headers,
+/// pongs) of a peer that never reads could otherwise pile up.
+pub fn send_hard_limit(max_send_buffer: usize) -> u64 {
+    (max_send_buffer + 2 * MAX_PAYLOAD) as u64
 }
 
 impl fmt::Display for Peer {
@@ -317,7 +379,9 @@ impl Peer {
         addr: SocketAddr,
         conn_type: ConnectionType,
         socket: Option<TcpStream>,
-        outbox: Sender<NetworkMessage>,
+        outbox: Sender<Vec<u8>>,
+        magic: Magic,
+        budgets: (usize, usize),
     ) -> Peer {
         Peer {
             id,
@@ -329,6 +393,7 @@ impl Peer {
             quit: Signal::new("quit"),
             announced: Signal::new("announced"),
             socket,
+            magic,
             outbox,
             version: OnceLock::new(),
             local_nonce: random_nonce(),
@@ -351,6 +416,17 @@ impl Peer {
             last_block_time: AtomicU64::new(0),
             last_tx_time: AtomicU64::new(0),
             min_ping_us: AtomicI64::new(-1),
+            last_send: AtomicU64::new(0),
+            last_recv: AtomicU64::new(0),
+            addr_processed: AtomicU64::new(0),
+            addr_rate_limited: AtomicU64::new(0),
+            send_queued: AtomicU64::new(0),
+            recv_queued: AtomicU64::new(0),
+            recv_sizes: Mutex::new(VecDeque::new()),
+            recv_wait: (Mutex::new(()), Condvar::new()),
+            max_send_buffer: budgets.0 as u64,
+            max_recv_buffer: budgets.1 as u64,
+            getdata_deferred: AtomicBool::new(false),
         }
     }
 
@@ -366,6 +442,8 @@ impl Peer {
             },
             None,
             tx,
+            Magic::REGTEST,
+            (DEFAULT_MAX_SEND_BUFFER, DEFAULT_MAX_RECEIVE_BUFFER),
         )
     }
 
@@ -410,18 +488,146 @@ impl Peer {
         self.reason.lock().clone()
     }
 
-    /// Queues `msg` for the writer thread without blocking. A full queue
-    /// disconnects the peer ([`DisconnectReason::SendQueueFull`]). Returns
-    /// whether the message was queued.
+    /// Serializes `msg` and queues it for the writer thread without
+    /// blocking. A full queue (in messages, or past [`send_hard_limit`] in
+    /// bytes) disconnects the peer ([`DisconnectReason::SendQueueFull`]).
+    /// Returns whether the message was queued.
     pub fn send(&self, msg: NetworkMessage) -> bool {
-        match self.outbox.try_send(msg) {
+        let frame = crate::wire::encode_message(self.magic, msg);
+        let len = frame.len() as u64;
+        let queued = self.send_queued.fetch_add(len, Ordering::SeqCst) + len;
+        if queued > send_hard_limit(self.max_send_buffer as usize) {
+            self.send_queued.fetch_sub(len, Ordering::SeqCst);
+            self.disconnect(DisconnectReason::SendQueueFull);
+            return false;
+        }
+        match self.outbox.try_send(frame) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.disconnect(DisconnectReason::SendQueueFull);
+            Err(e) => {
+                self.send_queued.fetch_sub(len, Ordering::SeqCst);
+                if matches!(e, TrySendError::Full(_)) {
+                    self.disconnect(DisconnectReason::SendQueueFull);
+                }
                 false
             }
-            Err(TrySendError::Disconnected(_)) => false,
         }
+    }
+
+    /// Bytes queued for the writer and not yet written.
+    pub fn send_queued_bytes(&self) -> u64 {
+        self.send_queued.load(Ordering::SeqCst)
+    }
+
+    /// Core's `fPauseSend`: the send queue is over the budget, so no more
+    /// `getdata` of this peer is served until the writer drained it.
+    pub fn pause_send(&self) -> bool {
+        self.send_queued_bytes() > self.max_send_buffer
+    }
+
+    /// The writer wrote a frame of `len` bytes. Returns whether that took
+    /// the queue from over the budget to within it.
+    pub(crate) fn sent(&self, len: u64) -> bool {
+        let before = self.send_queued.fetch_sub(len, Ordering::SeqCst);
+        let after = before.saturating_sub(len);
+        before > self.max_send_buffer && after <= self.max_send_buffer
+    }
+
+    /// Bytes handed to the sync manager and not yet processed.
+    pub fn recv_queued_bytes(&self) -> u64 {
+        self.recv_queued.load(Ordering::SeqCst)
+    }
+
+    /// Core's `fPauseRecv`: too many received bytes wait for processing, so
+    /// the reader does not read the socket.
+    pub fn pause_recv(&self) -> bool {
+        self.recv_queued_bytes() > self.max_recv_buffer
+    }
+
+    /// The reader hands a message of `size` bytes to the sync manager.
+    pub(crate) fn queue_received(&self, size: u64) {
+        self.recv_sizes.lock().push_back(size);
+        self.recv_queued.fetch_add(size, Ordering::SeqCst);
+    }
+
+    /// The sync manager processed this peer's oldest message handed over.
+    pub(crate) fn received_processed(&self) {
+        let size = self.recv_sizes.lock().pop_front().unwrap_or(0);
+        self.uncharge_received(size);
+    }
+
+    /// Counts `bytes` more against the receive budget (work the sync
+    /// manager keeps for later, such as deferred `getdata` items).
+    pub(crate) fn charge_received(&self, bytes: u64) {
+        self.recv_queued.fetch_add(bytes, Ordering::SeqCst);
+    }
+
+    /// Gives back `bytes` of the receive budget; wakes a paused reader
+    /// once the queue is within the budget.
+    pub(crate) fn uncharge_received(&self, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut cur = self.recv_queued.load(Ordering::SeqCst);
+        loop {
+            let new = cur.saturating_sub(bytes);
+            match self.recv_queued.compare_exchange_weak(
+                cur,
+                new,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        if cur > self.max_recv_buffer && !self.pause_recv() {
+            self.wake_reader();
+        }
+    }
+
+    fn wake_reader(&self) {
+        let _guard = self.recv_wait.0.lock();
+        self.recv_wait.1.notify_all();
+    }
+
+    /// Blocks the reader while it is paused for receiving. Returns early
+    /// (false) once the peer is being disconnected.
+    pub(crate) fn wait_recv_budget(&self) -> bool {
+        let mut guard = self.recv_wait.0.lock();
+        loop {
+            if self.reason.lock().is_some() {
+                return false;
+            }
+            if !self.pause_recv() {
+                return true;
+            }
+            // Bounded wait: `disconnect` wakes it too, this is a safety net.
+            self.recv_wait
+                .1
+                .wait_for(&mut guard, Duration::from_millis(200));
+        }
+    }
+
+    /// Core's `ping` RPC: sends a ping now unless one is outstanding.
+    /// Returns whether one was sent.
+    pub fn send_ping(&self) -> bool {
+        if !self.handshake_done() || self.is_closed() {
+            return false;
+        }
+        let mut ping = self.ping.lock();
+        if ping.is_some() {
+            return false;
+        }
+        let nonce = random_nonce();
+        *ping = Some((nonce, Instant::now()));
+        drop(ping);
+        self.send(NetworkMessage::Ping(nonce))
+    }
+
+    /// Lowest ping round trip seen.
+    pub fn min_ping(&self) -> Option<Duration> {
+        let us = self.min_ping_us.load(Ordering::Relaxed);
+        (us >= 0).then(|| Duration::from_micros(us as u64))
     }
 
     /// Ends the connection: records `reason` (unless one is already
@@ -432,6 +638,8 @@ impl Peer {
         if let Some(s) = &self.socket {
             let _ = s.shutdown(Shutdown::Both);
         }
+        // A reader paused for receiving is not reading the socket.
+        self.wake_reader();
     }
 
     fn record_reason(&self, reason: DisconnectReason) -> DisconnectReason {
@@ -506,6 +714,10 @@ pub(crate) struct Connections {
     /// Where bans are persisted (`banlist.json`), once loaded from there;
     /// the mutex also orders concurrent writes of the file.
     banlist: Mutex<Option<std::path::PathBuf>>,
+    /// Bytes sent to and received from all peers since start, closed ones
+    /// included (Core's `nTotalBytesSent`, `nTotalBytesRecv`).
+    pub(crate) total_bytes_sent: AtomicU64,
+    pub(crate) total_bytes_recv: AtomicU64,
 }
 
 /// How long a misbehaving peer's address stays discouraged (Core's
@@ -579,6 +791,8 @@ impl Connections {
             next_id: AtomicU64::new(1),
             max,
             banlist: Mutex::new(None),
+            total_bytes_sent: AtomicU64::new(0),
+            total_bytes_recv: AtomicU64::new(0),
         }
     }
 
@@ -820,6 +1034,82 @@ mod tests {
     fn peer(c: &Connections, direction: Direction) -> Arc<Peer> {
         let id = c.next_id.fetch_add(1, Ordering::Relaxed);
         Arc::new(Peer::detached(id, direction))
+    }
+
+    /// A socketless peer with the given budgets and its writer's queue.
+    fn budgeted(send: usize, recv: usize) -> (Peer, crossbeam_channel::Receiver<Vec<u8>>) {
+        let (tx, rx) = bounded(1024);
+        let p = Peer::new(
+            1,
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            ConnectionType::Inbound,
+            None,
+            tx,
+            Magic::REGTEST,
+            (send, recv),
+        );
+        (p, rx)
+    }
+
+    fn big_message(bytes: usize) -> NetworkMessage {
+        NetworkMessage::Unknown {
+            command: bitcoin::p2p::message::CommandString::try_from_static("filler")
+                .expect("valid command"),
+            payload: vec![0; bytes],
+        }
+    }
+
+    #[test]
+    fn send_queue_is_counted_in_bytes_with_pause_send_and_a_hard_limit() {
+        let (p, rx) = budgeted(1_000, 5_000);
+        assert!(p.send(NetworkMessage::Ping(1)));
+        assert_eq!(p.send_queued_bytes(), 32, "24-byte header + 8-byte nonce");
+        assert!(!p.pause_send());
+        assert!(p.send(big_message(2_000)));
+        assert!(p.pause_send(), "over the 1,000-byte budget");
+        // The writer writes the big frame: back within the budget.
+        let first = rx.recv().unwrap();
+        assert!(!p.sent(first.len() as u64), "still over after the ping");
+        let second = rx.recv().unwrap();
+        assert!(p.sent(second.len() as u64), "within the budget again");
+        assert_eq!(p.send_queued_bytes(), 0);
+        // Past budget + 2 × MAX_PAYLOAD the peer is dropped, not queued.
+        for _ in 0..2 {
+            assert!(p.send(big_message(MAX_PAYLOAD - 100)));
+        }
+        assert!(!p.send(big_message(MAX_PAYLOAD - 100)));
+        assert!(matches!(
+            p.disconnect_reason(),
+            Some(DisconnectReason::SendQueueFull)
+        ));
+        assert!(p.send_queued_bytes() <= send_hard_limit(1_000));
+    }
+
+    #[test]
+    fn receive_budget_pauses_and_disconnect_wakes_the_reader() {
+        let (p, _rx) = budgeted(1_000, 100);
+        p.queue_received(60);
+        p.queue_received(60);
+        assert!(p.pause_recv());
+        p.received_processed();
+        assert_eq!(p.recv_queued_bytes(), 60);
+        assert!(p.wait_recv_budget(), "within the budget: no wait");
+        p.charge_received(200);
+        assert!(p.pause_recv());
+        let p = Arc::new(p);
+        let waiter = {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || p.wait_recv_budget())
+        };
+        p.uncharge_received(200);
+        assert!(waiter.join().unwrap(), "woken once within the budget");
+        p.charge_received(200);
+        let waiter = {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || p.wait_recv_budget())
+        };
+        p.disconnect(DisconnectReason::Requested);
+        assert!(!waiter.join().unwrap(), "a disconnect ends the wait");
     }
 
     #[test]

@@ -325,6 +325,21 @@ pub struct PeerInfo {
     pub inflight: Vec<u32>,
     /// Connection type.
     pub connection_type: ConnectionType,
+    /// Addresses from it processed (Core's `addr_processed`).
+    pub addr_processed: u64,
+    /// Addresses from it dropped by the rate limit (`addr_rate_limited`).
+    pub addr_rate_limited: u64,
+}
+
+/// `getnettotals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetTotals {
+    /// Bytes received since start.
+    pub totalbytesrecv: u64,
+    /// Bytes sent since start.
+    pub totalbytessent: u64,
+    /// Now, Unix milliseconds.
+    pub timemillis: u64,
 }
 
 /// One local address in `getnetworkinfo`.
@@ -545,6 +560,14 @@ pub trait RpcBackend: Send + Sync {
     /// `getpeerinfo`.
     fn peer_info(&self) -> RpcResult<Vec<PeerInfo>> {
         unsupported("getpeerinfo")
+    }
+    /// `getnettotals`.
+    fn net_totals(&self) -> RpcResult<NetTotals> {
+        unsupported("getnettotals")
+    }
+    /// `ping`: queue a ping to every peer.
+    fn ping(&self) -> RpcResult<()> {
+        unsupported("ping")
     }
     /// `getconnectioncount`.
     fn connection_count(&self) -> RpcResult<u32> {

@@ -260,6 +260,14 @@ static METHODS: &[Method] = &[
         handler: h_getconnectioncount,
     },
     Method {
+        name: "getnettotals",
+        category: "network",
+        args: &[],
+        desc: "Returns information about network traffic, including bytes in, bytes out,\nand current system time.",
+        result: "{ \"totalbytesrecv\", \"totalbytessent\", \"timemillis\", \"uploadtarget\": { \"timeframe\", \"target\", \"target_reached\", \"serve_historical_blocks\", \"bytes_left_in_cycle\", \"time_left_in_cycle\" } }",
+        handler: h_getnettotals,
+    },
+    Method {
         name: "getnetworkinfo",
         category: "network",
         args: &[],
@@ -282,6 +290,14 @@ static METHODS: &[Method] = &[
         desc: "List all manually banned IPs/Subnets.",
         result: "[ { \"address\", \"ban_created\", \"banned_until\", \"ban_duration\", \"time_remaining\" }, ... ]",
         handler: h_listbanned,
+    },
+    Method {
+        name: "ping",
+        category: "network",
+        args: &[],
+        desc: "Requests that a ping be sent to all other nodes, to measure ping time.\nResults are provided in getpeerinfo, pingtime and pingwait fields are decimal seconds.\nPing command is handled in queue with all other commands, so it measures processing backlog, not just network ping.",
+        result: "null",
+        handler: h_ping,
     },
     Method {
         name: "setban",

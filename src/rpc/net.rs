@@ -1,6 +1,7 @@
 //! Network methods (Core's `rpc/net.cpp`): peers (`getpeerinfo` with
-//! Core's service names and network classes), connection count, network
-//! info, `addnode`, `disconnectnode`, bans. Runs on the RPC worker threads.
+//! Core's service names and network classes), `getnettotals`, `ping`,
+//! connection count, network info, `addnode`, `disconnectnode`, bans. Runs
+//! on the RPC worker threads.
 
 use bitcoin::Amount;
 use serde_json::{json, Map, Value};
@@ -27,27 +28,21 @@ pub fn service_names(flags: bitcoin::p2p::ServiceFlags) -> Vec<String> {
         .collect()
 }
 
+/// Core's `GetNetworkName(GetNetClass())` for a peer's address.
 pub(super) fn net_class(addr: &std::net::SocketAddr) -> &'static str {
-    match addr.ip() {
-        std::net::IpAddr::V4(ip) => {
-            if ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() {
-                "not_publicly_routable"
-            } else {
-                "ipv4"
-            }
-        }
-        std::net::IpAddr::V6(ip) => {
-            let seg = ip.segments()[0];
-            if ip.is_loopback()
-                || ip.is_unspecified()
-                || seg & 0xfe00 == 0xfc00
-                || seg & 0xffc0 == 0xfe80
-            {
-                "not_publicly_routable"
-            } else {
-                "ipv6"
-            }
-        }
+    use crate::netaddr::NetClass;
+    use bitcoin::p2p::address::AddrV2;
+    let a = match addr.ip() {
+        std::net::IpAddr::V4(ip) => AddrV2::Ipv4(ip),
+        std::net::IpAddr::V6(ip) => AddrV2::Ipv6(ip),
+    };
+    match crate::netaddr::net_class(&a, false) {
+        NetClass::Unroutable => "not_publicly_routable",
+        NetClass::Ipv4 => "ipv4",
+        NetClass::Ipv6 => "ipv6",
+        NetClass::Onion => "onion",
+        NetClass::I2p => "i2p",
+        NetClass::Cjdns => "cjdns",
     }
 }
 
@@ -90,8 +85,8 @@ pub(super) fn peer_json(p: &PeerInfo) -> Value {
     m.insert("synced_blocks".into(), json!(p.synced_blocks));
     m.insert("inflight".into(), json!(p.inflight));
     m.insert("addr_relay_enabled".into(), json!(false));
-    m.insert("addr_processed".into(), json!(0));
-    m.insert("addr_rate_limited".into(), json!(0));
+    m.insert("addr_processed".into(), json!(p.addr_processed));
+    m.insert("addr_rate_limited".into(), json!(p.addr_rate_limited));
     m.insert("permissions".into(), json!([]));
     m.insert("minfeefilter".into(), amount_json(Amount::ZERO));
     m.insert("bytessent_per_msg".into(), json!({}));
@@ -106,6 +101,31 @@ pub(super) fn h_getpeerinfo(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
     Ok(Value::Array(
         d.backend.peer_info()?.iter().map(peer_json).collect(),
     ))
+}
+
+/// Core's `getnettotals`. strand has no upload target (`-maxuploadtarget`
+/// 0 in Core), so `uploadtarget` shows Core's values for "no limit".
+pub(super) fn h_getnettotals(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
+    let t = d.backend.net_totals()?;
+    Ok(json!({
+        "totalbytesrecv": t.totalbytesrecv,
+        "totalbytessent": t.totalbytessent,
+        "timemillis": t.timemillis,
+        "uploadtarget": {
+            "timeframe": 86400,
+            "target": 0,
+            "target_reached": false,
+            "serve_historical_blocks": true,
+            "bytes_left_in_cycle": 0,
+            "time_left_in_cycle": 0,
+        },
+    }))
+}
+
+/// Core's `ping`: a ping to every peer; results show in `getpeerinfo`.
+pub(super) fn h_ping(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
+    d.backend.ping()?;
+    Ok(Value::Null)
 }
 
 pub(super) fn h_getconnectioncount(d: &Dispatcher, _: &Args) -> RpcResult<Value> {

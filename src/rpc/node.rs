@@ -514,26 +514,56 @@ impl RpcBackend for NodeBackend {
                 addrlocal: None,
                 services: p.services,
                 relaytxes: true,
-                lastsend: 0,
-                lastrecv: 0,
+                lastsend: p.last_send,
+                lastrecv: p.last_recv,
                 bytessent: p.bytes_sent,
                 bytesrecv: p.bytes_recv,
-                conntime: 0,
+                conntime: p.conn_time,
                 pingtime: p.ping.map(|d| d.as_secs_f64()),
-                minping: p.ping.map(|d| d.as_secs_f64()),
+                minping: p.min_ping.map(|d| d.as_secs_f64()),
                 version: p.version,
                 subver: p.user_agent.clone(),
                 inbound: p.direction == Direction::Inbound,
                 startingheight: p.start_height,
-                synced_headers: -1,
-                synced_blocks: -1,
-                inflight: Vec::new(),
-                connection_type: match p.direction {
-                    Direction::Inbound => ConnectionType::Inbound,
-                    Direction::Outbound => ConnectionType::Manual,
+                synced_headers: p.synced_headers,
+                synced_blocks: p.synced_blocks,
+                inflight: p.inflight.clone(),
+                connection_type: match p.conn_type {
+                    crate::peer::ConnectionType::Inbound => ConnectionType::Inbound,
+                    crate::peer::ConnectionType::OutboundFullRelay => {
+                        ConnectionType::OutboundFullRelay
+                    }
+                    crate::peer::ConnectionType::BlockRelayOnly => ConnectionType::BlockRelayOnly,
+                    crate::peer::ConnectionType::Manual => ConnectionType::Manual,
+                    crate::peer::ConnectionType::Feeler => ConnectionType::Feeler,
+                    crate::peer::ConnectionType::AddrFetch => ConnectionType::AddrFetch,
                 },
+                addr_processed: p.addr_processed,
+                addr_rate_limited: p.addr_rate_limited,
             })
             .collect())
+    }
+
+    fn net_totals(&self) -> RpcResult<NetTotals> {
+        let t = self
+            .node
+            .net_totals()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))?;
+        let timemillis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Ok(NetTotals {
+            totalbytesrecv: t.bytes_recv,
+            totalbytessent: t.bytes_sent,
+            timemillis,
+        })
+    }
+
+    fn ping(&self) -> RpcResult<()> {
+        self.node
+            .ping_peers()
+            .map(|_| ())
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))
     }
 
     fn connection_count(&self) -> RpcResult<u32> {

@@ -49,13 +49,26 @@
 //! `MSG_BLOCK` and with them for `MSG_WITNESS_BLOCK`; `mempool` disconnects
 //! the peer, as Core does when it offers no bloom filters.
 //!
+//! Pause-send (Core's `fPauseSend`): `getdata` items are served one by one
+//! while the peer's send queue is within its byte budget; the rest wait in
+//! a per-peer deferred list (Core's `vRecvGetData`), behind which later
+//! `getdata` of that peer queue up, until the peer's writer reports the
+//! queue drained ([`SyncMsg::SendDrained`]; the thread's timer retries too).
+//! Deferred items stay counted against the peer's receive budget, so its
+//! reader stops reading (pause-recv) and the list stays bounded by that
+//! budget plus one `getdata` (50,000 items at most).
+//!
+//! A fatal chain error (a failed store write, a corrupt entry) is Core's
+//! `AbortNode`: it is logged, published as [`crate::events::NodeEvent::Fatal`],
+//! and the node's abort hook stops it taking peers; block processing stops.
+//!
 //! Anomaly counters record what the design makes impossible; they exist so
 //! tests (and `getsyncstate`) can prove it stays so.
 
 pub mod download;
 mod headers;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,6 +144,9 @@ pub enum SyncMsg {
         /// Where the hashes (or the error) go.
         reply: Sender<Result<Vec<BlockHash>, GenerateError>>,
     },
+    /// From a peer's writer: its send queue is back within its budget
+    /// (pause-send is over); serve the `getdata` deferred for it.
+    SendDrained(PeerId),
     /// Stop the thread.
     Shutdown,
 }
@@ -140,6 +156,10 @@ pub enum SyncMsg {
 impl MessageSink for Sender<SyncMsg> {
     fn deliver(&self, peer: Arc<Peer>, msg: NetworkMessage) -> bool {
         self.send(SyncMsg::Message(peer, msg)).is_ok()
+    }
+
+    fn send_drained(&self, peer: PeerId) {
+        let _ = self.try_send(SyncMsg::SendDrained(peer));
     }
 }
 
@@ -289,6 +309,10 @@ const DOWNLOAD_TICK: Duration = Duration::from_millis(100);
 /// a longer one is ignored whole, as Core does.
 const MAX_NOTFOUND_ITEMS: usize = 5_000 + MAX_BLOCKS_IN_TRANSIT_PER_PEER;
 
+/// What one deferred `getdata` item counts against its peer's receive
+/// budget: its size on the wire (4-byte type, 32-byte hash).
+const DEFERRED_ITEM_BYTES: u64 = 36;
+
 /// Configuration of the sync manager.
 pub(crate) struct SyncConfig {
     pub stall_timeout: Duration,
@@ -310,6 +334,13 @@ pub(crate) struct SyncConfig {
     pub mempool: SharedMempool,
     /// Where block and transaction events are published.
     pub events: crate::events::EventBus,
+    /// Called once on a fatal chain error with the reason (the node's
+    /// AbortNode: latch the reason, stop taking peers).
+    pub on_fatal: Box<dyn Fn(&str) + Send>,
+    /// Test builds only: report a fatal store error once the active chain
+    /// reaches this height (`Config::test_fault_height`).
+    #[cfg(feature = "test-util")]
+    pub fault_height: Option<u32>,
 }
 
 /// The sync manager's state; owned by its thread.
@@ -339,6 +370,9 @@ pub(crate) struct SyncManager {
     counters: SyncCounters,
     failed: bool,
     rejects: std::collections::VecDeque<(BlockHash, String)>,
+    /// `getdata` items left for later while their peer was paused for
+    /// sending (Core's `vRecvGetData`), oldest first.
+    deferred_getdata: HashMap<PeerId, (Arc<Peer>, VecDeque<Inventory>)>,
 }
 
 impl SyncManager {
@@ -361,6 +395,7 @@ impl SyncManager {
             counters: SyncCounters::default(),
             failed: false,
             rejects: std::collections::VecDeque::new(),
+            deferred_getdata: HashMap::new(),
         };
         m.update_ibd();
         m
@@ -407,6 +442,11 @@ impl SyncManager {
                 self.ask_headers();
                 self.request_blocks_all();
             }
+            if !self.deferred_getdata.is_empty() {
+                self.serve_deferred_getdata();
+            }
+            #[cfg(feature = "test-util")]
+            self.check_injected_fault();
         }
         if let Err(e) = self.chain.flush() {
             log::error!("flushing the chain state at shutdown failed: {e}");
@@ -418,7 +458,14 @@ impl SyncManager {
         match msg {
             SyncMsg::NewPeer(peer) => self.handle_new_peer(peer),
             SyncMsg::DonePeer(id) => self.handle_done_peer(id),
-            SyncMsg::Message(peer, msg) => self.handle_message(peer, msg),
+            SyncMsg::Message(peer, msg) => {
+                let from = Arc::clone(&peer);
+                self.handle_message(peer, msg);
+                // Its bytes leave the peer's receive budget (pause-recv).
+                from.received_processed();
+            }
+            // The loop serves deferred getdata after every message.
+            SyncMsg::SendDrained(_) => {}
             SyncMsg::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -695,15 +742,68 @@ impl SyncManager {
         }
     }
 
+    /// Core's `ProcessGetData`: items are served in order while the peer
+    /// is not paused for sending; the rest are deferred (see the module
+    /// docs). A `getdata` arriving while items are deferred queues behind
+    /// them.
     fn handle_getdata(&mut self, peer: &Arc<Peer>, items: Vec<Inventory>) {
-        if items.len() > 50_000 {
+        if items.len() > crate::peer::conn::MAX_INV_SZ {
             peer.disconnect(DisconnectReason::ProtocolViolation(
                 "getdata too large".into(),
             ));
             return;
         }
+        if let Some((_, queue)) = self.deferred_getdata.get_mut(&peer.id) {
+            peer.charge_received(DEFERRED_ITEM_BYTES * items.len() as u64);
+            queue.extend(items);
+            return;
+        }
+        let mut queue: VecDeque<Inventory> = items.into();
+        self.serve_getdata(peer, &mut queue);
+        if !queue.is_empty() {
+            peer.charge_received(DEFERRED_ITEM_BYTES * queue.len() as u64);
+            self.deferred_getdata
+                .insert(peer.id, (Arc::clone(peer), queue));
+        }
+    }
+
+    /// Serves the deferred `getdata` of every peer no longer paused for
+    /// sending; forgets those of closed peers.
+    fn serve_deferred_getdata(&mut self) {
+        let ids: Vec<PeerId> = self.deferred_getdata.keys().copied().collect();
+        for id in ids {
+            let Some((peer, mut queue)) = self.deferred_getdata.remove(&id) else {
+                continue;
+            };
+            if peer.is_closed() || self.failed {
+                continue;
+            }
+            if !peer.pause_send() {
+                let before = queue.len();
+                self.serve_getdata(&peer, &mut queue);
+                peer.uncharge_received(DEFERRED_ITEM_BYTES * (before - queue.len()) as u64);
+            }
+            if !queue.is_empty() {
+                self.deferred_getdata.insert(id, (peer, queue));
+            }
+        }
+    }
+
+    /// Serves `items` from the front until done or the peer is paused for
+    /// sending (then it is flagged so its writer reports the drain).
+    fn serve_getdata(&mut self, peer: &Arc<Peer>, items: &mut VecDeque<Inventory>) {
         let mut not_found = Vec::new();
-        for item in items {
+        while let Some(&item) = items.front() {
+            if peer.pause_send() {
+                // Core: `if (pfrom.fPauseSend) break;`. Flag first, then
+                // look again, so a drain in between is not missed.
+                peer.getdata_deferred.store(true, Ordering::SeqCst);
+                if peer.pause_send() {
+                    break;
+                }
+                peer.getdata_deferred.store(false, Ordering::SeqCst);
+            }
+            items.pop_front();
             match item {
                 Inventory::Block(h) | Inventory::WitnessBlock(h) => {
                     // Core's BlockRequestAllowed: never a block whose
@@ -724,6 +824,7 @@ impl SyncManager {
                                     strip_witnesses(&mut block);
                                 }
                                 if !peer.send(NetworkMessage::Block(block)) {
+                                    items.clear();
                                     return;
                                 }
                                 let mut cont = peer.hash_continue.lock();
@@ -740,7 +841,10 @@ impl SyncManager {
                             }
                         },
                         Ok(None) => not_found.push(item),
-                        Err(e) => return self.fatal(&e.to_string()),
+                        Err(e) => {
+                            items.clear();
+                            return self.fatal(&e.to_string());
+                        }
                     }
                 }
                 Inventory::Transaction(t) | Inventory::WitnessTransaction(t) => {
@@ -1245,9 +1349,37 @@ impl SyncManager {
         self.rejects.push_back((hash, reason.to_string()));
     }
 
+    /// Core's `AbortNode`: a fatal chain error (store write failed, corrupt
+    /// entry). Logs the reason, stops block processing, publishes
+    /// [`crate::events::NodeEvent::Fatal`] and runs the node's abort hook,
+    /// which stops it taking peers; the node then shuts down (the binary
+    /// exits non-zero) and the chain state is flushed as far as it can be
+    /// at the end of [`SyncManager::run`]. Later failures are only logged.
     fn fatal(&mut self, what: &str) {
-        log::error!("chain state failed, block processing stopped: {what}");
+        if self.failed {
+            log::error!("after the fatal error, also: {what}");
+            return;
+        }
         self.failed = true;
+        self.deferred_getdata.clear();
+        log::error!("fatal error, shutting down: {what}");
+        self.cfg.events.publish(crate::events::NodeEvent::Fatal {
+            reason: what.to_string(),
+        });
+        (self.cfg.on_fatal)(what);
+    }
+
+    /// Test builds: the injected store fault of `Config::test_fault_height`.
+    #[cfg(feature = "test-util")]
+    fn check_injected_fault(&mut self) {
+        if let Some(h) = self.cfg.fault_height {
+            if !self.failed && self.chain.height() >= h {
+                self.fatal(&format!(
+                    "injected fault: store write failed at height {} (--testfaultheight)",
+                    self.chain.height()
+                ));
+            }
+        }
     }
 
     /// Picks the best open candidate as sync peer and asks it for headers.
@@ -1436,6 +1568,9 @@ mod tests {
                 max_tip_age: DEFAULT_MAX_TIP_AGE,
                 mempool: SharedMempool::new(crate::mempool::Mempool::new(Default::default())),
                 events: Default::default(),
+                on_fatal: Box::new(|_| {}),
+                #[cfg(feature = "test-util")]
+                fault_height: None,
             },
             chain,
         );
