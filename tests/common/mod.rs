@@ -226,6 +226,8 @@ pub struct NodeProcess {
     pub child: Child,
     pub addr: Option<SocketAddr>,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Set when the log reader reached the end of the child's stderr.
+    pub log_eof: Arc<std::sync::atomic::AtomicBool>,
     pub dir: tempfile::TempDir,
 }
 
@@ -266,8 +268,10 @@ impl NodeProcess {
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let log_eof = Arc::new(std::sync::atomic::AtomicBool::new(false));
         {
             let log = Arc::clone(&log);
+            let log_eof = Arc::clone(&log_eof);
             std::thread::spawn(move || {
                 let mut sent = false;
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -279,6 +283,7 @@ impl NodeProcess {
                     }
                     log.lock().unwrap().push(line);
                 }
+                log_eof.store(true, std::sync::atomic::Ordering::SeqCst);
             });
         }
         let addr = rx.recv_timeout(Duration::from_secs(20)).ok().flatten();
@@ -286,6 +291,7 @@ impl NodeProcess {
             child,
             addr,
             log,
+            log_eof,
             dir,
         };
         if p.addr.is_none() {
@@ -316,6 +322,14 @@ impl NodeProcess {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // The child's last log lines may still be in the pipe: wait
+                // (bounded) for the reader to reach its end, so callers can
+                // assert on them.
+                while !self.log_eof.load(std::sync::atomic::Ordering::SeqCst)
+                    && Instant::now() < deadline + Duration::from_secs(5)
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
