@@ -266,6 +266,13 @@ pub struct PeerSnapshot {
     pub synced_blocks: i32,
     /// Heights of the blocks in flight from it (Core's `inflight`).
     pub inflight: Vec<u32>,
+    /// Headers of its low-work chain checked in pre-sync, -1 if none
+    /// (Core's `presynced_headers`).
+    pub presynced_headers: i64,
+    /// Unix time of the last new block it gave us first, 0 if none.
+    pub last_block: u64,
+    /// Unix time of the last new mempool transaction from it, 0 if none.
+    pub last_transaction: u64,
 }
 
 /// Bytes sent and received since start (Core's `getnettotals`).
@@ -670,6 +677,9 @@ impl NodeHandle {
                     synced_headers: sync_info.map_or(-1, |k| k.synced_headers),
                     synced_blocks: sync_info.map_or(-1, |k| k.synced_blocks),
                     inflight: sync_info.map_or_else(Vec::new, |k| k.inflight.clone()),
+                    presynced_headers: sync_info.map_or(-1, |k| k.presynced_headers),
+                    last_block: p.last_block_time.load(Ordering::Relaxed),
+                    last_transaction: p.last_tx_time.load(Ordering::Relaxed),
                 }
             })
             .collect();

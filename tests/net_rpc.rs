@@ -81,6 +81,10 @@ fn getpeerinfo_getnettotals_and_ping_have_cores_shapes() {
     assert!(ping > 0.0 && ping < 10.0, "pingtime {ping}");
     assert!(minping > 0.0 && minping <= ping, "minping {minping}");
     assert_eq!(info["synced_headers"].as_i64(), Some(-1));
+    // No pre-sync running, no block or transaction from it yet.
+    assert_eq!(info["presynced_headers"].as_i64(), Some(-1));
+    assert_eq!(info["last_block"].as_u64(), Some(0));
+    assert_eq!(info["last_transaction"].as_u64(), Some(0));
     assert!(info["synced_blocks"].is_i64());
     assert!(info["inflight"].is_array());
     assert_eq!(info["connection_type"], "inbound");

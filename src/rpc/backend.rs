@@ -323,6 +323,12 @@ pub struct PeerInfo {
     pub synced_blocks: i32,
     /// Heights of blocks in flight from it.
     pub inflight: Vec<u32>,
+    /// Headers checked in its low-work pre-sync, -1 if none.
+    pub presynced_headers: i64,
+    /// Unix time of the last new block it gave us first, 0 if none.
+    pub last_block: u64,
+    /// Unix time of its last new mempool transaction, 0 if none.
+    pub last_transaction: u64,
     /// Connection type.
     pub connection_type: ConnectionType,
     /// Addresses from it processed (Core's `addr_processed`).

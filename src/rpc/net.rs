@@ -62,8 +62,8 @@ pub(super) fn peer_json(p: &PeerInfo) -> Value {
     m.insert("relaytxes".into(), json!(p.relaytxes));
     m.insert("lastsend".into(), json!(p.lastsend));
     m.insert("lastrecv".into(), json!(p.lastrecv));
-    m.insert("last_transaction".into(), json!(0));
-    m.insert("last_block".into(), json!(0));
+    m.insert("last_transaction".into(), json!(p.last_transaction));
+    m.insert("last_block".into(), json!(p.last_block));
     m.insert("bytessent".into(), json!(p.bytessent));
     m.insert("bytesrecv".into(), json!(p.bytesrecv));
     m.insert("conntime".into(), json!(p.conntime));
@@ -80,7 +80,7 @@ pub(super) fn peer_json(p: &PeerInfo) -> Value {
     m.insert("bip152_hb_to".into(), json!(false));
     m.insert("bip152_hb_from".into(), json!(false));
     m.insert("startingheight".into(), json!(p.startingheight));
-    m.insert("presynced_headers".into(), json!(-1));
+    m.insert("presynced_headers".into(), json!(p.presynced_headers));
     m.insert("synced_headers".into(), json!(p.synced_headers));
     m.insert("synced_blocks".into(), json!(p.synced_blocks));
     m.insert("inflight".into(), json!(p.inflight));

@@ -528,6 +528,9 @@ impl RpcBackend for NodeBackend {
                 synced_headers: p.synced_headers,
                 synced_blocks: p.synced_blocks,
                 inflight: p.inflight.clone(),
+                presynced_headers: p.presynced_headers,
+                last_block: p.last_block,
+                last_transaction: p.last_transaction,
                 connection_type: match p.conn_type {
                     crate::peer::ConnectionType::Inbound => ConnectionType::Inbound,
                     crate::peer::ConnectionType::OutboundFullRelay => {
