@@ -317,6 +317,10 @@ impl Node {
         let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(max_connections));
         let (sync_tx, sync_rx) = bounded(SYNC_INBOX);
         let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
+        let addrman = Arc::new(peer::addrman::AddrMan::open(
+            &dir.join(peer::addrman::PEERS_FILE),
+            config.network == config::Network::Regtest,
+        ));
         let ctx = Arc::new(NetContext {
             magic: config.magic(),
             services: peer::local_services(),
@@ -324,7 +328,8 @@ impl Node {
             lifecycle_tx,
             messages: Box::new(sync_tx.clone()),
             connections: Connections::new(config.max_peers),
-            addr_book: Default::default(),
+            addrman: Arc::clone(&addrman),
+            addr_relay: Default::default(),
             config: config.clone(),
         });
 
@@ -361,6 +366,9 @@ impl Node {
                 log::info!("listening for peers on {a}");
             }
         }
+        let addrman_dump =
+            peer::addrman::Dumper::start(addrman, dir.join(peer::addrman::PEERS_FILE))
+                .map_err(StartError::Spawn)?;
         let (connmgr_stop_tx, connmgr_stop_rx) = bounded::<()>(0);
         let targets: Vec<_> = config
             .connect
@@ -392,6 +400,7 @@ impl Node {
                 listener_thread,
                 connmgr_thread,
                 connmgr_stop: Some(connmgr_stop_tx),
+                addrman_dump,
                 handler_tx,
                 sync_tx,
                 handler_thread,
@@ -499,6 +508,8 @@ struct Inner {
     listener_thread: Option<JoinHandle<()>>,
     connmgr_thread: Option<JoinHandle<()>>,
     connmgr_stop: Option<Sender<()>>,
+    /// Writes `peers.dat` every 15 minutes and at shutdown.
+    addrman_dump: peer::addrman::Dumper,
     handler_tx: Sender<HandlerMsg>,
     sync_tx: Sender<SyncMsg>,
     handler_thread: JoinHandle<()>,
@@ -742,6 +753,11 @@ impl NodeHandle {
         Ok(self.inner()?.ctx.connections.unban(net))
     }
 
+    /// The address manager (shared; `getnodeaddresses`, `addpeeraddress`).
+    pub fn addrman(&self) -> Result<Arc<peer::addrman::AddrMan>, NodeError> {
+        Ok(Arc::clone(&self.inner()?.ctx.addrman))
+    }
+
     /// Current bans: subnet, start and end (Unix seconds).
     pub fn banned(&self) -> Result<Vec<(netaddr::SubNet, u64, u64)>, NodeError> {
         Ok(self.inner()?.ctx.connections.bans())
@@ -801,6 +817,7 @@ impl NodeHandle {
         }
         inner.ctx.connections.close_all();
         inner.ctx.connections.save_bans();
+        inner.addrman_dump.stop();
         if !inner
             .ctx
             .connections

@@ -201,8 +201,8 @@ pub(crate) fn run_listener(ctx: Arc<NetContext>, listener: TcpListener, stop: Ar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::Direction;
     use crate::peer::lifecycle::run_lifecycle;
+    use crate::peer::Direction;
     use crossbeam_channel::unbounded;
 
     fn handler(max: usize) -> (PeerHandler, Receiver<SyncMsg>) {

@@ -20,7 +20,9 @@
 //! [`Peer::disconnect`] records the first [`DisconnectReason`] and shuts the
 //! socket, which ends the reader.
 
+pub mod addr_relay;
 pub mod addrbook;
+pub mod addrman;
 pub mod banlist;
 pub(crate) mod conn;
 pub mod lifecycle;
@@ -296,6 +298,12 @@ pub struct Peer {
     /// Lowest ping round trip seen, microseconds, -1 before the first pong
     /// (Core's `m_min_ping_time`).
     pub(crate) min_ping_us: AtomicI64,
+    /// Addresses from this peer that passed the rate limit (Core's
+    /// `m_addr_processed`).
+    pub(crate) addr_processed: AtomicU64,
+    /// Addresses from this peer dropped by the rate limit (Core's
+    /// `m_addr_rate_limited`).
+    pub(crate) addr_rate_limited: AtomicU64,
 }
 
 impl fmt::Display for Peer {
@@ -350,6 +358,8 @@ impl Peer {
             last_block_time: AtomicU64::new(0),
             last_tx_time: AtomicU64::new(0),
             min_ping_us: AtomicI64::new(-1),
+            addr_processed: AtomicU64::new(0),
+            addr_rate_limited: AtomicU64::new(0),
         }
     }
 

@@ -1,0 +1,1142 @@
+//! Bitcoin Core's address manager (`AddrMan`, addrman.cpp): every peer
+//! address the node has heard of, in a *new* table (gossiped, never
+//! connected) and a *tried* table (we completed an outbound handshake).
+//!
+//! Layout as Core: the new table has 1,024 buckets of 64 slots, the tried
+//! table 256 buckets of 64. An entry's bucket and slot are keyed hashes of
+//! a per-node 256-bit secret key, the address's network group
+//! ([`netaddr::net_group`]) and, for new entries, the group of the peer
+//! that told us about it, so that one source can fill at most
+//! [`ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP`] new buckets (64 × 64 = 4,096
+//! slots) and one address group at most [`ADDRMAN_TRIED_BUCKETS_PER_GROUP`]
+//! tried buckets. The keyed hash is Core's: double SHA-256 of the key
+//! followed by the data, first 8 bytes little-endian (`HashWriter` +
+//! `GetCheapHash`). A new entry may sit in up to
+//! [`ADDRMAN_NEW_BUCKETS_PER_ADDRESS`] new buckets; every further
+//! reference is accepted with halving probability (`AddSingle`).
+//! Entries age out by Core's `IsTerrible` rules and are overwritten when
+//! their slot is wanted. Moving a new entry to an occupied tried slot is
+//! deferred (test-before-evict): the pair is kept in a small collision set
+//! ([`ADDRMAN_SET_TRIED_COLLISION_SIZE`]) and the connection manager tests
+//! the old occupant ([`AddrMan::select_tried_collision`]) before
+//! [`AddrMan::resolve_collisions`] decides.
+//!
+//! Only routable addresses are accepted ([`netaddr::is_routable`]); on
+//! regtest the node makes loopback addresses routable (`loopback_routable`)
+//! so regtest nodes on one machine discover each other through gossip.
+//! Every BIP155 network is kept (IPv4, IPv6, Tor v3, I2P, CJDNS).
+//!
+//! Persistence: [`AddrMan::save`] writes `peers.dat` (Core's name, strand's
+//! own format, see [`FILE_MAGIC`]) atomically; [`AddrMan::open`] loads it,
+//! and renames a corrupt or truncated file to `peers.dat.bad` and starts
+//! empty (never fatal). Tried entries are restored to their tried slots,
+//! new entries to the one bucket their source gives them.
+//!
+//! Thread model: `Send + Sync`, shared by every peer reader (adds), the
+//! connection manager (select, good, attempt) and RPC, behind one internal
+//! `parking_lot::Mutex` that is a leaf lock: nothing else is locked and no
+//! channel is used while it is held.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use bitcoin::consensus::encode::{Decodable, Encodable};
+use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::p2p::address::{AddrV2, AddrV2Message};
+use bitcoin::p2p::ServiceFlags;
+use parking_lot::Mutex;
+
+use crate::netaddr::{self, NetClass};
+use crate::util::{random_nonce, unix_time, SplitMix64};
+
+/// Core's `ADDRMAN_TRIED_BUCKET_COUNT` (1 << 8).
+pub const ADDRMAN_TRIED_BUCKET_COUNT: usize = 256;
+/// Core's `ADDRMAN_NEW_BUCKET_COUNT` (1 << 10).
+pub const ADDRMAN_NEW_BUCKET_COUNT: usize = 1024;
+/// Core's `ADDRMAN_BUCKET_SIZE` (1 << 6).
+pub const ADDRMAN_BUCKET_SIZE: usize = 64;
+/// Core's `ADDRMAN_TRIED_BUCKETS_PER_GROUP`.
+pub const ADDRMAN_TRIED_BUCKETS_PER_GROUP: u64 = 8;
+/// Core's `ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP`.
+pub const ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP: u64 = 64;
+/// Core's `ADDRMAN_NEW_BUCKETS_PER_ADDRESS`.
+pub const ADDRMAN_NEW_BUCKETS_PER_ADDRESS: u32 = 8;
+/// Core's `ADDRMAN_HORIZON`: entries not seen for 30 days are terrible.
+pub const ADDRMAN_HORIZON: u32 = 30 * 24 * 60 * 60;
+/// Core's `ADDRMAN_RETRIES`: failures before a never-successful entry is terrible.
+pub const ADDRMAN_RETRIES: u32 = 3;
+/// Core's `ADDRMAN_MAX_FAILURES`: failures within [`ADDRMAN_MIN_FAIL`].
+pub const ADDRMAN_MAX_FAILURES: u32 = 10;
+/// Core's `ADDRMAN_MIN_FAIL`: 7 days.
+pub const ADDRMAN_MIN_FAIL: u32 = 7 * 24 * 60 * 60;
+/// Core's `ADDRMAN_REPLACEMENT`: a tried entry that succeeded within 4 hours
+/// is not evicted by a collision.
+pub const ADDRMAN_REPLACEMENT: u32 = 4 * 60 * 60;
+/// Core's `ADDRMAN_SET_TRIED_COLLISION_SIZE`.
+pub const ADDRMAN_SET_TRIED_COLLISION_SIZE: usize = 10;
+/// Core's `ADDRMAN_TEST_WINDOW`: 40 minutes to test a collision's old entry.
+pub const ADDRMAN_TEST_WINDOW: u32 = 40 * 60;
+/// The first bytes of `peers.dat`. The file is: this magic, a format
+/// version byte, the 32-byte key, the entry count (u32 LE), the entries
+/// (each: BIP155 `addrv2` entry, source as BIP155 address, last try, last
+/// success, attempts as u32 LE, one byte 1 = tried), then the double
+/// SHA-256 of everything before it.
+pub const FILE_MAGIC: &[u8; 8] = b"strandam";
+/// Format version of `peers.dat`.
+const FILE_VERSION: u8 = 1;
+/// Core's `peers.dat`.
+pub const PEERS_FILE: &str = "peers.dat";
+
+/// One address-manager entry as seen from outside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddrInfo {
+    /// The address.
+    pub addr: AddrV2,
+    /// Its port.
+    pub port: u16,
+    /// Services last advertised or seen.
+    pub services: ServiceFlags,
+    /// Last seen (gossiped) time.
+    pub time: u32,
+    /// Last connection attempt, 0 if none.
+    pub last_try: u32,
+    /// Last successful outbound handshake, 0 if none.
+    pub last_success: u32,
+    /// Failed attempts since the last success.
+    pub attempts: u32,
+    /// In the tried table.
+    pub in_tried: bool,
+    /// Who told us about it.
+    pub source: AddrV2,
+}
+
+type Key = (AddrV2, u16);
+
+#[derive(Clone, Debug)]
+struct Entry {
+    info: AddrInfo,
+    /// Core's `nLastCountAttempt`.
+    last_count_attempt: u32,
+    /// Number of new buckets referencing it (0 when tried).
+    ref_count: u32,
+    /// Index in `random` (Core's `nRandomPos`).
+    random_pos: usize,
+}
+
+impl Entry {
+    /// Core's `AddrInfo::IsTerrible`.
+    fn is_terrible(&self, now: u32) -> bool {
+        let i = &self.info;
+        // Never remove things tried in the last minute.
+        if i.last_try != 0 && now.saturating_sub(i.last_try) <= 60 {
+            return false;
+        }
+        // Came in a flying DeLorean.
+        if i.time > now.saturating_add(10 * 60) {
+            return true;
+        }
+        // Not seen in recent history.
+        if now.saturating_sub(i.time) > ADDRMAN_HORIZON {
+            return true;
+        }
+        // Tried N times and never a success.
+        if i.last_success == 0 && i.attempts >= ADDRMAN_RETRIES {
+            return true;
+        }
+        // N successive failures in the last week.
+        now.saturating_sub(i.last_success) > ADDRMAN_MIN_FAIL && i.attempts >= ADDRMAN_MAX_FAILURES
+    }
+
+    /// Core's `AddrInfo::GetChance`.
+    fn chance(&self, now: u32) -> f64 {
+        let mut chance = 1.0;
+        // Deprioritise very recent attempts away.
+        if now.saturating_sub(self.info.last_try) < 10 * 60 {
+            chance *= 0.01;
+        }
+        // Deprioritise 66% after each failed attempt, at most 1/28th.
+        chance * 0.66f64.powi(self.info.attempts.min(8) as i32)
+    }
+}
+
+/// Core's keyed hash: double SHA-256 of key ‖ data, first 8 bytes LE.
+fn cheap_hash(key: &[u8; 32], parts: &[&[u8]]) -> u64 {
+    let mut engine = sha256d::Hash::engine();
+    use bitcoin::hashes::HashEngine;
+    engine.input(key);
+    for p in parts {
+        engine.input(p);
+    }
+    let h = sha256d::Hash::from_engine(engine);
+    let b = h.to_byte_array();
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// Core's `CService::GetKey`: the address bytes and the port.
+fn service_key(addr: &AddrV2, port: u16) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40);
+    let _ = addr.consensus_encode(&mut v);
+    v.extend_from_slice(&port.to_be_bytes());
+    v
+}
+
+struct Inner {
+    key: [u8; 32],
+    loopback_routable: bool,
+    rng: SplitMix64,
+    map: HashMap<Key, Entry>,
+    /// Every key once, for uniform sampling (Core's `vRandom`).
+    random: Vec<Key>,
+    new_table: Vec<Option<Key>>,
+    tried_table: Vec<Option<Key>>,
+    n_new: usize,
+    n_tried: usize,
+    /// Core's `m_tried_collisions`.
+    tried_collisions: Vec<Key>,
+    /// Core's `m_last_good`.
+    last_good: u32,
+}
+
+fn slot(bucket: usize, pos: usize) -> usize {
+    bucket * ADDRMAN_BUCKET_SIZE + pos
+}
+
+impl Inner {
+    fn new(key: [u8; 32], loopback_routable: bool, seed: u64) -> Inner {
+        Inner {
+            key,
+            loopback_routable,
+            rng: SplitMix64::new(seed),
+            map: HashMap::new(),
+            random: Vec::new(),
+            new_table: vec![None; ADDRMAN_NEW_BUCKET_COUNT * ADDRMAN_BUCKET_SIZE],
+            tried_table: vec![None; ADDRMAN_TRIED_BUCKET_COUNT * ADDRMAN_BUCKET_SIZE],
+            n_new: 0,
+            n_tried: 0,
+            tried_collisions: Vec::new(),
+            last_good: 1,
+        }
+    }
+
+    fn rand_below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        (self.rng.next_u64() % n as u64) as usize
+    }
+
+    fn group(&self, addr: &AddrV2) -> Vec<u8> {
+        netaddr::net_group(addr, self.loopback_routable)
+    }
+
+    /// Core's `AddrInfo::GetTriedBucket`.
+    fn tried_bucket(&self, addr: &AddrV2, port: u16) -> usize {
+        let k = service_key(addr, port);
+        let h1 = cheap_hash(&self.key, &[&k]) % ADDRMAN_TRIED_BUCKETS_PER_GROUP;
+        let g = self.group(addr);
+        let h2 = cheap_hash(&self.key, &[&g, &h1.to_le_bytes()]);
+        (h2 % ADDRMAN_TRIED_BUCKET_COUNT as u64) as usize
+    }
+
+    /// Core's `AddrInfo::GetNewBucket`.
+    fn new_bucket(&self, addr: &AddrV2, source: &AddrV2) -> usize {
+        let g = self.group(addr);
+        let sg = self.group(source);
+        let h1 = cheap_hash(&self.key, &[&g, &sg]) % ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP;
+        let h2 = cheap_hash(&self.key, &[&sg, &h1.to_le_bytes()]);
+        (h2 % ADDRMAN_NEW_BUCKET_COUNT as u64) as usize
+    }
+
+    /// Core's `AddrInfo::GetBucketPosition`.
+    fn bucket_position(&self, new: bool, bucket: usize, addr: &AddrV2, port: u16) -> usize {
+        let k = service_key(addr, port);
+        let tag = [if new { b'N' } else { b'K' }];
+        let h = cheap_hash(&self.key, &[&tag, &(bucket as u32).to_le_bytes(), &k]);
+        (h % ADDRMAN_BUCKET_SIZE as u64) as usize
+    }
+
+    fn is_terrible(&self, key: &Key, now: u32) -> bool {
+        self.map.get(key).is_some_and(|e| e.is_terrible(now))
+    }
+
+    /// Core's `Create`.
+    fn create(&mut self, info: AddrInfo) -> Key {
+        let key = (info.addr.clone(), info.port);
+        let pos = self.random.len();
+        self.random.push(key.clone());
+        self.map.insert(
+            key.clone(),
+            Entry {
+                info,
+                last_count_attempt: 0,
+                ref_count: 0,
+                random_pos: pos,
+            },
+        );
+        key
+    }
+
+    /// Core's `Delete` (for an entry in no bucket).
+    fn delete(&mut self, key: &Key) {
+        let Some(e) = self.map.remove(key) else {
+            return;
+        };
+        let pos = e.random_pos;
+        if pos < self.random.len() {
+            self.random.swap_remove(pos);
+            if let Some(moved) = self.random.get(pos).cloned() {
+                if let Some(m) = self.map.get_mut(&moved) {
+                    m.random_pos = pos;
+                }
+            }
+        }
+        if e.info.in_tried {
+            self.n_tried = self.n_tried.saturating_sub(1);
+        } else {
+            self.n_new = self.n_new.saturating_sub(1);
+        }
+    }
+
+    /// Core's `ClearNew`: empties a new slot, deleting its entry if no
+    /// other bucket references it.
+    fn clear_new(&mut self, s: usize) {
+        let Some(Some(key)) = self.new_table.get(s).cloned() else {
+            return;
+        };
+        if let Some(slot) = self.new_table.get_mut(s) {
+            *slot = None;
+        }
+        let gone = match self.map.get_mut(&key) {
+            Some(e) => {
+                e.ref_count = e.ref_count.saturating_sub(1);
+                e.ref_count == 0
+            }
+            None => false,
+        };
+        if gone {
+            self.delete(&key);
+        }
+    }
+
+    /// Core's `MakeTried`: moves a new entry to its tried slot; an
+    /// occupant is moved back to the new table.
+    fn make_tried(&mut self, key: &Key) {
+        // Remove from every new bucket.
+        for b in 0..ADDRMAN_NEW_BUCKET_COUNT {
+            let pos = self.bucket_position(true, b, &key.0, key.1);
+            let s = slot(b, pos);
+            if self
+                .new_table
+                .get(s)
+                .is_some_and(|k| k.as_ref() == Some(key))
+            {
+                self.new_table[s] = None;
+                if let Some(e) = self.map.get_mut(key) {
+                    e.ref_count = e.ref_count.saturating_sub(1);
+                    if e.ref_count == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        self.n_new = self.n_new.saturating_sub(1);
+        if let Some(e) = self.map.get_mut(key) {
+            e.ref_count = 0;
+        }
+        let tb = self.tried_bucket(&key.0, key.1);
+        let tp = self.bucket_position(false, tb, &key.0, key.1);
+        let ts = slot(tb, tp);
+        if let Some(Some(old)) = self.tried_table.get(ts).cloned() {
+            // Evict the old tried entry back into the new table.
+            self.tried_table[ts] = None;
+            self.n_tried = self.n_tried.saturating_sub(1);
+            let source = self.map.get(&old).map(|e| e.info.source.clone());
+            if let Some(source) = source {
+                if let Some(e) = self.map.get_mut(&old) {
+                    e.info.in_tried = false;
+                }
+                let nb = self.new_bucket(&old.0, &source);
+                let np = self.bucket_position(true, nb, &old.0, old.1);
+                self.clear_new(slot(nb, np));
+                if let Some(e) = self.map.get_mut(&old) {
+                    e.ref_count = 1;
+                }
+                self.new_table[slot(nb, np)] = Some(old);
+                self.n_new += 1;
+            }
+        }
+        self.tried_table[ts] = Some(key.clone());
+        self.n_tried += 1;
+        if let Some(e) = self.map.get_mut(key) {
+            e.info.in_tried = true;
+        }
+    }
+
+    /// Core's `AddSingle`.
+    fn add_single(&mut self, msg: &AddrV2Message, source: &AddrV2, penalty: u32, now: u32) -> bool {
+        if !netaddr::is_routable(&msg.addr, self.loopback_routable) || msg.port == 0 {
+            return false;
+        }
+        // No time penalty for an address its own owner advertises.
+        let penalty = if &msg.addr == source { 0 } else { penalty };
+        let key = (msg.addr.clone(), msg.port);
+        if let Some(e) = self.map.get_mut(&key) {
+            // Refresh the time, more eagerly for addresses seen in the
+            // last day (Core: 1 hour, else 24 hours).
+            let online = now.saturating_sub(msg.time) < 24 * 60 * 60;
+            let update_interval: u32 = if online { 60 * 60 } else { 24 * 60 * 60 };
+            if u64::from(e.info.time) + u64::from(update_interval) + u64::from(penalty)
+                < u64::from(msg.time)
+            {
+                e.info.time = msg.time.saturating_sub(penalty);
+            }
+            e.info.services |= msg.services;
+            // Do not update if no new information is present, if the entry
+            // is tried, or if it has enough references.
+            if msg.time <= e.info.time
+                || e.info.in_tried
+                || e.ref_count >= ADDRMAN_NEW_BUCKETS_PER_ADDRESS
+            {
+                return false;
+            }
+            // Stochastic test: each further reference halves the chance.
+            let factor = 1u64 << e.ref_count;
+            if factor > 1 && !self.rng.next_u64().is_multiple_of(factor) {
+                return false;
+            }
+        } else {
+            self.create(AddrInfo {
+                addr: msg.addr.clone(),
+                port: msg.port,
+                services: msg.services,
+                time: msg.time.saturating_sub(penalty),
+                last_try: 0,
+                last_success: 0,
+                attempts: 0,
+                in_tried: false,
+                source: source.clone(),
+            });
+            self.n_new += 1;
+        }
+        let fresh = self.map.get(&key).is_some_and(|e| e.ref_count == 0);
+        let b = self.new_bucket(&key.0, source);
+        let p = self.bucket_position(true, b, &key.0, key.1);
+        let s = slot(b, p);
+        let mut inserted = false;
+        match self.new_table.get(s).cloned().flatten() {
+            Some(existing) if existing == key => {}
+            Some(existing) => {
+                // Overwrite a terrible entry, or one with other references
+                // when ours has none.
+                let ex_refs = self.map.get(&existing).map_or(0, |e| e.ref_count);
+                let ours = self.map.get(&key).map_or(0, |e| e.ref_count);
+                if self.is_terrible(&existing, now) || (ex_refs > 1 && ours == 0) {
+                    self.clear_new(s);
+                    inserted = true;
+                }
+            }
+            None => inserted = true,
+        }
+        if inserted {
+            if let Some(e) = self.map.get_mut(&key) {
+                e.ref_count += 1;
+            }
+            self.new_table[s] = Some(key.clone());
+        } else if self.map.get(&key).is_some_and(|e| e.ref_count == 0) {
+            self.delete(&key);
+        }
+        fresh && inserted
+    }
+
+    /// Core's `Good_`.
+    fn good(&mut self, key: &Key, test_before_evict: bool, now: u32) -> bool {
+        self.last_good = now;
+        let Some(e) = self.map.get_mut(key) else {
+            return false;
+        };
+        e.info.last_success = now;
+        e.info.last_try = now;
+        e.info.attempts = 0;
+        if e.info.in_tried || e.ref_count == 0 {
+            return false;
+        }
+        let tb = self.tried_bucket(&key.0, key.1);
+        let tp = self.bucket_position(false, tb, &key.0, key.1);
+        if test_before_evict && self.tried_table[slot(tb, tp)].is_some() {
+            if self.tried_collisions.len() < ADDRMAN_SET_TRIED_COLLISION_SIZE
+                && !self.tried_collisions.contains(key)
+            {
+                self.tried_collisions.push(key.clone());
+            }
+            return false;
+        }
+        self.make_tried(key);
+        true
+    }
+
+    /// Core's `ResolveCollisions_`.
+    fn resolve_collisions(&mut self, now: u32) {
+        let pending = std::mem::take(&mut self.tried_collisions);
+        for key in pending {
+            let Some(new) = self.map.get(&key).map(|e| e.info.clone()) else {
+                continue;
+            };
+            let tb = self.tried_bucket(&key.0, key.1);
+            let tp = self.bucket_position(false, tb, &key.0, key.1);
+            let erase = match self.tried_table[slot(tb, tp)].clone() {
+                Some(old_key) => match self.map.get(&old_key).map(|e| e.info.clone()) {
+                    Some(old) => {
+                        if now.saturating_sub(old.last_success) < ADDRMAN_REPLACEMENT {
+                            // The old one is good: keep it.
+                            true
+                        } else if now.saturating_sub(old.last_try) < ADDRMAN_REPLACEMENT {
+                            // Attempted recently without success: replace it
+                            // once the attempt is over a minute old.
+                            if now.saturating_sub(old.last_try) > 60 {
+                                self.good(&key, false, now);
+                                true
+                            } else {
+                                false
+                            }
+                        } else if now.saturating_sub(new.last_success) > ADDRMAN_TEST_WINDOW {
+                            // Not tested in time: evict the old one.
+                            self.good(&key, false, now);
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    None => {
+                        self.good(&key, false, now);
+                        true
+                    }
+                },
+                None => {
+                    self.good(&key, false, now);
+                    true
+                }
+            };
+            if !erase {
+                self.tried_collisions.push(key);
+            }
+        }
+    }
+
+    /// Core's `SelectTriedCollision_`.
+    fn select_tried_collision(&mut self) -> Option<AddrInfo> {
+        if self.tried_collisions.is_empty() {
+            return None;
+        }
+        let i = self.rand_below(self.tried_collisions.len());
+        let key = self.tried_collisions.get(i)?.clone();
+        if !self.map.contains_key(&key) {
+            self.tried_collisions.swap_remove(i);
+            return None;
+        }
+        let tb = self.tried_bucket(&key.0, key.1);
+        let tp = self.bucket_position(false, tb, &key.0, key.1);
+        let old = self.tried_table.get(slot(tb, tp))?.clone()?;
+        self.map.get(&old).map(|e| e.info.clone())
+    }
+
+    fn class(&self, addr: &AddrV2) -> NetClass {
+        netaddr::net_class(addr, self.loopback_routable)
+    }
+
+    fn matches(&self, key: &Key, networks: &[NetClass]) -> bool {
+        networks.is_empty() || networks.contains(&self.class(&key.0))
+    }
+
+    /// Core's `Select_`.
+    fn select(&mut self, new_only: bool, networks: &[NetClass], now: u32) -> Option<AddrInfo> {
+        if self.random.is_empty() {
+            return None;
+        }
+        // Count what each table holds in the wanted networks, so the loop
+        // below cannot spin on tables with nothing to give.
+        let (mut new_count, mut tried_count) = (0usize, 0usize);
+        for k in &self.random {
+            if self.matches(k, networks) {
+                match self.map.get(k) {
+                    Some(e) if e.info.in_tried => tried_count += 1,
+                    Some(_) => new_count += 1,
+                    None => {}
+                }
+            }
+        }
+        if new_only && new_count == 0 {
+            return None;
+        }
+        if new_count + tried_count == 0 {
+            return None;
+        }
+        let search_tried =
+            !new_only && tried_count > 0 && (new_count == 0 || self.rng.next_u64() & 1 == 1);
+        let (bucket_count, new) = if search_tried {
+            (ADDRMAN_TRIED_BUCKET_COUNT, false)
+        } else {
+            (ADDRMAN_NEW_BUCKET_COUNT, true)
+        };
+        let mut chance_factor = 1.0f64;
+        // Bounded: the chance factor grows 1.2× per candidate found, so a
+        // candidate is taken after at most a few hundred found.
+        for _ in 0..1_000_000 {
+            let bucket = self.rand_below(bucket_count);
+            let start = self.rand_below(ADDRMAN_BUCKET_SIZE);
+            let mut found = None;
+            for i in 0..ADDRMAN_BUCKET_SIZE {
+                let pos = (start + i) % ADDRMAN_BUCKET_SIZE;
+                let cell = if new {
+                    &self.new_table[slot(bucket, pos)]
+                } else {
+                    &self.tried_table[slot(bucket, pos)]
+                };
+                if let Some(k) = cell {
+                    if self.matches(k, networks) {
+                        found = Some(k.clone());
+                        break;
+                    }
+                }
+            }
+            let Some(k) = found else {
+                continue;
+            };
+            let Some(e) = self.map.get(&k) else {
+                continue;
+            };
+            let chance = chance_factor * e.chance(now);
+            let roll = (self.rng.next_u64() >> 34) as f64; // 30 bits
+            if roll < chance * (1u64 << 30) as f64 {
+                return Some(e.info.clone());
+            }
+            chance_factor *= 1.2;
+        }
+        None
+    }
+
+    /// Core's `GetAddr_`.
+    fn get_addr(
+        &mut self,
+        max_addresses: usize,
+        max_pct: usize,
+        network: Option<NetClass>,
+        now: u32,
+    ) -> Vec<AddrV2Message> {
+        let mut n = self.random.len();
+        if max_pct != 0 {
+            n = max_pct * n / 100;
+        }
+        if max_addresses != 0 {
+            n = n.min(max_addresses);
+        }
+        let mut out = Vec::with_capacity(n.min(1_000));
+        let len = self.random.len();
+        for i in 0..len {
+            if out.len() >= n {
+                break;
+            }
+            let j = i + self.rand_below(len - i);
+            self.random.swap(i, j);
+            for p in [i, j] {
+                if let Some(k) = self.random.get(p).cloned() {
+                    if let Some(e) = self.map.get_mut(&k) {
+                        e.random_pos = p;
+                    }
+                }
+            }
+            let Some(k) = self.random.get(i) else { break };
+            let Some(e) = self.map.get(k) else { continue };
+            if network.is_some_and(|net| self.class(&k.0) != net) {
+                continue;
+            }
+            if e.is_terrible(now) {
+                continue;
+            }
+            out.push(AddrV2Message {
+                time: e.info.time,
+                services: e.info.services,
+                addr: e.info.addr.clone(),
+                port: e.info.port,
+            });
+        }
+        out
+    }
+}
+
+/// Core's AddrMan: `Send + Sync`, one internal `parking_lot::Mutex` (a leaf lock).
+pub struct AddrMan {
+    inner: Mutex<Inner>,
+}
+
+fn now_u32() -> u32 {
+    u32::try_from(unix_time()).unwrap_or(u32::MAX)
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    for chunk in key.chunks_mut(8) {
+        chunk.copy_from_slice(&random_nonce().to_le_bytes());
+    }
+    key
+}
+
+/// Why `peers.dat` could not be read.
+#[derive(Debug)]
+pub enum AddrManFileError {
+    /// Reading failed.
+    Io(std::io::Error),
+    /// Wrong magic or version.
+    BadHeader,
+    /// The checksum does not match (corrupt or truncated).
+    Checksum,
+    /// An entry does not parse.
+    Malformed(String),
+}
+
+impl std::fmt::Display for AddrManFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddrManFileError::Io(e) => write!(f, "{e}"),
+            AddrManFileError::BadHeader => {
+                write!(f, "not a strand peers.dat (bad magic or version)")
+            }
+            AddrManFileError::Checksum => write!(f, "checksum mismatch (corrupt or truncated)"),
+            AddrManFileError::Malformed(s) => write!(f, "malformed entry: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for AddrManFileError {}
+
+impl AddrMan {
+    /// An empty manager with a random secret key.
+    pub fn new(loopback_routable: bool) -> AddrMan {
+        AddrMan::with_key(random_key(), loopback_routable, random_nonce())
+    }
+
+    /// An empty manager with a fixed key and random seed (deterministic
+    /// buckets and choices; tests).
+    pub fn with_key(key: [u8; 32], loopback_routable: bool, seed: u64) -> AddrMan {
+        AddrMan {
+            inner: Mutex::new(Inner::new(key, loopback_routable, seed)),
+        }
+    }
+
+    /// Loads `path`, or starts empty when it does not exist; a corrupt file
+    /// is renamed to `path` + `.bad`, logged, and an empty manager returned.
+    pub fn open(path: &Path, loopback_routable: bool) -> AddrMan {
+        match AddrMan::load(path, loopback_routable) {
+            Ok(Some(am)) => {
+                let (n, t) = am.size_new_tried();
+                log::info!(
+                    "loaded {} addresses ({n} new, {t} tried) from {}",
+                    n + t,
+                    path.display()
+                );
+                am
+            }
+            Ok(None) => AddrMan::new(loopback_routable),
+            Err(e) => {
+                let mut bad = path.as_os_str().to_owned();
+                bad.push(".bad");
+                let renamed = std::fs::rename(path, &bad);
+                log::warn!(
+                    "{}: {e}; {} and starting with an empty address manager",
+                    path.display(),
+                    match renamed {
+                        Ok(()) => format!("renamed to {}", Path::new(&bad).display()),
+                        Err(re) => format!("could not rename it ({re})"),
+                    }
+                );
+                AddrMan::new(loopback_routable)
+            }
+        }
+    }
+
+    /// Reads `path`: `Ok(None)` when it does not exist.
+    pub fn load(path: &Path, loopback_routable: bool) -> Result<Option<AddrMan>, AddrManFileError> {
+        let mut bytes = Vec::new();
+        match File::open(path) {
+            Ok(mut f) => f.read_to_end(&mut bytes).map_err(AddrManFileError::Io)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(AddrManFileError::Io(e)),
+        };
+        AddrMan::from_bytes(&bytes, loopback_routable).map(Some)
+    }
+
+    /// Parses the file format (see [`FILE_MAGIC`]).
+    pub fn from_bytes(bytes: &[u8], loopback_routable: bool) -> Result<AddrMan, AddrManFileError> {
+        if bytes.len() < 32 + FILE_MAGIC.len() + 1 + 32 + 4 {
+            return Err(AddrManFileError::Checksum);
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 32);
+        if sha256d::Hash::hash(body).to_byte_array().as_slice() != sum {
+            return Err(AddrManFileError::Checksum);
+        }
+        let mut r = body;
+        let mut header = [0u8; 9];
+        r.read_exact(&mut header).map_err(AddrManFileError::Io)?;
+        if &header[..8] != FILE_MAGIC || header[8] != FILE_VERSION {
+            return Err(AddrManFileError::BadHeader);
+        }
+        let mut key = [0u8; 32];
+        r.read_exact(&mut key).map_err(AddrManFileError::Io)?;
+        let count = read_u32(&mut r)?;
+        let am = AddrMan::with_key(key, loopback_routable, random_nonce());
+        {
+            let mut inner = am.inner.lock();
+            let now = now_u32();
+            for _ in 0..count {
+                let msg = AddrV2Message::consensus_decode(&mut r)
+                    .map_err(|e| AddrManFileError::Malformed(e.to_string()))?;
+                let source = AddrV2::consensus_decode(&mut r)
+                    .map_err(|e| AddrManFileError::Malformed(e.to_string()))?;
+                let last_try = read_u32(&mut r)?;
+                let last_success = read_u32(&mut r)?;
+                let attempts = read_u32(&mut r)?;
+                let mut tried = [0u8; 1];
+                r.read_exact(&mut tried).map_err(AddrManFileError::Io)?;
+                inner.restore(
+                    msg,
+                    source,
+                    last_try,
+                    last_success,
+                    attempts,
+                    tried[0] == 1,
+                    now,
+                );
+            }
+            if !r.is_empty() {
+                return Err(AddrManFileError::Malformed("trailing bytes".into()));
+            }
+        }
+        Ok(am)
+    }
+
+    /// Serialises the manager (see [`FILE_MAGIC`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let inner = self.inner.lock();
+        let mut v = Vec::with_capacity(64 + inner.random.len() * 64);
+        v.extend_from_slice(FILE_MAGIC);
+        v.push(FILE_VERSION);
+        v.extend_from_slice(&inner.key);
+        v.extend_from_slice(&(inner.random.len() as u32).to_le_bytes());
+        for k in &inner.random {
+            let Some(e) = inner.map.get(k) else { continue };
+            let i = &e.info;
+            let msg = AddrV2Message {
+                time: i.time,
+                services: i.services,
+                addr: i.addr.clone(),
+                port: i.port,
+            };
+            let _ = msg.consensus_encode(&mut v);
+            let _ = i.source.consensus_encode(&mut v);
+            v.extend_from_slice(&i.last_try.to_le_bytes());
+            v.extend_from_slice(&i.last_success.to_le_bytes());
+            v.extend_from_slice(&i.attempts.to_le_bytes());
+            v.push(u8::from(i.in_tried));
+        }
+        drop(inner);
+        let sum = sha256d::Hash::hash(&v).to_byte_array();
+        v.extend_from_slice(&sum);
+        v
+    }
+
+    /// Writes `path` atomically: a temporary file beside it, fsync, rename.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = self.to_bytes();
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".new");
+        let tmp = std::path::PathBuf::from(tmp);
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds gossiped addresses told by `source`, their times moved back by
+    /// `time_penalty` seconds (Core gives 2 hours to addresses relayed by
+    /// others). Returns the number of addresses newly added.
+    pub fn add(&self, addrs: &[AddrV2Message], source: &AddrV2, time_penalty: u32) -> usize {
+        self.add_at(addrs, source, time_penalty, now_u32())
+    }
+
+    /// [`AddrMan::add`] at a given clock (tests).
+    pub fn add_at(
+        &self,
+        addrs: &[AddrV2Message],
+        source: &AddrV2,
+        time_penalty: u32,
+        now: u32,
+    ) -> usize {
+        let mut inner = self.inner.lock();
+        addrs
+            .iter()
+            .filter(|m| inner.add_single(m, source, time_penalty, now))
+            .count()
+    }
+
+    /// An outbound handshake with the address completed: move it to tried
+    /// (or record a collision for test-before-evict).
+    pub fn good(&self, addr: &AddrV2, port: u16, now: u32) {
+        self.inner.lock().good(&(addr.clone(), port), true, now);
+    }
+
+    /// We tried to connect; `count_failure` counts it against the address
+    /// (once per success of any address, Core's `nLastCountAttempt` rule).
+    pub fn attempt(&self, addr: &AddrV2, port: u16, count_failure: bool, now: u32) {
+        let mut inner = self.inner.lock();
+        let last_good = inner.last_good;
+        if let Some(e) = inner.map.get_mut(&(addr.clone(), port)) {
+            e.info.last_try = now;
+            if count_failure && e.last_count_attempt < last_good {
+                e.last_count_attempt = now;
+                e.info.attempts += 1;
+            }
+        }
+    }
+
+    /// A connection to the address ended after being up: refresh its time
+    /// if it is over 20 minutes old (Core's `Connected_`).
+    pub fn connected(&self, addr: &AddrV2, port: u16, now: u32) {
+        let mut inner = self.inner.lock();
+        if let Some(e) = inner.map.get_mut(&(addr.clone(), port)) {
+            if now.saturating_sub(e.info.time) > 20 * 60 {
+                e.info.time = now;
+            }
+        }
+    }
+
+    /// Records the services the address's node advertised in `version`.
+    pub fn set_services(&self, addr: &AddrV2, port: u16, services: ServiceFlags) {
+        let mut inner = self.inner.lock();
+        if let Some(e) = inner.map.get_mut(&(addr.clone(), port)) {
+            e.info.services = services;
+        }
+    }
+
+    /// An address to connect to, Core's way: tried or new at even odds (only
+    /// new with `new_only`), entries weighted by their chance. `networks`
+    /// limits the choice; empty means any.
+    pub fn select(&self, new_only: bool, networks: &[NetClass]) -> Option<AddrInfo> {
+        self.inner.lock().select(new_only, networks, now_u32())
+    }
+
+    /// [`AddrMan::select`] at a given clock (tests).
+    pub fn select_at(&self, new_only: bool, networks: &[NetClass], now: u32) -> Option<AddrInfo> {
+        self.inner.lock().select(new_only, networks, now)
+    }
+
+    /// The tried entry a pending collision would evict, to be tested by a
+    /// feeler connection.
+    pub fn select_tried_collision(&self) -> Option<AddrInfo> {
+        self.inner.lock().select_tried_collision()
+    }
+
+    /// Decides the pending collisions (Core's `ResolveCollisions`).
+    pub fn resolve_collisions(&self) {
+        self.inner.lock().resolve_collisions(now_u32());
+    }
+
+    /// [`AddrMan::resolve_collisions`] at a given clock (tests).
+    pub fn resolve_collisions_at(&self, now: u32) {
+        self.inner.lock().resolve_collisions(now);
+    }
+
+    /// A random sample of non-terrible entries: at most `max_addresses`
+    /// (0: no limit) and `max_pct` percent (0: no limit) of the table,
+    /// only `network` if given.
+    pub fn get_addr(
+        &self,
+        max_addresses: usize,
+        max_pct: usize,
+        network: Option<NetClass>,
+    ) -> Vec<AddrV2Message> {
+        self.inner
+            .lock()
+            .get_addr(max_addresses, max_pct, network, now_u32())
+    }
+
+    /// [`AddrMan::get_addr`] at a given clock (tests).
+    pub fn get_addr_at(
+        &self,
+        max_addresses: usize,
+        max_pct: usize,
+        network: Option<NetClass>,
+        now: u32,
+    ) -> Vec<AddrV2Message> {
+        self.inner
+            .lock()
+            .get_addr(max_addresses, max_pct, network, now)
+    }
+
+    /// Entries known.
+    pub fn size(&self) -> usize {
+        self.inner.lock().random.len()
+    }
+
+    /// Entries in the new and the tried table.
+    pub fn size_new_tried(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        (inner.n_new, inner.n_tried)
+    }
+
+    /// The entry for an address, if known.
+    pub fn find(&self, addr: &AddrV2, port: u16) -> Option<AddrInfo> {
+        self.inner
+            .lock()
+            .map
+            .get(&(addr.clone(), port))
+            .map(|e| e.info.clone())
+    }
+
+    /// Whether addresses count as routable on loopback (regtest).
+    pub fn loopback_routable(&self) -> bool {
+        self.inner.lock().loopback_routable
+    }
+}
+
+fn read_u32(r: &mut &[u8]) -> Result<u32, AddrManFileError> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b).map_err(AddrManFileError::Io)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+impl Inner {
+    /// Puts a loaded entry back: tried entries into their tried slot (into
+    /// the new table if it is taken), new entries into their source's
+    /// bucket (dropped if the slot is taken).
+    #[allow(clippy::too_many_arguments)]
+    fn restore(
+        &mut self,
+        msg: AddrV2Message,
+        source: AddrV2,
+        last_try: u32,
+        last_success: u32,
+        attempts: u32,
+        tried: bool,
+        now: u32,
+    ) {
+        let key = (msg.addr.clone(), msg.port);
+        if self.map.contains_key(&key) || !netaddr::is_routable(&msg.addr, self.loopback_routable) {
+            return;
+        }
+        if tried {
+            let tb = self.tried_bucket(&key.0, key.1);
+            let tp = self.bucket_position(false, tb, &key.0, key.1);
+            let s = slot(tb, tp);
+            if self.tried_table[s].is_none() {
+                self.create(AddrInfo {
+                    addr: msg.addr,
+                    port: msg.port,
+                    services: msg.services,
+                    time: msg.time,
+                    last_try,
+                    last_success,
+                    attempts,
+                    in_tried: true,
+                    source,
+                });
+                self.tried_table[s] = Some(key);
+                self.n_tried += 1;
+                return;
+            }
+        }
+        let b = self.new_bucket(&key.0, &source);
+        let p = self.bucket_position(true, b, &key.0, key.1);
+        let s = slot(b, p);
+        if self.new_table[s].is_some() {
+            return;
+        }
+        let _ = now;
+        self.create(AddrInfo {
+            addr: msg.addr,
+            port: msg.port,
+            services: msg.services,
+            time: msg.time,
+            last_try,
+            last_success,
+            attempts,
+            in_tried: false,
+            source,
+        });
+        if let Some(e) = self.map.get_mut(&key) {
+            e.ref_count = 1;
+        }
+        self.new_table[s] = Some(key);
+        self.n_new += 1;
+    }
+}
+
+/// How often `peers.dat` is written (Core's `DUMP_PEERS_INTERVAL`).
+pub const DUMP_PEERS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The thread (`addrman-dump`) that writes `peers.dat` every
+/// [`DUMP_PEERS_INTERVAL`]; [`Dumper::stop`] joins it and writes once more.
+pub struct Dumper {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    addrman: std::sync::Arc<AddrMan>,
+    path: std::path::PathBuf,
+}
+
+impl Dumper {
+    /// Starts the thread.
+    pub fn start(
+        addrman: std::sync::Arc<AddrMan>,
+        path: std::path::PathBuf,
+    ) -> std::io::Result<Dumper> {
+        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        let (am, p) = (std::sync::Arc::clone(&addrman), path.clone());
+        let thread = std::thread::Builder::new()
+            .name("addrman-dump".into())
+            .spawn(move || {
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(DUMP_PEERS_INTERVAL)
+                {
+                    if let Err(e) = am.save(&p) {
+                        log::warn!("writing {}: {e}", p.display());
+                    }
+                }
+            })?;
+        Ok(Dumper {
+            stop: Some(tx),
+            thread: Some(thread),
+            addrman,
+            path,
+        })
+    }
+
+    /// Stops the thread and writes the file a last time (shutdown).
+    pub fn stop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+            match self.addrman.save(&self.path) {
+                Ok(()) => log::debug!(
+                    "wrote {} addresses to {}",
+                    self.addrman.size(),
+                    self.path.display()
+                ),
+                Err(e) => log::warn!("writing {}: {e}", self.path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for Dumper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
