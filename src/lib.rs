@@ -220,6 +220,8 @@ pub struct PeerSnapshot {
     pub addr: SocketAddr,
     /// Who connected.
     pub direction: Direction,
+    /// What the connection is for (Core's `connection_type`).
+    pub conn_type: peer::ConnectionType,
     /// Where it stands.
     pub state: PeerState,
     /// Remote protocol version.
@@ -330,7 +332,11 @@ impl Node {
             connections: Connections::new(config.max_peers),
             addrman: Arc::clone(&addrman),
             addr_relay: Default::default(),
-            config: config.clone(),
+            // The bound address (OS-chosen port) is the one advertised.
+            config: Config {
+                listen: listen_addr,
+                ..config.clone()
+            },
         });
 
         ctx.connections
@@ -370,17 +376,12 @@ impl Node {
             peer::addrman::Dumper::start(addrman, dir.join(peer::addrman::PEERS_FILE))
                 .map_err(StartError::Spawn)?;
         let (connmgr_stop_tx, connmgr_stop_rx) = bounded::<()>(0);
-        let targets: Vec<_> = config
-            .connect
-            .iter()
-            .chain(config.addnode.iter())
-            .copied()
-            .collect();
         let (connmgr_tx, connmgr_rx) = bounded(64);
+        let connmgr_state = Arc::new(connmgr::ConnMgrState::default());
         let connmgr_thread = {
-            let ctx = Arc::clone(&ctx);
+            let (ctx, state) = (Arc::clone(&ctx), Arc::clone(&connmgr_state));
             Some(spawn("connmgr", move || {
-                connmgr::run_connmgr(ctx, targets, connmgr_stop_rx, connmgr_rx)
+                connmgr::run_connmgr(ctx, state, connmgr_stop_rx, connmgr_rx)
             })?)
         };
         log::info!(
@@ -392,6 +393,7 @@ impl Node {
         Ok(NodeHandle {
             inner: Some(Inner {
                 connmgr_tx,
+                connmgr_state,
                 events,
                 mempool,
                 ctx,
@@ -500,6 +502,7 @@ fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()
 
 struct Inner {
     connmgr_tx: Sender<connmgr::ConnCmd>,
+    connmgr_state: Arc<connmgr::ConnMgrState>,
     events: events::EventBus,
     mempool: mempool::SharedMempool,
     ctx: Arc<NetContext>,
@@ -575,6 +578,7 @@ impl NodeHandle {
                     id: p.id,
                     addr: p.addr,
                     direction: p.direction,
+                    conn_type: p.conn_type,
                     state,
                     version: v.map_or(0, |v| v.version),
                     services: p.services(),
@@ -740,6 +744,11 @@ impl NodeHandle {
             .connmgr_tx
             .send(cmd)
             .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Core's `getaddednodeinfo`: the added nodes and their connections.
+    pub fn added_node_info(&self) -> Result<Vec<connmgr::AddedNodeInfo>, NodeError> {
+        Ok(self.inner()?.connmgr_state.added_nodes())
     }
 
     /// Core's `setban add`: refuses and disconnects `net` until `until`

@@ -255,7 +255,8 @@ fn version_message(ctx: &NetContext, peer: &Peer) -> NetworkMessage {
         nonce: peer.local_nonce,
         user_agent: ctx.config.user_agent.clone(),
         start_height: ctx.best_height.load(Ordering::Relaxed),
-        relay: true,
+        // Core's `RejectIncomingTxs`: no transactions on block-relay-only.
+        relay: peer.conn_type != ConnectionType::BlockRelayOnly,
     })
 }
 
@@ -323,7 +324,10 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                     services: v.services,
                     start_height: v.start_height,
                     user_agent: v.user_agent,
-                    relay: v.relay,
+                    // We relay no transactions on a block-relay-only
+                    // connection, whatever the remote asked (Core's
+                    // `m_relays_txs`, `relaytxes` in getpeerinfo).
+                    relay: v.relay && peer.conn_type != ConnectionType::BlockRelayOnly,
                 });
                 if peer.direction == Direction::Inbound {
                     peer.send(version_message(ctx, peer));
@@ -378,6 +382,12 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
     let mut getaddr_sent = false;
     if peer.direction == Direction::Outbound {
         getaddr_sent = outbound_addr_setup(ctx, peer, &mut addr_bucket);
+        if getaddr_sent {
+            // Address relay is on with this peer: announce ourselves.
+            if let Some(msg) = self_announcement(ctx, peer) {
+                peer.send(msg);
+            }
+        }
     }
 
     // --- message loop --------------------------------------------------------
@@ -433,6 +443,28 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 log::debug!("{peer}: reject for '{}': {}", r.message, r.reason);
             }
             NetworkMessage::FeeFilter(rate) => peer.fee_filter.store(rate, Ordering::Relaxed),
+            // Core disconnects a block-relay-only peer that sends a
+            // transaction or announces one: we told it relay=false.
+            NetworkMessage::Tx(_) if peer.conn_type == ConnectionType::BlockRelayOnly => {
+                return DisconnectReason::ProtocolViolation(
+                    "transaction sent on a block-relay-only connection".into(),
+                );
+            }
+            NetworkMessage::Inv(ref items)
+                if peer.conn_type == ConnectionType::BlockRelayOnly
+                    && items.iter().any(|i| {
+                        matches!(
+                            i,
+                            bitcoin::p2p::message_blockdata::Inventory::Transaction(_)
+                                | bitcoin::p2p::message_blockdata::Inventory::WitnessTransaction(_)
+                                | bitcoin::p2p::message_blockdata::Inventory::WTx(_)
+                        )
+                    }) =>
+            {
+                return DisconnectReason::ProtocolViolation(
+                    "transaction inv sent on a block-relay-only connection".into(),
+                );
+            }
             NetworkMessage::Unknown { command, .. } => {
                 log::debug!("{peer}: ignoring unknown message '{command}'");
             }
@@ -469,6 +501,10 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 {
                     if let Some(answer) = ctx.addr_relay.getaddr_answer(peer, &ctx.addrman) {
                         peer.send(answer);
+                    }
+                    // Its getaddr turned address relay on: announce ourselves.
+                    if let Some(msg) = self_announcement(ctx, peer) {
+                        peer.send(msg);
                     }
                 } else {
                     log::debug!("{peer}: ignoring getaddr ({})", peer.conn_type);
@@ -662,3 +698,33 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<NetworkMessage>) {
 
 /// How long a clean shutdown waits for peer threads.
 pub(crate) const PEER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Our own address as we announce it to `peer` (Core's first
+/// `MaybeSendAddr` self-announcement, in a message of its own; Core's
+/// `GetLocalAddrForPeer` without address discovery): the address we
+/// listen on when it is specific and routable (loopback counts on
+/// regtest, as in the address manager), with our services and the current
+/// time. Core waits for the end of initial block download; strand does
+/// not (see the README's decisions).
+fn self_announcement(ctx: &NetContext, peer: &Peer) -> Option<NetworkMessage> {
+    let listen = ctx.config.listen?;
+    if listen.ip().is_unspecified() || listen.port() == 0 {
+        return None;
+    }
+    let addr = crate::netaddr::addr_v2(listen.ip());
+    let loopback_routable = ctx.config.network == crate::config::Network::Regtest;
+    if !crate::netaddr::is_routable(&addr, loopback_routable) {
+        return None;
+    }
+    let now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
+    Some(if peer.addr_v2.load(Ordering::Relaxed) {
+        NetworkMessage::AddrV2(vec![bitcoin::p2p::address::AddrV2Message {
+            time: now,
+            services: ctx.services,
+            addr,
+            port: listen.port(),
+        }])
+    } else {
+        NetworkMessage::Addr(vec![(now, Address::new(&listen, ctx.services))])
+    })
+}

@@ -559,6 +559,11 @@ pub trait RpcBackend: Send + Sync {
         let _ = (node, command);
         unsupported("addnode")
     }
+    /// `getaddednodeinfo`: the nodes added with `--addnode`/`addnode add`
+    /// and their open connections.
+    fn added_node_info(&self) -> RpcResult<Vec<crate::connmgr::AddedNodeInfo>> {
+        unsupported("getaddednodeinfo")
+    }
     /// `disconnectnode`: fail with -29 "Node not found in connected nodes".
     fn disconnect_node(&self, target: DisconnectTarget) -> RpcResult<()> {
         let _ = target;

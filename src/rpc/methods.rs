@@ -252,6 +252,16 @@ static METHODS: &[Method] = &[
         handler: h_disconnectnode,
     },
     Method {
+        name: "getaddednodeinfo",
+        category: "network",
+        args: &[
+            opt("node", Ty::Str, "all nodes", "If provided, return information about this specific node, otherwise all nodes are returned."),
+        ],
+        desc: "Returns information about the given added node, or all added nodes\n(note that onetry addnodes are not listed here)",
+        result: "[ { \"addednode\", \"connected\", \"addresses\": [ { \"address\", \"connected\" }, ... ] }, ... ]",
+        handler: h_getaddednodeinfo,
+    },
+    Method {
         name: "getconnectioncount",
         category: "network",
         args: &[],

@@ -1,6 +1,6 @@
 //! Network methods (Core's `rpc/net.cpp`): peers (`getpeerinfo` with
 //! Core's service names and network classes), connection count, network
-//! info, `addnode`, `disconnectnode`, bans. Runs on the RPC worker threads.
+//! info, `addnode`, `getaddednodeinfo`, `disconnectnode`, bans. Runs on the RPC worker threads.
 
 use bitcoin::Amount;
 use serde_json::{json, Map, Value};
@@ -159,6 +159,45 @@ pub(super) fn h_addnode(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     };
     d.backend.add_node(node, command)?;
     Ok(Value::Null)
+}
+
+/// Core's `getaddednodeinfo`: every added node (or the one asked for),
+/// whether it is connected, and the connection's address.
+pub(super) fn h_getaddednodeinfo(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let wanted = a.opt_str(0);
+    let list = d.backend.added_node_info()?;
+    let list: Vec<_> = match wanted {
+        Some(node) => {
+            let found: Vec<_> = list
+                .into_iter()
+                .filter(|n| n.addednode.to_string() == node)
+                .collect();
+            if found.is_empty() {
+                return Err(RpcFailure::new(
+                    codes::RPC_CLIENT_NODE_NOT_ADDED,
+                    "Error: Node has not been added.",
+                ));
+            }
+            found
+        }
+        None => list,
+    };
+    Ok(Value::Array(
+        list.iter()
+            .map(|n| {
+                let addresses: Vec<Value> = n
+                    .connected
+                    .iter()
+                    .map(|c| json!({"address": c.to_string(), "connected": "outbound"}))
+                    .collect();
+                json!({
+                    "addednode": n.addednode.to_string(),
+                    "connected": n.connected.is_some(),
+                    "addresses": addresses,
+                })
+            })
+            .collect(),
+    ))
 }
 
 pub(super) fn h_disconnectnode(d: &Dispatcher, a: &Args) -> RpcResult<Value> {

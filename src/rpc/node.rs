@@ -604,6 +604,12 @@ impl RpcBackend for NodeBackend {
             .map_err(|e| RpcFailure::new(-28, e.to_string()))
     }
 
+    fn added_node_info(&self) -> RpcResult<Vec<crate::connmgr::AddedNodeInfo>> {
+        self.node
+            .added_node_info()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))
+    }
+
     fn set_ban(&self, subnet: crate::netaddr::SubNet, command: BanCommand) -> RpcResult<()> {
         match command {
             BanCommand::Add { duration, until } => {
