@@ -705,15 +705,20 @@ pub(crate) const PEER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// listen on when it is specific and routable (loopback counts on
 /// regtest, as in the address manager), with our services and the current
 /// time. Core waits for the end of initial block download; strand does
-/// not (see the README's decisions).
+/// not. On regtest a node announces itself only when it makes automatic
+/// connections too (`Config::automatic_outbound`): hand-wired test
+/// networks stay as wired (see the README's decisions).
 fn self_announcement(ctx: &NetContext, peer: &Peer) -> Option<NetworkMessage> {
+    let regtest = ctx.config.network == crate::config::Network::Regtest;
+    if regtest && !ctx.config.automatic_outbound() {
+        return None;
+    }
     let listen = ctx.config.listen?;
     if listen.ip().is_unspecified() || listen.port() == 0 {
         return None;
     }
     let addr = crate::netaddr::addr_v2(listen.ip());
-    let loopback_routable = ctx.config.network == crate::config::Network::Regtest;
-    if !crate::netaddr::is_routable(&addr, loopback_routable) {
+    if !crate::netaddr::is_routable(&addr, regtest) {
         return None;
     }
     let now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
