@@ -23,9 +23,11 @@
 pub mod addr_relay;
 pub mod addrbook;
 pub mod addrman;
+pub mod addrtext;
 pub mod banlist;
 pub(crate) mod conn;
 pub mod lifecycle;
+pub mod seeds;
 pub mod signal;
 
 use std::collections::{HashMap, HashSet};
