@@ -478,7 +478,7 @@ impl ConnMgr {
         if !due && other_sources {
             return;
         }
-        let seeds = fixed_seeds(params);
+        let seeds = crate::peer::seeds::fixed_seeds(params);
         self.add_fixed_seeds = false;
         if seeds.is_empty() {
             return;
@@ -743,13 +743,6 @@ impl ConnMgr {
             }
         }
     }
-}
-
-/// The network's fixed seeds. The seed data (`peer::seeds`, the address
-/// manager's part of issue 11) is not merged yet: until it is, there are
-/// none and `--fixedseeds` has no effect.
-fn fixed_seeds(_params: &ChainParams) -> Vec<bitcoin::p2p::address::AddrV2Message> {
-    Vec::new()
 }
 
 /// Core closes an address-fetch connection once the peer sent an address
