@@ -17,6 +17,8 @@ use bitcoin::hex::FromHex;
 use bitcoin::p2p::Magic;
 
 pub use crate::chain::network::Network;
+pub use crate::netaddr::NetClass;
+pub use crate::proxy::{ConnectTarget, Proxy};
 
 /// Everything a node needs to start. Build one with [`Config::new`] and
 /// change the fields you need; the defaults are Bitcoin Core's and btcd's.
@@ -30,9 +32,10 @@ pub struct Config {
     /// Where to accept inbound peers; `None` disables listening.
     pub listen: Option<SocketAddr>,
     /// Connect only to these peers (kept connected, retried with back-off).
-    pub connect: Vec<SocketAddr>,
+    /// Host names are resolved each time they are dialled.
+    pub connect: Vec<ConnectTarget>,
     /// Extra peers to keep connected (retried with back-off).
-    pub addnode: Vec<SocketAddr>,
+    pub addnode: Vec<ConnectTarget>,
     /// Maximum simultaneous connections, inbound and outbound together.
     /// Excess inbound connections are closed at accept.
     pub max_peers: usize,
@@ -81,6 +84,18 @@ pub struct Config {
     /// the network magic ([`Config::magic`]); the genesis block stays the
     /// default signet's.
     pub signet_challenge: Option<Vec<u8>>,
+    /// SOCKS5 proxy for every outbound connection (Core's `-proxy`); host
+    /// names are then resolved by the proxy.
+    pub proxy: Option<Proxy>,
+    /// A separate SOCKS5 proxy for onion services (Core's `-onion`); when
+    /// `None`, onion services go through [`Config::proxy`].
+    pub onion_proxy: Option<Proxy>,
+    /// Never dial onion services (Core's `-noonion`).
+    pub no_onion: bool,
+    /// Networks automatic outbound connections may use (Core's
+    /// `-onlynet`); empty means every reachable one. Manual connections
+    /// (`--connect`, `--addnode`) are not restricted, as in Core.
+    pub onlynet: Vec<NetClass>,
     /// Open automatic outbound connections from the address manager
     /// (Core's default; `--connect` or `--connect=0` turns it off). On
     /// regtest it is off unless `--seednode` or `--autoconnect` is given,
@@ -210,6 +225,35 @@ impl Config {
             max_outbound_full_relay: 8,
             max_outbound_block_relay: 2,
             outbound_timers: OutboundTimers::default(),
+            proxy: None,
+            onion_proxy: None,
+            no_onion: false,
+            onlynet: Vec::new(),
+        }
+    }
+
+    /// The proxy to dial `target` through, if any: onion services use
+    /// [`Config::onion_proxy`], else [`Config::proxy`] (none with
+    /// [`Config::no_onion`]); everything else uses [`Config::proxy`].
+    pub fn proxy_for(&self, target: &ConnectTarget) -> Option<&Proxy> {
+        match target {
+            ConnectTarget::Onion(..) if self.no_onion => None,
+            ConnectTarget::Onion(..) => self.onion_proxy.as_ref().or(self.proxy.as_ref()),
+            _ => self.proxy.as_ref(),
+        }
+    }
+
+    /// Whether automatic outbound connections may use `net` (Core's
+    /// `g_reachable_nets`): listed by `--onlynet` (or no `--onlynet`),
+    /// and, for onion, a proxy to reach it.
+    pub fn is_reachable(&self, net: NetClass) -> bool {
+        let listed = self.onlynet.is_empty() || self.onlynet.contains(&net);
+        match net {
+            NetClass::Ipv4 | NetClass::Ipv6 => listed,
+            NetClass::Onion => {
+                listed && !self.no_onion && (self.onion_proxy.or(self.proxy)).is_some()
+            }
+            _ => false,
         }
     }
 
@@ -306,8 +350,17 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --datadir DIR            data directory (default: ~/.strand)
   --listen ADDR:PORT       accept peers here (default: 0.0.0.0:<network port>)
   --nolisten               do not accept inbound peers
-  --connect ADDR:PORT      keep a connection to this peer (repeatable)
-  --addnode ADDR:PORT      also keep a connection to this peer (repeatable)
+  --connect HOST[:PORT]    keep a connection to this peer (repeatable; IP, [IPv6],
+                           DNS name resolved at each dial, or v3 .onion)
+  --addnode HOST[:PORT]    also keep a connection to this peer (repeatable)
+  --proxy IP[:PORT]        dial every outbound connection through this SOCKS5 proxy
+                           (default port 9050; host names resolved by the proxy)
+  --onion IP[:PORT]        a separate SOCKS5 proxy for .onion peers (default: --proxy)
+  --noonion                never dial .onion peers
+  --proxyrandomize=0|1     new proxy credentials per connection, Tor stream
+                           isolation (default: 1)
+  --onlynet NET            automatic outbound connections only to NET: ipv4, ipv6,
+                           onion (repeatable; onion needs --proxy or --onion)
   --connect=0              no automatic outbound connections
   --seednode HOST[:PORT]   ask this peer for addresses, then disconnect (repeatable)
   --dnsseed=0|1            query DNS seeds when few addresses are known (default: 1)
@@ -381,6 +434,11 @@ where
     let mut dnsseed = None;
     let mut fixedseeds = None;
     let mut autoconnect = None;
+    let mut proxy = None;
+    let mut onion = None;
+    let mut no_onion = false;
+    let mut proxy_randomize = true;
+    let mut onlynet: Vec<NetClass> = Vec::new();
 
     let mut i = 0;
     while i < args.len() {
@@ -519,6 +577,54 @@ where
                     .map_err(|e| ConfigError(e.to_string()))?;
                 rpc.allow_ip.push(v);
             }
+            "proxy" => proxy = parse_proxy("--proxy", &value(&mut i)?)?,
+            "onion" => {
+                let v = value(&mut i)?;
+                if v == "0" {
+                    no_onion = true;
+                    onion = None;
+                } else {
+                    onion = parse_proxy("--onion", &v)?;
+                    no_onion = onion.is_none();
+                }
+            }
+            "noonion" => {
+                no_value(&inline)?;
+                no_onion = true;
+                onion = None;
+            }
+            "proxyrandomize" => {
+                proxy_randomize = match inline.as_deref() {
+                    None | Some("1") => true,
+                    Some("0") => false,
+                    Some(v) => {
+                        return Err(ConfigError(format!(
+                            "--proxyrandomize takes 0 or 1 (got '{v}')"
+                        )))
+                    }
+                }
+            }
+            "onlynet" => {
+                let v = value(&mut i)?;
+                let net = match v.to_ascii_lowercase().as_str() {
+                    "ipv4" => NetClass::Ipv4,
+                    "ipv6" => NetClass::Ipv6,
+                    "onion" => NetClass::Onion,
+                    "i2p" | "cjdns" => {
+                        return Err(ConfigError(format!(
+                            "--onlynet={v}: strand cannot reach {v} peers (ipv4, ipv6, onion)"
+                        )))
+                    }
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "Unknown network specified in --onlynet: '{v}' (ipv4, ipv6, onion)"
+                        )))
+                    }
+                };
+                if !onlynet.contains(&net) {
+                    onlynet.push(net);
+                }
+            }
             "rpcuser" => rpc_user = Some(value(&mut i)?),
             "rpcpassword" => rpc_password = Some(value(&mut i)?),
             "debug" => {
@@ -569,12 +675,50 @@ where
     }
     config.connect = connect
         .iter()
-        .map(|a| parse_addr("--connect", a, port))
+        .map(|a| parse_target("--connect", a, port))
         .collect::<Result<_, _>>()?;
     config.addnode = addnode
         .iter()
-        .map(|a| parse_addr("--addnode", a, port))
+        .map(|a| parse_target("--addnode", a, port))
         .collect::<Result<_, _>>()?;
+    let with_randomize = |p: Option<Proxy>| {
+        p.map(|p| Proxy {
+            randomize_credentials: proxy_randomize,
+            ..p
+        })
+    };
+    config.proxy = with_randomize(proxy);
+    config.onion_proxy = with_randomize(onion);
+    config.no_onion = no_onion;
+    config.onlynet = onlynet;
+    // Core's init rules: onion-only needs a way to reach Tor.
+    if config.onlynet.contains(&NetClass::Onion) {
+        if config.no_onion {
+            return Err(ConfigError(
+                "outbound connections restricted to Tor (--onlynet=onion) but the proxy for \
+                 reaching the Tor network is explicitly forbidden: --noonion"
+                    .into(),
+            ));
+        }
+        if config.proxy.is_none() && config.onion_proxy.is_none() {
+            return Err(ConfigError(
+                "outbound connections restricted to Tor (--onlynet=onion) but the proxy for \
+                 reaching the Tor network is not provided: none of --proxy or --onion is given"
+                    .into(),
+            ));
+        }
+    }
+    // --connect/--addnode onion services need a proxy as well.
+    if let Some(t) = config
+        .connect
+        .iter()
+        .chain(&config.addnode)
+        .find(|t| matches!(t, ConnectTarget::Onion(..)) && config.proxy_for(t).is_none())
+    {
+        return Err(ConfigError(format!(
+            "{t}: onion services need --proxy or --onion"
+        )));
+    }
     if let Some(n) = max_peers {
         config.max_peers = n as usize;
     }
@@ -669,8 +813,39 @@ fn parse_number(name: &str, v: &str, min: u64, max: u64) -> Result<u64, ConfigEr
     }
 }
 
+/// Parses a `--connect`/`--addnode`/`addnode` value: `IP[:PORT]`,
+/// `[IPv6][:PORT]`, `HOST[:PORT]` or a v3 `.onion[:PORT]` (see
+/// [`ConnectTarget::parse`]); names are kept, to be resolved when dialled.
+pub fn parse_target(
+    option: &str,
+    s: &str,
+    default_port: u16,
+) -> Result<ConnectTarget, ConfigError> {
+    ConnectTarget::parse(s, default_port).map_err(|e| ConfigError(format!("{option}: {e}")))
+}
+
+/// Parses a `--proxy`/`--onion` value: `IP[:PORT]` (Core's default port
+/// 9050, `DEFAULT_TOR_SOCKS_PORT`); `0` or empty means none.
+fn parse_proxy(option: &str, s: &str) -> Result<Option<Proxy>, ConfigError> {
+    if s.is_empty() || s == "0" {
+        return Ok(None);
+    }
+    let addr = s
+        .parse::<SocketAddr>()
+        .or_else(|_| {
+            s.parse::<IpAddr>()
+                .map(|ip| SocketAddr::new(ip, crate::proxy::DEFAULT_TOR_SOCKS_PORT))
+        })
+        .map_err(|_| {
+            ConfigError(format!(
+                "Invalid {option} address: '{s}' (expected IP[:PORT])"
+            ))
+        })?;
+    Ok(Some(Proxy::new(addr)))
+}
+
 /// Parses `IP:PORT`, `[IPv6]:PORT`, a bare IP (default port), or
-/// `localhost[:PORT]`. Host names are not resolved: the node never does DNS.
+/// `localhost[:PORT]` into a socket address (for `--listen`).
 pub fn parse_addr(option: &str, s: &str, default_port: u16) -> Result<SocketAddr, ConfigError> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
@@ -726,7 +901,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.network, Network::Regtest);
         assert_eq!(c.listen.unwrap().port(), 0);
-        assert_eq!(c.connect, vec!["127.0.0.1:1234".parse().unwrap()]);
+        assert_eq!(
+            c.connect,
+            vec![ConnectTarget::Addr("127.0.0.1:1234".parse().unwrap())]
+        );
         assert_eq!(c.addnode[0].port(), 18444);
         assert_eq!(c.max_peers, 9);
         assert!(c.net_dir().ends_with("regtest"));
@@ -738,7 +916,13 @@ mod tests {
             &["--bogus"][..],
             &["--maxpeers", "x"],
             &["--maxpeers", "0"],
-            &["--connect", "not-an-address"],
+            &["--connect", "not an address"],
+            &["--connect", "300.1.1.1:5"],
+            &["--proxy", "example.com:9050"],
+            &["--onlynet", "mars"],
+            &["--onlynet", "onion"],
+            &["--onlynet", "onion", "--proxy", "127.0.0.1", "--noonion"],
+            &["--proxyrandomize=2"],
             &["--listen"],
             &["--regtest", "--testnet"],
             &["--listen", "1.2.3.4:1", "--nolisten"],
@@ -749,6 +933,71 @@ mod tests {
             assert!(!err.0.contains('\n'), "{err}");
             assert!(!err.0.is_empty());
         }
+    }
+
+    #[test]
+    fn host_names_proxies_and_onlynet() {
+        let c = run(&[
+            "--regtest",
+            "--connect",
+            "localhost:5",
+            "--addnode",
+            "node.example",
+        ])
+        .unwrap();
+        assert_eq!(c.connect, vec![ConnectTarget::Host("localhost".into(), 5)]);
+        assert_eq!(
+            c.addnode,
+            vec![ConnectTarget::Host("node.example".into(), 18444)]
+        );
+        assert_eq!(c.proxy, None);
+        assert!(c.is_reachable(NetClass::Ipv4) && !c.is_reachable(NetClass::Onion));
+
+        let c = run(&[
+            "--proxy",
+            "127.0.0.1",
+            "--onlynet",
+            "onion",
+            "--onlynet=ipv4",
+        ])
+        .unwrap();
+        let proxy = Proxy::new("127.0.0.1:9050".parse().unwrap());
+        assert_eq!(c.proxy, Some(proxy));
+        assert!(proxy.randomize_credentials);
+        assert_eq!(c.onlynet, vec![NetClass::Onion, NetClass::Ipv4]);
+        assert!(c.is_reachable(NetClass::Onion) && c.is_reachable(NetClass::Ipv4));
+        assert!(!c.is_reachable(NetClass::Ipv6));
+        let onion = ConnectTarget::Onion("x.onion".into(), 1);
+        assert_eq!(c.proxy_for(&onion), Some(&proxy));
+
+        // A separate onion proxy; credentials not randomized.
+        let c = run(&[
+            "--onion=127.0.0.2:9150",
+            "--proxy=127.0.0.1:9050",
+            "--proxyrandomize=0",
+        ])
+        .unwrap();
+        assert_eq!(c.proxy_for(&onion).map(|p| p.addr.port()), Some(9150));
+        assert_eq!(
+            c.proxy_for(&ConnectTarget::Host("a.example".into(), 1))
+                .map(|p| (p.addr.port(), p.randomize_credentials)),
+            Some((9050, false))
+        );
+        let c = run(&["--proxy=127.0.0.1", "--noonion"]).unwrap();
+        assert_eq!(c.proxy_for(&onion), None);
+        assert!(!c.is_reachable(NetClass::Onion));
+
+        // Onion targets and onion-only need a proxy.
+        let name = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+        assert!(run(&["--connect", name])
+            .unwrap_err()
+            .0
+            .contains("need --proxy"));
+        assert!(run(&["--connect", name, "--proxy", "127.0.0.1"]).is_ok());
+        let err = run(&["--onlynet", "onion"]).unwrap_err();
+        assert!(err.0.contains("not provided"), "{err}");
+        let err = run(&["--onlynet", "i2p"]).unwrap_err();
+        assert!(err.0.contains("cannot reach"), "{err}");
     }
 
     #[test]

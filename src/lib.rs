@@ -25,6 +25,7 @@ pub mod mempool;
 pub mod mining;
 pub mod netaddr;
 pub mod peer;
+pub mod proxy;
 pub mod rpc;
 pub mod server;
 pub mod store;

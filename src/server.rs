@@ -15,9 +15,16 @@
 //! * It forwards events to the sync manager in the order it consumed them,
 //!   with blocking sends (downstream), and never blocks on anything upstream.
 //!
-//! **Listener** (thread `listener`): accepts inbound connections and hands
-//! them to `peer::start_peer`; a connection over the peer limit is closed at
-//! accept, before any thread is started for it.
+//! **Listener** (thread `listener`, Core's `AcceptConnection`): accepts
+//! inbound connections and hands them to `peer::start_peer`. When every
+//! inbound slot is taken it first makes room as Core's
+//! `AttemptToEvictConnection` does (`peer::eviction`: an unprotected
+//! inbound peer, preferably discouraged, from the largest network group),
+//! waits for the evicted peer's slot, then starts the new one. If every
+//! inbound peer is protected, the registry's own rule still evicts a
+//! discouraged inbound peer; otherwise the new connection is closed at
+//! accept, before any thread is started for it. A discouraged address
+//! evicts nobody (it only gets in while more than one slot is free).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -27,6 +34,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender};
 
+use crate::peer::eviction::NetGroupKey;
 use crate::peer::{
     start_peer, ConnectionType, DisconnectReason, LifecycleEvent, NetContext, Peer, PeerId,
     StartPeerError,
@@ -176,18 +184,27 @@ impl PeerHandler {
 /// Body of the listener thread. Stops when `stop` is set and the accept
 /// call returns (the node wakes it with a connection to itself).
 pub(crate) fn run_listener(ctx: Arc<NetContext>, listener: TcpListener, stop: Arc<AtomicBool>) {
+    // Core's RANDOMIZER_ID_NETGROUP secret: which groups eviction protects
+    // cannot be predicted from outside.
+    let key = NetGroupKey::random();
+    // The address manager's regtest rule: loopback peers are routable
+    // there, one network group per 127.N /16.
+    let loopback_routable = ctx.config.network == crate::Network::Regtest;
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         match stream {
-            Ok(stream) => match start_peer(&ctx, stream, ConnectionType::Inbound) {
-                Ok(peer) => log::trace!("accepted {peer}"),
-                Err(StartPeerError::Register(e)) => {
-                    log::debug!("closing inbound connection at accept: {e:?}")
+            Ok(stream) => {
+                make_room(&ctx, &stream, &key, loopback_routable);
+                match start_peer(&ctx, stream, ConnectionType::Inbound) {
+                    Ok(peer) => log::trace!("accepted {peer}"),
+                    Err(StartPeerError::Register(e)) => {
+                        log::debug!("closing inbound connection at accept: {e:?}")
+                    }
+                    Err(e) => log::warn!("cannot start inbound peer: {e}"),
                 }
-                Err(e) => log::warn!("cannot start inbound peer: {e}"),
-            },
+            }
             Err(e) => {
                 // EMFILE and the like: back off briefly instead of spinning.
                 log::warn!("accept failed: {e}");
@@ -196,6 +213,42 @@ pub(crate) fn run_listener(ctx: Arc<NetContext>, listener: TcpListener, stop: Ar
         }
     }
     log::debug!("listener stopped");
+}
+
+/// How long the listener waits for an evicted peer's slot before it lets
+/// the registry decide (the slot is given back when the evicted peer's
+/// reader stops, normally within milliseconds).
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// Core's `AcceptConnection` before the peer is created: when the inbound
+/// slots are full, evicts one inbound peer and waits for its slot. When
+/// nobody can be evicted the registry decides (it may still evict a
+/// discouraged peer, strand's rule from before Core's eviction, kept;
+/// else the connection is closed as full).
+fn make_room(
+    ctx: &NetContext,
+    stream: &std::net::TcpStream,
+    key: &NetGroupKey,
+    loopback_routable: bool,
+) {
+    let conns = &ctx.connections;
+    if !conns.inbound_full() {
+        return;
+    }
+    // A discouraged address evicts nobody: the registry refuses it.
+    if let Ok(remote) = stream.peer_addr() {
+        if conns.is_discouraged(remote.ip()) {
+            return;
+        }
+    }
+    match conns.attempt_to_evict_connection(key, loopback_routable) {
+        Some(victim) => {
+            if !conns.wait_slot_released(&victim, EVICTION_WAIT) {
+                log::debug!("evicted {victim} still holds its slot");
+            }
+        }
+        None => log::debug!("failed to find an eviction candidate (inbound slots full)"),
+    }
 }
 
 #[cfg(test)]

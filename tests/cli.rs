@@ -40,7 +40,7 @@ fn bad_options_exit_2_with_one_line() {
         "cannot parse address",
     );
     assert_usage_error(
-        &["--regtest", "--addnode", "example.com:8333"],
+        &["--regtest", "--addnode", "example.com:99999"],
         "cannot parse address",
     );
     assert_usage_error(
@@ -236,7 +236,7 @@ fn generate_mines_into_a_stopped_nodes_data_directory() {
 #[test]
 fn node_handle_generate_mines_and_announces() {
     let a = TestNode::start(|_| {});
-    let b = TestNode::start(|c| c.connect = vec![a.addr]);
+    let b = TestNode::start(|c| c.connect = vec![a.addr.into()]);
     assert!(wait_until(Duration::from_secs(10), || a
         .snapshot()
         .peers
@@ -300,7 +300,7 @@ fn events_report_blocks_peers_and_never_block_the_node() {
     let a = TestNode::start(|_| {});
     let sub = a.handle.subscribe(64).unwrap();
     let tiny = a.handle.subscribe(1).unwrap(); // a subscriber that never reads
-    let b = TestNode::start(|c| c.connect = vec![a.addr]);
+    let b = TestNode::start(|c| c.connect = vec![a.addr.into()]);
     assert!(wait_until(Duration::from_secs(10), || a
         .snapshot()
         .sync_known

@@ -141,7 +141,7 @@ fn self_connection_is_dropped() {
     let mut config = strand::Config::new(strand::Network::Regtest);
     config.datadir = dir.path().to_path_buf();
     config.listen = Some(addr);
-    config.connect = vec![addr];
+    config.connect = vec![addr.into()];
     config.retry_base = Duration::from_secs(30);
     let node = strand::Node::start(config).unwrap();
     // Both ends are ours: the inbound side sees its own nonce and drops;
@@ -174,7 +174,7 @@ fn outbound_connect_handshakes_with_a_listening_peer() {
     let mut config = strand::Config::new(strand::Network::Regtest);
     config.datadir = dir.path().to_path_buf();
     config.listen = None;
-    config.connect = vec![target];
+    config.connect = vec![target.into()];
     let node = strand::Node::start(config).unwrap();
     let stream = accept_within(&listener, Duration::from_secs(10));
     stream

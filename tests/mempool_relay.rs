@@ -57,8 +57,8 @@ fn orphan_count(node: &TestNode) -> usize {
 fn transaction_relays_along_a_line_of_nodes() {
     let chain = test_chain(31, 110, 3);
     let a = node_with_blocks(&chain.blocks()[1..], |_| {});
-    let b = TestNode::start(|c| c.connect = vec![a.addr]);
-    let c = TestNode::start(|cfg| cfg.connect = vec![b.addr]);
+    let b = TestNode::start(|c| c.connect = vec![a.addr.into()]);
+    let c = TestNode::start(|cfg| cfg.connect = vec![b.addr.into()]);
     for n in [&b, &c] {
         assert!(wait_tip(
             n,

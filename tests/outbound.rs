@@ -230,7 +230,7 @@ fn connect_disables_automatic_connections() {
 
     // Second run: --connect the third, with feelers due every 100 ms.
     let x = start(dir.path(), [127, 50, 0, 1], |c| {
-        c.connect = vec![addrs[2]];
+        c.connect = vec![addrs[2].into()];
         c.outbound_timers.feeler_interval = Duration::from_millis(100);
     });
     assert_eq!(x.addrman().unwrap().size(), 2, "peers.dat was loaded");

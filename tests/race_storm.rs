@@ -128,7 +128,7 @@ fn race_storm_in_process() {
     // Then a real sync: a mining node connects and the stressed node
     // reaches its tip.
     let chain = test_chain(77, 150, 5);
-    let miner = node_with_blocks(&chain.blocks()[1..], |c| c.connect = vec![node.addr]);
+    let miner = node_with_blocks(&chain.blocks()[1..], |c| c.connect = vec![node.addr.into()]);
     assert!(
         wait_tip(&node, chain.tip().block_hash(), Duration::from_secs(60)),
         "stressed node did not sync from the miner: {:?}",

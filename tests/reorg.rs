@@ -29,7 +29,7 @@ fn follows_a_longer_competing_branch() {
 
     let a = node_with_blocks(&branch_a.blocks()[1..], |_| {});
     let c = node_with_blocks(&prefix.blocks()[1..], |_| {});
-    let b = TestNode::start(|cfg| cfg.connect = vec![a.addr, c.addr]);
+    let b = TestNode::start(|cfg| cfg.connect = vec![a.addr.into(), c.addr.into()]);
     assert!(
         wait_tip(&b, branch_a.tip().block_hash(), Duration::from_secs(60)),
         "B did not follow A: {:?}",
@@ -70,7 +70,7 @@ fn follows_a_longer_competing_branch() {
     assert_eq!(oracle.height(), 118);
 
     // A fresh node that only ever saw C's branch has the same UTXO set.
-    let d = TestNode::start(|cfg| cfg.connect = vec![c.addr]);
+    let d = TestNode::start(|cfg| cfg.connect = vec![c.addr.into()]);
     assert!(wait_tip(
         &d,
         branch_c.tip().block_hash(),
@@ -96,7 +96,7 @@ fn follows_announcements_after_sync_peer_leaves() {
     let a = node_with_blocks(&chain.blocks()[1..], |_| {});
     let c = node_with_blocks(&chain.blocks()[1..], |_| {});
     let b = TestNode::start(|cfg| {
-        cfg.connect = vec![a.addr, c.addr];
+        cfg.connect = vec![a.addr.into(), c.addr.into()];
         cfg.retry_base = Duration::from_secs(3600);
     });
     assert!(wait_tip(

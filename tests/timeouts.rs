@@ -123,7 +123,7 @@ fn outbound_connection_is_retried_with_back_off() {
     let mut config = strand::Config::new(strand::Network::Regtest);
     config.datadir = dir.path().to_path_buf();
     config.listen = None;
-    config.addnode = vec![target];
+    config.addnode = vec![target.into()];
     config.retry_base = Duration::from_millis(200);
     let node = strand::Node::start(config).unwrap();
     std::thread::sleep(Duration::from_millis(600));

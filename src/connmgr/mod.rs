@@ -57,6 +57,13 @@
 //! manager's own stall and download timeouts handle a peer that holds
 //! blocks back.
 //!
+//! Every dial goes through `proxy::dial` (directly, or through
+//! `--proxy`/`--onion`; host names are resolved at each attempt), so
+//! network groups and anchors are taken from the dialled target, not from
+//! the socket, which ends at the proxy. Onion addresses from the address
+//! manager are dialled only with a proxy, and `--onlynet` limits the
+//! automatic connections (Core's `g_reachable_nets`).
+//!
 //! The thread stops when the stop channel's sender is dropped.
 
 pub mod anchors;
@@ -64,7 +71,7 @@ pub mod dnsseed;
 pub mod policy;
 
 use std::collections::VecDeque;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,10 +84,11 @@ use crate::chain::ChainParams;
 use crate::netaddr::{addr_v2, net_group, NetClass};
 use crate::peer::addrman::AddrMan;
 use crate::peer::{start_peer, ConnectionType, DisconnectReason, NetContext, Peer};
+use crate::proxy::ConnectTarget;
 use crate::util::SplitMix64;
 use policy::OutboundCounts;
 
-/// How long a dial may take.
+/// How long a TCP connect may take (Core's `DEFAULT_CONNECT_TIMEOUT`, 5 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often manual targets are checked.
 const TICK: Duration = Duration::from_millis(250);
@@ -89,22 +97,23 @@ const TICK: Duration = Duration::from_millis(250);
 const DNS_JOIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Requests to the connection manager (`addnode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnCmd {
-    /// Keep a connection to this address.
-    Add(SocketAddr),
+    /// Keep a connection to this target.
+    Add(ConnectTarget),
     /// Stop keeping (and retrying) a connection to it.
-    Remove(SocketAddr),
+    Remove(ConnectTarget),
     /// Try one connection, no retries.
-    OneTry(SocketAddr),
+    OneTry(ConnectTarget),
 }
 
 /// One added node as `getaddednodeinfo` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddedNodeInfo {
-    /// The address as added.
-    pub addednode: SocketAddr,
-    /// The connection to it, if one is open (handshaking or not).
+    /// The target as added (`IP:PORT`, `HOST:PORT` or an onion service).
+    pub addednode: String,
+    /// The connection to it, if one is open (handshaking or not): the
+    /// remote address of the socket.
     pub connected: Option<SocketAddr>,
 }
 
@@ -124,7 +133,7 @@ impl ConnMgrState {
 
 /// A manual connection target.
 struct Target {
-    addr: SocketAddr,
+    addr: ConnectTarget,
     once: bool,
     /// From `--addnode` or `addnode add` (listed by `getaddednodeinfo`).
     added: bool,
@@ -134,7 +143,7 @@ struct Target {
 }
 
 impl Target {
-    fn new(addr: SocketAddr, once: bool, added: bool) -> Target {
+    fn new(addr: ConnectTarget, once: bool, added: bool) -> Target {
         Target {
             addr,
             once,
@@ -149,6 +158,11 @@ impl Target {
 /// An automatic connection this thread opened.
 struct AutoPeer {
     peer: Arc<Peer>,
+    /// The address dialled (the socket's remote address is the proxy's
+    /// when dialled through `--proxy`).
+    target: ConnectTarget,
+    /// Its address-manager entry, if it came from there.
+    entry: Option<(AddrV2, u16)>,
     /// Its handshake completed (the reader reported it to the address
     /// manager: `good`, `set_services`).
     handshake_seen: bool,
@@ -160,24 +174,23 @@ pub fn retry_delay(base: Duration, max: Duration, attempts: u32) -> Duration {
     base.saturating_mul(attempts.max(1)).min(max)
 }
 
-/// Resolves `HOST[:PORT]`, `IP`, `IP:PORT` or `[IPv6]:PORT` with the
-/// system resolver (`--seednode`), `default_port` when none is given.
-pub fn resolve(target: &str, default_port: u16) -> Option<SocketAddr> {
-    if let Ok(a) = target.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    if let Ok(ip) = target.parse::<std::net::IpAddr>() {
-        return Some(SocketAddr::new(ip, default_port));
-    }
-    let (host, port) = match target.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().ok()?),
-        None => (target, default_port),
-    };
-    (host, port).to_socket_addrs().ok()?.next()
+/// Dials `target`, through the proxy the configuration gives it (Core's
+/// `-proxy`/`-onion`; host names are then resolved by the proxy).
+fn dial(ctx: &NetContext, target: &ConnectTarget) -> std::io::Result<TcpStream> {
+    crate::proxy::dial(target, ctx.config.proxy_for(target), CONNECT_TIMEOUT)
 }
 
-fn dial(addr: &SocketAddr) -> std::io::Result<TcpStream> {
-    TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
+/// The network group of a target, if it is an address (host names are
+/// not resolved here; onion services are grouped by the address manager's
+/// rule).
+fn target_group(target: &ConnectTarget, loopback_routable: bool) -> Option<Vec<u8>> {
+    match target {
+        ConnectTarget::Addr(a) => Some(net_group(&addr_v2(a.ip()), loopback_routable)),
+        ConnectTarget::Host(..) => None,
+        ConnectTarget::Onion(name, _) => {
+            crate::peer::addrtext::parse_addr(name, false).map(|a| net_group(&a, loopback_routable))
+        }
+    }
 }
 
 fn now_u32() -> u32 {
@@ -217,11 +230,11 @@ impl ConnMgr {
         let mut targets: Vec<Target> = config
             .connect
             .iter()
-            .map(|a| Target::new(*a, false, false))
+            .map(|a| Target::new(a.clone(), false, false))
             .collect();
         for a in &config.addnode {
             if !targets.iter().any(|t| t.addr == *a) {
-                targets.push(Target::new(*a, false, true));
+                targets.push(Target::new(a.clone(), false, true));
             }
         }
         let automatic = config.automatic_outbound();
@@ -270,10 +283,10 @@ impl ConnMgr {
     }
 
     fn handle_command(&mut self, cmd: ConnCmd) {
+        let once = matches!(cmd, ConnCmd::OneTry(_));
         match cmd {
             ConnCmd::Add(addr) | ConnCmd::OneTry(addr) => {
                 if !self.targets.iter().any(|t| t.addr == addr) {
-                    let once = matches!(cmd, ConnCmd::OneTry(_));
                     self.targets.push(Target::new(addr, once, !once));
                 }
             }
@@ -310,7 +323,7 @@ impl ConnMgr {
             if t.once && t.attempts > 0 {
                 continue;
             }
-            match dial(&t.addr) {
+            match dial(&ctx, &t.addr) {
                 Ok(stream) => match start_peer(&ctx, stream, ConnectionType::Manual) {
                     Ok(peer) => {
                         log::info!("connected to {peer}");
@@ -335,7 +348,7 @@ impl ConnMgr {
             .iter()
             .filter(|t| t.added)
             .map(|t| AddedNodeInfo {
-                addednode: t.addr,
+                addednode: t.addr.to_string(),
                 connected: t.peer.as_ref().filter(|p| !p.is_closed()).map(|p| p.addr),
             })
             .collect();
@@ -354,8 +367,9 @@ impl ConnMgr {
                 // that completed the handshake, except block-relay-only
                 // ones (their existence is not leaked through addrman).
                 if a.handshake_seen && p.conn_type != ConnectionType::BlockRelayOnly {
-                    let addr = addr_v2(p.addr.ip());
-                    self.addrman.connected(&addr, p.addr.port(), now_u32());
+                    if let Some((addr, port)) = &a.entry {
+                        self.addrman.connected(addr, *port, now_u32());
+                    }
                 }
                 return false;
             }
@@ -379,33 +393,44 @@ impl ConnMgr {
         });
     }
 
-    /// Open connections of the automatic kinds, their network groups, and
-    /// whether `addr` already has a connection.
-    fn outbound_view(&self) -> (OutboundCounts, Vec<Vec<u8>>, Vec<SocketAddr>) {
+    /// The open automatic connections by kind, the network groups taken
+    /// (Core: manual, full-relay and block-relay-only peers take one;
+    /// inbound, feeler and address-fetch ones do not), and every target
+    /// with an open connection. Groups come from the dialled targets, not
+    /// the sockets, which end at the proxy with `--proxy`.
+    fn outbound_view(&self) -> (OutboundCounts, Vec<Vec<u8>>, Vec<ConnectTarget>) {
         let mut counts = OutboundCounts::default();
         let mut groups = Vec::new();
         let mut open = Vec::new();
-        for p in self.ctx.connections.list() {
-            if p.is_closed() {
-                continue;
-            }
-            open.push(p.addr);
-            match p.conn_type {
+        let lb = self.loopback_routable;
+        let auto = self
+            .auto
+            .iter()
+            .filter(|a| !a.peer.is_closed())
+            .map(|a| (a.peer.conn_type, &a.target));
+        let manual = self.targets.iter().filter_map(|t| {
+            t.peer
+                .as_ref()
+                .filter(|p| !p.is_closed())
+                .map(|p| (p.conn_type, &t.addr))
+        });
+        for (conn_type, target) in auto.chain(manual) {
+            open.push(target.clone());
+            match conn_type {
                 ConnectionType::OutboundFullRelay => counts.full_relay += 1,
                 ConnectionType::BlockRelayOnly => counts.block_relay += 1,
                 _ => {}
             }
-            // Core: manual, full-relay and block-relay-only peers take a
-            // group; inbound, feeler and address-fetch ones do not.
             if matches!(
-                p.conn_type,
+                conn_type,
                 ConnectionType::Manual
                     | ConnectionType::OutboundFullRelay
                     | ConnectionType::BlockRelayOnly
             ) {
-                let g = net_group(&addr_v2(p.addr.ip()), self.loopback_routable);
-                if !groups.contains(&g) {
-                    groups.push(g);
+                if let Some(g) = target_group(target, lb) {
+                    if !groups.contains(&g) {
+                        groups.push(g);
+                    }
                 }
             }
         }
@@ -422,41 +447,47 @@ impl ConnMgr {
         })
     }
 
-    fn open(&mut self, addr: SocketAddr, conn_type: ConnectionType, count_failure: bool) {
-        let now = now_u32();
-        if conn_type != ConnectionType::AddrFetch {
-            self.addrman
-                .attempt(&addr_v2(addr.ip()), addr.port(), count_failure, now);
+    fn open(
+        &mut self,
+        target: ConnectTarget,
+        entry: Option<(AddrV2, u16)>,
+        conn_type: ConnectionType,
+        count_failure: bool,
+    ) {
+        if let Some((addr, port)) = &entry {
+            self.addrman.attempt(addr, *port, count_failure, now_u32());
         }
-        match dial(&addr) {
+        match dial(&self.ctx, &target) {
             Ok(stream) => match start_peer(&self.ctx, stream, conn_type) {
                 Ok(peer) => {
-                    log::debug!("opened {conn_type} connection {peer}");
+                    log::debug!("opened {conn_type} connection {peer} to {target}");
                     self.auto.push(AutoPeer {
                         peer,
+                        target,
+                        entry,
                         handshake_seen: false,
                         opened: Instant::now(),
                     });
                 }
-                Err(e) => log::debug!("cannot start {conn_type} peer {addr}: {e}"),
+                Err(e) => log::debug!("cannot start {conn_type} peer {target}: {e}"),
             },
-            Err(e) => log::debug!("cannot connect to {addr} ({conn_type}): {e}"),
+            Err(e) => log::debug!("cannot connect to {target} ({conn_type}): {e}"),
         }
     }
 
     /// Core's `ProcessAddrFetch`: one address fetch per round.
-    fn process_addr_fetch(&mut self, open: &[SocketAddr]) {
+    fn process_addr_fetch(&mut self, open: &[ConnectTarget]) {
         let Some(seed) = self.addr_fetches.pop_front() else {
             return;
         };
         let port = self.params.as_ref().map_or(0, |p| p.default_port);
-        match resolve(&seed, port) {
-            Some(addr) if !open.contains(&addr) => {
-                log::info!("asking seed node {seed} ({addr}) for addresses");
-                self.open(addr, ConnectionType::AddrFetch, false);
+        match ConnectTarget::parse(&seed, port) {
+            Ok(target) if !open.contains(&target) => {
+                log::info!("asking seed node {target} for addresses");
+                self.open(target, None, ConnectionType::AddrFetch, false);
             }
-            Some(_) => {}
-            None => log::info!("cannot resolve seed node {seed}"),
+            Ok(_) => {}
+            Err(e) => log::info!("cannot use seed node {seed}: {e}"),
         }
     }
 
@@ -606,6 +637,11 @@ impl ConnMgr {
         let current = now_u32();
         let mut chosen = None;
         let mut tries = 0u32;
+        // Core's `g_reachable_nets`: `--onlynet`, and onion only with a proxy.
+        let reachable: Vec<NetClass> = [NetClass::Ipv4, NetClass::Ipv6, NetClass::Onion]
+            .into_iter()
+            .filter(|n| self.ctx.config.is_reachable(*n))
+            .collect();
         while chosen.is_none() {
             if anchor {
                 let Some(a) = self.anchors.pop() else {
@@ -619,43 +655,49 @@ impl ConnMgr {
                     continue;
                 }
                 log::debug!("trying anchor connection to {}", a.addr);
-                chosen = Some(a.addr);
+                chosen = Some((ConnectTarget::Addr(a.addr), None));
                 break;
             }
             tries += 1;
             if tries > policy::MAX_SELECT_TRIES {
                 break;
             }
-            let reachable = [NetClass::Ipv4, NetClass::Ipv6];
+            let reachable = &reachable;
             let info = if feeler {
                 match self.addrman.select_tried_collision() {
                     Some(c) => {
-                        let sa = to_socket_addr(&c.addr, c.port);
-                        if sa.is_some_and(|sa| open.contains(&sa)) {
+                        let t = to_target(&c.addr, c.port);
+                        if t.is_some_and(|t| open.contains(&t)) {
                             // Test-before-evict would dial a peer we are
                             // connected to: it is evidently good.
                             self.addrman.good(&c.addr, c.port, current);
-                            self.addrman.select(true, &reachable)
+                            self.addrman.select(true, reachable)
                         } else {
                             Some(c)
                         }
                     }
-                    None => self.addrman.select(true, &reachable),
+                    None => self.addrman.select(true, reachable),
                 }
             } else {
-                self.addrman.select(false, &reachable)
+                self.addrman.select(false, reachable)
             };
             let Some(info) = info else {
                 break;
             };
-            // Only IPv4/IPv6 can be dialled without a proxy.
-            let Some(addr) = to_socket_addr(&info.addr, info.port) else {
+            let Some(target) = to_target(&info.addr, info.port) else {
                 continue;
             };
+            if !reachable.contains(&crate::netaddr::net_class(
+                &info.addr,
+                self.loopback_routable,
+            )) {
+                continue;
+            }
             if !feeler && groups.contains(&net_group(&info.addr, self.loopback_routable)) {
                 continue;
             }
-            if self.is_local(&addr) || open.contains(&addr) {
+            let local = matches!(&target, ConnectTarget::Addr(a) if self.is_local(a));
+            if local || open.contains(&target) {
                 continue;
             }
             if policy::recently_tried(info.last_try, current, tries) {
@@ -669,20 +711,20 @@ impl ConnMgr {
                 continue;
             }
             // Not automatically to a manual target: it has its own slot.
-            if self.targets.iter().any(|t| t.addr == addr) {
+            if self.targets.iter().any(|t| t.addr == target) {
                 continue;
             }
-            chosen = Some(addr);
+            chosen = Some((target, Some((info.addr.clone(), info.port))));
         }
-        let Some(addr) = chosen else {
+        let Some((target, entry)) = chosen else {
             return;
         };
         let max_automatic = max_full + max_block + 1;
         let count_failure = policy::count_failures(groups.len(), max_automatic);
         if feeler {
-            log::debug!("making feeler connection to {addr}");
+            log::debug!("making feeler connection to {target}");
         }
-        self.open(addr, conn_type, count_failure);
+        self.open(target, entry, conn_type, count_failure);
     }
 
     /// Core's `DumpAnchors`: the open block-relay-only peers.
@@ -691,18 +733,20 @@ impl ConnMgr {
             return;
         }
         let list: Vec<anchors::Anchor> = self
-            .ctx
-            .connections
-            .list()
-            .into_iter()
-            .filter(|p| {
+            .auto
+            .iter()
+            .filter(|a| {
+                let p = &a.peer;
                 p.conn_type == ConnectionType::BlockRelayOnly
                     && p.handshake_done()
                     && !p.is_closed()
             })
-            .map(|p| anchors::Anchor {
-                addr: p.addr,
-                services: p.services(),
+            .filter_map(|a| match a.target {
+                ConnectTarget::Addr(addr) => Some(anchors::Anchor {
+                    addr,
+                    services: a.peer.services(),
+                }),
+                _ => None,
             })
             .take(anchors::MAX_BLOCK_RELAY_ONLY_ANCHORS)
             .collect();
@@ -765,12 +809,17 @@ fn full_outbound_count(ctx: &NetContext) -> usize {
         .count()
 }
 
-/// The socket address of an IPv4/IPv6 entry; `None` for networks that need
-/// a proxy.
-fn to_socket_addr(addr: &AddrV2, port: u16) -> Option<SocketAddr> {
+/// The dial target of an address-manager entry: IPv4/IPv6 addresses,
+/// onion services by name (dialled through the proxy); `None` for networks
+/// strand cannot dial (I2P, CJDNS).
+fn to_target(addr: &AddrV2, port: u16) -> Option<ConnectTarget> {
     match addr {
-        AddrV2::Ipv4(ip) => Some(SocketAddr::new((*ip).into(), port)),
-        AddrV2::Ipv6(ip) => Some(SocketAddr::new((*ip).into(), port)),
+        AddrV2::Ipv4(ip) => Some(ConnectTarget::Addr(SocketAddr::new((*ip).into(), port))),
+        AddrV2::Ipv6(ip) => Some(ConnectTarget::Addr(SocketAddr::new((*ip).into(), port))),
+        AddrV2::TorV3(_) => Some(ConnectTarget::Onion(
+            crate::peer::addrtext::addr_to_string(addr),
+            port,
+        )),
         _ => None,
     }
 }
@@ -829,22 +878,24 @@ mod tests {
     }
 
     #[test]
-    fn seed_node_forms_resolve() {
+    fn address_manager_entries_become_dial_targets() {
         assert_eq!(
-            resolve("10.1.2.3", 8333),
-            Some("10.1.2.3:8333".parse().unwrap())
+            to_target(&AddrV2::Ipv4([1, 2, 3, 4].into()), 8333),
+            Some(ConnectTarget::Addr("1.2.3.4:8333".parse().unwrap()))
         );
-        assert_eq!(resolve("[::1]:5", 8333), Some("[::1]:5".parse().unwrap()));
-        assert_eq!(resolve("localhost:18444", 1).map(|a| a.port()), Some(18444));
-        assert_eq!(resolve("localhost:notaport", 1), None);
-    }
-
-    #[test]
-    fn only_ip_networks_are_dialled_directly() {
+        let onion = to_target(&AddrV2::TorV3([7; 32]), 9333);
+        assert!(
+            matches!(&onion, Some(ConnectTarget::Onion(name, 9333)) if name.ends_with(".onion")),
+            "{onion:?}"
+        );
+        assert_eq!(to_target(&AddrV2::I2p([0; 32]), 1), None);
+        // Groups come from the dialled target, not the proxy's socket.
+        let a = ConnectTarget::Addr("1.2.3.4:8333".parse().unwrap());
+        let b = ConnectTarget::Addr("1.2.200.4:8333".parse().unwrap());
+        assert_eq!(target_group(&a, false), target_group(&b, false));
         assert_eq!(
-            to_socket_addr(&AddrV2::Ipv4([1, 2, 3, 4].into()), 8333),
-            Some("1.2.3.4:8333".parse().unwrap())
+            target_group(&ConnectTarget::Host("x".into(), 1), false),
+            None
         );
-        assert_eq!(to_socket_addr(&AddrV2::TorV3([0; 32]), 8333), None);
     }
 }

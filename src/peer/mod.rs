@@ -26,6 +26,7 @@ pub mod addrman;
 pub mod addrtext;
 pub mod banlist;
 pub(crate) mod conn;
+pub mod eviction;
 pub mod lifecycle;
 pub mod seeds;
 pub mod signal;

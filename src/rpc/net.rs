@@ -168,10 +168,7 @@ pub(super) fn h_getaddednodeinfo(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     let list = d.backend.added_node_info()?;
     let list: Vec<_> = match wanted {
         Some(node) => {
-            let found: Vec<_> = list
-                .into_iter()
-                .filter(|n| n.addednode.to_string() == node)
-                .collect();
+            let found: Vec<_> = list.into_iter().filter(|n| n.addednode == node).collect();
             if found.is_empty() {
                 return Err(RpcFailure::new(
                     codes::RPC_CLIENT_NODE_NOT_ADDED,

@@ -592,7 +592,7 @@ impl RpcBackend for NodeBackend {
     }
 
     fn add_node(&self, node: String, command: AddNodeCommand) -> RpcResult<()> {
-        let addr = crate::config::parse_addr("addnode", &node, self.network.default_p2p_port())
+        let addr = crate::config::parse_target("addnode", &node, self.network.default_p2p_port())
             .map_err(|e| RpcFailure::invalid_parameter(e.to_string()))?;
         let cmd = match command {
             AddNodeCommand::Add => crate::connmgr::ConnCmd::Add(addr),
