@@ -19,7 +19,7 @@ use strand::config::OutboundTimers;
 use strand::connmgr::anchors::ANCHORS_FILE;
 use strand::netaddr::addr_v2;
 use strand::peer::ConnectionType;
-use strand::{Config, Direction, Network, Node, NodeHandle};
+use strand::{Config, Direction, Network, Node, NodeHandle, PeerState};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -282,4 +282,59 @@ fn getaddednodeinfo_lists_added_nodes_with_cores_shape() {
         }
         other => panic!("expected RPC error -24, got {other:?}"),
     }
+}
+
+#[test]
+fn a_stale_tip_opens_an_extra_full_relay_peer_that_is_evicted_later() {
+    let (_dirs, _nodes, addrs) = targets(71, 3);
+    let dir = tempfile::tempdir().expect("dir");
+    // One full-relay slot; the tip never moves, so it goes stale at once.
+    let x = start(dir.path(), [127, 70, 0, 1], |c| {
+        c.autoconnect = Some(true);
+        c.max_outbound_full_relay = 1;
+        c.max_outbound_block_relay = 0;
+        let t = &mut c.outbound_timers;
+        t.stale_tip_age = Duration::from_millis(300);
+        t.stale_check_interval = Duration::from_millis(200);
+        t.extra_peer_check_interval = Duration::from_millis(200);
+        t.minimum_connect_time = Duration::from_millis(500);
+    });
+    learn(&x, &addrs);
+    // Full-relay connections by peer id (a new connection, a new id).
+    let full = || -> BTreeSet<u64> {
+        x.snapshot()
+            .expect("snapshot")
+            .peers
+            .iter()
+            .filter(|p| {
+                p.conn_type == ConnectionType::OutboundFullRelay && p.state != PeerState::Closing
+            })
+            .map(|p| p.id)
+            .collect()
+    };
+    let mut first = BTreeSet::new();
+    assert!(wait_until(WAIT, || {
+        first = full();
+        first.len() == 1
+    }));
+    // The tip stays stale: an extra peer is opened, evicted (the younger
+    // of two that gave no block) and opened again, while the first stays.
+    let mut extras = BTreeSet::new();
+    let mut most = 0;
+    let seen_two = wait_until(WAIT, || {
+        let now = full();
+        assert!(
+            now.is_superset(&first),
+            "the first full-relay peer was dropped: {now:?}"
+        );
+        most = most.max(now.len());
+        extras.extend(now.difference(&first).copied());
+        extras.len() >= 2
+    });
+    assert!(
+        seen_two,
+        "extra full-relay peers seen: {extras:?}, most at once {most}"
+    );
+    assert_eq!(most, 2, "never more than one extra peer");
+    x.shutdown();
 }

@@ -18,8 +18,9 @@
 //! (`MAX_OUTBOUND_FULL_RELAY_CONNECTIONS`), 2 block-relay-only
 //! (`MAX_BLOCK_RELAY_ONLY_CONNECTIONS`), one extra full-relay peer while
 //! the tip may be stale, and a feeler every `FEELER_INTERVAL` (2 min on
-//! average, exponentially distributed). Addresses come from
-//! `AddrMan::select` (feelers: a tried-table collision first, else the
+//! average, exponentially distributed); all within Core's outbound
+//! semaphore of 8 + 2 + 1 slots, so one extra peer or feeler at a time.
+//! Addresses come from `AddrMan::select` (feelers: a tried-table collision first, else the
 //! *new* table), at most one full-relay or block-relay-only peer per
 //! network group (manual peers' groups count too), skipping addresses
 //! tried in the last 10 minutes until 30 have been looked at, addresses
@@ -419,6 +420,7 @@ impl ConnMgr {
             match conn_type {
                 ConnectionType::OutboundFullRelay => counts.full_relay += 1,
                 ConnectionType::BlockRelayOnly => counts.block_relay += 1,
+                ConnectionType::Feeler => counts.feeler += 1,
                 _ => {}
             }
             if matches!(

@@ -33,13 +33,18 @@ pub struct OutboundCounts {
     pub full_relay: usize,
     /// Open `BLOCK_RELAY` connections.
     pub block_relay: usize,
+    /// Open `FEELER` connections.
+    pub feeler: usize,
 }
 
 /// The connection kind to open this round, in Core's priority order:
 /// anchors (block-relay-only) first, then full-relay up to its target, then
 /// block-relay-only up to its target, then one extra full-relay peer when
 /// the tip may be stale, then a feeler when its timer has passed. `None`:
-/// nothing to open this round.
+/// nothing to open this round. All of them share Core's outbound semaphore
+/// of `max_full_relay + max_block_relay + 1` slots (the one is the
+/// feeler's, which an extra full-relay peer borrows), so there is never
+/// more than one extra peer or feeler open.
 pub fn next_conn_type(
     counts: OutboundCounts,
     max_full_relay: usize,
@@ -48,7 +53,10 @@ pub fn next_conn_type(
     try_new_outbound: bool,
     feeler_due: bool,
 ) -> Option<(ConnectionType, bool)> {
-    if have_anchors && counts.block_relay < max_block_relay {
+    let open = counts.full_relay + counts.block_relay + counts.feeler;
+    if open > max_full_relay + max_block_relay {
+        None
+    } else if have_anchors && counts.block_relay < max_block_relay {
         Some((ConnectionType::BlockRelayOnly, true))
     } else if counts.full_relay < max_full_relay {
         Some((ConnectionType::OutboundFullRelay, false))
@@ -148,6 +156,7 @@ mod tests {
         OutboundCounts {
             full_relay,
             block_relay,
+            feeler: 0,
         }
     }
 
@@ -175,9 +184,17 @@ mod tests {
             "a stale tip asks for a ninth full-relay peer before a feeler"
         );
         assert_eq!(
-            next_conn_type(counts(9, 2), 8, 2, false, false, true),
+            next_conn_type(counts(8, 2), 8, 2, false, false, true),
             Some((Feeler, false))
         );
+        // The semaphore: one extra peer at most, and no feeler while an
+        // extra peer holds its slot (nor a second feeler).
+        assert_eq!(next_conn_type(counts(9, 2), 8, 2, false, true, true), None);
+        let feeling = OutboundCounts {
+            feeler: 1,
+            ..counts(8, 2)
+        };
+        assert_eq!(next_conn_type(feeling, 8, 2, false, true, true), None);
         assert_eq!(
             next_conn_type(counts(8, 2), 8, 2, false, false, false),
             None
