@@ -1140,3 +1140,541 @@ impl Drop for Dumper {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::net::Ipv4Addr;
+
+    const NOW: u32 = 1_800_000_000;
+    const KEY: [u8; 32] = [7; 32];
+
+    fn am() -> AddrMan {
+        AddrMan::with_key(KEY, false, 42)
+    }
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> AddrV2 {
+        AddrV2::Ipv4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    fn msg(addr: AddrV2, time: u32) -> AddrV2Message {
+        AddrV2Message {
+            time,
+            services: ServiceFlags::NETWORK,
+            addr,
+            port: 8333,
+        }
+    }
+
+    /// Routable IPv4 address number `i` (below 52,736), one /16 group per `i`.
+    fn spread(i: u32) -> AddrV2 {
+        let firsts: Vec<u8> = (11u8..=223)
+            .filter(|a| ![100, 127, 169, 172, 192, 198, 203].contains(a))
+            .collect();
+        let a = firsts[(i / 256) as usize % firsts.len()];
+        v4(a, i as u8, (i % 13) as u8, 1 + (i % 7) as u8)
+    }
+
+    fn new_buckets_used(am: &AddrMan) -> usize {
+        let inner = am.inner.lock();
+        (0..ADDRMAN_NEW_BUCKET_COUNT)
+            .filter(|b| (0..ADDRMAN_BUCKET_SIZE).any(|p| inner.new_table[slot(*b, p)].is_some()))
+            .count()
+    }
+
+    /// Checks the tables and the counters agree.
+    fn check_consistent(am: &AddrMan) {
+        let inner = am.inner.lock();
+        let new_refs = inner.new_table.iter().flatten().count();
+        let tried = inner.tried_table.iter().flatten().count();
+        assert_eq!(tried, inner.n_tried);
+        assert_eq!(inner.n_new + inner.n_tried, inner.map.len());
+        assert_eq!(inner.random.len(), inner.map.len());
+        let ref_sum: u32 = inner.map.values().map(|e| e.ref_count).sum();
+        assert_eq!(ref_sum as usize, new_refs);
+        for (i, k) in inner.random.iter().enumerate() {
+            assert_eq!(inner.map[k].random_pos, i);
+        }
+        for e in inner.map.values() {
+            assert_eq!(e.info.in_tried, e.ref_count == 0, "{:?}", e.info);
+        }
+    }
+
+    #[test]
+    fn one_source_group_fills_at_most_its_64_buckets() {
+        // Core's bound: a source group maps to at most
+        // ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP (64) new buckets of 64
+        // slots, so 10,000 addresses from many groups told by one source
+        // occupy at most 64 buckets and 4,096 entries.
+        let am = am();
+        let source = v4(5, 5, 5, 5);
+        let list: Vec<_> = (0..10_000).map(|i| msg(spread(i), NOW)).collect();
+        let added = am.add_at(&list, &source, 0, NOW);
+        let buckets = new_buckets_used(&am);
+        assert!(buckets <= 64, "{buckets} buckets");
+        assert!(am.size() <= 64 * 64, "{} entries", am.size());
+        assert_eq!(added, am.size());
+        // It does fill them: most of the 4,096 slots are taken.
+        assert!(am.size() > 2_000, "{}", am.size());
+        // Another source in the same /16 is the same source group.
+        let more: Vec<_> = (10_000..20_000).map(|i| msg(spread(i), NOW)).collect();
+        am.add_at(&more, &v4(5, 5, 9, 9), 0, NOW);
+        assert!(new_buckets_used(&am) <= 64);
+        // Addresses of one group from one source share one bucket: 64 slots.
+        let one = AddrMan::with_key(KEY, false, 1);
+        let same_group: Vec<_> = (0..1_000u32)
+            .map(|i| msg(v4(20, 1, (i / 250) as u8, 1 + (i % 250) as u8), NOW))
+            .collect();
+        one.add_at(&same_group, &source, 0, NOW);
+        assert!(one.size() <= 64, "{}", one.size());
+        assert_eq!(new_buckets_used(&one), 1);
+        check_consistent(&am);
+    }
+
+    #[test]
+    fn addresses_from_many_groups_spread_over_the_table() {
+        let am = am();
+        for i in 0..10_000u32 {
+            let source = v4(30 + (i % 50) as u8, (i / 50) as u8, 0, 1);
+            am.add_at(&[msg(spread(i), NOW)], &source, 0, NOW);
+        }
+        // 10,000 entries in 65,536 slots: few collisions, nearly every
+        // bucket used.
+        assert!(am.size() > 9_000, "{}", am.size());
+        assert!(new_buckets_used(&am) > 1_000, "{}", new_buckets_used(&am));
+        check_consistent(&am);
+    }
+
+    #[test]
+    fn only_routable_addresses_and_the_regtest_loopback_rule() {
+        let am = am();
+        let src = v4(5, 5, 5, 5);
+        let bad = [
+            v4(10, 0, 0, 1),
+            v4(127, 0, 0, 1),
+            v4(192, 168, 1, 1),
+            v4(0, 0, 0, 0),
+        ];
+        let list: Vec<_> = bad.iter().map(|a| msg(a.clone(), NOW)).collect();
+        assert_eq!(am.add_at(&list, &src, 0, NOW), 0);
+        let mut port0 = msg(v4(1, 2, 3, 4), NOW);
+        port0.port = 0;
+        assert_eq!(am.add_at(&[port0], &src, 0, NOW), 0);
+        assert_eq!(am.size(), 0);
+        // Every BIP155 network is kept.
+        let others = [
+            AddrV2::TorV3([3; 32]),
+            AddrV2::I2p([4; 32]),
+            AddrV2::Cjdns("fc00::1".parse().unwrap()),
+            AddrV2::Ipv6("2a01:4f8::1".parse().unwrap()),
+        ];
+        let list: Vec<_> = others.iter().map(|a| msg(a.clone(), NOW)).collect();
+        assert_eq!(am.add_at(&list, &src, 0, NOW), 4);
+        // Regtest: loopback is routable.
+        let reg = AddrMan::with_key(KEY, true, 1);
+        let lo = [msg(v4(127, 0, 0, 1), NOW)];
+        assert_eq!(reg.add_at(&lo, &v4(127, 0, 0, 1), 0, NOW), 1);
+        assert_eq!(
+            reg.select_at(false, &[NetClass::Ipv4], NOW).map(|i| i.addr),
+            Some(v4(127, 0, 0, 1))
+        );
+    }
+
+    #[test]
+    fn time_penalty_and_refresh_follow_core() {
+        let am = am();
+        let a = v4(1, 2, 3, 4);
+        am.add_at(&[msg(a.clone(), NOW)], &v4(5, 5, 5, 5), 7_200, NOW);
+        assert_eq!(am.find(&a, 8333).unwrap().time, NOW - 7_200);
+        // An address its owner tells us has no penalty.
+        let b = v4(1, 9, 3, 4);
+        am.add_at(&[msg(b.clone(), NOW)], &b, 7_200, NOW);
+        assert_eq!(am.find(&b, 8333).unwrap().time, NOW);
+        // Seen again 3 hours later: newer than time + 1 h + penalty.
+        am.add_at(
+            &[msg(a.clone(), NOW + 3 * 3600)],
+            &v4(5, 5, 5, 5),
+            0,
+            NOW + 3 * 3600,
+        );
+        assert_eq!(am.find(&a, 8333).unwrap().time, NOW + 3 * 3600);
+        // Re-adding is not "newly added".
+        assert_eq!(am.add_at(&[msg(a, NOW)], &v4(5, 5, 5, 5), 0, NOW), 0);
+        assert_eq!(am.size(), 2);
+    }
+
+    #[test]
+    fn good_moves_to_tried_and_attempts_make_entries_terrible() {
+        let am = am();
+        let a = v4(1, 2, 3, 4);
+        am.add_at(&[msg(a.clone(), NOW)], &v4(5, 5, 5, 5), 0, NOW);
+        assert_eq!(am.size_new_tried(), (1, 0));
+        am.good(&a, 8333, NOW);
+        assert_eq!(am.size_new_tried(), (0, 1));
+        let info = am.find(&a, 8333).unwrap();
+        assert!(info.in_tried);
+        assert_eq!(
+            (info.last_success, info.last_try, info.attempts),
+            (NOW, NOW, 0)
+        );
+        // Unknown addresses and other ports are ignored.
+        am.good(&v4(1, 1, 1, 1), 8333, NOW);
+        am.good(&a, 8334, NOW);
+        assert_eq!(am.size_new_tried(), (0, 1));
+        // A tried entry is not added to the new table again.
+        am.add_at(&[msg(a.clone(), NOW + 600)], &v4(6, 6, 6, 6), 0, NOW + 600);
+        assert_eq!(am.size_new_tried(), (0, 1));
+        check_consistent(&am);
+
+        // Never-successful: ADDRMAN_RETRIES counted failures make it
+        // terrible; a failure counts once per Good of any address.
+        let b = v4(2, 3, 4, 5);
+        am.add_at(&[msg(b.clone(), NOW)], &v4(5, 5, 5, 5), 0, NOW);
+        let later = NOW + 100;
+        am.attempt(&b, 8333, true, later);
+        am.attempt(&b, 8333, true, later);
+        assert_eq!(
+            am.find(&b, 8333).unwrap().attempts,
+            1,
+            "counted once per success"
+        );
+        for i in 0..2 {
+            am.good(&a, 8333, later + 10 + 30 * i);
+            am.attempt(&b, 8333, true, later + 20 + 30 * i);
+        }
+        assert_eq!(am.find(&b, 8333).unwrap().attempts, ADDRMAN_RETRIES);
+        // Tried within the last minute: still fine; after it, terrible.
+        let after = later + 200;
+        assert_eq!(am.get_addr_at(0, 0, None, later + 80).len(), 2);
+        let left = am.get_addr_at(0, 0, None, after);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].addr, a);
+        // Older than ADDRMAN_HORIZON: terrible too.
+        assert!(am
+            .get_addr_at(0, 0, None, NOW + ADDRMAN_HORIZON + 200)
+            .is_empty());
+    }
+
+    /// Two addresses whose tried slots coincide (same /16, so they share
+    /// ADDRMAN_TRIED_BUCKETS_PER_GROUP buckets): found by search with the
+    /// fixed key.
+    fn tried_collision_pair(am: &AddrMan) -> (AddrV2, AddrV2) {
+        let inner = am.inner.lock();
+        let first = v4(40, 1, 0, 1);
+        let tb = inner.tried_bucket(&first, 8333);
+        let tp = inner.bucket_position(false, tb, &first, 8333);
+        for i in 2..60_000u32 {
+            let b = v4(40, 1, (i / 250) as u8, 1 + (i % 250) as u8);
+            let bb = inner.tried_bucket(&b, 8333);
+            if bb == tb && inner.bucket_position(false, bb, &b, 8333) == tp {
+                return (first, b);
+            }
+        }
+        unreachable!("no colliding address in 60,000");
+    }
+
+    #[test]
+    fn tried_collisions_are_tested_before_eviction() {
+        let am = am();
+        let (a, b) = tried_collision_pair(&am);
+        // Different sources so both get new slots.
+        am.add_at(&[msg(a.clone(), NOW)], &v4(5, 5, 5, 5), 0, NOW);
+        am.add_at(&[msg(b.clone(), NOW)], &v4(6, 6, 6, 6), 0, NOW);
+        am.good(&a, 8333, NOW);
+        assert_eq!(am.size_new_tried(), (1, 1));
+        assert_eq!(am.select_tried_collision(), None);
+        // b wants a's tried slot: kept as a collision, a is to be tested.
+        am.good(&b, 8333, NOW);
+        assert_eq!(am.size_new_tried(), (1, 1));
+        assert_eq!(am.select_tried_collision().map(|i| i.addr), Some(a.clone()));
+        // a succeeded within ADDRMAN_REPLACEMENT: a stays, collision dropped.
+        am.resolve_collisions_at(NOW + 60);
+        assert_eq!(am.select_tried_collision(), None);
+        assert!(am.find(&a, 8333).unwrap().in_tried);
+        assert!(!am.find(&b, 8333).unwrap().in_tried);
+
+        // Five hours on, b succeeds again; a is not tested within
+        // ADDRMAN_TEST_WINDOW: b takes the slot, a goes back to new.
+        let t = NOW + 5 * 3600;
+        am.good(&b, 8333, t);
+        assert!(am.select_tried_collision().is_some());
+        am.resolve_collisions_at(t + ADDRMAN_TEST_WINDOW - 60);
+        assert!(
+            !am.find(&b, 8333).unwrap().in_tried,
+            "still in the test window"
+        );
+        am.resolve_collisions_at(t + ADDRMAN_TEST_WINDOW + 60);
+        assert!(am.find(&b, 8333).unwrap().in_tried);
+        assert!(!am.find(&a, 8333).unwrap().in_tried);
+        assert_eq!(am.size_new_tried(), (1, 1));
+        assert_eq!(am.select_tried_collision(), None);
+        check_consistent(&am);
+    }
+
+    #[test]
+    fn the_collision_set_is_bounded() {
+        let am = am();
+        // Fill tried with one address per slot group, then collide more
+        // than ADDRMAN_SET_TRIED_COLLISION_SIZE new ones.
+        let mut tried_slots = HashSet::new();
+        let mut colliders = Vec::new();
+        for i in 0..50_000u32 {
+            let a = spread(i);
+            am.add_at(
+                &[msg(a.clone(), NOW)],
+                &v4(50, (i % 200) as u8, 0, 1),
+                0,
+                NOW,
+            );
+            if am.find(&a, 8333).is_none() {
+                continue;
+            }
+            let s = {
+                let inner = am.inner.lock();
+                let tb = inner.tried_bucket(&a, 8333);
+                slot(tb, inner.bucket_position(false, tb, &a, 8333))
+            };
+            if tried_slots.insert(s) {
+                am.good(&a, 8333, NOW);
+            } else {
+                colliders.push(a);
+                if colliders.len() > 20 {
+                    break;
+                }
+            }
+        }
+        assert!(colliders.len() > ADDRMAN_SET_TRIED_COLLISION_SIZE);
+        for c in &colliders {
+            am.good(c, 8333, NOW);
+        }
+        assert_eq!(
+            am.inner.lock().tried_collisions.len(),
+            ADDRMAN_SET_TRIED_COLLISION_SIZE
+        );
+        check_consistent(&am);
+    }
+
+    #[test]
+    fn terrible_entries_are_overwritten_and_good_ones_kept() {
+        let am = am();
+        let src = v4(5, 5, 5, 5);
+        let first = v4(60, 1, 0, 1);
+        let (nb, np) = {
+            let inner = am.inner.lock();
+            let b = inner.new_bucket(&first, &src);
+            (b, inner.bucket_position(true, b, &first, 8333))
+        };
+        // An address with the same new slot (same group and source).
+        let other = {
+            let inner = am.inner.lock();
+            (2..60_000u32)
+                .map(|i| v4(60, 1, (i / 250) as u8, 1 + (i % 250) as u8))
+                .find(|b| {
+                    inner.new_bucket(b, &src) == nb
+                        && inner.bucket_position(true, nb, b, 8333) == np
+                })
+                .expect("a colliding address")
+        };
+        am.add_at(&[msg(first.clone(), NOW)], &src, 0, NOW);
+        // The slot's entry is good: the newcomer is dropped.
+        assert_eq!(am.add_at(&[msg(other.clone(), NOW)], &src, 0, NOW), 0);
+        assert!(am.find(&other, 8333).is_none());
+        // 31 days later the old entry is terrible: the newcomer evicts it.
+        let later = NOW + ADDRMAN_HORIZON + 86_400;
+        assert_eq!(am.add_at(&[msg(other.clone(), later)], &src, 0, later), 1);
+        assert!(am.find(&first, 8333).is_none());
+        assert!(am.find(&other, 8333).is_some());
+        assert_eq!(am.size(), 1);
+        check_consistent(&am);
+    }
+
+    #[test]
+    fn an_address_takes_at_most_8_new_buckets() {
+        let am = am();
+        let a = v4(70, 1, 2, 3);
+        // Told by 2,000 sources in distinct groups, each time newer.
+        for i in 0..2_000u32 {
+            let t = NOW + i * 10;
+            am.add_at(
+                &[msg(a.clone(), t)],
+                &v4(80 + (i / 200) as u8, i as u8, 0, 1),
+                0,
+                t,
+            );
+        }
+        let refs = am.inner.lock().map[&(a.clone(), 8333)].ref_count;
+        assert!(
+            (2..=ADDRMAN_NEW_BUCKETS_PER_ADDRESS).contains(&refs),
+            "{refs}"
+        );
+        check_consistent(&am);
+        // Moving it to tried clears every new reference.
+        am.good(&a, 8333, NOW);
+        assert_eq!(am.size_new_tried(), (0, 1));
+        check_consistent(&am);
+    }
+
+    #[test]
+    fn select_never_returns_from_an_empty_table() {
+        let am = am();
+        assert_eq!(am.select_at(false, &[], NOW), None);
+        assert_eq!(am.select_at(true, &[], NOW), None);
+        let a = v4(1, 2, 3, 4);
+        am.add_at(&[msg(a.clone(), NOW)], &v4(5, 5, 5, 5), 0, NOW);
+        assert_eq!(
+            am.select_at(false, &[], NOW).map(|i| i.addr),
+            Some(a.clone())
+        );
+        assert_eq!(
+            am.select_at(true, &[], NOW).map(|i| i.addr),
+            Some(a.clone())
+        );
+        assert_eq!(am.select_at(false, &[NetClass::Onion], NOW), None);
+        am.good(&a, 8333, NOW);
+        // Only tried entries: new_only finds nothing.
+        assert_eq!(am.select_at(true, &[], NOW), None);
+        assert_eq!(
+            am.select_at(false, &[NetClass::Ipv4], NOW).map(|i| i.addr),
+            Some(a)
+        );
+    }
+
+    #[test]
+    fn select_prefers_entries_not_tried_recently() {
+        let am = am();
+        let (a, b) = (v4(1, 2, 3, 4), v4(9, 8, 7, 6));
+        am.add_at(
+            &[msg(a.clone(), NOW), msg(b.clone(), NOW)],
+            &v4(5, 5, 5, 5),
+            0,
+            NOW,
+        );
+        // b was attempted a minute ago: chance × 0.01.
+        am.attempt(&b, 8333, false, NOW - 60);
+        let picks_a = (0..200)
+            .filter(|_| am.select_at(false, &[], NOW).map(|i| i.addr) == Some(a.clone()))
+            .count();
+        assert!(picks_a > 150, "{picks_a} of 200");
+    }
+
+    #[test]
+    fn deterministic_with_a_fixed_key_and_seed() {
+        let run = |key: [u8; 32]| {
+            let am = AddrMan::with_key(key, false, 9);
+            for i in 0..500u32 {
+                am.add_at(&[msg(spread(i), NOW)], &v4(5, (i % 9) as u8, 0, 1), 0, NOW);
+            }
+            let picks: Vec<_> = (0..20).map(|_| am.select_at(false, &[], NOW)).collect();
+            let positions: Vec<_> = am.inner.lock().new_table.clone();
+            (picks, positions)
+        };
+        assert_eq!(run(KEY), run(KEY));
+        assert_ne!(run(KEY).1, run([8; 32]).1, "the key decides positions");
+    }
+
+    #[test]
+    fn get_addr_limits_by_count_percent_and_network() {
+        let am = am();
+        for i in 0..1_000u32 {
+            am.add_at(
+                &[msg(spread(i), NOW)],
+                &v4(5, (i % 200) as u8, 0, 1),
+                0,
+                NOW,
+            );
+        }
+        let tor: Vec<_> = (0..50u8)
+            .map(|i| msg(AddrV2::TorV3([i; 32]), NOW))
+            .collect();
+        am.add_at(&tor, &v4(6, 6, 6, 6), 0, NOW);
+        let n = am.size();
+        assert!(n > 900);
+        let got = am.get_addr_at(1_000, 23, None, NOW);
+        assert_eq!(got.len(), n * 23 / 100);
+        let distinct: HashSet<_> = got.iter().map(|m| (m.addr.clone(), m.port)).collect();
+        assert_eq!(distinct.len(), got.len());
+        assert_eq!(am.get_addr_at(100, 0, None, NOW).len(), 100);
+        let onions = am.get_addr_at(0, 0, Some(NetClass::Onion), NOW);
+        assert!(!onions.is_empty() && onions.len() <= 50);
+        assert!(onions.iter().all(|m| matches!(m.addr, AddrV2::TorV3(_))));
+    }
+
+    #[test]
+    fn peers_dat_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(PEERS_FILE);
+        let am = am();
+        for i in 0..300u32 {
+            am.add_at(&[msg(spread(i), NOW)], &v4(5, (i % 20) as u8, 0, 1), 0, NOW);
+        }
+        am.add_at(&[msg(AddrV2::TorV3([9; 32]), NOW)], &v4(5, 5, 5, 5), 0, NOW);
+        let good = spread(3);
+        am.good(&good, 8333, NOW);
+        am.attempt(&spread(4), 8333, true, NOW + 5);
+        am.save(&path).unwrap();
+        let back = AddrMan::open(&path, false);
+        assert_eq!(back.size(), am.size());
+        assert_eq!(back.size_new_tried(), am.size_new_tried());
+        assert_eq!(back.find(&good, 8333), am.find(&good, 8333));
+        assert_eq!(back.find(&spread(4), 8333).unwrap().attempts, 1);
+        assert!(back.find(&AddrV2::TorV3([9; 32]), 8333).is_some());
+        // Same key: same positions.
+        assert_eq!(back.inner.lock().key, KEY);
+        assert_eq!(back.inner.lock().tried_table, am.inner.lock().tried_table);
+        check_consistent(&back);
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_corrupt_or_truncated_file_is_renamed_and_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(PEERS_FILE);
+        let bad = dir.path().join("peers.dat.bad");
+        let am = am();
+        for i in 0..50u32 {
+            am.add_at(&[msg(spread(i), NOW)], &v4(5, (i % 20) as u8, 0, 1), 0, NOW);
+        }
+        let bytes = am.to_bytes();
+        // Truncated.
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(
+            AddrMan::load(&path, false),
+            Err(AddrManFileError::Checksum)
+        ));
+        let fresh = AddrMan::open(&path, false);
+        assert_eq!(fresh.size(), 0);
+        assert!(!path.exists());
+        assert_eq!(std::fs::read(&bad).unwrap().len(), bytes.len() / 2);
+        // One flipped byte.
+        let mut flipped = bytes.clone();
+        flipped[60] ^= 1;
+        std::fs::write(&path, &flipped).unwrap();
+        assert!(matches!(
+            AddrMan::load(&path, false),
+            Err(AddrManFileError::Checksum)
+        ));
+        assert_eq!(AddrMan::open(&path, false).size(), 0);
+        // Valid checksum, wrong magic.
+        let mut body = bytes[..bytes.len() - 32].to_vec();
+        body[0] = b'X';
+        let sum = sha256d::Hash::hash(&body).to_byte_array();
+        body.extend_from_slice(&sum);
+        assert!(matches!(
+            AddrMan::from_bytes(&body, false),
+            Err(AddrManFileError::BadHeader)
+        ));
+        // Valid checksum, an entry count larger than the entries.
+        let mut body = bytes[..bytes.len() - 32].to_vec();
+        body[41] = body[41].wrapping_add(1);
+        let sum = sha256d::Hash::hash(&body).to_byte_array();
+        body.extend_from_slice(&sum);
+        assert!(AddrMan::from_bytes(&body, false).is_err());
+        // Missing file: empty, nothing renamed.
+        let none = dir.path().join("nothing.dat");
+        assert_eq!(AddrMan::open(&none, false).size(), 0);
+        assert!(AddrMan::load(&none, false).unwrap().is_none());
+    }
+}
