@@ -23,8 +23,9 @@
 //! waits for the evicted peer's slot, then starts the new one. If every
 //! inbound peer is protected, the registry's own rule still evicts a
 //! discouraged inbound peer; otherwise the new connection is closed at
-//! accept, before any thread is started for it. A discouraged address
-//! evicts nobody (it only gets in while more than one slot is free).
+//! accept, before any thread is started for it. A banned address evicts
+//! nobody, nor does a discouraged one (it only gets in while more than one
+//! slot is free).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -235,9 +236,10 @@ fn make_room(
     if !conns.inbound_full() {
         return;
     }
-    // A discouraged address evicts nobody: the registry refuses it.
+    // A banned or discouraged address evicts nobody: the registry refuses
+    // it (Core checks both before `AttemptToEvictConnection`).
     if let Ok(remote) = stream.peer_addr() {
-        if conns.is_discouraged(remote.ip()) {
+        if conns.is_banned(remote.ip()) || conns.is_discouraged(remote.ip()) {
             return;
         }
     }

@@ -202,22 +202,26 @@ fn serve(
     Ok(())
 }
 
+/// The Tor Project's v3 onion service name (valid checksum).
+const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+
 #[test]
 fn names_are_resolved_by_the_proxy_with_fresh_credentials_per_connection() {
     let chain = test_chain(0x5ec5_0c55, 5, 0);
     let a = node_with_blocks(&chain.blocks()[1..], |_| {});
     let c = TestNode::start(|_| {});
-    // `.example` names never resolve (RFC 2606): only the proxy knows them.
+    // `.example` names never resolve (RFC 2606) and onion names only in
+    // Tor: only the proxy knows them.
     let names = HashMap::from([
         ("somehost.example".to_string(), a.addr),
-        ("otherhost.example".to_string(), c.addr),
+        (ONION.to_string(), c.addr),
     ]);
     let proxy = TestProxy::start(names, Mode::Relay);
     let b = TestNode::start(|cfg| {
         cfg.proxy = Some(Proxy::new(proxy.addr));
         cfg.connect = vec![
             ConnectTarget::parse("somehost.example:18444", 18444).unwrap(),
-            ConnectTarget::parse("otherhost.example", 18444).unwrap(),
+            ConnectTarget::parse(ONION, 18444).unwrap(),
         ];
     });
     let tip = chain.blocks().last().unwrap().block_hash();
@@ -236,7 +240,7 @@ fn names_are_resolved_by_the_proxy_with_fresh_credentials_per_connection() {
     assert_eq!(reqs.len(), 2, "{reqs:?}");
     let mut hosts: Vec<_> = reqs.iter().map(|r| r.host.as_str()).collect();
     hosts.sort();
-    assert_eq!(hosts, ["otherhost.example", "somehost.example"]);
+    assert_eq!(hosts, [ONION, "somehost.example"]);
     for r in &reqs {
         assert_eq!(r.atyp, 3, "name not sent as a domain name: {r:?}");
         assert_eq!(r.port, 18444);
@@ -359,5 +363,36 @@ fn bad_network_options_exit_2_with_one_line() {
         assert_eq!(status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
         assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
+    }
+}
+
+#[test]
+fn addnode_rpc_takes_host_names() {
+    use serde_json::json;
+    use strand::rpc::client::{call, ClientAuth, ClientError};
+    let target = TestNode::start(|_| {});
+    let node = NodeProcess::start(&[]);
+    let (rpc, auth) = (node.rpc_addr(), ClientAuth::Cookie(node.cookie()));
+    let name = format!("localhost:{}", target.addr.port());
+    call(rpc, &auth, "addnode", vec![json!(name), json!("onetry")]).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || target
+            .snapshot()
+            .peers
+            .iter()
+            .any(|p| p.direction == Direction::Inbound)),
+        "addnode {name} did not connect"
+    );
+    match call(
+        rpc,
+        &auth,
+        "addnode",
+        vec![json!("bad host:1"), json!("add")],
+    ) {
+        Err(ClientError::Rpc(e)) => {
+            assert_eq!(e.code, -8);
+            assert!(e.message.contains("cannot parse address"), "{}", e.message);
+        }
+        other => panic!("expected an RPC error, got {other:?}"),
     }
 }

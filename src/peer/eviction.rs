@@ -93,16 +93,14 @@ pub struct EvictionCandidate {
     pub conn_type: ConnectionType,
 }
 
-/// Core's comparators answer "a before b"; candidates near the front are
-/// evicted first, those at the end protected.
-type Less = fn(&EvictionCandidate, &EvictionCandidate) -> bool;
-
 /// The common tie-break: the younger connection first (the longer one is
 /// protected), then the higher id first.
 fn by_uptime(a: &EvictionCandidate, b: &EvictionCandidate) -> CmpOrdering {
     b.connected.cmp(&a.connected).then(b.id.cmp(&a.id))
 }
 
+/// Sorts by one of Core's comparators ("a before b": candidates near the
+/// front are evicted first, those at the end protected).
 fn sort_by_less(
     v: &mut [EvictionCandidate],
     less: impl Fn(&EvictionCandidate, &EvictionCandidate) -> bool,
@@ -304,28 +302,18 @@ pub fn select_node_to_evict(mut candidates: Vec<EvictionCandidate>) -> Option<Pe
     candidates.retain(|c| !c.noban && c.conn_type == ConnectionType::Inbound);
     let all = |_: &EvictionCandidate| true;
     // An attacker cannot predict which network groups are protected.
-    erase_last_k(
-        &mut candidates,
-        net_group_keyed as Less,
-        PROTECT_BY_NETGROUP,
-        all,
-    );
+    erase_last_k(&mut candidates, net_group_keyed, PROTECT_BY_NETGROUP, all);
     // Cannot be faked without moving closer.
-    erase_last_k(
-        &mut candidates,
-        reverse_min_ping as Less,
-        PROTECT_BY_PING,
-        all,
-    );
+    erase_last_k(&mut candidates, reverse_min_ping, PROTECT_BY_PING, all);
     // Cannot be faked without useful work.
-    erase_last_k(&mut candidates, tx_time as Less, PROTECT_BY_TX, all);
+    erase_last_k(&mut candidates, tx_time, PROTECT_BY_TX, all);
     erase_last_k(
         &mut candidates,
-        block_relay_only_time as Less,
+        block_relay_only_time,
         PROTECT_BLOCK_RELAY_ONLY,
         |c| !c.relay_txs && c.relevant_services,
     );
-    erase_last_k(&mut candidates, block_time as Less, PROTECT_BY_BLOCK, all);
+    erase_last_k(&mut candidates, block_time, PROTECT_BY_BLOCK, all);
     protect_eviction_candidates_by_ratio(&mut candidates);
     if candidates.is_empty() {
         return None;
@@ -669,9 +657,7 @@ mod tests {
             c.min_ping_us = 1_000 - i as i64;
         }
         let mut left = v.clone();
-        erase_last_k(&mut left, reverse_min_ping as Less, PROTECT_BY_PING, |_| {
-            true
-        });
+        erase_last_k(&mut left, reverse_min_ping, PROTECT_BY_PING, |_| true);
         let protected: Vec<_> = ids(&v)
             .into_iter()
             .filter(|id| !ids(&left).contains(id))
