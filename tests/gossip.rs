@@ -77,9 +77,17 @@ fn eight_seeded_nodes_reach_four_outbound_peers_each_through_gossip() {
         counts = nodes.iter().map(automatic_outbound).collect();
         counts.iter().all(|&n| n >= WANT_OUTBOUND)
     });
+    let known: Vec<_> = nodes
+        .iter()
+        .map(|n| n.addrman().expect("running").size_new_tried())
+        .collect();
     assert!(
         ok,
-        "automatic outbound connections per node after {:?}: {counts:?}",
+        "automatic outbound connections per node after {:?}: {counts:?}; addresses known (new, tried): {known:?}",
+        started.elapsed()
+    );
+    eprintln!(
+        "all nodes have {WANT_OUTBOUND}+ automatic outbound peers after {:?}: {counts:?}; known {known:?}",
         started.elapsed()
     );
     // Each automatic peer is one of the eight, one per network group.
