@@ -81,6 +81,9 @@ pub struct Config {
     /// the network magic ([`Config::magic`]); the genesis block stays the
     /// default signet's.
     pub signet_challenge: Option<Vec<u8>>,
+    /// Mean interval between address relay flushes to one peer (Poisson;
+    /// Core's `AVG_ADDRESS_BROADCAST_INTERVAL`, 30 s); tests shorten it.
+    pub addr_broadcast_interval: Duration,
 }
 
 /// JSON-RPC server options.
@@ -132,6 +135,8 @@ impl Config {
             dbcache_mib: 48,
             rpc: RpcOptions::default(),
             signet_challenge: None,
+            // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
+            addr_broadcast_interval: Duration::from_secs(30),
         }
     }
 
