@@ -96,6 +96,9 @@ pub struct Config {
     /// `-onlynet`); empty means every reachable one. Manual connections
     /// (`--connect`, `--addnode`) are not restricted, as in Core.
     pub onlynet: Vec<NetClass>,
+    /// Mean interval between address relay flushes to one peer (Poisson;
+    /// Core's `AVG_ADDRESS_BROADCAST_INTERVAL`, 30 s); tests shorten it.
+    pub addr_broadcast_interval: Duration,
     /// Open automatic outbound connections from the address manager
     /// (Core's default; `--connect` or `--connect=0` turns it off). On
     /// regtest it is off unless `--seednode` or `--autoconnect` is given,
@@ -229,6 +232,8 @@ impl Config {
             onion_proxy: None,
             no_onion: false,
             onlynet: Vec::new(),
+            // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
+            addr_broadcast_interval: Duration::from_secs(30),
         }
     }
 

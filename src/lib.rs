@@ -332,7 +332,7 @@ impl Node {
             messages: Box::new(sync_tx.clone()),
             connections: Connections::new(config.max_peers),
             addrman: Arc::clone(&addrman),
-            addr_relay: Default::default(),
+            addr_relay: peer::addr_relay::AddrRelay::with_interval(config.addr_broadcast_interval),
             // The bound address (OS-chosen port) is the one advertised.
             config: Config {
                 listen: listen_addr,

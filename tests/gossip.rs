@@ -33,13 +33,15 @@ fn automatic_outbound(h: &NodeHandle) -> usize {
 
 #[test]
 fn eight_seeded_nodes_reach_four_outbound_peers_each_through_gossip() {
-    // Nodes 1..7 seed from node 0, node 0 from node 7. Ports are chosen by
-    // the OS; node 7's is picked before node 0 starts (bind, read, release),
-    // and node 0 asks it again every second until it is up.
+    // Ports are chosen by the OS, so each node is started once its seed's
+    // port is known: node i seeds from node i-1, node 0 from node 7 (not
+    // up yet when node 0 starts: it is asked again every second).
     let dirs: Vec<_> = (0..NODES)
         .map(|_| tempfile::tempdir().expect("dir"))
         .collect();
     let ip = |i: usize| [127, 60 + i as u8, 0, 1];
+    // Node 7's address must be known before node 0 starts: bind it first
+    // on a port we pick by binding and releasing.
     let seven: SocketAddr = {
         let l = std::net::TcpListener::bind(SocketAddr::from((ip(NODES - 1), 0))).expect("bind");
         l.local_addr().expect("addr")
@@ -49,6 +51,8 @@ fn eight_seeded_nodes_reach_four_outbound_peers_each_through_gossip() {
         c.datadir = dirs[i].path().to_path_buf();
         c.listen = Some(listen);
         c.seednode = vec![seed.to_string()];
+        // Address relay flushes every 2 s on average instead of Core's 30 s.
+        c.addr_broadcast_interval = Duration::from_secs(2);
         c.outbound_timers = OutboundTimers {
             tick: Duration::from_millis(100),
             next_seednode: Duration::from_secs(1),
@@ -59,18 +63,15 @@ fn eight_seeded_nodes_reach_four_outbound_peers_each_through_gossip() {
     };
     let started = Instant::now();
     let mut nodes: Vec<NodeHandle> = Vec::new();
-    let mut first = seven;
+    let mut prev = seven;
     for i in 0..NODES {
         let listen = if i == NODES - 1 {
             seven
         } else {
             SocketAddr::from((ip(i), 0))
         };
-        let seed = if i == 0 { seven } else { first };
-        let node = Node::start(config(i, seed, listen)).expect("node starts");
-        if i == 0 {
-            first = node.listen_addr().expect("listening");
-        }
+        let node = Node::start(config(i, prev, listen)).expect("node starts");
+        prev = node.listen_addr().expect("listening");
         nodes.push(node);
     }
     let mut counts = Vec::new();

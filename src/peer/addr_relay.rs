@@ -112,6 +112,9 @@ struct RelayPeer {
 pub struct AddrRelay {
     k0: u64,
     k1: u64,
+    /// Mean flush interval ([`AVG_ADDRESS_BROADCAST_INTERVAL`] unless a
+    /// test shortens it).
+    interval: Duration,
     peers: Mutex<HashMap<PeerId, RelayPeer>>,
     cache: Mutex<HashMap<NetClass, (Vec<AddrV2Message>, Instant)>>,
 }
@@ -145,11 +148,20 @@ impl AddrRelay {
         AddrRelay::with_key(random_nonce(), random_nonce())
     }
 
+    /// Empty, with a random relay key and mean flush interval `interval`.
+    pub fn with_interval(interval: Duration) -> AddrRelay {
+        AddrRelay {
+            interval,
+            ..AddrRelay::new()
+        }
+    }
+
     /// Empty, with a fixed relay key (deterministic destinations; tests).
     pub fn with_key(k0: u64, k1: u64) -> AddrRelay {
         AddrRelay {
             k0,
             k1,
+            interval: AVG_ADDRESS_BROADCAST_INTERVAL,
             peers: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
         }
@@ -314,7 +326,7 @@ impl AddrRelay {
         if now < p.next_send {
             return None;
         }
-        p.next_send = now + exp_delay(AVG_ADDRESS_BROADCAST_INTERVAL);
+        p.next_send = now + exp_delay(self.interval);
         let queue = std::mem::take(&mut p.queue);
         let fresh: Vec<AddrV2Message> = queue
             .into_iter()
@@ -407,5 +419,236 @@ fn build_message(wants_v2: bool, list: Vec<AddrV2Message>) -> Option<NetworkMess
     } else {
         let v1 = addr_v2_to_v1(&list);
         (!v1.is_empty()).then_some(NetworkMessage::Addr(v1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::p2p::ServiceFlags;
+    use std::net::Ipv4Addr;
+    use std::sync::atomic::Ordering;
+
+    const NOW: u32 = 1_800_000_000;
+
+    fn peer(id: PeerId, conn_type: ConnectionType, v2: bool) -> Arc<Peer> {
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let p = Peer::new(
+            id,
+            std::net::SocketAddr::from(([127, 0, 0, 1], 1000 + id as u16)),
+            conn_type,
+            None,
+            tx,
+        );
+        p.addr_v2.store(v2, Ordering::Relaxed);
+        Arc::new(p)
+    }
+
+    fn fresh(i: u8) -> AddrV2Message {
+        AddrV2Message {
+            time: NOW - 60,
+            services: ServiceFlags::NETWORK,
+            addr: AddrV2::Ipv4(Ipv4Addr::new(11, i, 0, 1)),
+            port: 8333,
+        }
+    }
+
+    fn holders(r: &AddrRelay, peers: &[Arc<Peer>], m: &AddrV2Message) -> Vec<PeerId> {
+        peers
+            .iter()
+            .filter(|p| r.queued(p.id).contains(m))
+            .map(|p| p.id)
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_address_goes_to_two_peers_chosen_per_address_and_day() {
+        let r = AddrRelay::with_key(1, 2);
+        let peers: Vec<_> = (0..10)
+            .map(|i| peer(i, ConnectionType::Inbound, true))
+            .collect();
+        for p in &peers {
+            assert!(r.enable(p));
+        }
+        let m = fresh(1);
+        assert_eq!(r.relay_fresh(0, 1, std::slice::from_ref(&m), false, NOW), 2);
+        let got = holders(&r, &peers, &m);
+        assert_eq!(got.len(), 2);
+        assert!(!got.contains(&0), "never back to the originator");
+        let mut want = r.destinations(0, &m, true, u64::from(NOW));
+        want.sort_unstable();
+        assert_eq!(got, want);
+        // Same address, same day: same peers; the whole set of pairs over
+        // many addresses is not one pair.
+        assert_eq!(
+            r.destinations(0, &m, true, u64::from(NOW) + 60),
+            r.destinations(0, &m, true, u64::from(NOW))
+        );
+        let pairs: HashSet<Vec<PeerId>> = (0..30u8)
+            .map(|i| r.destinations(0, &fresh(i), true, u64::from(NOW)))
+            .collect();
+        assert!(pairs.len() > 5, "{pairs:?}");
+        // Another day: the address's destinations rotate (for most).
+        let moved = (0..30u8)
+            .filter(|i| {
+                r.destinations(0, &fresh(*i), true, u64::from(NOW))
+                    != r.destinations(0, &fresh(*i), true, u64::from(NOW) + 86_400)
+            })
+            .count();
+        assert!(moved > 10, "{moved}");
+    }
+
+    #[test]
+    fn stale_unroutable_or_bulk_addresses_are_not_relayed() {
+        let r = AddrRelay::with_key(1, 2);
+        let peers: Vec<_> = (0..4)
+            .map(|i| peer(i, ConnectionType::Inbound, true))
+            .collect();
+        for p in &peers {
+            r.enable(p);
+        }
+        let mut stale = fresh(1);
+        stale.time = NOW - 11 * 60;
+        assert_eq!(r.relay_fresh(0, 1, &[stale], false, NOW), 0);
+        let mut private = fresh(2);
+        private.addr = AddrV2::Ipv4(Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(r.relay_fresh(0, 1, &[private], false, NOW), 0);
+        // Loopback: only with the regtest rule.
+        let mut lo = fresh(3);
+        lo.addr = AddrV2::Ipv4(Ipv4Addr::LOCALHOST);
+        assert_eq!(
+            r.relay_fresh(0, 1, std::slice::from_ref(&lo), false, NOW),
+            0
+        );
+        assert_eq!(r.relay_fresh(0, 1, &[lo], true, NOW), 2);
+        // From a message of 11 entries: none.
+        let bulk: Vec<_> = (10..21).map(fresh).collect();
+        assert_eq!(r.relay_fresh(0, bulk.len(), &bulk, false, NOW), 0);
+    }
+
+    #[test]
+    fn block_relay_and_feeler_peers_get_no_addresses_and_v1_peers_only_ip() {
+        let r = AddrRelay::with_key(3, 4);
+        let block = peer(1, ConnectionType::BlockRelayOnly, true);
+        let feeler = peer(2, ConnectionType::Feeler, true);
+        let v1 = peer(3, ConnectionType::Inbound, false);
+        let origin = peer(4, ConnectionType::Inbound, true);
+        assert!(!r.enable(&block));
+        assert!(!r.enable(&feeler));
+        assert!(r.enable(&v1));
+        assert!(r.enable(&origin));
+        let tor = AddrV2Message {
+            addr: AddrV2::TorV3([5; 32]),
+            ..fresh(0)
+        };
+        // The only candidate for Tor is none (v1 cannot take it): nothing.
+        assert_eq!(r.relay_fresh(4, 1, &[tor], false, NOW), 0);
+        assert_eq!(r.relay_fresh(4, 1, &[fresh(1)], false, NOW), 1);
+        assert_eq!(r.queued(3), vec![fresh(1)]);
+        assert!(r.queued(1).is_empty() && r.queued(2).is_empty());
+        // Flushed as addr (v1), then the peer knows it: not queued again.
+        match r.take_due(3, Instant::now()) {
+            Some(NetworkMessage::Addr(list)) => assert_eq!(list.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.relay_fresh(4, 1, &[fresh(1)], false, NOW), 0);
+    }
+
+    #[test]
+    fn the_flush_waits_for_its_time_and_is_never_empty() {
+        let r = AddrRelay::with_key(5, 6);
+        let a = peer(1, ConnectionType::OutboundFullRelay, true);
+        let b = peer(2, ConnectionType::Inbound, true);
+        r.enable(&a);
+        r.enable(&b);
+        let t0 = Instant::now();
+        // Due at once, but nothing queued: no message, next flush scheduled.
+        assert_eq!(r.take_due(1, t0), None);
+        let next = r.next_due(1).unwrap();
+        assert!(next >= t0);
+        r.relay_fresh(2, 1, &[fresh(1)], false, NOW);
+        if next > t0 {
+            assert_eq!(r.take_due(1, t0), None, "not due yet");
+        }
+        match r.take_due(1, next) {
+            Some(NetworkMessage::AddrV2(list)) => assert_eq!(list, vec![fresh(1)]),
+            other => panic!("{other:?}"),
+        }
+        assert!(r.queued(1).is_empty());
+        // Addresses the peer told us are known: not relayed back to it.
+        r.add_known(1, &[fresh(2)]);
+        assert_eq!(r.relay_fresh(2, 1, &[fresh(2)], false, NOW), 0);
+        // A peer that is gone is no destination.
+        r.remove(1);
+        assert_eq!(r.next_due(1), None);
+        assert_eq!(r.relay_fresh(2, 1, &[fresh(3)], false, NOW), 0);
+    }
+
+    #[test]
+    fn a_full_queue_replaces_entries() {
+        let r = AddrRelay::with_key(7, 8);
+        let a = peer(1, ConnectionType::Inbound, true);
+        let o = peer(2, ConnectionType::Inbound, true);
+        r.enable(&a);
+        r.enable(&o);
+        for i in 0..(MAX_ADDR_TO_SEND as u32 + 50) {
+            let m = AddrV2Message {
+                addr: AddrV2::Ipv4(Ipv4Addr::from(0x0b00_0000 + i * 256 + 1)),
+                ..fresh(0)
+            };
+            r.relay_fresh(2, 1, &[m], false, NOW);
+        }
+        assert_eq!(r.queued(1).len(), MAX_ADDR_TO_SEND);
+    }
+
+    #[test]
+    fn getaddr_answers_come_from_a_cache_and_are_never_empty() {
+        let r = AddrRelay::with_key(9, 10);
+        let am = AddrMan::with_key([1; 32], false, 3);
+        let asker = peer(1, ConnectionType::Inbound, true);
+        assert_eq!(
+            r.getaddr_answer(&asker, &am),
+            None,
+            "empty manager: no message"
+        );
+        let now = crate::util::unix_time() as u32;
+        let list: Vec<_> = (0..100u8)
+            .map(|i| AddrV2Message {
+                time: now - 60,
+                services: ServiceFlags::NETWORK,
+                addr: AddrV2::Ipv4(Ipv4Addr::new(11, i, 1, 1)),
+                port: 8333,
+            })
+            .collect();
+        am.add(&list, &AddrV2::Ipv4(Ipv4Addr::new(5, 5, 5, 5)), 0);
+        let first = match r.getaddr_answer(&asker, &am) {
+            Some(NetworkMessage::AddrV2(l)) => l,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(first.len(), am.size() * MAX_PCT_ADDR_TO_SEND / 100);
+        assert!(r.is_enabled(1), "getaddr enables relay");
+        // More addresses arrive; a second asker gets the same cached answer.
+        let more: Vec<_> = (0..100u8)
+            .map(|i| AddrV2Message {
+                addr: AddrV2::Ipv4(Ipv4Addr::new(12, i, 1, 1)),
+                ..list[0].clone()
+            })
+            .collect();
+        am.add(&more, &AddrV2::Ipv4(Ipv4Addr::new(6, 6, 6, 6)), 0);
+        let v1 = peer(2, ConnectionType::Inbound, false);
+        match r.getaddr_answer(&v1, &am) {
+            Some(NetworkMessage::Addr(l)) => {
+                let got: HashSet<_> = l.iter().map(|(_, a)| a.socket_addr().unwrap()).collect();
+                let want: HashSet<_> = first.iter().map(|m| m.socket_addr().unwrap()).collect();
+                assert_eq!(got, want);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The cache expires after 21–27 hours.
+        let later =
+            Instant::now() + ADDR_CACHE_LIFETIME + Duration::from_secs(ADDR_CACHE_JITTER_SECS + 1);
+        let refreshed = r.cached_addresses(NetClass::Ipv4, &am, later);
+        assert_eq!(refreshed.len(), am.size() * MAX_PCT_ADDR_TO_SEND / 100);
+        assert_ne!(refreshed.len(), first.len());
     }
 }

@@ -893,6 +893,27 @@ impl AddrMan {
         self.inner.lock().good(&(addr.clone(), port), true, now);
     }
 
+    /// [`AddrMan::good`], returning whether the entry moved to the tried
+    /// table (false: unknown, already tried, or a collision was recorded).
+    pub fn good_checked(&self, addr: &AddrV2, port: u16, now: u32) -> bool {
+        self.inner.lock().good(&(addr.clone(), port), true, now)
+    }
+
+    /// New and tried counts per network (Core's `Size(network, in_new)`).
+    pub fn size_by_network(&self) -> HashMap<NetClass, (usize, usize)> {
+        let inner = self.inner.lock();
+        let mut out: HashMap<NetClass, (usize, usize)> = HashMap::new();
+        for e in inner.map.values() {
+            let c = out.entry(inner.class(&e.info.addr)).or_default();
+            if e.info.in_tried {
+                c.1 += 1;
+            } else {
+                c.0 += 1;
+            }
+        }
+        out
+    }
+
     /// We tried to connect; `count_failure` counts it against the address
     /// (once per success of any address, Core's `nLastCountAttempt` rule).
     pub fn attempt(&self, addr: &AddrV2, port: u16, count_failure: bool, now: u32) {

@@ -277,3 +277,61 @@ pub(super) fn h_listbanned(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
             .collect(),
     ))
 }
+
+/// Core's `getnodeaddresses ( count "network" )`.
+pub(super) fn h_getnodeaddresses(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let count = a.int(0)?.unwrap_or(1);
+    let count = usize::try_from(count)
+        .map_err(|_| RpcFailure::new(codes::RPC_INVALID_PARAMETER, "Address count out of range"))?;
+    let network = match a.opt_str(1) {
+        None => None,
+        Some(name) => Some(crate::peer::addrtext::parse_network(name).ok_or_else(|| {
+            RpcFailure::new(
+                codes::RPC_INVALID_PARAMETER,
+                format!("Network not recognized: {name}"),
+            )
+        })?),
+    };
+    Ok(Value::Array(
+        d.backend
+            .node_addresses(count, network)?
+            .into_iter()
+            .map(|n| {
+                json!({
+                    "time": n.time,
+                    "services": n.services.to_u64(),
+                    "address": n.address,
+                    "port": n.port,
+                    "network": n.network,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// Core's `getaddrmaninfo`.
+pub(super) fn h_getaddrmaninfo(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
+    let mut m = Map::new();
+    for c in d.backend.addrman_info()? {
+        m.insert(
+            c.network.into(),
+            json!({"new": c.new, "tried": c.tried, "total": c.new + c.tried}),
+        );
+    }
+    Ok(Value::Object(m))
+}
+
+/// Core's `addpeeraddress "address" port ( tried )` (a test helper).
+pub(super) fn h_addpeeraddress(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let addr = crate::peer::addrtext::parse_addr(a.str(0)?, false).ok_or_else(|| {
+        RpcFailure::new(codes::RPC_CLIENT_INVALID_IP_OR_SUBNET, "Invalid IP address")
+    })?;
+    let port = a.int(1)?.unwrap_or(0);
+    let port = u16::try_from(port)
+        .map_err(|_| RpcFailure::new(codes::RPC_TYPE_ERROR, "JSON integer out of range"))?;
+    let tried = a.bool_or(2, false);
+    Ok(match d.backend.add_peer_address(addr, port, tried)? {
+        None => json!({"success": true}),
+        Some(error) => json!({"error": error, "success": false}),
+    })
+}
