@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 use bitcoin::p2p::address::{AddrV2Message, Address};
+use bitcoin::p2p::ServiceFlags;
 
 /// Most addresses accepted from one message and sent in one answer (Core's
 /// `MAX_ADDR_TO_SEND`).
@@ -114,6 +115,13 @@ pub fn process_addrs(
             out.rate_limited += 1;
             continue;
         }
+        // Core stores only nodes that may serve blocks (its
+        // MayHaveUsefulAddressDB): NODE_NETWORK or NODE_NETWORK_LIMITED.
+        // The token is spent all the same.
+        if !(m.services.has(ServiceFlags::NETWORK) || m.services.has(ServiceFlags::NETWORK_LIMITED))
+        {
+            continue;
+        }
         out.processed += 1;
         let mut m = m.clone();
         m.time = clamp_addr_time(m.time, now);
@@ -153,7 +161,6 @@ pub fn addr_v2_to_v1(list: &[AddrV2Message]) -> Vec<(u32, Address)> {
 mod tests {
     use super::*;
     use bitcoin::p2p::address::AddrV2;
-    use bitcoin::p2p::ServiceFlags;
     use std::net::SocketAddr;
     use std::time::Duration;
 
@@ -211,6 +218,26 @@ mod tests {
         assert_eq!(later.processed, 10);
         assert_eq!(later.rate_limited, 990);
         assert_eq!(ok.len(), 10);
+    }
+
+    #[test]
+    fn addresses_of_nodes_that_serve_no_blocks_are_not_kept() {
+        let t0 = Instant::now();
+        let mut bucket = AddrTokenBucket::new(t0);
+        bucket.credit(10.0);
+        let list = [
+            (1, Address::new(&addr(1), ServiceFlags::NONE)),
+            (1, Address::new(&addr(2), ServiceFlags::WITNESS)),
+            (1, Address::new(&addr(3), ServiceFlags::NETWORK_LIMITED)),
+            (1, Address::new(&addr(4), ServiceFlags::NETWORK)),
+        ];
+        let (out, ok) = process_addrs(&v2(&list), &mut bucket, t0, 1_700_000_000);
+        assert_eq!(out.processed, 2);
+        assert_eq!(ok.len(), 2);
+        assert!(
+            (bucket.tokens() - 7.0).abs() < 1e-9,
+            "every entry spent a token"
+        );
     }
 
     #[test]

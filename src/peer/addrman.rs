@@ -193,6 +193,9 @@ struct Inner {
     tried_table: Vec<Option<Key>>,
     n_new: usize,
     n_tried: usize,
+    /// New and tried counts per [`NetClass`] (indexed by its value), so
+    /// [`Inner::select`] knows at once whether a network has entries.
+    net_counts: [(usize, usize); 6],
     /// Core's `m_tried_collisions`.
     tried_collisions: Vec<Key>,
     /// Core's `m_last_good`.
@@ -215,6 +218,7 @@ impl Inner {
             tried_table: vec![None; ADDRMAN_TRIED_BUCKET_COUNT * ADDRMAN_BUCKET_SIZE],
             n_new: 0,
             n_tried: 0,
+            net_counts: [(0, 0); 6],
             tried_collisions: Vec::new(),
             last_good: 1,
         }
@@ -292,10 +296,26 @@ impl Inner {
                 }
             }
         }
-        if e.info.in_tried {
-            self.n_tried = self.n_tried.saturating_sub(1);
+        self.bump(&e.info.addr, e.info.in_tried, false);
+    }
+
+    /// Keeps the table counts, in total and per network, in step: one
+    /// entry of `addr` joins (`up`) or leaves the tried or new table.
+    fn bump(&mut self, addr: &AddrV2, tried: bool, up: bool) {
+        let class = self.class(addr) as usize;
+        let (total, per_net) = if tried {
+            (
+                &mut self.n_tried,
+                self.net_counts.get_mut(class).map(|c| &mut c.1),
+            )
         } else {
-            self.n_new = self.n_new.saturating_sub(1);
+            (
+                &mut self.n_new,
+                self.net_counts.get_mut(class).map(|c| &mut c.0),
+            )
+        };
+        for n in std::iter::once(total).chain(per_net) {
+            *n = if up { *n + 1 } else { n.saturating_sub(1) };
         }
     }
 
@@ -341,7 +361,7 @@ impl Inner {
                 }
             }
         }
-        self.n_new = self.n_new.saturating_sub(1);
+        self.bump(&key.0, false, false);
         if let Some(e) = self.map.get_mut(key) {
             e.ref_count = 0;
         }
@@ -351,7 +371,7 @@ impl Inner {
         if let Some(Some(old)) = self.tried_table.get(ts).cloned() {
             // Evict the old tried entry back into the new table.
             self.tried_table[ts] = None;
-            self.n_tried = self.n_tried.saturating_sub(1);
+            self.bump(&old.0, true, false);
             let source = self.map.get(&old).map(|e| e.info.source.clone());
             if let Some(source) = source {
                 if let Some(e) = self.map.get_mut(&old) {
@@ -363,12 +383,12 @@ impl Inner {
                 if let Some(e) = self.map.get_mut(&old) {
                     e.ref_count = 1;
                 }
+                self.bump(&old.0, false, true);
                 self.new_table[slot(nb, np)] = Some(old);
-                self.n_new += 1;
             }
         }
         self.tried_table[ts] = Some(key.clone());
-        self.n_tried += 1;
+        self.bump(&key.0, true, true);
         if let Some(e) = self.map.get_mut(key) {
             e.info.in_tried = true;
         }
@@ -418,7 +438,7 @@ impl Inner {
                 in_tried: false,
                 source: source.clone(),
             });
-            self.n_new += 1;
+            self.bump(&msg.addr, false, true);
         }
         let fresh = self.map.get(&key).is_some_and(|e| e.ref_count == 0);
         let b = self.new_bucket(&key.0, source);
@@ -554,18 +574,23 @@ impl Inner {
         if self.random.is_empty() {
             return None;
         }
-        // Count what each table holds in the wanted networks, so the loop
-        // below cannot spin on tables with nothing to give.
-        let (mut new_count, mut tried_count) = (0usize, 0usize);
-        for k in &self.random {
-            if self.matches(k, networks) {
-                match self.map.get(k) {
-                    Some(e) if e.info.in_tried => tried_count += 1,
-                    Some(_) => new_count += 1,
-                    None => {}
-                }
-            }
-        }
+        // What each table holds in the wanted networks, so the loop below
+        // cannot spin on tables with nothing to give.
+        let (new_count, tried_count) = if networks.is_empty() {
+            (self.n_new, self.n_tried)
+        } else {
+            let mut wanted = networks.to_vec();
+            wanted.sort_unstable();
+            wanted.dedup();
+            wanted.iter().fold((0, 0), |(n, t), net| {
+                let c = self
+                    .net_counts
+                    .get(*net as usize)
+                    .copied()
+                    .unwrap_or((0, 0));
+                (n + c.0, t + c.1)
+            })
+        };
         if new_only && new_count == 0 {
             return None;
         }
@@ -902,16 +927,20 @@ impl AddrMan {
     /// New and tried counts per network (Core's `Size(network, in_new)`).
     pub fn size_by_network(&self) -> HashMap<NetClass, (usize, usize)> {
         let inner = self.inner.lock();
-        let mut out: HashMap<NetClass, (usize, usize)> = HashMap::new();
-        for e in inner.map.values() {
-            let c = out.entry(inner.class(&e.info.addr)).or_default();
-            if e.info.in_tried {
-                c.1 += 1;
-            } else {
-                c.0 += 1;
-            }
-        }
-        out
+        [
+            NetClass::Unroutable,
+            NetClass::Ipv4,
+            NetClass::Ipv6,
+            NetClass::Onion,
+            NetClass::I2p,
+            NetClass::Cjdns,
+        ]
+        .into_iter()
+        .filter_map(|c| {
+            let n = inner.net_counts.get(c as usize).copied()?;
+            (n != (0, 0)).then_some((c, n))
+        })
+        .collect()
     }
 
     /// We tried to connect; `count_failure` counts it against the address
@@ -1069,8 +1098,8 @@ impl Inner {
                     in_tried: true,
                     source,
                 });
+                self.bump(&key.0, true, true);
                 self.tried_table[s] = Some(key);
-                self.n_tried += 1;
                 return;
             }
         }
@@ -1095,8 +1124,8 @@ impl Inner {
         if let Some(e) = self.map.get_mut(&key) {
             e.ref_count = 1;
         }
+        self.bump(&key.0, false, true);
         self.new_table[s] = Some(key);
-        self.n_new += 1;
     }
 }
 
@@ -1210,6 +1239,16 @@ mod tests {
         let new_refs = inner.new_table.iter().flatten().count();
         let tried = inner.tried_table.iter().flatten().count();
         assert_eq!(tried, inner.n_tried);
+        let mut per_net = [(0usize, 0usize); 6];
+        for e in inner.map.values() {
+            let c = &mut per_net[inner.class(&e.info.addr) as usize];
+            if e.info.in_tried {
+                c.1 += 1;
+            } else {
+                c.0 += 1;
+            }
+        }
+        assert_eq!(per_net, inner.net_counts);
         assert_eq!(inner.n_new + inner.n_tried, inner.map.len());
         assert_eq!(inner.random.len(), inner.map.len());
         let ref_sum: u32 = inner.map.values().map(|e| e.ref_count).sum();
@@ -1559,6 +1598,26 @@ mod tests {
             am.select_at(false, &[NetClass::Ipv4], NOW).map(|i| i.addr),
             Some(a)
         );
+        // One onion among many IPv4 entries: a network filter finds it.
+        for i in 0..2_000u32 {
+            am.add_at(
+                &[msg(spread(i), NOW)],
+                &v4(5, (i % 100) as u8, 0, 1),
+                0,
+                NOW,
+            );
+        }
+        let onion = AddrV2::TorV3([1; 32]);
+        am.add_at(&[msg(onion.clone(), NOW)], &v4(5, 5, 5, 5), 0, NOW);
+        for _ in 0..20 {
+            assert_eq!(
+                am.select_at(true, &[NetClass::Onion, NetClass::I2p], NOW)
+                    .map(|i| i.addr),
+                Some(onion.clone())
+            );
+        }
+        assert_eq!(am.size_by_network()[&NetClass::Onion], (1, 0));
+        check_consistent(&am);
     }
 
     #[test]
