@@ -118,6 +118,80 @@ pub struct Config {
     /// (`--testfaultheight`), to exercise the AbortNode path.
     #[cfg(feature = "test-util")]
     pub test_fault_height: Option<u32>,
+    /// Mean interval between address relay flushes to one peer (Poisson;
+    /// Core's `AVG_ADDRESS_BROADCAST_INTERVAL`, 30 s); tests shorten it.
+    pub addr_broadcast_interval: Duration,
+    /// Open automatic outbound connections from the address manager
+    /// (Core's default; `--connect` or `--connect=0` turns it off). On
+    /// regtest it is off unless `--seednode` or `--autoconnect` is given,
+    /// see [`Config::automatic_outbound`].
+    pub autoconnect: Option<bool>,
+    /// `--seednode HOST[:PORT]`: peers asked for addresses once
+    /// (`ADDR_FETCH` connections), resolved when dialled.
+    pub seednode: Vec<String>,
+    /// Query the network's DNS seeds when the address manager knows few
+    /// addresses (`--dnsseed`, Core's `DEFAULT_DNSSEED` true).
+    pub dnsseed: bool,
+    /// Add the network's fixed seeds after 60 s without a working outbound
+    /// connection (`--fixedseeds`, Core's `DEFAULT_FIXEDSEEDS` true).
+    pub fixedseeds: bool,
+    /// Automatic full-relay outbound connections kept (Core's
+    /// `MAX_OUTBOUND_FULL_RELAY_CONNECTIONS`, 8).
+    pub max_outbound_full_relay: usize,
+    /// Automatic block-relay-only outbound connections kept (Core's
+    /// `MAX_BLOCK_RELAY_ONLY_CONNECTIONS`, 2).
+    pub max_outbound_block_relay: usize,
+    /// Timers of the outbound connection policy (Core's constants; tests
+    /// shorten them).
+    pub outbound_timers: OutboundTimers,
+}
+
+/// The timers of the outbound connection policy (`connmgr`), Bitcoin
+/// Core's values by default. Only tests change them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundTimers {
+    /// Mean time between feeler connections (Core's `FEELER_INTERVAL`,
+    /// 2 min, exponentially distributed).
+    pub feeler_interval: Duration,
+    /// How often the tip is checked for staleness (Core's
+    /// `STALE_CHECK_INTERVAL`, 10 min).
+    pub stale_check_interval: Duration,
+    /// A tip unchanged this long may be stale: one extra full-relay peer is
+    /// tried (Core's `TipMayBeStale`: 3 × the 10-minute block spacing).
+    pub stale_tip_age: Duration,
+    /// How often extra outbound peers are looked for eviction (Core's
+    /// `EXTRA_PEER_CHECK_INTERVAL`, 45 s).
+    pub extra_peer_check_interval: Duration,
+    /// A peer younger than this is not evicted as an extra outbound peer
+    /// (Core's `MINIMUM_CONNECT_TIME`, 30 s).
+    pub minimum_connect_time: Duration,
+    /// An address-fetch connection is closed after this long even without
+    /// an answer (Core: 10 × `AVG_ADDRESS_BROADCAST_INTERVAL` = 5 min).
+    pub addr_fetch_timeout: Duration,
+    /// While fewer than 2 full-relay peers are connected, the next
+    /// `--seednode` is asked this often (Core's `ADD_NEXT_SEEDNODE`, 10 s).
+    pub next_seednode: Duration,
+    /// Fixed seeds are added after this long without addresses (Core: 60 s).
+    pub fixed_seeds_delay: Duration,
+    /// How often the connection manager looks at its connections (Core's
+    /// `ThreadOpenConnections` sleeps 500 ms per round).
+    pub tick: Duration,
+}
+
+impl Default for OutboundTimers {
+    fn default() -> OutboundTimers {
+        OutboundTimers {
+            feeler_interval: Duration::from_secs(2 * 60),
+            stale_check_interval: Duration::from_secs(10 * 60),
+            stale_tip_age: Duration::from_secs(30 * 60),
+            extra_peer_check_interval: Duration::from_secs(45),
+            minimum_connect_time: Duration::from_secs(30),
+            addr_fetch_timeout: Duration::from_secs(5 * 60),
+            next_seednode: Duration::from_secs(10),
+            fixed_seeds_delay: Duration::from_secs(60),
+            tick: Duration::from_millis(500),
+        }
+    }
 }
 
 /// JSON-RPC server options.
@@ -178,6 +252,13 @@ impl Config {
             dbcache_mib: 48,
             rpc: RpcOptions::default(),
             signet_challenge: None,
+            autoconnect: None,
+            seednode: Vec::new(),
+            dnsseed: true,
+            fixedseeds: true,
+            max_outbound_full_relay: 8,
+            max_outbound_block_relay: 2,
+            outbound_timers: OutboundTimers::default(),
             proxy: None,
             onion_proxy: None,
             no_onion: false,
@@ -187,6 +268,8 @@ impl Config {
             max_receive_buffer: DEFAULT_MAX_RECEIVE_BUFFER,
             #[cfg(feature = "test-util")]
             test_fault_height: None,
+            // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
+            addr_broadcast_interval: Duration::from_secs(30),
         }
     }
 
@@ -213,6 +296,21 @@ impl Config {
             }
             _ => false,
         }
+    }
+
+    /// Whether the connection manager opens automatic outbound connections
+    /// (full-relay, block-relay-only, feelers). Core: yes unless
+    /// `-connect` is given. strand: the same, except on regtest, where
+    /// every loopback address is routable (so nodes on one machine can find
+    /// each other) and hand-wired test networks would otherwise grow
+    /// connections of their own: there it takes `--seednode` or
+    /// `--autoconnect` (Core's test harness passes `-connect=0` instead).
+    pub fn automatic_outbound(&self) -> bool {
+        if !self.connect.is_empty() {
+            return false;
+        }
+        self.autoconnect
+            .unwrap_or(self.network != Network::Regtest || !self.seednode.is_empty())
     }
 
     /// The P2P message start of this node's network: a custom signet's is
@@ -306,6 +404,12 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
                            isolation (default: 1)
   --onlynet NET            automatic outbound connections only to NET: ipv4, ipv6,
                            onion (repeatable; onion needs --proxy or --onion)
+  --connect=0              no automatic outbound connections
+  --seednode HOST[:PORT]   ask this peer for addresses, then disconnect (repeatable)
+  --dnsseed=0|1            query DNS seeds when few addresses are known (default: 1)
+  --fixedseeds=0|1         use the built-in seeds after 60 s without peers (default: 1)
+  --autoconnect=0|1        automatic outbound connections (default: 1; on regtest
+                           only with --seednode)
   --maxpeers N             maximum connections, in and out (default: 125);
                            10 are kept from inbound peers for outbound ones,
                            and manual connections may use 8 more
@@ -387,6 +491,10 @@ where
     let mut rpc_user = None;
     let mut rpc_password = None;
     let mut signet_challenge = None;
+    let mut seednode = Vec::new();
+    let mut dnsseed = None;
+    let mut fixedseeds = None;
+    let mut autoconnect = None;
     let mut proxy = None;
     let mut onion = None;
     let mut no_onion = false;
@@ -487,7 +595,27 @@ where
                 no_value(&inline)?;
                 nolisten = true
             }
-            "connect" => connect.push(value(&mut i)?),
+            "connect" => {
+                let v = value(&mut i)?;
+                // Core's `-connect=0`: no automatic connections, no target.
+                if v == "0" {
+                    autoconnect = Some(false);
+                } else {
+                    connect.push(v);
+                }
+            }
+            "seednode" => {
+                let v = value(&mut i)?;
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    return Err(ConfigError(format!(
+                        "--seednode: cannot parse address '{v}' (expected HOST[:PORT])"
+                    )));
+                }
+                seednode.push(v);
+            }
+            "dnsseed" => dnsseed = Some(parse_bool(name, inline.as_deref())?),
+            "fixedseeds" => fixedseeds = Some(parse_bool(name, inline.as_deref())?),
+            "autoconnect" => autoconnect = Some(parse_bool(name, inline.as_deref())?),
             "addnode" => addnode.push(value(&mut i)?),
             "maxpeers" | "maxconnections" => {
                 max_peers = Some(parse_number(name, &value(&mut i)?, 1, 100_000)?)
@@ -725,6 +853,16 @@ where
     {
         config.test_fault_height = test_fault_height;
     }
+    config.seednode = seednode;
+    if let Some(b) = dnsseed {
+        config.dnsseed = b;
+    }
+    if let Some(b) = fixedseeds {
+        config.fixedseeds = b;
+    }
+    if autoconnect.is_some() {
+        config.autoconnect = autoconnect;
+    }
     if generate {
         let count = gen_count.ok_or_else(|| ConfigError("generate needs a block count".into()))?;
         let address = gen_to.ok_or_else(|| ConfigError("generate needs --to ADDRESS".into()))?;
@@ -738,6 +876,16 @@ where
         config: Box::new(config),
         log_level,
     })
+}
+
+/// A boolean option: `--name` or `--name=1` is true, `--name=0` false
+/// (Core's `-dnsseed=0` form).
+fn parse_bool(name: &str, inline: Option<&str>) -> Result<bool, ConfigError> {
+    match inline {
+        None | Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(v) => Err(ConfigError(format!("--{name} takes 0 or 1 (got '{v}')"))),
+    }
 }
 
 fn flag_name(n: Network) -> &'static str {
@@ -1011,6 +1159,39 @@ mod tests {
         ] {
             let err = run(args).unwrap_err();
             assert!(err.0.contains("signetchallenge"), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn seed_and_autoconnect_options() {
+        let c = run(&["--regtest"]).unwrap();
+        assert!(!c.automatic_outbound(), "regtest: off by default");
+        assert!(c.dnsseed && c.fixedseeds);
+        let c = run(&["--regtest", "--seednode", "localhost:1", "--dnsseed=0"]).unwrap();
+        assert_eq!(c.seednode, vec!["localhost:1".to_string()]);
+        assert!(c.automatic_outbound());
+        assert!(!c.dnsseed);
+        let c = run(&["--fixedseeds=0"]).unwrap();
+        assert!(c.automatic_outbound(), "mainnet: on by default");
+        assert!(!c.fixedseeds);
+        let c = run(&["--connect=0"]).unwrap();
+        assert!(c.connect.is_empty());
+        assert!(!c.automatic_outbound());
+        let c = run(&["--connect", "10.0.0.1"]).unwrap();
+        assert!(
+            !c.automatic_outbound(),
+            "--connect disables automatic connections"
+        );
+        let c = run(&["--addnode", "10.0.0.1"]).unwrap();
+        assert!(c.automatic_outbound(), "--addnode does not");
+        let c = run(&["--regtest", "--autoconnect"]).unwrap();
+        assert!(c.automatic_outbound());
+        for args in [
+            &["--dnsseed=2"][..],
+            &["--seednode="],
+            &["--autoconnect=yes"],
+        ] {
+            assert!(run(args).is_err(), "{args:?}");
         }
     }
 

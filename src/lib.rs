@@ -221,6 +221,8 @@ pub struct PeerSnapshot {
     pub addr: SocketAddr,
     /// Who connected.
     pub direction: Direction,
+    /// What the connection is for (Core's `connection_type`).
+    pub conn_type: peer::ConnectionType,
     /// Where it stands.
     pub state: PeerState,
     /// Remote protocol version.
@@ -239,8 +241,6 @@ pub struct PeerSnapshot {
     pub ping: Option<Duration>,
     /// Lowest ping round trip seen (Core's `minping`).
     pub min_ping: Option<Duration>,
-    /// What the connection is for (Core's `connection_type`).
-    pub conn_type: peer::ConnectionType,
     /// When it connected (Unix seconds; Core's `conntime`).
     pub conn_time: u64,
     /// Last message written to it / read from it (Unix seconds, 0 for
@@ -365,6 +365,10 @@ impl Node {
         let (sync_tx, sync_rx) = bounded(SYNC_INBOX);
         let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
         let abort = Arc::new(events::Abort::default());
+        let addrman = Arc::new(peer::addrman::AddrMan::open(
+            &dir.join(peer::addrman::PEERS_FILE),
+            config.network == config::Network::Regtest,
+        ));
         let ctx = Arc::new(NetContext {
             magic: config.magic(),
             services: peer::local_services(),
@@ -372,9 +376,14 @@ impl Node {
             lifecycle_tx,
             messages: Box::new(sync_tx.clone()),
             connections: Connections::new(config.max_peers),
-            addr_book: Default::default(),
+            addrman: Arc::clone(&addrman),
             pool: peer::pool::ThreadPool::new(config.peer_stack_size, peer::pool::DEFAULT_MAX_IDLE),
-            config: config.clone(),
+            addr_relay: peer::addr_relay::AddrRelay::with_interval(config.addr_broadcast_interval),
+            // The bound address (OS-chosen port) is the one advertised.
+            config: Config {
+                listen: listen_addr,
+                ..config.clone()
+            },
         });
 
         ctx.connections
@@ -426,18 +435,16 @@ impl Node {
                 log::info!("listening for peers on {a}");
             }
         }
+        let addrman_dump =
+            peer::addrman::Dumper::start(addrman, dir.join(peer::addrman::PEERS_FILE))
+                .map_err(StartError::Spawn)?;
         let (connmgr_stop_tx, connmgr_stop_rx) = bounded::<()>(0);
-        let targets: Vec<_> = config
-            .connect
-            .iter()
-            .chain(config.addnode.iter())
-            .cloned()
-            .collect();
         let (connmgr_tx, connmgr_rx) = bounded(64);
+        let connmgr_state = Arc::new(connmgr::ConnMgrState::default());
         let connmgr_thread = {
-            let ctx = Arc::clone(&ctx);
+            let (ctx, state) = (Arc::clone(&ctx), Arc::clone(&connmgr_state));
             Some(spawn("connmgr", move || {
-                connmgr::run_connmgr(ctx, targets, connmgr_stop_rx, connmgr_rx)
+                connmgr::run_connmgr(ctx, state, connmgr_stop_rx, connmgr_rx)
             })?)
         };
         log::info!(
@@ -449,6 +456,7 @@ impl Node {
         Ok(NodeHandle {
             inner: Some(Inner {
                 connmgr_tx,
+                connmgr_state,
                 events,
                 mempool,
                 ctx,
@@ -457,6 +465,7 @@ impl Node {
                 listener_thread,
                 connmgr_thread,
                 connmgr_stop: Some(connmgr_stop_tx),
+                addrman_dump,
                 handler_tx,
                 sync_tx,
                 handler_thread,
@@ -557,6 +566,7 @@ fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()
 
 struct Inner {
     connmgr_tx: Sender<connmgr::ConnCmd>,
+    connmgr_state: Arc<connmgr::ConnMgrState>,
     events: events::EventBus,
     mempool: mempool::SharedMempool,
     ctx: Arc<NetContext>,
@@ -565,6 +575,8 @@ struct Inner {
     listener_thread: Option<JoinHandle<()>>,
     connmgr_thread: Option<JoinHandle<()>>,
     connmgr_stop: Option<Sender<()>>,
+    /// Writes `peers.dat` every 15 minutes and at shutdown.
+    addrman_dump: peer::addrman::Dumper,
     handler_tx: Sender<HandlerMsg>,
     sync_tx: Sender<SyncMsg>,
     handler_thread: JoinHandle<()>,
@@ -654,6 +666,7 @@ impl NodeHandle {
                     id: p.id,
                     addr: p.addr,
                     direction: p.direction,
+                    conn_type: p.conn_type,
                     state,
                     version: v.map_or(0, |v| v.version),
                     services: p.services(),
@@ -663,7 +676,6 @@ impl NodeHandle {
                     bytes_recv: p.bytes_recv.load(Ordering::Relaxed),
                     ping: p.ping_rtt(),
                     min_ping: p.min_ping(),
-                    conn_type: p.conn_type,
                     conn_time: p
                         .connected_at
                         .duration_since(std::time::SystemTime::UNIX_EPOCH)
@@ -856,6 +868,11 @@ impl NodeHandle {
             .map_err(|_| NodeError::Stopped)
     }
 
+    /// Core's `getaddednodeinfo`: the added nodes and their connections.
+    pub fn added_node_info(&self) -> Result<Vec<connmgr::AddedNodeInfo>, NodeError> {
+        Ok(self.inner()?.connmgr_state.added_nodes())
+    }
+
     /// Core's `setban add`: refuses and disconnects `net` until `until`
     /// (Unix seconds). False if it was already banned.
     pub fn ban(&self, net: netaddr::SubNet, until: u64) -> Result<bool, NodeError> {
@@ -865,6 +882,11 @@ impl NodeHandle {
     /// Core's `setban remove`. False if `net` was not banned.
     pub fn unban(&self, net: &netaddr::SubNet) -> Result<bool, NodeError> {
         Ok(self.inner()?.ctx.connections.unban(net))
+    }
+
+    /// The address manager (shared; `getnodeaddresses`, `addpeeraddress`).
+    pub fn addrman(&self) -> Result<Arc<peer::addrman::AddrMan>, NodeError> {
+        Ok(Arc::clone(&self.inner()?.ctx.addrman))
     }
 
     /// Current bans: subnet, start and end (Unix seconds).
@@ -926,6 +948,7 @@ impl NodeHandle {
         }
         inner.ctx.connections.close_all();
         inner.ctx.connections.save_bans();
+        inner.addrman_dump.stop();
         if !inner
             .ctx
             .connections

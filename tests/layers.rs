@@ -39,7 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["src/config.rs"]),
     ("peer", &["src/peer/"]),
     ("sync", &["src/events.rs", "src/sync/"]),
-    ("server", &["src/server.rs", "src/connmgr.rs"]),
+    ("server", &["src/server.rs", "src/connmgr/"]),
     ("node", &["src/lib.rs", "src/testdata.rs"]),
     ("rpc", &["src/rpc/"]),
 ];

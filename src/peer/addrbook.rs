@@ -1,39 +1,24 @@
-//! A small address book: addresses learnt from `addr`/`addrv2` messages
-//! and from our peers, used to answer `getaddr`, and the per-peer token
-//! bucket that limits how fast one peer can fill it.
-//!
-//! Shared by the peer reader threads behind one leaf lock (nothing else is
-//! locked or sent while holding it); each reader owns its peer's
-//! [`AddrTokenBucket`]. Bounded: at most [`MAX_ADDRS`] entries; when full, a
-//! random entry makes room (O(1), and a peer cannot choose the victim
-//! through the times it advertises). Answers are a random sample, not the
-//! "newest" entries, for the same reason. strand does not dial these
-//! addresses yet (no automatic outbound connections); it keeps and shares
-//! them as Bitcoin Core does, so peers that ask get an answer.
+//! The per-peer side of Core's `ProcessAddrs`: the token bucket that
+//! limits how fast one peer can feed us addresses (Core's
+//! `m_addr_token_bucket`), Core's timestamp clamp, and the conversions
+//! between `addr` and `addrv2` entries. Each peer's reader thread owns its
+//! peer's [`AddrTokenBucket`]; what passes goes to the address manager
+//! ([`super::addrman`]) and the relay queues ([`super::addr_relay`]).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use bitcoin::p2p::address::{AddrV2, AddrV2Message, Address};
+use bitcoin::p2p::address::{AddrV2Message, Address};
 use bitcoin::p2p::ServiceFlags;
-use parking_lot::Mutex;
 
-use crate::util::random_nonce;
-
-/// Most addresses kept.
-pub const MAX_ADDRS: usize = 10_000;
 /// Most addresses accepted from one message and sent in one answer (Core's
 /// `MAX_ADDR_TO_SEND`).
 pub const MAX_ADDR_PER_MESSAGE: usize = 1_000;
 /// Addresses a peer earns per second (Core's `MAX_ADDR_RATE_PER_SECOND`).
 pub const MAX_ADDR_RATE_PER_SECOND: f64 = 0.1;
 /// Most tokens the time-based refill can accumulate (Core's
-/// `MAX_ADDR_PROCESSING_TOKEN_BUCKET`, equal to `MAX_ADDR_TO_SEND`). Core
-/// also grants a peer `MAX_ADDR_TO_SEND` extra tokens when it sends that
-/// peer `getaddr`; strand never sends `getaddr`, so its peers only ever
-/// have the starting token plus the refill.
+/// `MAX_ADDR_PROCESSING_TOKEN_BUCKET`, equal to `MAX_ADDR_TO_SEND`). A
+/// peer we send `getaddr` gets `MAX_ADDR_TO_SEND` extra tokens for the
+/// answer ([`AddrTokenBucket::credit`]), as in Core.
 pub const MAX_ADDR_PROCESSING_TOKEN_BUCKET: f64 = MAX_ADDR_PER_MESSAGE as f64;
 /// Advertised times at or below this are nonsense (Core: `100000000`, 1973).
 const MIN_SANE_ADDR_TIME: u32 = 100_000_000;
@@ -80,6 +65,12 @@ impl AddrTokenBucket {
         true
     }
 
+    /// Grants `n` extra tokens beyond the cap (Core adds
+    /// `MAX_ADDR_TO_SEND` when it sends the peer `getaddr`).
+    pub fn credit(&mut self, n: f64) {
+        self.tokens += n;
+    }
+
     /// Tokens left.
     pub fn tokens(&self) -> f64 {
         self.tokens
@@ -96,228 +87,89 @@ pub fn clamp_addr_time(time: u32, now: u32) -> u32 {
     }
 }
 
-/// What one `addr`/`addrv2` message did to the book.
+/// What one `addr`/`addrv2` message did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddrOutcome {
-    /// Entries that got a token (stored unless unusable: other networks,
-    /// port 0, unspecified address).
+    /// Entries that got a token (Core's `m_addr_processed`).
     pub processed: usize,
-    /// Entries dropped for lack of tokens.
+    /// Entries dropped for lack of tokens (Core's `m_addr_rate_limited`).
     pub rate_limited: usize,
 }
 
-#[derive(Default)]
-struct Entries {
-    /// Address → (advertised time, services, index in `order`).
-    map: HashMap<SocketAddr, (u32, ServiceFlags, usize)>,
-    /// Every key of `map` once, for O(1) random eviction and sampling.
-    order: Vec<SocketAddr>,
+/// Core's `ProcessAddrs` for already-parsed entries: refill `bucket`,
+/// spend a token per entry (entries without one are dropped and counted),
+/// clamp times against `now` (Unix seconds). Returns the outcome and the
+/// entries that got a token, to be added to the address manager and
+/// considered for relay.
+pub fn process_addrs(
+    entries: &[AddrV2Message],
+    bucket: &mut AddrTokenBucket,
+    at: Instant,
+    now: u32,
+) -> (AddrOutcome, Vec<AddrV2Message>) {
+    bucket.refill(at);
+    let mut out = AddrOutcome::default();
+    let mut ok = Vec::new();
+    for m in entries.iter().take(MAX_ADDR_PER_MESSAGE) {
+        if !bucket.take() {
+            out.rate_limited += 1;
+            continue;
+        }
+        // Core stores only nodes that may serve blocks (its
+        // MayHaveUsefulAddressDB): NODE_NETWORK or NODE_NETWORK_LIMITED.
+        // The token is spent all the same.
+        if !(m.services.has(ServiceFlags::NETWORK) || m.services.has(ServiceFlags::NETWORK_LIMITED))
+        {
+            continue;
+        }
+        out.processed += 1;
+        let mut m = m.clone();
+        m.time = clamp_addr_time(m.time, now);
+        ok.push(m);
+    }
+    (out, ok)
 }
 
-impl Entries {
-    fn remove_at(&mut self, i: usize) {
-        let gone = self.order.swap_remove(i);
-        self.map.remove(&gone);
-        if let Some(moved) = self.order.get(i) {
-            if let Some(e) = self.map.get_mut(moved) {
-                e.2 = i;
-            }
-        }
-    }
-}
-
-/// The book; see the module docs.
-#[derive(Default)]
-pub struct AddrBook {
-    entries: Mutex<Entries>,
-    rate_limited: AtomicU64,
-}
-
-fn random_below(n: usize) -> usize {
-    (random_nonce() % n as u64) as usize
-}
-
-fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
-}
-
-impl AddrBook {
-    /// Remembers `addr` as seen at `time` with `services`. `time` is taken
-    /// as given: peer input goes through [`AddrBook::add_v1`] or
-    /// [`AddrBook::add_v2`], which clamp it.
-    pub fn add(&self, addr: SocketAddr, time: u32, services: ServiceFlags) {
-        if addr.port() == 0 || addr.ip().is_unspecified() {
-            return;
-        }
-        let mut e = self.entries.lock();
-        if let Some(entry) = e.map.get_mut(&addr) {
-            if time >= entry.0 {
-                entry.0 = time;
-                entry.1 = services;
-            }
-            return;
-        }
-        if e.order.len() >= MAX_ADDRS {
-            let victim = random_below(e.order.len());
-            e.remove_at(victim);
-        }
-        let i = e.order.len();
-        e.order.push(addr);
-        e.map.insert(addr, (time, services, i));
-    }
-
-    /// Number of addresses known.
-    pub fn len(&self) -> usize {
-        self.entries.lock().order.len()
-    }
-
-    /// True when no address is known.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Addresses dropped by the rate limit since start, all peers together.
-    pub fn rate_limited_total(&self) -> u64 {
-        self.rate_limited.load(Ordering::Relaxed)
-    }
-
-    /// Up to [`MAX_ADDR_PER_MESSAGE`] addresses chosen at random.
-    pub fn sample(&self) -> Vec<(SocketAddr, u32, ServiceFlags)> {
-        let e = self.entries.lock();
-        let mut keys = e.order.clone();
-        let n = keys.len().min(MAX_ADDR_PER_MESSAGE);
-        // Partial Fisher-Yates: the first `n` keys become a uniform sample.
-        for i in 0..n {
-            let j = i + random_below(keys.len() - i);
-            keys.swap(i, j);
-        }
-        keys.truncate(n);
-        keys.into_iter()
-            .filter_map(|a| e.map.get(&a).map(|(t, s, _)| (a, *t, *s)))
-            .collect()
-    }
-
-    /// Core's `ProcessAddrs` for already-parsed entries: refill `bucket`,
-    /// spend a token per entry (entries without one are dropped and
-    /// counted), clamp times against `now` (Unix seconds), store.
-    fn process(
-        &self,
-        entries: impl Iterator<Item = (Option<SocketAddr>, u32, ServiceFlags)>,
-        bucket: &mut AddrTokenBucket,
-        at: Instant,
-        now: u32,
-    ) -> AddrOutcome {
-        bucket.refill(at);
-        let mut out = AddrOutcome::default();
-        for (addr, time, services) in entries.take(MAX_ADDR_PER_MESSAGE) {
-            if !bucket.take() {
-                out.rate_limited += 1;
-                continue;
-            }
-            out.processed += 1;
-            if let Some(sa) = addr {
-                self.add(sa, clamp_addr_time(time, now), services);
-            }
-        }
-        self.rate_limited
-            .fetch_add(out.rate_limited as u64, Ordering::Relaxed);
-        out
-    }
-
-    /// Entries of an `addr` message (only the first [`MAX_ADDR_PER_MESSAGE`]),
-    /// within `bucket`'s budget.
-    pub fn add_v1(&self, list: &[(u32, Address)], bucket: &mut AddrTokenBucket) -> AddrOutcome {
-        self.add_v1_at(list, bucket, Instant::now(), unix_now())
-    }
-
-    /// [`AddrBook::add_v1`] at a given clock (tests).
-    pub fn add_v1_at(
-        &self,
-        list: &[(u32, Address)],
-        bucket: &mut AddrTokenBucket,
-        at: Instant,
-        now: u32,
-    ) -> AddrOutcome {
-        let entries = list
-            .iter()
-            .map(|(t, a)| (a.socket_addr().ok(), *t, a.services));
-        self.process(entries, bucket, at, now)
-    }
-
-    /// Entries of an `addrv2` message, within `bucket`'s budget; networks
-    /// other than IPv4/IPv6 use a token but are not stored.
-    pub fn add_v2(&self, list: &[AddrV2Message], bucket: &mut AddrTokenBucket) -> AddrOutcome {
-        let entries = list
-            .iter()
-            .map(|m| (m.socket_addr().ok(), m.time, m.services));
-        self.process(entries, bucket, Instant::now(), unix_now())
-    }
-
-    /// The sample as `addrv2` entries.
-    pub fn sample_v2(&self) -> Vec<AddrV2Message> {
-        self.sample()
-            .into_iter()
-            .map(|(a, time, services)| AddrV2Message {
-                time,
-                services,
-                addr: match a.ip() {
-                    std::net::IpAddr::V4(ip) => AddrV2::Ipv4(ip),
-                    std::net::IpAddr::V6(ip) => AddrV2::Ipv6(ip),
-                },
-                port: a.port(),
+/// The entries of a (pre-BIP155) `addr` message in `addrv2` form; an
+/// IPv4-mapped IPv6 address becomes IPv4, one that is not an IP (a Tor v2
+/// OnionCat address) is left out.
+pub fn addr_v1_to_v2(list: &[(u32, Address)]) -> Vec<AddrV2Message> {
+    list.iter()
+        .filter_map(|(time, a)| {
+            let sa = a.socket_addr().ok()?;
+            Some(AddrV2Message {
+                time: *time,
+                services: a.services,
+                addr: crate::netaddr::addr_v2(sa.ip()),
+                port: sa.port(),
             })
-            .collect()
-    }
+        })
+        .collect()
+}
 
-    /// The sample as `addr` entries.
-    pub fn sample_v1(&self) -> Vec<(u32, Address)> {
-        self.sample()
-            .into_iter()
-            .map(|(a, time, services)| (time, Address::new(&a, services)))
-            .collect()
-    }
+/// The `addr` (pre-BIP155) form of `addrv2` entries: IP networks only.
+pub fn addr_v2_to_v1(list: &[AddrV2Message]) -> Vec<(u32, Address)> {
+    list.iter()
+        .filter_map(|m| {
+            let sa = m.socket_addr().ok()?;
+            Some((m.time, Address::new(&sa, m.services)))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
+    use bitcoin::p2p::address::AddrV2;
+    use std::net::SocketAddr;
     use std::time::Duration;
 
     fn addr(i: u32) -> SocketAddr {
-        SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 8333))
+        SocketAddr::from(([11, (i >> 16) as u8, (i >> 8) as u8, i as u8], 8333))
     }
 
-    #[test]
-    fn bounded_random_eviction_and_skips_unroutable() {
-        let book = AddrBook::default();
-        book.add("0.0.0.0:8333".parse().unwrap(), 5, ServiceFlags::NETWORK);
-        book.add("1.2.3.4:0".parse().unwrap(), 5, ServiceFlags::NETWORK);
-        assert!(book.is_empty());
-        // The first entries carry the newest times: with eviction by oldest
-        // time they would all survive; random eviction keeps only some.
-        let total = MAX_ADDRS as u32 * 2;
-        for i in 0..total {
-            book.add(addr(i), u32::MAX - i, ServiceFlags::NETWORK);
-        }
-        assert_eq!(book.len(), MAX_ADDRS);
-        let e = book.entries.lock();
-        let newest_kept = (0..MAX_ADDRS as u32)
-            .filter(|i| e.map.contains_key(&addr(*i)))
-            .count();
-        assert!(newest_kept < MAX_ADDRS * 3 / 4, "kept {newest_kept}");
-        // The index stays consistent through the swap-removes.
-        for (i, a) in e.order.iter().enumerate() {
-            assert_eq!(e.map[a].2, i);
-        }
-        drop(e);
-        let s = book.sample();
-        assert_eq!(s.len(), MAX_ADDR_PER_MESSAGE);
-        let distinct: HashSet<_> = s.iter().map(|(a, _, _)| *a).collect();
-        assert_eq!(distinct.len(), MAX_ADDR_PER_MESSAGE);
-        assert_eq!(book.sample_v2().len(), MAX_ADDR_PER_MESSAGE);
+    fn v2(list: &[(u32, Address)]) -> Vec<AddrV2Message> {
+        addr_v1_to_v2(list)
     }
 
     #[test]
@@ -342,14 +194,13 @@ mod tests {
 
     #[test]
     fn messages_beyond_the_budget_are_dropped_and_counted() {
-        let book = AddrBook::default();
         let t0 = Instant::now();
         let now = 1_700_000_000;
         let mut bucket = AddrTokenBucket::new(t0);
         let list: Vec<(u32, Address)> = (0..1_000)
             .map(|i| (now, Address::new(&addr(i), ServiceFlags::NETWORK)))
             .collect();
-        let first = book.add_v1_at(&list, &mut bucket, t0, now);
+        let (first, ok) = process_addrs(&v2(&list), &mut bucket, t0, now);
         assert_eq!(
             first,
             AddrOutcome {
@@ -357,14 +208,36 @@ mod tests {
                 rate_limited: 999
             }
         );
+        assert_eq!(ok.len(), 1);
         // 100 s later: 10 more tokens.
         let list: Vec<(u32, Address)> = (1_000..2_000)
             .map(|i| (now, Address::new(&addr(i), ServiceFlags::NETWORK)))
             .collect();
-        let later = book.add_v1_at(&list, &mut bucket, t0 + Duration::from_secs(100), now);
+        let (later, ok) =
+            process_addrs(&v2(&list), &mut bucket, t0 + Duration::from_secs(100), now);
         assert_eq!(later.processed, 10);
-        assert_eq!(book.len(), 11);
-        assert_eq!(book.rate_limited_total(), 999 + 990);
+        assert_eq!(later.rate_limited, 990);
+        assert_eq!(ok.len(), 10);
+    }
+
+    #[test]
+    fn addresses_of_nodes_that_serve_no_blocks_are_not_kept() {
+        let t0 = Instant::now();
+        let mut bucket = AddrTokenBucket::new(t0);
+        bucket.credit(10.0);
+        let list = [
+            (1, Address::new(&addr(1), ServiceFlags::NONE)),
+            (1, Address::new(&addr(2), ServiceFlags::WITNESS)),
+            (1, Address::new(&addr(3), ServiceFlags::NETWORK_LIMITED)),
+            (1, Address::new(&addr(4), ServiceFlags::NETWORK)),
+        ];
+        let (out, ok) = process_addrs(&v2(&list), &mut bucket, t0, 1_700_000_000);
+        assert_eq!(out.processed, 2);
+        assert_eq!(ok.len(), 2);
+        assert!(
+            (bucket.tokens() - 7.0).abs() < 1e-9,
+            "every entry spent a token"
+        );
     }
 
     #[test]
@@ -378,11 +251,34 @@ mod tests {
         assert_eq!(clamp_addr_time(now + 601, now), five_days_ago);
         assert_eq!(clamp_addr_time(u32::MAX, now), five_days_ago);
         assert_eq!(clamp_addr_time(now - 3600, now), now - 3600);
-        // Through the book.
-        let book = AddrBook::default();
+        // Through process_addrs.
         let mut bucket = AddrTokenBucket::new(Instant::now());
         let list = [(u32::MAX, Address::new(&addr(1), ServiceFlags::NETWORK))];
-        book.add_v1_at(&list, &mut bucket, Instant::now(), now);
-        assert_eq!(book.sample()[0].1, five_days_ago);
+        let (_, ok) = process_addrs(&v2(&list), &mut bucket, Instant::now(), now);
+        assert_eq!(ok[0].time, five_days_ago);
+    }
+
+    #[test]
+    fn v1_entries_convert_to_v2_and_back() {
+        let mapped: SocketAddr = "[::ffff:11.2.3.4]:8333".parse().unwrap();
+        let list = [
+            (5, Address::new(&addr(7), ServiceFlags::NETWORK)),
+            (6, Address::new(&mapped, ServiceFlags::NONE)),
+        ];
+        let v2 = addr_v1_to_v2(&list);
+        assert_eq!(v2.len(), 2);
+        assert_eq!(v2[1].addr, AddrV2::Ipv4("11.2.3.4".parse().unwrap()));
+        assert_eq!(v2[0].time, 5);
+        let tor = AddrV2Message {
+            time: 1,
+            services: ServiceFlags::NONE,
+            addr: AddrV2::TorV3([1; 32]),
+            port: 8333,
+        };
+        let mut with_tor = v2.clone();
+        with_tor.push(tor);
+        let back = addr_v2_to_v1(&with_tor);
+        assert_eq!(back.len(), 2, "Tor v3 has no addr (v1) form");
+        assert_eq!(back[0].1.socket_addr().unwrap(), addr(7));
     }
 }

@@ -62,7 +62,9 @@ use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::p2p::{Magic, ServiceFlags};
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 
+use super::addr_relay::AddrRelay;
 use super::addrbook;
+use super::addrman::AddrMan;
 use super::lifecycle::run_lifecycle;
 use super::pool::ThreadPool;
 use super::{
@@ -100,10 +102,12 @@ pub(crate) struct NetContext {
     /// The sync manager's inbox, where the reader delivers messages.
     pub messages: Box<dyn MessageSink>,
     pub connections: Connections,
-    /// Addresses learnt from peers, for `getaddr`.
-    pub addr_book: addrbook::AddrBook,
     /// Parked threads for the readers, writers and lifecycle threads.
     pub pool: ThreadPool,
+    /// Core's address manager: every address heard of, new and tried.
+    pub addrman: Arc<AddrMan>,
+    /// Per-peer address relay queues and the `getaddr` answer cache.
+    pub addr_relay: AddrRelay,
 }
 
 /// Why [`start_peer`] did not start a connection.
@@ -175,6 +179,9 @@ pub const MAX_LOCATOR_SZ: usize = 101;
 pub const MAX_INV_SZ: usize = 50_000;
 /// Most entries in an `addr`/`addrv2` (Core's `MAX_ADDR_TO_SEND`).
 pub const MAX_ADDR_TO_SEND: usize = 1_000;
+/// Gossiped addresses are stored as seen 2 hours earlier than advertised
+/// (Core's `time_penalty` in `ProcessAddrs`).
+const ADDR_TIME_PENALTY: u32 = 2 * 60 * 60;
 /// Oldest protocol version accepted from peers (Bitcoin Core's MIN_PEER_PROTO_VERSION).
 pub const MIN_PEER_PROTO_VERSION: u32 = 31800;
 /// Reader buffer size per peer.
@@ -269,7 +276,8 @@ fn version_message(ctx: &NetContext, peer: &Peer) -> NetworkMessage {
         nonce: peer.local_nonce,
         user_agent: ctx.config.user_agent.clone(),
         start_height: ctx.best_height.load(Ordering::Relaxed),
-        relay: true,
+        // Core's `RejectIncomingTxs`: no transactions on block-relay-only.
+        relay: peer.conn_type != ConnectionType::BlockRelayOnly,
     })
 }
 
@@ -337,7 +345,10 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                     services: v.services,
                     start_height: v.start_height,
                     user_agent: v.user_agent,
-                    relay: v.relay,
+                    // We relay no transactions on a block-relay-only
+                    // connection, whatever the remote asked (Core's
+                    // `m_relays_txs`, `relaytxes` in getpeerinfo).
+                    relay: v.relay && peer.conn_type != ConnectionType::BlockRelayOnly,
                 });
                 if peer.direction == Direction::Inbound {
                     peer.send(version_message(ctx, peer));
@@ -386,17 +397,21 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
     }
     peer.verack.set(&**peer);
     log::debug!("{peer}: handshake complete");
+    // Core's per-peer addr rate limit; this thread is its only user.
+    let mut addr_bucket = addrbook::AddrTokenBucket::new(Instant::now());
+    // Core's m_getaddr_sent: the answer to our getaddr is not relayed.
+    let mut getaddr_sent = false;
     if peer.direction == Direction::Outbound {
-        // A peer we reached is a good address to share.
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32);
-        ctx.addr_book.add(peer.addr, now, peer.services());
+        getaddr_sent = outbound_addr_setup(ctx, peer, &mut addr_bucket);
+        if getaddr_sent {
+            // Address relay is on with this peer: announce ourselves.
+            if let Some(msg) = self_announcement(ctx, peer) {
+                peer.send(msg);
+            }
+        }
     }
 
     // --- message loop --------------------------------------------------------
-    // Core's per-peer addr rate limit; this thread is its only user.
-    let mut addr_bucket = addrbook::AddrTokenBucket::new(Instant::now());
     if socket
         .set_read_timeout(Some(ctx.config.idle_timeout))
         .is_err()
@@ -462,27 +477,71 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 log::debug!("{peer}: reject for '{}': {}", r.message, r.reason);
             }
             NetworkMessage::FeeFilter(rate) => peer.fee_filter.store(rate, Ordering::Relaxed),
+            // Core disconnects a block-relay-only peer that sends a
+            // transaction or announces one: we told it relay=false.
+            NetworkMessage::Tx(_) if peer.conn_type == ConnectionType::BlockRelayOnly => {
+                return DisconnectReason::ProtocolViolation(
+                    "transaction sent on a block-relay-only connection".into(),
+                );
+            }
+            NetworkMessage::Inv(ref items)
+                if peer.conn_type == ConnectionType::BlockRelayOnly
+                    && items.iter().any(|i| {
+                        matches!(
+                            i,
+                            bitcoin::p2p::message_blockdata::Inventory::Transaction(_)
+                                | bitcoin::p2p::message_blockdata::Inventory::WitnessTransaction(_)
+                                | bitcoin::p2p::message_blockdata::Inventory::WTx(_)
+                        )
+                    }) =>
+            {
+                return DisconnectReason::ProtocolViolation(
+                    "transaction inv sent on a block-relay-only connection".into(),
+                );
+            }
             NetworkMessage::Unknown { command, .. } => {
                 log::debug!("{peer}: ignoring unknown message '{command}'");
             }
             NetworkMessage::Addr(list) => {
-                let out = ctx.addr_book.add_v1(&list, &mut addr_bucket);
-                log_addrs(peer, "addr", list.len(), out);
+                let v2 = addrbook::addr_v1_to_v2(&list);
+                process_addrs(
+                    ctx,
+                    peer,
+                    "addr",
+                    list.len(),
+                    &v2,
+                    &mut addr_bucket,
+                    &mut getaddr_sent,
+                );
             }
             NetworkMessage::AddrV2(list) => {
-                let out = ctx.addr_book.add_v2(&list, &mut addr_bucket);
-                log_addrs(peer, "addrv2", list.len(), out);
+                process_addrs(
+                    ctx,
+                    peer,
+                    "addrv2",
+                    list.len(),
+                    &list,
+                    &mut addr_bucket,
+                    &mut getaddr_sent,
+                );
             }
             NetworkMessage::GetAddr => {
-                // Core answers inbound peers once per connection, and never
-                // with an empty message (btcd disconnects a peer that sends
-                // an address message without addresses).
+                // Core answers inbound peers only (outbound: fingerprinting),
+                // once per connection, and never with an empty message (btcd
+                // disconnects a peer that sends an address message without
+                // addresses).
                 if peer.direction == Direction::Inbound
                     && !peer.getaddr_answered.swap(true, Ordering::Relaxed)
                 {
-                    if let Some(answer) = getaddr_answer(ctx, peer) {
+                    if let Some(answer) = ctx.addr_relay.getaddr_answer(peer, &ctx.addrman) {
                         peer.send(answer);
                     }
+                    // Its getaddr turned address relay on: announce ourselves.
+                    if let Some(msg) = self_announcement(ctx, peer) {
+                        peer.send(msg);
+                    }
+                } else {
+                    log::debug!("{peer}: ignoring getaddr ({})", peer.conn_type);
                 }
             }
             other => {
@@ -530,6 +589,68 @@ fn log_addrs(peer: &Peer, what: &str, n: usize, out: addrbook::AddrOutcome) {
     );
 }
 
+fn unix_now_u32() -> u32 {
+    u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX)
+}
+
+/// Core's address steps at the end of an outbound handshake: record the
+/// services and success in the address manager (`SetServices`, `Good`),
+/// and, unless block-relay-only or a feeler, enable address relay and ask
+/// for addresses once (`getaddr`, with `MAX_ADDR_TO_SEND` extra tokens for
+/// the answer). Returns whether `getaddr` was sent.
+fn outbound_addr_setup(
+    ctx: &NetContext,
+    peer: &Arc<Peer>,
+    bucket: &mut addrbook::AddrTokenBucket,
+) -> bool {
+    let addr = crate::netaddr::addr_v2(peer.addr.ip());
+    ctx.addrman
+        .set_services(&addr, peer.addr.port(), peer.services());
+    ctx.addrman.good(&addr, peer.addr.port(), unix_now_u32());
+    if ctx.addr_relay.enable(peer) {
+        peer.send(NetworkMessage::GetAddr);
+        bucket.credit(MAX_ADDR_TO_SEND as f64);
+        return true;
+    }
+    false
+}
+
+/// Core's `ProcessAddrs`: addresses from block-relay-only and feeler
+/// peers are ignored; the rest pass the token bucket, are remembered as
+/// known by the peer, relayed if fresh (not in the answer to our own
+/// `getaddr`), and added to the address manager with Core's 2-hour time
+/// penalty.
+fn process_addrs(
+    ctx: &NetContext,
+    peer: &Arc<Peer>,
+    what: &str,
+    n: usize,
+    list: &[bitcoin::p2p::address::AddrV2Message],
+    bucket: &mut addrbook::AddrTokenBucket,
+    getaddr_sent: &mut bool,
+) {
+    if !ctx.addr_relay.enable(peer) {
+        log::debug!(
+            "{peer}: ignoring {what} from a {} connection",
+            peer.conn_type
+        );
+        return;
+    }
+    let now = unix_now_u32();
+    let (out, ok) = addrbook::process_addrs(list, bucket, Instant::now(), now);
+    log_addrs(peer, what, n, out);
+    ctx.addr_relay.add_known(peer.id, &ok);
+    if !*getaddr_sent {
+        let lb = ctx.addrman.loopback_routable();
+        ctx.addr_relay.relay_fresh(peer.id, n, &ok, lb, now);
+    }
+    let source = crate::netaddr::addr_v2(peer.addr.ip());
+    ctx.addrman.add(&ok, &source, ADDR_TIME_PENALTY);
+    if n < MAX_ADDR_TO_SEND {
+        *getaddr_sent = false;
+    }
+}
+
 /// The protocol version both sides speak (Core's `GetCommonVersion`).
 fn common_version(theirs: u32) -> u32 {
     theirs.min(PROTOCOL_VERSION)
@@ -555,19 +676,6 @@ pub(crate) fn oversized(msg: &NetworkMessage) -> Option<String> {
     (n > max).then(|| format!("{what} of {n} entries (limit {max})"))
 }
 
-/// Our answer to `peer`'s `getaddr`: `addrv2` if it sent `sendaddrv2`,
-/// `addr` otherwise; `None` when we know no address to give (an empty
-/// address message is a protocol violation for btcd; Core sends none).
-fn getaddr_answer(ctx: &NetContext, peer: &Peer) -> Option<NetworkMessage> {
-    if peer.addr_v2.load(Ordering::Relaxed) {
-        let list = ctx.addr_book.sample_v2();
-        (!list.is_empty()).then_some(NetworkMessage::AddrV2(list))
-    } else {
-        let list = ctx.addr_book.sample_v1();
-        (!list.is_empty()).then_some(NetworkMessage::Addr(list))
-    }
-}
-
 /// Body of a peer's writer thread.
 fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<Vec<u8>>) {
     let Some(mut socket) = peer.socket() else {
@@ -582,10 +690,20 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<Vec<u8>>) {
     // A frame taken from the queue that did not fit the last write.
     let mut pending: Option<Vec<u8>> = None;
     loop {
-        let wait = next_ping.saturating_duration_since(Instant::now());
-        // Frames from the queue (counted in the send budget), or our ping.
+        // Core's MaybeSendAddr: flush the address relay queue when due.
+        let relay_due = ctx.addr_relay.next_due(peer.id);
+        let wait = relay_due.map_or(next_ping, |d| d.min(next_ping));
+        let wait = wait.saturating_duration_since(Instant::now());
+        let due = relay_due.is_some_and(|d| d <= Instant::now());
+        // Frames from the queue (counted in the send budget), the address
+        // relay flush, or our ping.
         let (bytes, queued) = if let Some(frame) = pending.take() {
             (coalesce(frame, &outbox, &mut pending), true)
+        } else if due {
+            match ctx.addr_relay.take_due(peer.id, Instant::now()) {
+                Some(msg) => (wire::encode_message(ctx.magic, msg), false),
+                None => continue,
+            }
         } else {
             select! {
                 recv(outbox) -> frame => match frame {
@@ -594,6 +712,9 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<Vec<u8>>) {
                 },
                 recv(quit) -> _ => return,
                 default(wait) => {
+                    if Instant::now() < next_ping {
+                        continue; // woken for the address relay flush
+                    }
                     next_ping = Instant::now() + interval;
                     if !peer.handshake_done() {
                         continue;
@@ -666,3 +787,38 @@ fn coalesce(first: Vec<u8>, outbox: &Receiver<Vec<u8>>, pending: &mut Option<Vec
 
 /// How long a clean shutdown waits for peer threads.
 pub(crate) const PEER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Our own address as we announce it to `peer` (Core's first
+/// `MaybeSendAddr` self-announcement, in a message of its own; Core's
+/// `GetLocalAddrForPeer` without address discovery): the address we
+/// listen on when it is specific and routable (loopback counts on
+/// regtest, as in the address manager), with our services and the current
+/// time. Core waits for the end of initial block download; strand does
+/// not. On regtest a node announces itself only when it makes automatic
+/// connections too (`Config::automatic_outbound`): hand-wired test
+/// networks stay as wired (see the README's decisions).
+fn self_announcement(ctx: &NetContext, peer: &Peer) -> Option<NetworkMessage> {
+    let regtest = ctx.config.network == crate::config::Network::Regtest;
+    if regtest && !ctx.config.automatic_outbound() {
+        return None;
+    }
+    let listen = ctx.config.listen?;
+    if listen.ip().is_unspecified() || listen.port() == 0 {
+        return None;
+    }
+    let addr = crate::netaddr::addr_v2(listen.ip());
+    if !crate::netaddr::is_routable(&addr, regtest) {
+        return None;
+    }
+    let now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
+    Some(if peer.addr_v2.load(Ordering::Relaxed) {
+        NetworkMessage::AddrV2(vec![bitcoin::p2p::address::AddrV2Message {
+            time: now,
+            services: ctx.services,
+            addr,
+            port: listen.port(),
+        }])
+    } else {
+        NetworkMessage::Addr(vec![(now, Address::new(&listen, ctx.services))])
+    })
+}

@@ -40,12 +40,16 @@
 //! socket (*pause-recv*, Core's `fPauseRecv`) until the sync manager caught
 //! up.
 
+pub mod addr_relay;
 pub mod addrbook;
+pub mod addrman;
+pub mod addrtext;
 pub mod banlist;
 pub(crate) mod conn;
 pub mod eviction;
 pub mod lifecycle;
 pub(crate) mod pool;
+pub mod seeds;
 pub mod signal;
 
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -282,6 +282,32 @@ impl ConnectionType {
     }
 }
 
+/// One `getnodeaddresses` entry (Core's fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddress {
+    /// Last seen, Unix seconds.
+    pub time: u32,
+    /// Services advertised.
+    pub services: ServiceFlags,
+    /// Host text (Core's `ToStringAddr`).
+    pub address: String,
+    /// Port.
+    pub port: u16,
+    /// Core's network name.
+    pub network: &'static str,
+}
+
+/// One `getaddrmaninfo` row: network name (or `all_networks`), new, tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrManCounts {
+    /// Core's network name, or `all_networks`.
+    pub network: &'static str,
+    /// Entries in the new table.
+    pub new: usize,
+    /// Entries in the tried table.
+    pub tried: usize,
+}
+
 /// One `getpeerinfo` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerInfo {
@@ -588,6 +614,11 @@ pub trait RpcBackend: Send + Sync {
         let _ = (node, command);
         unsupported("addnode")
     }
+    /// `getaddednodeinfo`: the nodes added with `--addnode`/`addnode add`
+    /// and their open connections.
+    fn added_node_info(&self) -> RpcResult<Vec<crate::connmgr::AddedNodeInfo>> {
+        unsupported("getaddednodeinfo")
+    }
     /// `disconnectnode`: fail with -29 "Node not found in connected nodes".
     fn disconnect_node(&self, target: DisconnectTarget) -> RpcResult<()> {
         let _ = target;
@@ -633,6 +664,33 @@ pub trait RpcBackend: Send + Sync {
     ) -> RpcResult<GeneratedBlock> {
         let _ = (script, txs, submit);
         unsupported("generateblock")
+    }
+    /// `getnodeaddresses`: up to `count` (0: all) good addresses from the
+    /// address manager, only `network` if given.
+    fn node_addresses(
+        &self,
+        count: usize,
+        network: Option<crate::netaddr::NetClass>,
+    ) -> RpcResult<Vec<NodeAddress>> {
+        let _ = (count, network);
+        unsupported("getnodeaddresses")
+    }
+    /// `getaddrmaninfo`: per network (ipv4, ipv6, onion, i2p, cjdns) and
+    /// `all_networks`, the new and tried counts.
+    fn addrman_info(&self) -> RpcResult<Vec<AddrManCounts>> {
+        unsupported("getaddrmaninfo")
+    }
+    /// `addpeeraddress`: adds `addr:port` as if it announced itself; with
+    /// `tried`, also moves it to the tried table. `Ok(None)` on success,
+    /// `Ok(Some(error))` with Core's error string otherwise.
+    fn add_peer_address(
+        &self,
+        addr: bitcoin::p2p::address::AddrV2,
+        port: u16,
+        tried: bool,
+    ) -> RpcResult<Option<&'static str>> {
+        let _ = (addr, port, tried);
+        unsupported("addpeeraddress")
     }
     /// `uptime`: seconds since the node started.
     fn uptime(&self) -> RpcResult<u64> {

@@ -230,6 +230,18 @@ static METHODS: &[Method] = &[
     },
     // == Network ==
     Method {
+        name: "addpeeraddress",
+        category: "hidden",
+        args: &[
+            req("address", Ty::Str, "The IP address of the peer"),
+            req("port", Ty::Num, "The port of the peer"),
+            opt("tried", Ty::Bool, "false", "If true, attempt to add the peer to the tried addresses table"),
+        ],
+        desc: "Add the address of a potential peer to an address manager table. This RPC is for testing only.",
+        result: "{ \"success\": bool, \"error\": \"str\" (optional) }",
+        handler: h_addpeeraddress,
+    },
+    Method {
         name: "addnode",
         category: "network",
         args: &[
@@ -252,6 +264,16 @@ static METHODS: &[Method] = &[
         handler: h_disconnectnode,
     },
     Method {
+        name: "getaddednodeinfo",
+        category: "network",
+        args: &[
+            opt("node", Ty::Str, "all nodes", "If provided, return information about this specific node, otherwise all nodes are returned."),
+        ],
+        desc: "Returns information about the given added node, or all added nodes\n(note that onetry addnodes are not listed here)",
+        result: "[ { \"addednode\", \"connected\", \"addresses\": [ { \"address\", \"connected\" }, ... ] }, ... ]",
+        handler: h_getaddednodeinfo,
+    },
+    Method {
         name: "getconnectioncount",
         category: "network",
         args: &[],
@@ -266,6 +288,25 @@ static METHODS: &[Method] = &[
         desc: "Returns information about network traffic, including bytes in, bytes out,\nand current system time.",
         result: "{ \"totalbytesrecv\", \"totalbytessent\", \"timemillis\", \"uploadtarget\": { \"timeframe\", \"target\", \"target_reached\", \"serve_historical_blocks\", \"bytes_left_in_cycle\", \"time_left_in_cycle\" } }",
         handler: h_getnettotals,
+    },
+    Method {
+        name: "getaddrmaninfo",
+        category: "network",
+        args: &[],
+        desc: "Provides information about the node's address manager by returning the number of addresses in the `new` and `tried` tables and their sum for all networks.",
+        result: "{ \"ipv4\": { \"new\", \"tried\", \"total\" }, \"ipv6\", \"onion\", \"i2p\", \"cjdns\", \"all_networks\" }",
+        handler: h_getaddrmaninfo,
+    },
+    Method {
+        name: "getnodeaddresses",
+        category: "network",
+        args: &[
+            opt("count", Ty::Num, "1", "The maximum number of addresses to return. Specify 0 to return all known addresses."),
+            opt("network", Ty::Str, "all networks", "Return only addresses of the specified network. Can be one of: ipv4, ipv6, onion, i2p, cjdns."),
+        ],
+        desc: "Return known addresses, after filtering for quality and recency.\nThese can potentially be used to find new peers in the network.\nThe total number of addresses known to the node may be higher.",
+        result: "[ { \"time\", \"services\", \"address\", \"port\", \"network\" }, ... ]",
+        handler: h_getnodeaddresses,
     },
     Method {
         name: "getnetworkinfo",
@@ -393,7 +434,8 @@ pub fn arg_is_string(method: &str, param: ParamRef<'_>) -> bool {
 
 /// Core's `help` without a command: first lines grouped by category.
 fn help_all() -> String {
-    let mut ms: Vec<&Method> = METHODS.iter().collect();
+    // Core leaves the "hidden" test helpers out of the list.
+    let mut ms: Vec<&Method> = METHODS.iter().filter(|m| m.category != "hidden").collect();
     ms.sort_by_key(|m| (m.category, m.name));
     let mut s = String::new();
     let mut category = "";
@@ -617,8 +659,18 @@ mod tests {
     fn help_lists_every_method_and_usage_matches_core() {
         let all = help_all();
         for name in method_names() {
-            assert!(all.contains(name), "{name}");
+            // Core's "hidden" test helpers are left out of the list.
+            let hidden = find_method(name).is_some_and(|m| m.category == "hidden");
+            assert_eq!(all.contains(&format!("\n{name}")), !hidden, "{name}");
         }
+        assert_eq!(
+            usage(method("addpeeraddress")),
+            "addpeeraddress \"address\" port ( tried )"
+        );
+        assert_eq!(
+            usage(method("getnodeaddresses")),
+            "getnodeaddresses ( count \"network\" )"
+        );
         assert!(all.starts_with("== Blockchain ==\ngetbestblockhash\n"));
         assert_eq!(
             usage(method("getblock")),

@@ -1,7 +1,8 @@
 //! Network methods (Core's `rpc/net.cpp`): peers (`getpeerinfo` with
 //! Core's service names and network classes), `getnettotals`, `ping`,
-//! connection count, network info, `addnode`, `disconnectnode`, bans. Runs
-//! on the RPC worker threads.
+//! connection count, network info, `addnode`, `getaddednodeinfo`,
+//! `disconnectnode`, bans, the address manager's `getnodeaddresses`,
+//! `getaddrmaninfo` and `addpeeraddress`. Runs on the RPC worker threads.
 
 use bitcoin::Amount;
 use serde_json::{json, Map, Value};
@@ -181,6 +182,42 @@ pub(super) fn h_addnode(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     Ok(Value::Null)
 }
 
+/// Core's `getaddednodeinfo`: every added node (or the one asked for),
+/// whether it is connected, and the connection's address.
+pub(super) fn h_getaddednodeinfo(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let wanted = a.opt_str(0);
+    let list = d.backend.added_node_info()?;
+    let list: Vec<_> = match wanted {
+        Some(node) => {
+            let found: Vec<_> = list.into_iter().filter(|n| n.addednode == node).collect();
+            if found.is_empty() {
+                return Err(RpcFailure::new(
+                    codes::RPC_CLIENT_NODE_NOT_ADDED,
+                    "Error: Node has not been added.",
+                ));
+            }
+            found
+        }
+        None => list,
+    };
+    Ok(Value::Array(
+        list.iter()
+            .map(|n| {
+                let addresses: Vec<Value> = n
+                    .connected
+                    .iter()
+                    .map(|c| json!({"address": c.to_string(), "connected": "outbound"}))
+                    .collect();
+                json!({
+                    "addednode": n.addednode.to_string(),
+                    "connected": n.connected.is_some(),
+                    "addresses": addresses,
+                })
+            })
+            .collect(),
+    ))
+}
+
 pub(super) fn h_disconnectnode(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     let address = a.opt_str(0);
     let target = match (address, a.get(1)) {
@@ -260,4 +297,62 @@ pub(super) fn h_listbanned(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
             })
             .collect(),
     ))
+}
+
+/// Core's `getnodeaddresses ( count "network" )`.
+pub(super) fn h_getnodeaddresses(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let count = a.int(0)?.unwrap_or(1);
+    let count = usize::try_from(count)
+        .map_err(|_| RpcFailure::new(codes::RPC_INVALID_PARAMETER, "Address count out of range"))?;
+    let network = match a.opt_str(1) {
+        None => None,
+        Some(name) => Some(crate::peer::addrtext::parse_network(name).ok_or_else(|| {
+            RpcFailure::new(
+                codes::RPC_INVALID_PARAMETER,
+                format!("Network not recognized: {name}"),
+            )
+        })?),
+    };
+    Ok(Value::Array(
+        d.backend
+            .node_addresses(count, network)?
+            .into_iter()
+            .map(|n| {
+                json!({
+                    "time": n.time,
+                    "services": n.services.to_u64(),
+                    "address": n.address,
+                    "port": n.port,
+                    "network": n.network,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// Core's `getaddrmaninfo`.
+pub(super) fn h_getaddrmaninfo(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
+    let mut m = Map::new();
+    for c in d.backend.addrman_info()? {
+        m.insert(
+            c.network.into(),
+            json!({"new": c.new, "tried": c.tried, "total": c.new + c.tried}),
+        );
+    }
+    Ok(Value::Object(m))
+}
+
+/// Core's `addpeeraddress "address" port ( tried )` (a test helper).
+pub(super) fn h_addpeeraddress(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let addr = crate::peer::addrtext::parse_addr(a.str(0)?, false).ok_or_else(|| {
+        RpcFailure::new(codes::RPC_CLIENT_INVALID_IP_OR_SUBNET, "Invalid IP address")
+    })?;
+    let port = a.int(1)?.unwrap_or(0);
+    let port = u16::try_from(port)
+        .map_err(|_| RpcFailure::new(codes::RPC_TYPE_ERROR, "JSON integer out of range"))?;
+    let tried = a.bool_or(2, false);
+    Ok(match d.backend.add_peer_address(addr, port, tried)? {
+        None => json!({"success": true}),
+        Some(error) => json!({"error": error, "success": false}),
+    })
 }

@@ -637,6 +637,12 @@ impl RpcBackend for NodeBackend {
             .map_err(|e| RpcFailure::new(-28, e.to_string()))
     }
 
+    fn added_node_info(&self) -> RpcResult<Vec<crate::connmgr::AddedNodeInfo>> {
+        self.node
+            .added_node_info()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))
+    }
+
     fn set_ban(&self, subnet: crate::netaddr::SubNet, command: BanCommand) -> RpcResult<()> {
         match command {
             BanCommand::Add { duration, until } => {
@@ -653,6 +659,92 @@ impl RpcBackend for NodeBackend {
                 Err(e) => Err(RpcFailure::new(-28, e.to_string())),
             },
         }
+    }
+
+    fn node_addresses(
+        &self,
+        count: usize,
+        network: Option<crate::netaddr::NetClass>,
+    ) -> RpcResult<Vec<NodeAddress>> {
+        let am = self
+            .node
+            .addrman()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))?;
+        use crate::peer::addrtext;
+        let lb = am.loopback_routable();
+        Ok(am
+            .get_addr(count, 0, network)
+            .into_iter()
+            .map(|m| NodeAddress {
+                time: m.time,
+                services: m.services,
+                address: addrtext::addr_to_string(&m.addr),
+                port: m.port,
+                network: addrtext::network_name(crate::netaddr::net_class(&m.addr, lb)),
+            })
+            .collect())
+    }
+
+    fn addrman_info(&self) -> RpcResult<Vec<AddrManCounts>> {
+        let am = self
+            .node
+            .addrman()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))?;
+        use crate::netaddr::NetClass;
+        use crate::peer::addrtext::network_name;
+        let by_net = am.size_by_network();
+        let mut out: Vec<AddrManCounts> = [
+            NetClass::Ipv4,
+            NetClass::Ipv6,
+            NetClass::Onion,
+            NetClass::I2p,
+            NetClass::Cjdns,
+        ]
+        .into_iter()
+        .map(|net| {
+            let (new, tried) = by_net.get(&net).copied().unwrap_or((0, 0));
+            AddrManCounts {
+                network: network_name(net),
+                new,
+                tried,
+            }
+        })
+        .collect();
+        let (new, tried) = am.size_new_tried();
+        out.push(AddrManCounts {
+            network: "all_networks",
+            new,
+            tried,
+        });
+        Ok(out)
+    }
+
+    fn add_peer_address(
+        &self,
+        addr: bitcoin::p2p::address::AddrV2,
+        port: u16,
+        tried: bool,
+    ) -> RpcResult<Option<&'static str>> {
+        let am = self
+            .node
+            .addrman()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))?;
+        let now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
+        // Core: the address is its own source, as if it announced itself,
+        // with NODE_NETWORK | NODE_WITNESS and the current time.
+        let msg = bitcoin::p2p::address::AddrV2Message {
+            time: now,
+            services: bitcoin::p2p::ServiceFlags::NETWORK | bitcoin::p2p::ServiceFlags::WITNESS,
+            addr: addr.clone(),
+            port,
+        };
+        if am.add(&[msg], &addr, 0) == 0 {
+            return Ok(Some("failed-adding-to-new"));
+        }
+        if tried && !am.good_checked(&addr, port, now) {
+            return Ok(Some("failed-adding-to-tried"));
+        }
+        Ok(None)
     }
 
     fn list_banned(&self) -> RpcResult<Vec<BannedEntry>> {
