@@ -607,7 +607,9 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<NetworkMessage>) {
     let mut ping_backpressure = Duration::ZERO;
     let quit = peer.quit.receiver();
     loop {
-        // Core's MaybeSendAddr: flush the address relay queue when due.
+        // Core's MaybeSendAddr: flush the address relay queue when due. A
+        // peer whose relay is enabled while this thread sleeps gets its
+        // first flush at the next wake (a message to send or the ping).
         let relay_due = ctx.addr_relay.next_due(peer.id);
         let wait = relay_due.map_or(next_ping, |d| d.min(next_ping));
         let wait = wait.saturating_duration_since(Instant::now());
