@@ -690,7 +690,9 @@ fn write_loop(ctx: &NetContext, peer: &Peer, outbox: Receiver<Vec<u8>>) {
     // A frame taken from the queue that did not fit the last write.
     let mut pending: Option<Vec<u8>> = None;
     loop {
-        // Core's MaybeSendAddr: flush the address relay queue when due.
+        // Core's MaybeSendAddr: flush the address relay queue when due. A
+        // peer whose relay is enabled while this thread sleeps gets its
+        // first flush at the next wake (a message to send or the ping).
         let relay_due = ctx.addr_relay.next_due(peer.id);
         let wait = relay_due.map_or(next_ping, |d| d.min(next_ping));
         let wait = wait.saturating_duration_since(Instant::now());
