@@ -340,6 +340,17 @@ impl AddrRelay {
     /// what the peer already knows, as one message; `None` rather than an
     /// empty message. Enables relay with the peer (Core does on getaddr).
     pub fn getaddr_answer(&self, peer: &Arc<Peer>, addrman: &AddrMan) -> Option<NetworkMessage> {
+        self.getaddr_answer_filtered(peer, addrman, &|_| true)
+    }
+
+    /// [`AddrRelay::getaddr_answer`] without the addresses `keep` rejects
+    /// (Core's `GetAddresses` leaves out banned and discouraged ones).
+    pub fn getaddr_answer_filtered(
+        &self,
+        peer: &Arc<Peer>,
+        addrman: &AddrMan,
+        keep: &dyn Fn(&AddrV2Message) -> bool,
+    ) -> Option<NetworkMessage> {
         self.enable(peer);
         let lb = addrman.loopback_routable();
         let net = netaddr::net_class(&netaddr::addr_v2(peer.addr.ip()), lb);
@@ -350,10 +361,10 @@ impl AddrRelay {
             Some(p) => {
                 p.queue.clear();
                 list.into_iter()
-                    .filter(|m| p.known.insert(key_of(m)))
+                    .filter(|m| keep(m) && p.known.insert(key_of(m)))
                     .collect()
             }
-            None => list,
+            None => list.into_iter().filter(|m| keep(m)).collect(),
         };
         build_message(wants_v2, list)
     }
@@ -649,6 +660,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Banned and discouraged addresses are left out (Core's
+        // GetAddresses); a filter leaving nothing sends nothing.
+        let banned = first[0].addr.clone();
+        let v2 = peer(3, ConnectionType::Inbound, true);
+        match r.getaddr_answer_filtered(&v2, &am, &|m| m.addr != banned) {
+            Some(NetworkMessage::AddrV2(l)) => {
+                assert_eq!(l.len(), first.len() - 1);
+                assert!(l.iter().all(|m| m.addr != banned));
+            }
+            other => panic!("{other:?}"),
+        }
+        let v2b = peer(4, ConnectionType::Inbound, true);
+        assert_eq!(r.getaddr_answer_filtered(&v2b, &am, &|_| false), None);
         // The cache expires after 21–27 hours.
         let later =
             Instant::now() + ADDR_CACHE_LIFETIME + Duration::from_secs(ADDR_CACHE_JITTER_SECS + 1);

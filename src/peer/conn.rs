@@ -533,7 +533,18 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 if peer.direction == Direction::Inbound
                     && !peer.getaddr_answered.swap(true, Ordering::Relaxed)
                 {
-                    if let Some(answer) = ctx.addr_relay.getaddr_answer(peer, &ctx.addrman) {
+                    // Core's GetAddresses leaves out banned and discouraged
+                    // addresses.
+                    let keep = |m: &bitcoin::p2p::address::AddrV2Message| {
+                        m.socket_addr().map_or(true, |a| {
+                            !ctx.connections.is_banned(a.ip())
+                                && !ctx.connections.is_discouraged(a.ip())
+                        })
+                    };
+                    if let Some(answer) =
+                        ctx.addr_relay
+                            .getaddr_answer_filtered(peer, &ctx.addrman, &keep)
+                    {
                         peer.send(answer);
                     }
                     // Its getaddr turned address relay on: announce ourselves.
