@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod addrtext;
 pub mod chain;
 pub mod config;
 pub mod connmgr;

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use bitcoin::p2p::address::AddrV2;
 
+use crate::addrtext;
 use crate::netaddr::{addr_v2, net_class, NetClass};
 
 /// Core's `DEFAULT_TOR_SOCKS_PORT`: the port of `--proxy`/`--onion` when
@@ -186,157 +187,17 @@ fn is_dns_name(host: &str) -> bool {
             .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
 }
 
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-/// Tor v3 onion address version byte.
-const TORV3_VERSION: u8 = 3;
-
-/// The checksum of a v3 onion address: the first two bytes of
-/// SHA3-256(".onion checksum" | key | version) (Tor's rend-spec-v3).
-fn onion_checksum(key: &[u8; 32]) -> [u8; 2] {
-    let mut data = Vec::with_capacity(15 + 32 + 1);
-    data.extend_from_slice(b".onion checksum");
-    data.extend_from_slice(key);
-    data.push(TORV3_VERSION);
-    let h = sha3_256(&data);
-    [h[0], h[1]]
-}
-
 /// `<base32(key | checksum | version)>.onion` (Core's `OnionToString`).
 pub fn onion_name(key: &[u8; 32]) -> String {
-    let mut bytes = key.to_vec();
-    bytes.extend_from_slice(&onion_checksum(key));
-    bytes.push(TORV3_VERSION);
-    let mut out = String::with_capacity(62);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(BASE32[((acc >> bits) & 31) as usize]));
-        }
-    }
-    out.push_str(".onion");
-    out
+    addrtext::addr_to_string(&AddrV2::TorV3(*key))
 }
 
 /// The public key of a valid v3 onion name (56 base32 characters,
 /// version 3, matching checksum), lower case.
 pub fn onion_pubkey(name: &str) -> Option<[u8; 32]> {
-    let b32 = name.strip_suffix(".onion")?;
-    if b32.len() != 56 {
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(35);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in b32.bytes() {
-        let v = BASE32.iter().position(|x| *x == c)? as u32;
-        acc = (acc << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((acc >> bits) as u8);
-        }
-    }
-    let key: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
-    let ok = bytes.get(32..35)
-        == Some(
-            &[
-                onion_checksum(&key)[0],
-                onion_checksum(&key)[1],
-                TORV3_VERSION,
-            ][..],
-        );
-    ok.then_some(key)
-}
-
-/// SHA3-256 (FIPS 202), needed only for onion checksums.
-fn sha3_256(data: &[u8]) -> [u8; 32] {
-    const RATE: usize = 136;
-    let mut st = [0u64; 25];
-    let absorb = |st: &mut [u64; 25], block: &[u8]| {
-        for (i, chunk) in block.chunks(8).enumerate() {
-            let mut lane = [0u8; 8];
-            lane[..chunk.len()].copy_from_slice(chunk);
-            st[i] ^= u64::from_le_bytes(lane);
-        }
-        keccak_f(st);
-    };
-    let mut blocks = data.chunks_exact(RATE);
-    for block in &mut blocks {
-        absorb(&mut st, block);
-    }
-    let rest = blocks.remainder();
-    let mut last = [0u8; RATE];
-    last[..rest.len()].copy_from_slice(rest);
-    last[rest.len()] ^= 0x06;
-    last[RATE - 1] ^= 0x80;
-    absorb(&mut st, &last);
-    let mut out = [0u8; 32];
-    for (i, lane) in st.iter().take(4).enumerate() {
-        out[i * 8..i * 8 + 8].copy_from_slice(&lane.to_le_bytes());
-    }
-    out
-}
-
-/// The Keccak-f[1600] permutation.
-fn keccak_f(st: &mut [u64; 25]) {
-    const RC: [u64; 24] = [
-        0x0000000000000001,
-        0x0000000000008082,
-        0x800000000000808a,
-        0x8000000080008000,
-        0x000000000000808b,
-        0x0000000080000001,
-        0x8000000080008081,
-        0x8000000000008009,
-        0x000000000000008a,
-        0x0000000000000088,
-        0x0000000080008009,
-        0x000000008000000a,
-        0x000000008000808b,
-        0x800000000000008b,
-        0x8000000000008089,
-        0x8000000000008003,
-        0x8000000000008002,
-        0x8000000000000080,
-        0x000000000000800a,
-        0x800000008000000a,
-        0x8000000080008081,
-        0x8000000000008080,
-        0x0000000080000001,
-        0x8000000080008008,
-    ];
-    const ROTC: [u32; 24] = [
-        1, 3, 6, 10, 15, 21, 28, 36, 45, 55, 2, 14, 27, 41, 56, 8, 25, 43, 62, 18, 39, 61, 20, 44,
-    ];
-    const PILN: [usize; 24] = [
-        10, 7, 11, 17, 18, 3, 5, 16, 8, 21, 24, 4, 15, 23, 19, 13, 12, 2, 20, 14, 22, 9, 6, 1,
-    ];
-    for rc in RC {
-        let mut bc = [0u64; 5];
-        for (i, c) in bc.iter_mut().enumerate() {
-            *c = st[i] ^ st[i + 5] ^ st[i + 10] ^ st[i + 15] ^ st[i + 20];
-        }
-        for i in 0..5 {
-            let t = bc[(i + 4) % 5] ^ bc[(i + 1) % 5].rotate_left(1);
-            for j in (0..25).step_by(5) {
-                st[j + i] ^= t;
-            }
-        }
-        let mut t = st[1];
-        for (j, r) in PILN.iter().zip(ROTC) {
-            let tmp = st[*j];
-            st[*j] = t.rotate_left(r);
-            t = tmp;
-        }
-        for j in (0..25).step_by(5) {
-            let row = [st[j], st[j + 1], st[j + 2], st[j + 3], st[j + 4]];
-            for i in 0..5 {
-                st[j + i] = row[i] ^ (!row[(i + 1) % 5] & row[(i + 2) % 5]);
-            }
-        }
-        st[0] ^= rc;
+    match addrtext::parse_addr(name, false)? {
+        AddrV2::TorV3(key) => Some(key),
+        _ => None,
     }
 }
 
@@ -592,26 +453,6 @@ pub fn socks5_connect(
 mod tests {
     use super::*;
     use std::net::TcpListener;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    #[test]
-    fn sha3_matches_fips_202_vectors() {
-        assert_eq!(
-            hex(&sha3_256(b"")),
-            "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a"
-        );
-        assert_eq!(
-            hex(&sha3_256(b"abc")),
-            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
-        );
-        // Longer than one block (136 bytes).
-        let long = vec![b'a'; 200];
-        assert_eq!(sha3_256(&long), sha3_256(&long));
-        assert_ne!(sha3_256(&long[..136]), sha3_256(&long[..135]));
-    }
 
     #[test]
     fn onion_names_round_trip_with_checksum() {

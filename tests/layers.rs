@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "src/netaddr.rs",
             "src/wire.rs",
             "src/proxy.rs",
+            "src/addrtext.rs",
         ],
     ),
     ("store", &["src/store/"]),

@@ -189,7 +189,7 @@ fn target_group(target: &ConnectTarget, loopback_routable: bool) -> Option<Vec<u
         ConnectTarget::Addr(a) => Some(net_group(&addr_v2(a.ip()), loopback_routable)),
         ConnectTarget::Host(..) => None,
         ConnectTarget::Onion(name, _) => {
-            crate::peer::addrtext::parse_addr(name, false).map(|a| net_group(&a, loopback_routable))
+            crate::addrtext::parse_addr(name, false).map(|a| net_group(&a, loopback_routable))
         }
     }
 }
@@ -819,7 +819,7 @@ fn to_target(addr: &AddrV2, port: u16) -> Option<ConnectTarget> {
         AddrV2::Ipv4(ip) => Some(ConnectTarget::Addr(SocketAddr::new((*ip).into(), port))),
         AddrV2::Ipv6(ip) => Some(ConnectTarget::Addr(SocketAddr::new((*ip).into(), port))),
         AddrV2::TorV3(_) => Some(ConnectTarget::Onion(
-            crate::peer::addrtext::addr_to_string(addr),
+            crate::addrtext::addr_to_string(addr),
             port,
         )),
         _ => None,

@@ -43,7 +43,6 @@
 pub mod addr_relay;
 pub mod addrbook;
 pub mod addrman;
-pub mod addrtext;
 pub mod banlist;
 pub(crate) mod conn;
 pub mod eviction;

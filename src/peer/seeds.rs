@@ -13,7 +13,7 @@
 use bitcoin::p2p::address::AddrV2Message;
 use bitcoin::p2p::ServiceFlags;
 
-use super::addrtext::parse_service;
+use crate::addrtext::parse_service;
 use crate::chain::params::ChainParams;
 
 const MAIN: &str = include_str!("../../data/seeds/main.txt");

@@ -306,7 +306,7 @@ pub(super) fn h_getnodeaddresses(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
         .map_err(|_| RpcFailure::new(codes::RPC_INVALID_PARAMETER, "Address count out of range"))?;
     let network = match a.opt_str(1) {
         None => None,
-        Some(name) => Some(crate::peer::addrtext::parse_network(name).ok_or_else(|| {
+        Some(name) => Some(crate::addrtext::parse_network(name).ok_or_else(|| {
             RpcFailure::new(
                 codes::RPC_INVALID_PARAMETER,
                 format!("Network not recognized: {name}"),
@@ -344,7 +344,7 @@ pub(super) fn h_getaddrmaninfo(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
 
 /// Core's `addpeeraddress "address" port ( tried )` (a test helper).
 pub(super) fn h_addpeeraddress(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
-    let addr = crate::peer::addrtext::parse_addr(a.str(0)?, false).ok_or_else(|| {
+    let addr = crate::addrtext::parse_addr(a.str(0)?, false).ok_or_else(|| {
         RpcFailure::new(codes::RPC_CLIENT_INVALID_IP_OR_SUBNET, "Invalid IP address")
     })?;
     let port = a.int(1)?.unwrap_or(0);

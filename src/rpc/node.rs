@@ -670,7 +670,7 @@ impl RpcBackend for NodeBackend {
             .node
             .addrman()
             .map_err(|e| RpcFailure::new(-28, e.to_string()))?;
-        use crate::peer::addrtext;
+        use crate::addrtext;
         let lb = am.loopback_routable();
         Ok(am
             .get_addr(count, 0, network)
@@ -690,8 +690,8 @@ impl RpcBackend for NodeBackend {
             .node
             .addrman()
             .map_err(|e| RpcFailure::new(-28, e.to_string()))?;
+        use crate::addrtext::network_name;
         use crate::netaddr::NetClass;
-        use crate::peer::addrtext::network_name;
         let by_net = am.size_by_network();
         let mut out: Vec<AddrManCounts> = [
             NetClass::Ipv4,

@@ -3,7 +3,8 @@
 //! `1.2.3.4`, `2001:db8::1`, `<56 base32 chars>.onion` (Tor v3, with its
 //! SHA3-256 checksum and version byte), `<52 base32 chars>.b32.i2p`, and
 //! CJDNS as an `fc00::/8` IPv6 literal. Also Core's network names
-//! (`GetNetworkName`). Pure functions, used by the fixed-seed parser and the
+//! (`GetNetworkName`). Pure functions, used by the fixed-seed parser, the
+//! connection targets (`proxy.rs`: onion names) and the
 //! address RPCs, any thread.
 
 use std::net::IpAddr;
