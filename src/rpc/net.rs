@@ -31,20 +31,8 @@ pub fn service_names(flags: bitcoin::p2p::ServiceFlags) -> Vec<String> {
 
 /// Core's `GetNetworkName(GetNetClass())` for a peer's address.
 pub(super) fn net_class(addr: &std::net::SocketAddr) -> &'static str {
-    use crate::netaddr::NetClass;
-    use bitcoin::p2p::address::AddrV2;
-    let a = match addr.ip() {
-        std::net::IpAddr::V4(ip) => AddrV2::Ipv4(ip),
-        std::net::IpAddr::V6(ip) => AddrV2::Ipv6(ip),
-    };
-    match crate::netaddr::net_class(&a, false) {
-        NetClass::Unroutable => "not_publicly_routable",
-        NetClass::Ipv4 => "ipv4",
-        NetClass::Ipv6 => "ipv6",
-        NetClass::Onion => "onion",
-        NetClass::I2p => "i2p",
-        NetClass::Cjdns => "cjdns",
-    }
+    let a = crate::netaddr::addr_v2(addr.ip());
+    crate::addrtext::network_name(crate::netaddr::net_class(&a, false))
 }
 
 pub(super) fn peer_json(p: &PeerInfo) -> Value {
