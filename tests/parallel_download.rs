@@ -115,44 +115,34 @@ impl Server {
                         return Ok(());
                     }
                 };
-                let reply = match msg {
-                    NetworkMessage::GetHeaders(gh) => {
-                        let start = gh
-                            .locator_hashes
-                            .iter()
-                            .find_map(|h| by_hash.get(h).copied())
-                            .unwrap_or(0);
-                        let headers = blocks
-                            .iter()
-                            .skip(start + 1)
-                            .take(2000)
-                            .map(|b| b.header)
-                            .collect();
-                        Some(NetworkMessage::Headers(headers))
-                    }
-                    NetworkMessage::GetData(items) => {
-                        let wanted: Vec<usize> = items
-                            .iter()
-                            .filter_map(|i| match i {
-                                Inventory::Block(h) | Inventory::WitnessBlock(h) => {
-                                    by_hash.get(h).copied()
+                let reply =
+                    match msg {
+                        NetworkMessage::GetHeaders(gh) => Some(NetworkMessage::Headers(
+                            headers_after(&blocks, &by_hash, &gh.locator_hashes),
+                        )),
+                        NetworkMessage::GetData(items) => {
+                            let wanted: Vec<usize> = items
+                                .iter()
+                                .filter_map(|i| match i {
+                                    Inventory::Block(h) | Inventory::WitnessBlock(h) => {
+                                        by_hash.get(h).copied()
+                                    }
+                                    _ => None,
+                                })
+                                .collect();
+                            asked2.fetch_add(wanted.len(), Ordering::Relaxed);
+                            match answer {
+                                Answer::Serve => {
+                                    queue.extend(wanted);
+                                    None
                                 }
-                                _ => None,
-                            })
-                            .collect();
-                        asked2.fetch_add(wanted.len(), Ordering::Relaxed);
-                        match answer {
-                            Answer::Serve => {
-                                queue.extend(wanted);
-                                None
+                                Answer::NotFound => Some(NetworkMessage::NotFound(items)),
+                                Answer::Withhold => None,
                             }
-                            Answer::NotFound => Some(NetworkMessage::NotFound(items)),
-                            Answer::Withhold => None,
                         }
-                    }
-                    NetworkMessage::Ping(n) => Some(NetworkMessage::Pong(n)),
-                    _ => None,
-                };
+                        NetworkMessage::Ping(n) => Some(NetworkMessage::Pong(n)),
+                        _ => None,
+                    };
                 if let Some(m) = reply {
                     if p.send(m).is_err() {
                         closed2.store(true, Ordering::Relaxed);

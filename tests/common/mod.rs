@@ -422,18 +422,11 @@ impl ChainServer {
                 };
                 let reply: Vec<NetworkMessage> = match msg {
                     NetworkMessage::GetHeaders(gh) => {
-                        let start = gh
-                            .locator_hashes
-                            .iter()
-                            .find_map(|h| by_hash.get(h).copied())
-                            .unwrap_or(0);
-                        let headers = blocks
-                            .iter()
-                            .skip(start + 1)
-                            .take(2000)
-                            .map(|b| b.header)
-                            .collect();
-                        vec![NetworkMessage::Headers(headers)]
+                        vec![NetworkMessage::Headers(headers_after(
+                            &blocks,
+                            &by_hash,
+                            &gh.locator_hashes,
+                        ))]
                     }
                     NetworkMessage::GetData(items) if mode == Serve::Everything => items
                         .iter()
@@ -621,4 +614,23 @@ pub fn connect_from(src: std::net::Ipv4Addr, node: SocketAddr) -> io::Result<Fak
     stream.set_nodelay(true)?;
     let reader = BufReader::new(stream.try_clone()?);
     Ok(FakePeer::from_parts(stream, reader))
+}
+
+/// A serving peer's answer to `getheaders`: up to 2,000 headers of
+/// `blocks` after the first locator hash it knows (genesis if none).
+pub fn headers_after(
+    blocks: &[bitcoin::Block],
+    by_hash: &std::collections::HashMap<bitcoin::BlockHash, usize>,
+    locator: &[bitcoin::BlockHash],
+) -> Vec<bitcoin::block::Header> {
+    let start = locator
+        .iter()
+        .find_map(|h| by_hash.get(h).copied())
+        .unwrap_or(0);
+    blocks
+        .iter()
+        .skip(start + 1)
+        .take(2000)
+        .map(|b| b.header)
+        .collect()
 }
