@@ -4,8 +4,13 @@
 //! is run by the binary or embedded as a library) and the command-line
 //! parser used by `main`; [`Network`] and its constants (magic, ports,
 //! genesis) belong to the chain layer (`chain::network`) and are re-exported
-//! here. Parsing is pure: it returns a [`ConfigError`] with a one-line
-//! message and never exits or panics, so `main` alone decides exit codes.
+//! here. The config file (`strand.conf`, Bitcoin Core's syntax) is read by
+//! [`parse_args_with_conf`]: [`parse_conf_text`] turns its lines into
+//! entries, [`merge_conf`] into `--key=value` arguments placed before the
+//! command line's, so one parser checks both (command line wins; repeatable
+//! options keep both). [`parse_args`] itself is pure: it returns a
+//! [`ConfigError`] with a one-line message and never exits or panics, so
+//! `main` alone decides exit codes.
 //! It runs on whatever thread calls it (the main thread in the binary).
 
 use std::fmt;
