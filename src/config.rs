@@ -4,8 +4,13 @@
 //! is run by the binary or embedded as a library) and the command-line
 //! parser used by `main`; [`Network`] and its constants (magic, ports,
 //! genesis) belong to the chain layer (`chain::network`) and are re-exported
-//! here. Parsing is pure: it returns a [`ConfigError`] with a one-line
-//! message and never exits or panics, so `main` alone decides exit codes.
+//! here. The config file (`strand.conf`, Bitcoin Core's syntax) is read by
+//! [`parse_args_with_conf`]: [`parse_conf_text`] turns its lines into
+//! entries, [`merge_conf`] into `--key=value` arguments placed before the
+//! command line's, so one parser checks both (command line wins; repeatable
+//! options keep both). [`parse_args`] itself is pure: it returns a
+//! [`ConfigError`] with a one-line message and never exits or panics, so
+//! `main` alone decides exit codes.
 //! It runs on whatever thread calls it (the main thread in the binary).
 
 use std::fmt;
@@ -362,6 +367,9 @@ pub enum Command {
         config: Box<Config>,
         /// Log level filter from `--debug`, if given.
         log_level: Option<String>,
+        /// `--pid FILE`: write the process id there (relative to the
+        /// network's data directory), removed at shutdown.
+        pid_file: Option<PathBuf>,
     },
     /// Mine `count` regtest blocks to `address` into the data directory of
     /// a node that is not running, print their hashes.
@@ -382,17 +390,24 @@ pub enum Command {
 /// Usage text printed by `--help`.
 pub const USAGE: &str = "\
 usage: strand [OPTIONS]
-       strand cli [--regtest] [--datadir DIR] [--rpcconnect HOST] [--rpcport N] METHOD [ARGS...]
+       strand cli [--regtest] [--datadir DIR] [--conf FILE] [--rpcconnect HOST] [--rpcport N] METHOD [ARGS...]
        strand generate [--regtest] [--datadir DIR] N --to ADDRESS
 
-Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
+Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`; `--noOPT` is
+`--OPT=0`). Each may also be set in the config file as `opt=value` (Bitcoin
+Core's syntax: `#` comments, [main]/[test]/[signet]/[regtest] sections);
+command-line values win, repeatable options are appended to the file's:
+  --conf FILE              config file (default: <datadir>/strand.conf, if present)
   --regtest | --testnet | --signet   chain to follow (default: mainnet)
+  --chain NAME             main, test, signet or regtest (Core's -chain)
   --signetchallenge HEX    with --signet: blocks must satisfy this script (custom signet)
   --datadir DIR            data directory (default: ~/.strand)
   --minimumchainwork HEX   header chains with less work are pre-synced, not
                            stored (default: the network's, Core v31's; 0 on regtest)
   --listen ADDR:PORT       accept peers here (default: 0.0.0.0:<network port>)
-  --nolisten               do not accept inbound peers
+  --nolisten, --listen=0   do not accept inbound peers
+  --bind IP[:PORT]         same as --listen (strand listens on one address)
+  --port N                 listening port (default: 8333/18333/38333/18444 by network)
   --connect HOST[:PORT]    keep a connection to this peer (repeatable; IP, [IPv6],
                            DNS name resolved at each dial, or v3 .onion)
   --addnode HOST[:PORT]    also keep a connection to this peer (repeatable)
@@ -410,7 +425,8 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --fixedseeds=0|1         use the built-in seeds after 60 s without peers (default: 1)
   --autoconnect=0|1        automatic outbound connections (default: 1; on regtest
                            only with --seednode)
-  --maxpeers N             maximum connections, in and out (default: 125);
+  --maxpeers N, --maxconnections N
+                           maximum connections, in and out (default: 125);
                            10 are kept from inbound peers for outbound ones,
                            and manual connections may use 8 more
   --handshaketimeout SECS  version/verack deadline (default: 30)
@@ -431,6 +447,11 @@ Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`):
   --debug LEVEL            log level: error, warn, info, debug, trace (RUST_LOG also works)
   --maxsendbuffer KB       per-peer send budget, 1000 bytes each (default: 1000)
   --maxreceivebuffer KB    per-peer receive budget, 1000 bytes each (default: 5000)
+  --printtoconsole         accepted for Core's configurations; strand always logs
+                           to stderr (there is no debug.log yet)
+  --pid FILE               write the process id to FILE (relative to the network's
+                           data directory), removed at shutdown (default: none)
+  --daemon                 not supported: run strand under a service manager
   --help, --version
 ";
 
@@ -503,6 +524,8 @@ where
     let mut minimum_chain_work = None;
     let mut max_send_buffer = None;
     let mut max_receive_buffer = None;
+    let mut p2p_port: Option<u16> = None;
+    let mut pid_file: Option<PathBuf> = None;
     #[cfg(feature = "test-util")]
     let mut test_fault_height = None;
 
@@ -522,6 +545,23 @@ where
         let (name, inline) = match body.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
+        };
+        // Core's `-noX` negation of any option X (`-noX=0` is `-X=1`);
+        // strand's own `nolisten`, `norpc`, `noonion` are options of their own.
+        let (name, inline) = match name.strip_prefix("no") {
+            Some(rest) if !OPTION_NAMES.contains(&name) && OPTION_NAMES.contains(&rest) => {
+                let v = match inline.as_deref() {
+                    None | Some("1") => "0",
+                    Some("0") => "1",
+                    Some(v) => {
+                        return Err(ConfigError(format!(
+                            "option -{name} takes 0 or 1 (got '{v}')"
+                        )))
+                    }
+                };
+                (rest, Some(v.to_string()))
+            }
+            _ => (name, inline),
         };
         let value = |i: &mut usize| -> Result<String, ConfigError> {
             if let Some(v) = inline.clone() {
@@ -547,6 +587,39 @@ where
             "help" | "h" => return Ok(Command::Help),
             "to" if generate => gen_to = Some(value(&mut i)?),
             "version" => return Ok(Command::Version),
+            // `-regtest=0` and the like select nothing (Core).
+            "regtest" | "testnet" | "signet" if inline.as_deref() == Some("0") => {}
+            "chain" => set_network(parse_chain(&value(&mut i)?)?, &mut network)?,
+            "conf" => {
+                // Read before parsing (parse_args_with_conf); nothing to do here.
+                value(&mut i)?;
+            }
+            "port" => p2p_port = Some(parse_number(name, &value(&mut i)?, 0, 65_535)? as u16),
+            "bind" => {
+                listen = Some(Some(value(&mut i)?));
+                nolisten = false;
+            }
+            "printtoconsole" => {
+                // strand always logs to the console (stderr); accepted for
+                // Core's configurations.
+                parse_bool(name, inline.as_deref())?;
+            }
+            "pid" => {
+                let v = value(&mut i)?;
+                if v.is_empty() {
+                    return Err(ConfigError("--pid must not be empty".into()));
+                }
+                pid_file = Some(expand_tilde(&v));
+            }
+            "daemon" => {
+                if parse_bool(name, inline.as_deref())? {
+                    return Err(ConfigError(
+                        "-daemon is not supported: run strand under your service manager \
+                         (systemd, runit, ...)"
+                            .into(),
+                    ));
+                }
+            }
             "regtest" => {
                 no_value(&inline)?;
                 set_network(Network::Regtest, &mut network)?
@@ -588,9 +661,20 @@ where
                 if v.is_empty() {
                     return Err(ConfigError("--datadir must not be empty".into()));
                 }
-                datadir = Some(PathBuf::from(v));
+                datadir = Some(expand_tilde(&v));
             }
-            "listen" => listen = Some(Some(value(&mut i)?)),
+            "listen" => match value(&mut i)?.as_str() {
+                // Core's boolean `-listen=0|1`.
+                "0" => {
+                    listen = None;
+                    nolisten = true;
+                }
+                "1" => {
+                    listen = None;
+                    nolisten = false;
+                }
+                v => listen = Some(Some(v.to_string())),
+            },
             "nolisten" => {
                 no_value(&inline)?;
                 nolisten = true
@@ -752,13 +836,22 @@ where
         config.datadir = d;
     }
     let port = network.default_p2p_port();
+    // `--port` (Core's `-port`): the listening port, also of a `--listen`
+    // or `--bind` address given without one.
+    let listen_port = p2p_port.unwrap_or(port);
     match (nolisten, listen) {
         (true, Some(_)) => {
             return Err(ConfigError("--listen and --nolisten conflict".into()));
         }
         (true, None) => config.listen = None,
-        (false, Some(Some(addr))) => config.listen = Some(parse_addr("--listen", &addr, port)?),
-        _ => {}
+        (false, Some(Some(addr))) => {
+            config.listen = Some(parse_addr("--listen", &addr, listen_port)?)
+        }
+        _ => {
+            if let Some(l) = config.listen.as_mut() {
+                l.set_port(listen_port);
+            }
+        }
     }
     config.connect = connect
         .iter()
@@ -875,6 +968,7 @@ where
     Ok(Command::Run {
         config: Box::new(config),
         log_level,
+        pid_file,
     })
 }
 
@@ -965,6 +1059,357 @@ pub fn parse_addr(option: &str, s: &str, default_port: u16) -> Result<SocketAddr
     Err(ConfigError(format!(
         "{option}: cannot parse address '{s}' (expected IP:PORT)"
     )))
+}
+
+/// Every option name [`parse_args`] accepts, which are also the keys a
+/// config file may use (Core's rule: a file key is the option without its
+/// dashes). `noX` negates `X` (Core's `-noX`).
+pub const OPTION_NAMES: &[&str] = &[
+    "regtest",
+    "testnet",
+    "signet",
+    "chain",
+    "signetchallenge",
+    "datadir",
+    "conf",
+    "minimumchainwork",
+    "listen",
+    "nolisten",
+    "bind",
+    "port",
+    "connect",
+    "addnode",
+    "proxy",
+    "onion",
+    "noonion",
+    "proxyrandomize",
+    "onlynet",
+    "seednode",
+    "dnsseed",
+    "fixedseeds",
+    "autoconnect",
+    "maxpeers",
+    "maxconnections",
+    "handshaketimeout",
+    "stalltimeout",
+    "blockdownloadtimeout",
+    "maxtipage",
+    "peerstack",
+    "dbcache",
+    "flushblocks",
+    "par",
+    "rpcport",
+    "rpcbind",
+    "rpcallowip",
+    "rpcuser",
+    "rpcpassword",
+    "norpc",
+    "debug",
+    "printtoconsole",
+    "pid",
+    "daemon",
+    "maxsendbuffer",
+    "maxreceivebuffer",
+];
+
+/// Options that may be given more than once: config-file values and
+/// command-line values are both kept (file first), as Core does. Every
+/// other option given on the command line replaces the file's value.
+const REPEATABLE: &[&str] = &[
+    "connect",
+    "addnode",
+    "seednode",
+    "onlynet",
+    "rpcbind",
+    "rpcallowip",
+];
+
+/// The config file's name inside the data directory (Core's
+/// `bitcoin.conf`).
+pub const CONF_FILENAME: &str = "strand.conf";
+
+/// One `key=value` line of a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfEntry {
+    /// `[main]`, `[test]`, `[signet]`, `[regtest]`, or `None` for the top.
+    pub section: Option<String>,
+    /// The option name, without dashes.
+    pub key: String,
+    /// Everything after the first `=`, trimmed.
+    pub value: String,
+    /// 1-based line number, for error messages.
+    pub line: usize,
+}
+
+/// The config-file section name of a network (Core's
+/// `ChainTypeToString`: main, test, signet, regtest).
+pub fn section_name(n: Network) -> &'static str {
+    match n {
+        Network::Mainnet => "main",
+        Network::Testnet => "test",
+        Network::Signet => "signet",
+        Network::Regtest => "regtest",
+    }
+}
+
+/// Whether `name` is an option, directly or as `noX` of an option.
+fn is_known_option(name: &str) -> bool {
+    OPTION_NAMES.contains(&name)
+        || name
+            .strip_prefix("no")
+            .is_some_and(|rest| OPTION_NAMES.contains(&rest))
+}
+
+/// Parses a config file in Bitcoin Core's syntax: `key=value` lines,
+/// `#` comments (anywhere on a line, as Core), blank lines, `[section]`
+/// headers and `section.key=value`. Unknown keys and sections are errors
+/// naming `path` and the line.
+pub fn parse_conf_text(path: &str, text: &str) -> Result<Vec<ConfEntry>, ConfigError> {
+    let mut section: Option<String> = None;
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line_no = n + 1;
+        let err = |m: String| ConfigError(format!("{path}:{line_no}: {m}"));
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            let name = rest
+                .strip_suffix(']')
+                .ok_or_else(|| err(format!("cannot parse section header '{line}'")))?
+                .trim();
+            if !matches!(name, "main" | "test" | "signet" | "regtest") {
+                return Err(err(format!(
+                    "unknown section [{name}] (main, test, signet, regtest)"
+                )));
+            }
+            section = Some(name.to_string());
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(err(format!(
+                "parse error '{line}' (expected key=value; for a negated option use no{line}=1)"
+            )));
+        };
+        let key = key.trim();
+        let value = value.trim().to_string();
+        let (sec, key) = match key.split_once('.') {
+            Some((s, k)) if matches!(s, "main" | "test" | "signet" | "regtest") => {
+                (Some(s.to_string()), k)
+            }
+            Some(_) => return Err(err(format!("unknown option '{key}'"))),
+            None => (section.clone(), key),
+        };
+        if !is_known_option(key) || matches!(key, "conf" | "noconf") {
+            return Err(err(if key == "conf" {
+                "conf cannot be set in a config file".to_string()
+            } else {
+                format!("unknown option '{key}'")
+            }));
+        }
+        out.push(ConfEntry {
+            section: sec,
+            key: key.to_string(),
+            value,
+            line: line_no,
+        });
+    }
+    Ok(out)
+}
+
+/// The network a list of `(name, value)` options selects: `regtest`,
+/// `testnet`, `signet` (value absent or not `0`) or `chain=NAME`. The last
+/// one wins here; [`parse_args`] reports conflicts.
+fn network_of<'a>(
+    opts: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Option<Network>, ConfigError> {
+    let mut net = None;
+    for (name, value) in opts {
+        let on = value != Some("0");
+        match name {
+            "regtest" if on => net = Some(Network::Regtest),
+            "testnet" if on => net = Some(Network::Testnet),
+            "signet" if on => net = Some(Network::Signet),
+            "chain" => net = Some(parse_chain(value.unwrap_or(""))?),
+            _ => {}
+        }
+    }
+    Ok(net)
+}
+
+/// Core's `-chain=` names (main, test, signet, regtest).
+fn parse_chain(v: &str) -> Result<Network, ConfigError> {
+    match v {
+        "main" => Ok(Network::Mainnet),
+        "test" => Ok(Network::Testnet),
+        "signet" => Ok(Network::Signet),
+        "regtest" => Ok(Network::Regtest),
+        _ => Err(ConfigError(format!(
+            "invalid -chain '{v}' (main, test, signet, regtest)"
+        ))),
+    }
+}
+
+/// `(name, inline value)` of each dashed command-line argument, with the
+/// value of `--opt VALUE` pairs for the options that take one.
+fn scan_args(args: &[String]) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        let Some(body) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else {
+            continue;
+        };
+        match body.split_once('=') {
+            Some((n, v)) => out.push((n.to_string(), Some(v.to_string()))),
+            None => {
+                let takes = matches!(body, "conf" | "datadir" | "chain");
+                if takes {
+                    out.push((body.to_string(), args.get(i).cloned()));
+                    i += 1;
+                } else {
+                    out.push((body.to_string(), None));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Expands a leading `~` (alone or `~/...`) to `$HOME`.
+pub fn expand_tilde(p: &str) -> PathBuf {
+    if p == "~" || p.starts_with("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            let rest = p.trim_start_matches('~').trim_start_matches('/');
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    PathBuf::from(p)
+}
+
+/// What a config file contributes for a network: the entries of the top
+/// section and of the network's section, in file order.
+pub fn entries_for(entries: &[ConfEntry], network: Network) -> Vec<&ConfEntry> {
+    let sec = section_name(network);
+    entries
+        .iter()
+        .filter(|e| e.section.as_deref().is_none_or(|s| s == sec))
+        .collect()
+}
+
+/// The network chosen by the command line, else by the config file's top
+/// section, else mainnet.
+pub fn conf_network(cmdline: &[String], entries: &[ConfEntry]) -> Result<Network, ConfigError> {
+    let scanned = scan_args(cmdline);
+    if let Some(n) = network_of(scanned.iter().map(|(k, v)| (k.as_str(), v.as_deref())))? {
+        return Ok(n);
+    }
+    let top = entries
+        .iter()
+        .filter(|e| e.section.is_none())
+        .map(|e| (e.key.as_str(), Some(e.value.as_str())));
+    Ok(network_of(top)?.unwrap_or(Network::Mainnet))
+}
+
+/// The config file to read for these command-line arguments: `--conf`
+/// (`~` expanded; an error later if missing) or `<datadir>/strand.conf`
+/// (skipped if missing). Returns the path and whether it was explicit.
+pub fn conf_path(cmdline: &[String]) -> (PathBuf, bool) {
+    let scanned = scan_args(cmdline);
+    let last = |name: &str| {
+        scanned
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
+    };
+    if let Some(c) = last("conf") {
+        return (expand_tilde(&c), true);
+    }
+    let datadir = last("datadir")
+        .map(|d| expand_tilde(&d))
+        .unwrap_or_else(default_datadir);
+    (datadir.join(CONF_FILENAME), false)
+}
+
+/// Reads the config file for `cmdline` ([`conf_path`]); `Ok(empty)` when
+/// the default file does not exist.
+pub fn read_conf(cmdline: &[String]) -> Result<Vec<ConfEntry>, ConfigError> {
+    let (path, explicit) = conf_path(cmdline);
+    // No default file (or no usable data directory, reported later by the
+    // node with its own message): nothing to read.
+    if !explicit && !path.is_file() {
+        return Ok(Vec::new());
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_conf_text(&path.display().to_string(), &text),
+        Err(e) => Err(ConfigError(format!(
+            "cannot read config file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Merges config-file entries into the command line: the file's entries
+/// for the selected network become `--key=value` arguments placed before
+/// the command-line ones. A non-repeatable option given on the command
+/// line drops the file's values (command line over file); repeatable ones
+/// keep both, file first (Core). Network keys are dropped when the command
+/// line picks a network.
+pub fn merge_conf(cmdline: &[String], entries: &[ConfEntry]) -> Result<Vec<String>, ConfigError> {
+    let network = conf_network(cmdline, entries)?;
+    let scanned = scan_args(cmdline);
+    // The option a key sets, so that `--nolisten` overrides a file's
+    // `listen=`, `--noX` a file's `X=` and so on.
+    let base = |k: &str| -> String {
+        let k = match k.strip_prefix("no") {
+            Some(rest) if !OPTION_NAMES.contains(&k) && OPTION_NAMES.contains(&rest) => rest,
+            _ => k,
+        };
+        match k {
+            "nolisten" | "bind" => "listen",
+            "maxconnections" => "maxpeers",
+            "noonion" => "onion",
+            other => other,
+        }
+        .to_string()
+    };
+    let on_cmdline: Vec<String> = scanned.iter().map(|(k, _)| base(k)).collect();
+    let is_net = |k: &str| matches!(k, "regtest" | "testnet" | "signet" | "chain");
+    let cmd_has_net = on_cmdline.iter().any(|k| is_net(k));
+    let mut out = Vec::new();
+    let mut rest = cmdline;
+    if cmdline.first().is_some_and(|a| a == "generate") {
+        out.push("generate".to_string());
+        rest = &cmdline[1..];
+    }
+    for e in entries_for(entries, network) {
+        let key = base(&e.key);
+        if is_net(&key) {
+            // Already decided by conf_network; pass the chosen one once.
+            if cmd_has_net {
+                continue;
+            }
+            if key != "chain" && e.value == "0" {
+                continue;
+            }
+        }
+        if !REPEATABLE.contains(&key.as_str()) && on_cmdline.contains(&key) {
+            continue;
+        }
+        out.push(format!("--{}={}", e.key, e.value));
+    }
+    out.extend(rest.iter().cloned());
+    Ok(out)
+}
+
+/// [`parse_args`] after reading the config file ([`read_conf`],
+/// [`merge_conf`]): what the binary calls.
+pub fn parse_args_with_conf(cmdline: &[String]) -> Result<Command, ConfigError> {
+    let entries = read_conf(cmdline)?;
+    parse_args(merge_conf(cmdline, &entries)?)
 }
 
 #[cfg(test)]
@@ -1192,6 +1637,92 @@ mod tests {
             &["--autoconnect=yes"],
         ] {
             assert!(run(args).is_err(), "{args:?}");
+        }
+    }
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn conf_file_syntax_and_sections() {
+        let text = "# top\nregtest=1\nconnect=10.0.0.1 # c\n\n[regtest]\nrpcport=5\n\
+                    [test]\nrpcport=6\nmain.maxpeers=7\nmain.nodnsseed=1\n";
+        let e = parse_conf_text("f", text).unwrap();
+        assert_eq!(e.len(), 6);
+        assert_eq!(e[1].value, "10.0.0.1");
+        assert_eq!(e[4].section.as_deref(), Some("main"));
+        let args = merge_conf(&strings(&["--connect", "10.0.0.2"]), &e).unwrap();
+        assert_eq!(
+            args,
+            strings(&[
+                "--regtest=1",
+                "--connect=10.0.0.1",
+                "--rpcport=5",
+                "--connect",
+                "10.0.0.2"
+            ])
+        );
+        let c = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        assert_eq!(c.network, Network::Regtest);
+        assert_eq!(c.rpc.port, Some(5));
+        assert_eq!(c.connect.len(), 2, "repeatable: file and command line");
+        // The command line's network selects the [test] section; its
+        // single-valued options replace the file's.
+        let args = merge_conf(&strings(&["--testnet", "--rpcport=9"]), &e).unwrap();
+        let c = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        assert_eq!(c.network, Network::Testnet);
+        assert_eq!(c.rpc.port, Some(9));
+        assert!(c.dnsseed, "nodnsseed is in [main]");
+        let args = merge_conf(&strings(&["--chain=main"]), &e).unwrap();
+        let c = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            (c.network, c.max_peers, c.dnsseed),
+            (Network::Mainnet, 7, false)
+        );
+
+        for (bad, line) in [
+            ("par=1\nbogus=1", "f:2"),
+            ("[foo]", "f:1"),
+            ("regtest", "f:1"),
+            ("x.rpcport=1", "f:1"),
+            ("conf=a", "f:1"),
+        ] {
+            let err = parse_conf_text("f", bad).unwrap_err();
+            assert!(err.0.starts_with(line), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn core_option_names() {
+        let c = run(&["--regtest", "--port=5555"]).unwrap();
+        assert_eq!(c.listen.unwrap().port(), 5555);
+        let c = run(&["--regtest", "--port=5555", "--bind=127.0.0.2"]).unwrap();
+        assert_eq!(c.listen, Some("127.0.0.2:5555".parse().unwrap()));
+        assert_eq!(run(&["--listen=0"]).unwrap().listen, None);
+        assert_eq!(run(&["-nolisten"]).unwrap().listen, None);
+        assert_eq!(run(&["--chain=signet"]).unwrap().network, Network::Signet);
+        assert_eq!(run(&["--regtest=0"]).unwrap().network, Network::Mainnet);
+        assert!(run(&["--chain=mars"]).is_err());
+        assert!(run(&["--chain=test", "--regtest"]).is_err());
+        assert_eq!(run(&["--maxconnections=3"]).unwrap().max_peers, 3);
+        assert!(!run(&["--nodnsseed"]).unwrap().dnsseed);
+        assert!(run(&["--nodnsseed=0"]).unwrap().dnsseed);
+        assert!(run(&["--printtoconsole"]).is_ok());
+        assert!(run(&["--daemon=0"]).is_ok());
+        let err = run(&["-daemon"]).unwrap_err();
+        assert!(err.0.starts_with("-daemon is not supported"), "{err}");
+        match parse_args(["--pid=x.pid"]).unwrap() {
+            Command::Run { pid_file, .. } => assert_eq!(pid_file, Some(PathBuf::from("x.pid"))),
+            _ => panic!(),
+        }
+        // Every option a file may name is one the parser knows.
+        for name in OPTION_NAMES {
+            let arg = format!("--{name}=1");
+            if let Err(e) = parse_args([arg.as_str()]) {
+                assert!(!e.0.contains("unknown option"), "{name}: {e}");
+            }
+            assert!(USAGE.contains(&format!("--{name}")), "--help lacks {name}");
         }
     }
 

@@ -1,12 +1,14 @@
 //! The `strand` binary: a thin command line over the library.
 //!
-//! Parses options (exit code 2 with a one-line message on any bad option,
+//! Reads the config file and parses options (`config::parse_args_with_conf`;
+//! exit code 2 with a one-line message on any bad option,
 //! address or data directory), sets up logging (`RUST_LOG`, `--debug`),
 //! starts a [`strand::Node`] and waits for SIGINT or SIGTERM to shut it
 //! down cleanly. A second signal during shutdown exits at once. A fatal
 //! node error (Core's `AbortNode`: a failed store write, a corrupt entry)
 //! shuts it down the same way and exits with status 1, the reason on
-//! stderr.
+//! stderr. `--pid FILE` is written once the node started and removed when
+//! `run` returns.
 
 use std::process::ExitCode;
 
@@ -15,7 +17,7 @@ use signal_hook::iterator::Signals;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use strand::config::{parse_args, Command, USAGE};
+use strand::config::{parse_args_with_conf, Command, USAGE};
 use strand::rpc::auth::Auth;
 use strand::rpc::node::NodeBackend;
 use strand::rpc::{RpcConfig, RpcServer};
@@ -27,7 +29,7 @@ fn main() -> ExitCode {
         let code = strand::rpc::client::cli_main(&args[1..]);
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
-    let command = match parse_args(args) {
+    let command = match parse_args_with_conf(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("strand: {e}");
@@ -43,7 +45,11 @@ fn main() -> ExitCode {
             println!("strand {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Run { config, log_level } => run(*config, log_level),
+        Command::Run {
+            config,
+            log_level,
+            pid_file,
+        } => run(*config, log_level, pid_file),
         Command::Generate {
             config,
             count,
@@ -63,7 +69,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: strand::Config, log_level: Option<String>) -> ExitCode {
+fn run(
+    config: strand::Config,
+    log_level: Option<String>,
+    pid_file: Option<std::path::PathBuf>,
+) -> ExitCode {
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if let Some(level) = log_level {
@@ -81,6 +91,9 @@ fn run(config: strand::Config, log_level: Option<String>) -> ExitCode {
     let network = config.network;
     let rpc_opts = config.rpc.clone();
     let cookie = config.net_dir().join(".cookie");
+    // Relative `--pid` paths are in the network's data directory (Core's
+    // AbsPathForConfigVal); written once the node holds that directory.
+    let pid_file = pid_file.map(|p| config.net_dir().join(p));
     let node = match Node::start(config) {
         Ok(n) => Arc::new(n),
         Err(e) => {
@@ -88,6 +101,16 @@ fn run(config: strand::Config, log_level: Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+
+    if let Some(p) = &pid_file {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            eprintln!("strand: cannot write the PID file {}: {e}", p.display());
+            drop(node);
+            return ExitCode::from(2);
+        }
+    }
+    // Removes the PID file on every return from here on.
+    let _pid_guard = PidGuard(pid_file);
 
     // `stop` over RPC and SIGINT/SIGTERM both end up on this channel.
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<&'static str>(4);
@@ -179,5 +202,16 @@ fn run(config: strand::Config, log_level: Option<String>) -> ExitCode {
             ExitCode::from(1)
         }
         None => ExitCode::SUCCESS,
+    }
+}
+
+/// Removes the `--pid` file when dropped (at the end of [`run`]).
+struct PidGuard(Option<std::path::PathBuf>);
+
+impl Drop for PidGuard {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }

@@ -17,7 +17,7 @@ use super::auth::{base64_encode, read_cookie};
 use super::methods::arg_is_string;
 pub use super::methods::ParamRef;
 use super::protocol::RpcFailure;
-use crate::config::{Config, Network};
+use crate::config::{self, Config};
 
 /// Credentials for [`call`].
 #[derive(Clone, PartialEq, Eq)]
@@ -253,8 +253,11 @@ Usage: strand cli [options] <command> [params]
        strand cli [options] help [command]
 
 Options:
-  --regtest | --testnet | --signet   chain (default: main)
+  --regtest | --testnet | --signet | --chain NAME   chain (default: main)
   --datadir DIR          data directory holding <network>/.cookie (default: ~/.strand)
+  --conf FILE            the node's config file (default: <datadir>/strand.conf, if
+                         present): its network, datadir, rpcport, rpcuser and
+                         rpcpassword apply unless given here
   --rpcconnect HOST      server address (default: 127.0.0.1)
   --rpcport N            server port (default: the network's RPC port)
   --rpcuser U --rpcpassword P   credentials instead of the cookie
@@ -274,7 +277,6 @@ pub fn cli_main(args: &[String]) -> i32 {
 /// 1 on an RPC error (printed to `err` as bitcoin-cli prints it, with the
 /// code) and for connection, authentication and usage errors.
 pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let mut network = Network::Mainnet;
     let mut datadir: Option<PathBuf> = None;
     let mut host = "127.0.0.1".to_string();
     let mut port: Option<u16> = None;
@@ -299,7 +301,14 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
         };
         let takes_value = matches!(
             name,
-            "datadir" | "rpcconnect" | "rpcport" | "rpcuser" | "rpcpassword" | "rpccookiefile"
+            "datadir"
+                | "rpcconnect"
+                | "rpcport"
+                | "rpcuser"
+                | "rpcpassword"
+                | "rpccookiefile"
+                | "conf"
+                | "chain"
         );
         let value = if takes_value {
             match inline {
@@ -316,15 +325,14 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
             String::new()
         };
         match name {
-            "regtest" => network = Network::Regtest,
-            "testnet" => network = Network::Testnet,
-            "signet" => network = Network::Signet,
+            // The network is decided below, with the config file's.
+            "regtest" | "testnet" | "signet" | "chain" | "conf" => {}
             "named" => named = true,
             "h" | "help" | "?" => {
                 super::write_out(out, CLI_USAGE);
                 return 0;
             }
-            "datadir" => datadir = Some(PathBuf::from(value)),
+            "datadir" => datadir = Some(config::expand_tilde(&value)),
             "rpcconnect" => host = value,
             "rpcport" => match value.parse() {
                 Ok(p) => port = Some(p),
@@ -341,6 +349,31 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
         return fail(err, "too few parameters (need at least command)");
     };
     let rest = &args[i + 1..];
+    // The node's config file (`-conf`, else `<datadir>/strand.conf`):
+    // network, RPC port, credentials and data directory, command line
+    // first.
+    let opts = &args[..i];
+    let entries = match config::read_conf(opts) {
+        Ok(e) => e,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    let network = match config::conf_network(opts, &entries) {
+        Ok(n) => n,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    for e in config::entries_for(&entries, network) {
+        let v = e.value.clone();
+        match e.key.as_str() {
+            "rpcport" if !opts_have(opts, "rpcport") => match v.parse() {
+                Ok(p) => port = Some(p),
+                Err(_) => return fail(err, &format!("Invalid port provided in rpcport: {v}")),
+            },
+            "rpcuser" if !opts_have(opts, "rpcuser") => user = Some(v),
+            "rpcpassword" if !opts_have(opts, "rpcpassword") => password = Some(v),
+            "datadir" if !opts_have(opts, "datadir") => datadir = Some(config::expand_tilde(&v)),
+            _ => {}
+        }
+    }
     let mut config = Config::new(network);
     if let Some(d) = datadir {
         config.datadir = d;
@@ -389,4 +422,12 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
         }
         Err(e) => fail(err, &e.to_string()),
     }
+}
+
+/// Whether the option `name` is among the dashed command-line arguments.
+fn opts_have(opts: &[String], name: &str) -> bool {
+    opts.iter().any(|a| {
+        let body = a.trim_start_matches('-');
+        a.starts_with('-') && body.split('=').next() == Some(name)
+    })
 }
