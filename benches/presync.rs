@@ -15,12 +15,11 @@ use std::io::BufReader;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bitcoin::block::{Header, Version};
-use bitcoin::hashes::Hash;
+use bitcoin::block::Header;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::{Magic, ServiceFlags};
 use bitcoin::pow::Work;
-use bitcoin::{BlockHash, TxMerkleNode};
+use bitcoin::BlockHash;
 use strand::chain::pow;
 use strand::chain::ChainParams;
 use strand::wire::{encode_message, read_message};
@@ -43,25 +42,8 @@ fn rss_kib() -> u64 {
 }
 
 fn chain(n: usize) -> Vec<Header> {
-    let params = ChainParams::regtest();
-    let mut prev = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut h = Header {
-            version: Version::from_consensus(0x2000_0000),
-            prev_blockhash: prev.block_hash(),
-            merkle_root: TxMerkleNode::all_zeros(),
-            time: prev.time + 1,
-            bits: params.pow_limit_bits(),
-            nonce: i as u32,
-        };
-        while pow::check_proof_of_work(&h, &params).is_err() {
-            h.nonce = h.nonce.wrapping_add(0x1_0000);
-        }
-        out.push(h);
-        prev = h;
-    }
-    out
+    let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+    strand::testdata::headers_on(&ChainParams::regtest(), &genesis, n, 0)
 }
 
 struct Outcome {

@@ -900,6 +900,36 @@ pub fn verify_input(
     }
 }
 
+/// `n` headers on `parent` with valid proof of work under `params` (regtest
+/// difficulty), one second apart; `tag` (the merkle root's bytes) tells
+/// chains on the same parent apart. For header-only tests and benchmarks.
+pub fn headers_on(
+    params: &crate::chain::ChainParams,
+    parent: &bitcoin::block::Header,
+    n: usize,
+    tag: u8,
+) -> Vec<bitcoin::block::Header> {
+    use bitcoin::block::{Header, Version};
+    let mut prev = *parent;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut h = Header {
+            version: Version::from_consensus(0x2000_0000),
+            prev_blockhash: prev.block_hash(),
+            merkle_root: bitcoin::TxMerkleNode::from_byte_array([tag; 32]),
+            time: prev.time + 1,
+            bits: params.pow_limit_bits(),
+            nonce: i as u32,
+        };
+        while crate::chain::pow::check_proof_of_work(&h, params).is_err() {
+            h.nonce = h.nonce.wrapping_add(0x1_0000);
+        }
+        out.push(h);
+        prev = h;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,12 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use bitcoin::block::{Header, Version};
-use bitcoin::hashes::Hash;
+use bitcoin::block::Header;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::Inventory;
 use bitcoin::pow::{CompactTarget, Work};
-use bitcoin::{BlockHash, TxMerkleNode};
+use bitcoin::BlockHash;
 use common::*;
 use strand::chain::headers_sync::claimed_chain_work;
 use strand::chain::pow;
@@ -29,25 +28,7 @@ fn genesis_work() -> Work {
 /// `n` regtest headers on `parent` with valid proof of work, one second
 /// apart; `tag` (the merkle root) tells chains apart.
 fn headers_on(parent: &Header, n: usize, tag: u8) -> Vec<Header> {
-    let params = ChainParams::regtest();
-    let mut prev = *parent;
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut h = Header {
-            version: Version::from_consensus(0x2000_0000),
-            prev_blockhash: prev.block_hash(),
-            merkle_root: TxMerkleNode::from_byte_array([tag; 32]),
-            time: prev.time + 1,
-            bits: params.pow_limit_bits(),
-            nonce: i as u32,
-        };
-        while pow::check_proof_of_work(&h, &params).is_err() {
-            h.nonce = h.nonce.wrapping_add(0x1_0000);
-        }
-        out.push(h);
-        prev = h;
-    }
-    out
+    strand::testdata::headers_on(&ChainParams::regtest(), parent, n, tag)
 }
 
 /// Reads until the node's next `getheaders`; returns its locator.

@@ -807,28 +807,7 @@ mod tests {
         }
     }
 
-    /// `n` headers on `parent` with valid regtest proof of work; `tag`
-    /// makes different chains.
-    fn headers_on(params: &ChainParams, parent: &Header, n: usize, tag: u8) -> Vec<Header> {
-        let mut prev = *parent;
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let mut h = Header {
-                version: Version::from_consensus(0x2000_0000),
-                prev_blockhash: prev.block_hash(),
-                merkle_root: TxMerkleNode::from_byte_array([tag; 32]),
-                time: prev.time + 1,
-                bits: params.pow_limit_bits(),
-                nonce: i as u32,
-            };
-            while pow::check_proof_of_work(&h, params).is_err() {
-                h.nonce = h.nonce.wrapping_add(0x1_0000);
-            }
-            out.push(h);
-            prev = h;
-        }
-        out
-    }
+    use crate::testdata::headers_on;
 
     /// Feeds `headers` in messages of 2,000 as a peer answers.
     fn feed(
