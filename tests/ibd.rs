@@ -7,23 +7,9 @@ mod common;
 
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::Inventory;
-use bitcoin::{Amount, Transaction, TxOut};
+use bitcoin::Transaction;
 use common::*;
-use strand::testdata::ChainBuilder;
 use strand::{Config, Network, Node};
-
-/// A spend of one mature builder output.
-fn spend(b: &ChainBuilder, skip: usize) -> Transaction {
-    let (op, value) = b.spendable_outputs()[skip];
-    b.sign_spend(
-        &[op],
-        vec![TxOut {
-            value: value - Amount::from_sat(10_000),
-            script_pubkey: b.tip().txdata[0].output[0].script_pubkey.clone(),
-        }],
-    )
-    .unwrap()
-}
 
 fn config_in(dir: &std::path::Path) -> Config {
     let mut config = Config::new(Network::Regtest);

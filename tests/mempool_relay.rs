@@ -10,19 +10,6 @@ use bitcoin::{Amount, OutPoint, Transaction, TxOut};
 use common::*;
 use strand::testdata::ChainBuilder;
 
-/// A spend of one mature builder output, paying back to a builder key.
-fn spend(b: &ChainBuilder, skip: usize) -> Transaction {
-    let (op, value) = b.spendable_outputs()[skip];
-    b.sign_spend(
-        &[op],
-        vec![TxOut {
-            value: value - Amount::from_sat(10_000),
-            script_pubkey: b.tip().txdata[0].output[0].script_pubkey.clone(),
-        }],
-    )
-    .unwrap()
-}
-
 /// `parent`'s first output spent by a new transaction (signed by a fork
 /// of the builder that has seen `parent` confirmed; the signature does not
 /// depend on the block).

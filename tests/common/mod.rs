@@ -634,3 +634,17 @@ pub fn headers_after(
         .map(|b| b.header)
         .collect()
 }
+
+/// A spend of one mature output of `b` (the `skip`-th), paying back to a
+/// builder key with a 10,000-satoshi fee.
+pub fn spend(b: &strand::testdata::ChainBuilder, skip: usize) -> bitcoin::Transaction {
+    let (op, value) = b.spendable_outputs()[skip];
+    b.sign_spend(
+        &[op],
+        vec![bitcoin::TxOut {
+            value: value - bitcoin::Amount::from_sat(10_000),
+            script_pubkey: b.tip().txdata[0].output[0].script_pubkey.clone(),
+        }],
+    )
+    .unwrap()
+}
