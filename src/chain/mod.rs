@@ -21,6 +21,7 @@ pub mod error;
 pub mod flags;
 pub mod hasher;
 pub mod headers_sync;
+pub mod index;
 pub mod merkle;
 pub mod network;
 pub mod params;
@@ -28,6 +29,7 @@ pub mod pow;
 pub mod script;
 pub mod signet;
 pub mod state;
+pub mod tiplog;
 
 pub use error::{RejectKind, ValidationError};
 pub use params::ChainParams;

@@ -437,6 +437,73 @@ impl ChainParams {
     }
 }
 
+/// What a network's history looked like at a recent block (Core's
+/// `ChainTxData`), for estimating verification progress.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChainTxData {
+    /// Unix time of the last known transaction count (`nTime`).
+    pub time: i64,
+    /// Transactions from genesis up to `time` (`tx_count`).
+    pub tx_count: u64,
+    /// Transactions per second after `time` (`dTxRate`).
+    pub tx_rate: f64,
+}
+
+impl ChainParams {
+    /// Core 31's `chainTxData` (kernel/chainparams.cpp) for this network;
+    /// a custom signet has none (all zero), regtest only a small rate.
+    pub fn chain_tx_data(&self) -> ChainTxData {
+        let (time, tx_count, tx_rate) = match self.network {
+            Network::Signet if self.signet_challenge != Self::signet().signet_challenge => {
+                (0, 0, 0.0)
+            }
+            Network::Bitcoin => (1_772_055_173, 1_315_805_869, 5.401_110_064_961_22),
+            Network::Testnet => (1_772_051_651, 536_108_416, 0.026_914_790_162_571_17),
+            Network::Testnet4 => (1_772_013_387, 14_191_421, 0.018_485_795_795_284_12),
+            Network::Signet => (1_772_055_248, 28_676_833, 0.067_366_234_363_389_29),
+            _ => (0, 0, 0.001),
+        };
+        ChainTxData {
+            time,
+            tx_count,
+            tx_rate,
+        }
+    }
+
+    /// Core's `GuessVerificationProgress`: the share of the network's
+    /// transactions verified with the tip at `tip_time`, whose chain holds
+    /// `chain_tx` transactions, `behind` blocks below the best header, at
+    /// Unix time `now`. 0 when `chain_tx` is unknown.
+    pub fn guess_verification_progress(
+        &self,
+        chain_tx: u64,
+        tip_time: u32,
+        behind: u32,
+        now: i64,
+    ) -> f64 {
+        if chain_tx == 0 {
+            return 0.0;
+        }
+        let data = self.chain_tx_data();
+        // Core: a tip within two hours of now counts by height, so progress
+        // reaches exactly 1.0 at the best header.
+        let block_time = if (now - i64::from(tip_time)).abs() <= 2 * 60 * 60 {
+            now - i64::from(behind) * i64::from(self.pow_target_spacing)
+        } else {
+            i64::from(tip_time)
+        };
+        let total = if chain_tx <= data.tx_count {
+            data.tx_count as f64 + (now - data.time) as f64 * data.tx_rate
+        } else {
+            chain_tx as f64 + (now - block_time) as f64 * data.tx_rate
+        };
+        if total <= 0.0 {
+            return 1.0;
+        }
+        (chain_tx as f64 / total).min(1.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bitcoin::block::Header;
 use bitcoin::consensus::encode;
@@ -34,11 +34,15 @@ use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut};
 use super::check::{self, Coin as CheckCoin};
 use super::coins::{BlockCoins, CoinsCache, ENTRY_COST};
 use super::hasher::BlockMap;
+use super::index::{BlockIndex, BlockPos};
 use super::network::Network;
 use super::pow::{self, HeaderAncestry};
 use super::script::{self, ScriptCheckPool};
+use super::tiplog;
 use super::{ChainParams, RejectKind, ValidationError};
-use crate::store::{BlockStatus, BlockUndo, Coin, IndexEntry, Store, StoreError, WriteBatch};
+use crate::store::{
+    BlockStatus, BlockUndo, Coin, IndexEntry, IndexRecord, Store, StoreError, WriteBatch,
+};
 
 /// Tuning of the chain state.
 #[derive(Debug, Clone)]
@@ -184,11 +188,11 @@ pub struct ChainState {
     params: ChainParams,
     store: Arc<Store>,
     opts: ChainOptions,
-    index: BlockMap<BlockHash, IndexEntry>,
+    index: BlockIndex,
     /// Active chain by height; `active[0]` is genesis.
-    active: Vec<BlockHash>,
+    active: Vec<BlockPos>,
     /// Most-work valid header chain by height.
-    header_chain: Vec<BlockHash>,
+    header_chain: Vec<BlockPos>,
     coins: CoinsCache,
     pool: ScriptCheckPool,
     /// Blocks received and checked, waiting to be connected, held in
@@ -202,7 +206,9 @@ pub struct ChainState {
     unrequested_dropped: u64,
     /// Block bodies and undo data not yet committed.
     block_writes: WriteBatch,
-    dirty_index: std::collections::HashSet<BlockHash, super::hasher::KeyedState>,
+    /// Index entries changed since the last flush (written in position
+    /// order, so new records append).
+    dirty_index: std::collections::BTreeSet<BlockPos>,
     /// Height of the tip recorded in the store.
     flushed_height: u32,
     blocks_since_flush: usize,
@@ -243,7 +249,7 @@ const MIN_DIFF_MEMO: usize = 50_000;
 
 struct Ancestry<'a> {
     chain: &'a ChainState,
-    tip: BlockHash,
+    tip: BlockPos,
     height: u32,
 }
 
@@ -253,9 +259,8 @@ impl HeaderAncestry for Ancestry<'_> {
     }
 
     fn header_at(&self, height: u32) -> Option<Header> {
-        self.chain
-            .ancestor(&self.tip, height)
-            .map(|(_, e)| e.header)
+        let pos = self.chain.ancestor_pos(self.tip, height)?;
+        self.chain.index.header(pos)
     }
 
     fn last_non_min_difficulty_bits(
@@ -266,7 +271,11 @@ impl HeaderAncestry for Ancestry<'_> {
         interval: u32,
     ) -> Result<CompactTarget, ValidationError> {
         if height == self.height {
-            if let Some(bits) = self.chain.min_diff_bits.get(&self.tip) {
+            if let Some(bits) = self
+                .chain
+                .min_diff_bits
+                .get(&self.chain.index.hash(self.tip))
+            {
                 return Ok(*bits);
             }
         }
@@ -300,7 +309,7 @@ impl ChainState {
             params,
             store,
             opts,
-            index: BlockMap::default(),
+            index: BlockIndex::new(),
             active: Vec::new(),
             header_chain: Vec::new(),
             coins: CoinsCache::new(),
@@ -327,44 +336,41 @@ impl ChainState {
         let genesis_hash = genesis.block_hash();
         match self.store.tip()? {
             None => {
-                let entry = IndexEntry {
-                    header: genesis.header,
-                    height: 0,
-                    chain_work: pow::block_proof(genesis.header.bits),
-                    status: BlockStatus::VALID_HEADER
-                        | BlockStatus::HAVE_DATA
-                        | BlockStatus::VALID_TRANSACTIONS
-                        | BlockStatus::VALID_SCRIPTS,
-                    invalid_reason: None,
-                };
+                let status = BlockStatus::VALID_HEADER
+                    | BlockStatus::HAVE_DATA
+                    | BlockStatus::VALID_TRANSACTIONS
+                    | BlockStatus::VALID_SCRIPTS;
+                let pos = self
+                    .index
+                    .push(&genesis.header, genesis_hash, status)
+                    .map_err(|e| ChainError::Inconsistent(e.to_string()))?;
+                self.index.set_tx_count(pos, genesis.txdata.len() as u32);
                 let mut batch = WriteBatch::new();
-                batch.put_block_index(&genesis_hash, &entry);
+                self.write_index(&mut batch, pos);
                 batch.put_block(&genesis_hash, &genesis);
-                batch.set_active(0, &genesis_hash);
                 batch.set_tip(&genesis_hash);
                 self.store.commit(&batch)?;
-                self.index.insert(genesis_hash, entry);
-                self.active = vec![genesis_hash];
+                self.active = vec![pos];
             }
             Some(tip) => {
-                self.index = self.store.load_block_index()?.into_iter().collect();
-                self.active = self.store.load_active_chain()?;
-                if self.active.first() != Some(&genesis_hash) {
+                self.load_index()?;
+                let tip_pos = self.index.find(&tip).ok_or_else(|| {
+                    ChainError::Inconsistent(format!("tip {tip} missing from the index"))
+                })?;
+                // The active chain is the tip's ancestry.
+                let mut active =
+                    Vec::with_capacity(self.index.height(tip_pos).unwrap_or(0) as usize + 1);
+                let mut cur = Some(tip_pos);
+                while let Some(p) = cur {
+                    active.push(p);
+                    cur = self.index.parent(p);
+                }
+                active.reverse();
+                self.active = active;
+                if self.active.first().map(|p| self.index.hash(*p)) != Some(genesis_hash) {
                     return Err(ChainError::Inconsistent(
                         "active chain does not start at this network's genesis".into(),
                     ));
-                }
-                if self.active.last() != Some(&tip) {
-                    return Err(ChainError::Inconsistent(format!(
-                        "tip {tip} is not the end of the active chain"
-                    )));
-                }
-                for h in &self.active {
-                    if !self.index.contains_key(h) {
-                        return Err(ChainError::Inconsistent(format!(
-                            "active block {h} missing from the index"
-                        )));
-                    }
                 }
             }
         }
@@ -372,7 +378,7 @@ impl ChainState {
             .params
             .checkpoints
             .iter()
-            .filter(|(_, h)| self.index.contains_key(h))
+            .filter(|(_, h)| self.index.contains(h))
             .map(|(height, _)| *height)
             .max();
         self.flushed_height = self.height();
@@ -386,6 +392,74 @@ impl ChainState {
             self.best_header_height()
         );
         Ok(())
+    }
+
+    /// Rebuilds the block index from the store's records (in position
+    /// order, parents first). A record whose parent is missing (a crash
+    /// between two commits that wrote separate parts of the index) is
+    /// dropped; if any was, or positions were not dense, the index is
+    /// rewritten so that stored positions match memory again.
+    fn load_index(&mut self) -> Result<(), ChainError> {
+        let stored = self.store.load_index_records()?;
+        let mut renumbered = false;
+        let mut new_pos: BlockMap<u32, BlockPos> = BlockMap::default();
+        for (key, rec) in &stored.records {
+            let hash = rec.header.block_hash();
+            if self.index.contains(&hash) {
+                renumbered = true;
+                continue;
+            }
+            match self.index.push(&rec.header, hash, rec.status) {
+                Ok(pos) => {
+                    self.index.set_tx_count(pos, rec.tx_count);
+                    renumbered |= pos.0 != *key;
+                    new_pos.insert(*key, pos);
+                }
+                Err(e) => {
+                    log::warn!("block index record {key} dropped: {e}");
+                    renumbered = true;
+                }
+            }
+        }
+        for (key, reason) in &stored.reasons {
+            if let Some(pos) = new_pos.get(key) {
+                self.index.set_invalid_reason(*pos, Some(reason.clone()));
+            }
+        }
+        if renumbered {
+            log::warn!(
+                "block index positions rewritten ({} entries)",
+                self.index.len()
+            );
+            let mut batch = WriteBatch::new();
+            for (key, _) in &stored.records {
+                batch.delete_index_record(*key);
+            }
+            for (key, _) in &stored.reasons {
+                batch.put_index_reason(*key, None);
+            }
+            for pos in self.index.positions() {
+                self.write_index(&mut batch, pos);
+                if let Some(r) = self.index.invalid_reason(pos) {
+                    batch.put_index_reason(pos.0, Some(r));
+                }
+            }
+            self.store.commit(&batch)?;
+        }
+        Ok(())
+    }
+
+    /// Queues the stored record of `pos` in `batch` (its invalid reason is
+    /// written where it changes).
+    fn write_index(&self, batch: &mut WriteBatch, pos: BlockPos) {
+        if let (Some(header), Some(status)) = (self.index.header(pos), self.index.status(pos)) {
+            let record = IndexRecord {
+                header,
+                status,
+                tx_count: self.index.tx_count(pos),
+            };
+            batch.put_index_record(pos.0, &record);
+        }
     }
 
     /// Consensus parameters.
@@ -407,21 +481,26 @@ impl ChainState {
     pub fn tip(&self) -> BlockHash {
         self.active
             .last()
-            .copied()
-            .unwrap_or_else(BlockHash::all_zeros)
+            .map_or_else(BlockHash::all_zeros, |p| self.index.hash(*p))
+    }
+
+    /// Index position of the active tip.
+    fn tip_pos(&self) -> Option<BlockPos> {
+        self.active.last().copied()
     }
 
     /// Hash of the active block at `height`.
     pub fn active_hash(&self, height: u32) -> Option<BlockHash> {
-        self.active.get(height as usize).copied()
+        self.active
+            .get(height as usize)
+            .map(|p| self.index.hash(*p))
     }
 
     /// Tip of the most-work valid header chain.
     pub fn best_header(&self) -> BlockHash {
         self.header_chain
             .last()
-            .copied()
-            .unwrap_or_else(|| self.tip())
+            .map_or_else(|| self.tip(), |p| self.index.hash(*p))
     }
 
     /// Height of the best header.
@@ -429,16 +508,32 @@ impl ChainState {
         self.header_chain.len().saturating_sub(1) as u32
     }
 
-    /// The index entry of `hash`.
-    pub fn entry(&self, hash: &BlockHash) -> Option<&IndexEntry> {
-        self.index.get(hash)
+    /// The index entry of `hash`, built on demand (the index keeps a
+    /// compact form; see [`super::index`]).
+    pub fn entry(&self, hash: &BlockHash) -> Option<IndexEntry> {
+        self.index.entry(self.index.find(hash)?)
+    }
+
+    /// Core's `nChainTx` of `hash`: transactions in its chain up to and
+    /// including it, known once it was connected (0 before).
+    pub fn chain_tx(&self, hash: &BlockHash) -> u64 {
+        self.index.find(hash).map_or(0, |p| self.index.chain_tx(p))
+    }
+
+    /// Number of indexed headers.
+    pub fn index_len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn is_active_pos(&self, pos: BlockPos) -> bool {
+        self.index
+            .height(pos)
+            .is_some_and(|h| self.active.get(h as usize) == Some(&pos))
     }
 
     /// Whether `hash` is on the active chain.
     pub fn is_active(&self, hash: &BlockHash) -> bool {
-        self.index
-            .get(hash)
-            .is_some_and(|e| self.active.get(e.height as usize) == Some(hash))
+        self.index.find(hash).is_some_and(|p| self.is_active_pos(p))
     }
 
     /// The unspent output `op` at the tip, if any.
@@ -450,28 +545,35 @@ impl ChainState {
     /// indexed block builds on, with its height and the height at which its
     /// branch leaves the active chain.
     pub fn chain_tips(&self) -> Vec<(BlockHash, u32, u32, BlockStatus)> {
-        let mut has_child: std::collections::HashSet<BlockHash, super::hasher::KeyedState> =
-            Default::default();
-        for e in self.index.values() {
-            has_child.insert(e.header.prev_blockhash);
-        }
-        let mut tips = Vec::new();
-        for (h, e) in &self.index {
-            if has_child.contains(h) && *h != self.tip() {
-                continue;
-            }
-            let mut fork = e.height;
-            let mut cur = *h;
-            while !self.is_active(&cur) {
-                match self.index.get(&cur) {
-                    Some(x) => {
-                        cur = x.header.prev_blockhash;
-                        fork = x.height.saturating_sub(1);
-                    }
-                    None => break,
+        let mut has_child = vec![false; self.index.len()];
+        for p in self.index.positions() {
+            if let Some(parent) = self.index.parent(p) {
+                if let Some(c) = has_child.get_mut(parent.0 as usize) {
+                    *c = true;
                 }
             }
-            tips.push((*h, e.height, e.height - fork.min(e.height), e.status));
+        }
+        let tip = self.tip_pos();
+        let mut tips = Vec::new();
+        for p in self.index.positions() {
+            if has_child.get(p.0 as usize) == Some(&true) && Some(p) != tip {
+                continue;
+            }
+            let (Some(height), Some(status)) = (self.index.height(p), self.index.status(p)) else {
+                continue;
+            };
+            let mut fork = height;
+            let mut cur = Some(p);
+            while let Some(c) = cur.filter(|c| !self.is_active_pos(*c)) {
+                fork = self.index.height(c).unwrap_or(0).saturating_sub(1);
+                cur = self.index.parent(c);
+            }
+            tips.push((
+                self.index.hash(p),
+                height,
+                height - fork.min(height),
+                status,
+            ));
         }
         tips.sort_by_key(|t| std::cmp::Reverse(t.1));
         tips
@@ -482,38 +584,29 @@ impl ChainState {
         self.txs_connected
     }
 
-    /// Ancestor of `hash` at `height`, walking back to the best header chain
-    /// or the active chain and then indexing them.
-    fn ancestor(&self, hash: &BlockHash, height: u32) -> Option<(BlockHash, &IndexEntry)> {
-        let mut cur = *hash;
-        let mut e = self.index.get(&cur)?;
-        if height > e.height {
+    /// Ancestor of `pos` at `height`: by height on the best header chain
+    /// or the active chain when `pos` is on one, else by skip pointers.
+    fn ancestor_pos(&self, pos: BlockPos, height: u32) -> Option<BlockPos> {
+        let h = self.index.height(pos)?;
+        if height > h {
             return None;
         }
-        loop {
-            if e.height == height {
-                return Some((cur, e));
+        for chain in [&self.header_chain, &self.active] {
+            if chain.get(h as usize) == Some(&pos) {
+                return chain.get(height as usize).copied();
             }
-            let h = e.height as usize;
-            for chain in [&self.header_chain, &self.active] {
-                if chain.get(h) == Some(&cur) {
-                    let a = *chain.get(height as usize)?;
-                    return self.index.get(&a).map(|e| (a, e));
-                }
-            }
-            cur = e.header.prev_blockhash;
-            e = self.index.get(&cur)?;
         }
+        self.index.ancestor(pos, height)
     }
 
     /// Height of the last block the chain ending at `hash` shares with the
     /// active chain (Core's `LastCommonAncestor` with the tip), `None` for
     /// an unknown hash.
     pub fn last_common_height(&self, hash: &BlockHash) -> Option<u32> {
-        let entry = self.index.get(hash)?;
-        let mut h = entry.height.min(self.height());
+        let pos = self.index.find(hash)?;
+        let mut h = self.index.height(pos)?.min(self.height());
         loop {
-            let (a, _) = self.ancestor(hash, h)?;
+            let a = self.ancestor_pos(pos, h)?;
             if self.active.get(h as usize) == Some(&a) || h == 0 {
                 return Some(h);
             }
@@ -521,10 +614,17 @@ impl ChainState {
         }
     }
 
+    fn hashes(&self, chain: &[BlockPos]) -> Vec<BlockHash> {
+        locator_of(chain)
+            .into_iter()
+            .map(|p| self.index.hash(p))
+            .collect()
+    }
+
     /// Block locator of the best header chain (Core's `GetLocator`): the
     /// last 10 hashes, then exponentially sparser, ending with genesis.
     pub fn block_locator(&self) -> Vec<BlockHash> {
-        locator_of(&self.header_chain)
+        self.hashes(&self.header_chain)
     }
 
     /// Block locator of the best header chain from the best header's
@@ -533,34 +633,34 @@ impl ChainState {
     /// learn what it has.
     pub fn locator_before_best(&self) -> Vec<BlockHash> {
         let end = self.header_chain.len().saturating_sub(1).max(1);
-        locator_of(self.header_chain.get(..end).unwrap_or(&self.header_chain))
+        self.hashes(self.header_chain.get(..end).unwrap_or(&self.header_chain))
     }
 
     /// Block locator of the active chain.
     pub fn active_locator(&self) -> Vec<BlockHash> {
-        locator_of(&self.active)
+        self.hashes(&self.active)
     }
 
     /// Block locator starting at any indexed block (Core's
     /// `LocatorEntries`): itself and its 9 parents, then exponentially
     /// sparser ancestors, ending with genesis. Empty for an unknown hash.
     pub fn locator_from(&self, hash: &BlockHash) -> Vec<BlockHash> {
-        let Some(entry) = self.index.get(hash) else {
+        let Some(pos) = self.index.find(hash) else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let mut height = i64::from(entry.height);
+        let mut height = i64::from(self.index.height(pos).unwrap_or(0));
         let mut step = 1i64;
         while height > 0 {
-            if let Some((a, _)) = self.ancestor(hash, height as u32) {
-                out.push(a);
+            if let Some(a) = self.ancestor_pos(pos, height as u32) {
+                out.push(self.index.hash(a));
             }
             if out.len() >= 10 {
                 step *= 2;
             }
             height -= step;
         }
-        out.extend(self.active.first());
+        out.extend(self.active.first().map(|p| self.index.hash(*p)));
         out
     }
 
@@ -568,9 +668,9 @@ impl ChainState {
     /// (Core's `IsAncestorOfBestHeaderOrTip`): headers ending there add
     /// nothing to memory, so they skip the anti-DoS work check.
     pub fn is_ancestor_of_best_header_or_tip(&self, hash: &BlockHash) -> bool {
-        self.index.get(hash).is_some_and(|e| {
-            let h = e.height as usize;
-            self.header_chain.get(h) == Some(hash) || self.active.get(h) == Some(hash)
+        self.index.find(hash).is_some_and(|p| {
+            let h = self.index.height(p).unwrap_or(0) as usize;
+            self.header_chain.get(h) == Some(&p) || self.active.get(h) == Some(&p)
         })
     }
 
@@ -579,9 +679,10 @@ impl ChainState {
     pub fn find_fork(&self, locator: &[BlockHash]) -> u32 {
         locator
             .iter()
-            .find(|h| self.is_active(h))
-            .and_then(|h| self.index.get(h))
-            .map_or(0, |e| e.height)
+            .filter_map(|h| self.index.find(h))
+            .find(|p| self.is_active_pos(*p))
+            .and_then(|p| self.index.height(p))
+            .unwrap_or(0)
     }
 
     /// Median time past of the active block at `height`.
@@ -589,12 +690,12 @@ impl ChainState {
         self.mtp_active(height)
     }
 
-    /// Median time past of `hash` (at `height`), active or not (Core's
+    /// Median time past of `pos` (at `height`), active or not (Core's
     /// `pindexPrev->GetMedianTimePast()`).
-    fn mtp_of(&self, hash: &BlockHash, height: u32) -> Result<u32, RejectError> {
+    fn mtp_of(&self, pos: BlockPos, height: u32) -> Result<u32, RejectError> {
         let ancestry = Ancestry {
             chain: self,
-            tip: *hash,
+            tip: pos,
             height,
         };
         pow::median_time_past_at(&ancestry, height).map_err(RejectError::Invalid)
@@ -604,7 +705,7 @@ impl ChainState {
         let low = height.saturating_sub(10);
         let mut times = Vec::with_capacity(11);
         for h in low..=height {
-            times.push(self.index.get(self.active.get(h as usize)?)?.header.time);
+            times.push(self.index.time(*self.active.get(h as usize)?)?);
         }
         Some(pow::median_time_past(&times))
     }
@@ -614,30 +715,38 @@ impl ChainState {
     pub fn process_headers(&mut self, headers: &[Header]) -> Result<HeadersOutcome, RejectError> {
         let mut outcome = HeadersOutcome::default();
         let best_work = self.best_work();
-        let mut best: Option<(BlockHash, Work)> = None;
+        let mut best: Option<(BlockPos, Work)> = None;
         let mut result = Ok(());
         for header in headers {
             match self.accept_header(header) {
-                Ok(Some((hash, entry))) => {
+                Ok(Some((hash, prev))) => {
+                    let pos = self
+                        .index
+                        .push(header, hash, BlockStatus::VALID_HEADER)
+                        .map_err(|e| ChainError::Inconsistent(e.to_string()))?;
                     // Written at the next flush: headers lost in a crash
                     // are simply downloaded again.
-                    self.dirty_index.insert(hash);
-                    let work = entry.chain_work;
-                    let extends_best = entry.header.prev_blockhash == self.best_header();
-                    self.remember_min_diff_bits(hash, &entry);
-                    if self.params.checkpoint_at(entry.height) == Some(hash) {
-                        self.last_checkpoint = self.last_checkpoint.max(Some(entry.height));
+                    self.dirty_index.insert(pos);
+                    let height = self.index.height(pos).unwrap_or(0);
+                    let work = self
+                        .index
+                        .chain_work(pos)
+                        .unwrap_or(Work::from_be_bytes([0; 32]));
+                    let extends_best = self.header_chain.last() == Some(&prev)
+                        || (self.header_chain.is_empty() && self.tip_pos() == Some(prev));
+                    self.remember_min_diff_bits(pos);
+                    if self.params.checkpoint_at(height) == Some(hash) {
+                        self.last_checkpoint = self.last_checkpoint.max(Some(height));
                     }
-                    self.index.insert(hash, entry);
                     outcome.new += 1;
                     if work > best.map_or(best_work, |b| b.1) {
-                        if extends_best {
+                        if extends_best && !self.header_chain.is_empty() {
                             // The common case, kept O(1): later headers of
                             // this message find their ancestors by height.
-                            self.header_chain.push(hash);
+                            self.header_chain.push(pos);
                             outcome.new_best = true;
                         } else {
-                            best = Some((hash, work));
+                            best = Some((pos, work));
                         }
                     }
                 }
@@ -651,9 +760,9 @@ impl ChainState {
         if self.dirty_index.len() >= DIRTY_INDEX_LIMIT {
             self.flush()?;
         }
-        if let Some((hash, work)) = best {
+        if let Some((pos, work)) = best {
             if work > self.best_work() {
-                self.set_best_header(hash);
+                self.set_best_header(pos);
                 outcome.new_best = true;
             }
         }
@@ -661,29 +770,35 @@ impl ChainState {
     }
 
     /// Records the min-difficulty walk's answer for a new header.
-    fn remember_min_diff_bits(&mut self, hash: BlockHash, entry: &IndexEntry) {
+    fn remember_min_diff_bits(&mut self, pos: BlockPos) {
         if !self.params.allow_min_difficulty_blocks {
             return;
         }
+        let (Some(header), Some(height)) = (self.index.header(pos), self.index.height(pos)) else {
+            return;
+        };
         let interval = self.params.difficulty_adjustment_interval().max(1);
         let limit = self.params.pow_limit_bits();
-        let bits = if entry.height.is_multiple_of(interval) || entry.header.bits != limit {
-            entry.header.bits
+        let bits = if height.is_multiple_of(interval) || header.bits != limit {
+            header.bits
         } else {
-            match self.min_diff_bits.get(&entry.header.prev_blockhash) {
+            match self.min_diff_bits.get(&header.prev_blockhash) {
                 Some(b) => *b,
                 None => {
-                    let Some(prev) = self.index.get(&entry.header.prev_blockhash) else {
+                    let Some(prev) = self.index.parent(pos) else {
+                        return;
+                    };
+                    let Some(prev_header) = self.index.header(prev) else {
                         return;
                     };
                     let ancestry = Ancestry {
                         chain: self,
-                        tip: entry.header.prev_blockhash,
-                        height: prev.height,
+                        tip: prev,
+                        height: height - 1,
                     };
                     match ancestry.last_non_min_difficulty_bits(
-                        prev.height,
-                        prev.header,
+                        height - 1,
+                        prev_header,
                         limit,
                         interval,
                     ) {
@@ -696,44 +811,49 @@ impl ChainState {
         if self.min_diff_bits.len() >= MIN_DIFF_MEMO {
             self.min_diff_bits.clear();
         }
-        self.min_diff_bits.insert(hash, bits);
+        self.min_diff_bits.insert(self.index.hash(pos), bits);
     }
 
     fn best_work(&self) -> Work {
-        self.index
-            .get(&self.best_header())
-            .map_or(Work::from_be_bytes([0; 32]), |e| e.chain_work)
+        self.header_chain
+            .last()
+            .or(self.active.last())
+            .and_then(|p| self.index.chain_work(*p))
+            .unwrap_or(Work::from_be_bytes([0; 32]))
     }
 
-    /// Checks one header; `Ok(None)` if already known.
-    fn accept_header(
-        &self,
-        header: &Header,
-    ) -> Result<Option<(BlockHash, IndexEntry)>, RejectError> {
+    /// Checks one header; `Ok(None)` if already known, else its hash and
+    /// its parent's position.
+    fn accept_header(&self, header: &Header) -> Result<Option<(BlockHash, BlockPos)>, RejectError> {
         let hash = header.block_hash();
-        if let Some(e) = self.index.get(&hash) {
-            if e.status.is_failed() {
+        if let Some(pos) = self.index.find(&hash) {
+            if self.index.status(pos).is_some_and(BlockStatus::is_failed) {
                 return Err(RejectError::Invalid(
-                    ValidationError::header("duplicate-invalid")
-                        .with_detail(e.invalid_reason.clone().unwrap_or_default()),
+                    ValidationError::header("duplicate-invalid").with_detail(
+                        self.index
+                            .invalid_reason(pos)
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ),
                 ));
             }
             return Ok(None);
         }
         let prev_hash = header.prev_blockhash;
-        let Some(prev) = self.index.get(&prev_hash) else {
+        let Some(prev) = self.index.find(&prev_hash) else {
             return Err(RejectError::UnknownParent(prev_hash));
         };
-        if prev.status.is_failed() {
+        if self.index.status(prev).is_some_and(BlockStatus::is_failed) {
             return Err(RejectError::Invalid(ValidationError::header("bad-prevblk")));
         }
+        let prev_height = self.index.height(prev).unwrap_or(0);
         check::check_block_header(header, &self.params).map_err(RejectError::Invalid)?;
-        check::check_fork_prior_to_checkpoint(prev.height + 1, self.last_checkpoint)
+        check::check_fork_prior_to_checkpoint(prev_height + 1, self.last_checkpoint)
             .map_err(RejectError::Invalid)?;
         let ancestry = Ancestry {
             chain: self,
-            tip: prev_hash,
-            height: prev.height,
+            tip: prev,
+            height: prev_height,
         };
         check::check_block_header_context(
             header,
@@ -742,64 +862,53 @@ impl ChainState {
             &self.params,
         )
         .map_err(RejectError::Invalid)?;
-        Ok(Some((
-            hash,
-            IndexEntry {
-                header: *header,
-                height: prev.height + 1,
-                chain_work: prev.chain_work + pow::block_proof(header.bits),
-                status: BlockStatus::VALID_HEADER,
-                invalid_reason: None,
-            },
-        )))
+        Ok(Some((hash, prev)))
     }
 
-    fn set_best_header(&mut self, hash: BlockHash) {
-        let Some(entry) = self.index.get(&hash) else {
+    fn set_best_header(&mut self, pos: BlockPos) {
+        let Some(height) = self.index.height(pos) else {
             return;
         };
-        let height = entry.height as usize;
         // Walk back until the old header chain (or genesis) is met.
         let mut branch = Vec::new();
-        let mut cur = hash;
-        while let Some(e) = self.index.get(&cur) {
-            if self.header_chain.get(e.height as usize) == Some(&cur) {
+        let mut cur = Some(pos);
+        while let Some(c) = cur {
+            let h = self.index.height(c).unwrap_or(0);
+            if self.header_chain.get(h as usize) == Some(&c) {
                 break;
             }
-            branch.push(cur);
-            if e.height == 0 {
-                break;
-            }
-            cur = e.header.prev_blockhash;
+            branch.push(c);
+            cur = self.index.parent(c);
         }
-        let keep = height + 1 - branch.len();
+        let keep = height as usize + 1 - branch.len();
         self.header_chain.truncate(keep);
         self.header_chain.extend(branch.into_iter().rev());
     }
 
     /// Picks the most-work header that is not invalid (first seen wins ties).
     fn recompute_best_header(&mut self) {
-        let mut best: Option<(&BlockHash, &IndexEntry)> = None;
-        for (h, e) in &self.index {
-            if e.status.is_failed() {
+        let mut best: Option<(BlockPos, Work)> = None;
+        for p in self.index.positions() {
+            if self.index.status(p).is_none_or(BlockStatus::is_failed) {
                 continue;
             }
+            let Some(work) = self.index.chain_work(p) else {
+                continue;
+            };
             let better = match best {
                 None => true,
-                Some((bh, be)) => {
-                    e.chain_work > be.chain_work
-                        || (e.chain_work == be.chain_work
-                            && self.active.get(e.height as usize) == Some(h)
-                            && self.active.get(be.height as usize) != Some(bh))
+                Some((bp, bw)) => {
+                    work > bw || (work == bw && self.is_active_pos(p) && !self.is_active_pos(bp))
                 }
             };
             if better {
-                best = Some((h, e));
+                best = Some((p, work));
             }
         }
-        let best = best.map(|(h, _)| *h).unwrap_or_else(|| self.tip());
         self.header_chain.clear();
-        self.set_best_header(best);
+        if let Some(p) = best.map(|b| b.0).or(self.tip_pos()) {
+            self.set_best_header(p);
+        }
     }
 
     /// Takes a block we asked for (or made): see
@@ -824,24 +933,30 @@ impl ChainState {
         requested: bool,
     ) -> Result<Vec<ChainEvent>, RejectError> {
         let hash = block.block_hash();
-        if !self.index.contains_key(&hash) {
+        if !self.index.contains(&hash) {
             self.process_headers(&[block.header])?;
         }
-        let Some(entry) = self.index.get(&hash) else {
+        let Some(pos) = self.index.find(&hash) else {
             return Err(RejectError::UnknownParent(block.header.prev_blockhash));
         };
-        if entry.status.is_failed() {
+        let (Some(status), Some(height), Some(work)) = (
+            self.index.status(pos),
+            self.index.height(pos),
+            self.index.chain_work(pos),
+        ) else {
+            return Err(RejectError::UnknownParent(block.header.prev_blockhash));
+        };
+        if status.is_failed() {
             return Err(RejectError::Invalid(ValidationError::consensus(
                 "duplicate-invalid",
             )));
         }
-        if entry.status.contains(BlockStatus::HAVE_DATA) || self.pending.contains_key(&hash) {
+        if status.contains(BlockStatus::HAVE_DATA) || self.pending.contains_key(&hash) {
             return Ok(Vec::new());
         }
-        let (height, prev_hash) = (entry.height, entry.header.prev_blockhash);
+        let prev = self.index.parent(pos).unwrap_or(pos);
         if !requested {
-            let work = entry.chain_work;
-            let tip_work = self.index.get(&self.tip()).map(|e| e.chain_work);
+            let tip_work = self.tip_pos().and_then(|p| self.index.chain_work(p));
             let less_work = tip_work.is_some_and(|t| work < t);
             let too_far = height > self.height().saturating_add(MIN_BLOCKS_TO_KEEP);
             if less_work || too_far || work < self.params.minimum_chain_work {
@@ -864,7 +979,7 @@ impl ChainState {
         // included, run before the block is kept, so only a body that
         // matches its header ever reaches `pending` or the store. Mutations
         // are not marked; other failures are permanent for this hash.
-        let prev_mtp = self.mtp_of(&prev_hash, height.saturating_sub(1))?;
+        let prev_mtp = self.mtp_of(prev, height.saturating_sub(1))?;
         if let Err(e) = check::contextual_check_block(&block, height, prev_mtp, &self.params) {
             if e.is_permanent() {
                 self.mark_invalid(hash, &e)?;
@@ -878,10 +993,9 @@ impl ChainState {
         // Among headers of equal work prefer one whose block we hold (Core
         // activates only chains with data): a mutated copy of a block may
         // have put a data-less header in front.
-        let work = self.index.get(&hash).map(|e| e.chain_work);
         let best = self.best_header();
-        if work.is_some_and(|w| w >= self.best_work()) && best != hash && !self.have_block(&best) {
-            self.set_best_header(hash);
+        if work >= self.best_work() && best != hash && !self.have_block(&best) {
+            self.set_best_header(pos);
         }
         let mut events = Vec::new();
         let failure = self.activate_best_chain(&mut events)?;
@@ -902,9 +1016,9 @@ impl ChainState {
             return;
         }
         self.block_writes.put_block(&hash, &block);
-        if let Some(e) = self.index.get_mut(&hash) {
-            e.status.insert(BlockStatus::HAVE_DATA);
-            self.dirty_index.insert(hash);
+        if let Some(pos) = self.index.find(&hash) {
+            self.add_status(pos, BlockStatus::HAVE_DATA);
+            self.dirty_index.insert(pos);
         }
     }
 
@@ -935,7 +1049,17 @@ impl ChainState {
 
     /// The best header chain's block at `height`.
     pub fn header_chain_hash(&self, height: u32) -> Option<BlockHash> {
-        self.header_chain.get(height as usize).copied()
+        self.header_chain
+            .get(height as usize)
+            .map(|p| self.index.hash(*p))
+    }
+
+    /// Adds `flags` to the status of `pos`.
+    fn add_status(&mut self, pos: BlockPos, flags: BlockStatus) {
+        if let Some(mut status) = self.index.status(pos) {
+            status.insert(flags);
+            self.index.set_status(pos, status);
+        }
     }
 
     /// Height of the last block the chain ending at `hash` shares with the
@@ -943,34 +1067,37 @@ impl ChainState {
     /// leaves the best header chain more than a download window
     /// (1,024 blocks) below it.
     pub fn header_chain_common_height(&self, hash: &BlockHash) -> Option<u32> {
-        let mut cur = *hash;
+        let mut cur = self.index.find(hash)?;
         for _ in 0..=1024 {
-            let e = self.index.get(&cur)?;
-            if self.header_chain.get(e.height as usize) == Some(&cur) {
-                return Some(e.height);
+            let height = self.index.height(cur)?;
+            if self.header_chain.get(height as usize) == Some(&cur) || height == 0 {
+                return Some(height);
             }
-            if e.height == 0 {
-                return Some(0);
-            }
-            cur = e.header.prev_blockhash;
+            cur = self.index.parent(cur)?;
         }
         None
     }
 
     /// Whether the body of `hash` is held or stored.
     pub fn have_block(&self, hash: &BlockHash) -> bool {
-        self.pending.contains_key(hash)
-            || self
-                .index
-                .get(hash)
-                .is_some_and(|e| e.status.contains(BlockStatus::HAVE_DATA))
+        self.pending.contains_key(hash) || self.index.find(hash).is_some_and(|p| self.have_data(p))
+    }
+
+    fn have_data(&self, pos: BlockPos) -> bool {
+        self.index
+            .status(pos)
+            .is_some_and(|s| s.contains(BlockStatus::HAVE_DATA))
+    }
+
+    fn have_block_pos(&self, pos: BlockPos) -> bool {
+        self.have_data(pos) || self.pending.contains_key(&self.index.hash(pos))
     }
 
     /// Height of the last block shared by the active and best header chains.
     fn fork_height(&self) -> u32 {
         let mut h = self.active.len().min(self.header_chain.len());
         while h > 0 {
-            if self.active[h - 1] == self.header_chain[h - 1] {
+            if self.active.get(h - 1) == self.header_chain.get(h - 1) {
                 return (h - 1) as u32;
             }
             h -= 1;
@@ -982,11 +1109,7 @@ impl ChainState {
         if let Some(b) = self.take_pending(hash) {
             return Ok(Some(b));
         }
-        if self
-            .index
-            .get(hash)
-            .is_some_and(|e| e.status.contains(BlockStatus::HAVE_DATA))
-        {
+        if self.index.find(hash).is_some_and(|p| self.have_data(p)) {
             self.commit_block_writes()?;
             return Ok(self.store.get_block(hash)?);
         }
@@ -1004,7 +1127,7 @@ impl ChainState {
         let mut first_failure = None;
         loop {
             let fork = self.fork_height();
-            let tip_work = self.index.get(&self.tip()).map(|e| e.chain_work);
+            let tip_work = self.tip_pos().and_then(|p| self.index.chain_work(p));
             if self.header_chain.len() <= self.active.len() && fork == self.height() {
                 break;
             }
@@ -1013,8 +1136,12 @@ impl ChainState {
                 // the data for a branch with more work than our tip.
                 let mut h = fork as usize + 1;
                 let mut reach = None;
-                while h < self.header_chain.len() && self.have_block(&self.header_chain[h]) {
-                    reach = self.index.get(&self.header_chain[h]).map(|e| e.chain_work);
+                while let Some(&p) = self
+                    .header_chain
+                    .get(h)
+                    .filter(|p| self.have_block_pos(**p))
+                {
+                    reach = self.index.chain_work(p);
                     h += 1;
                 }
                 match (reach, tip_work) {
@@ -1029,7 +1156,11 @@ impl ChainState {
                 }
             }
             let next_height = self.active.len();
-            let Some(&next) = self.header_chain.get(next_height) else {
+            let Some(next) = self
+                .header_chain
+                .get(next_height)
+                .map(|p| self.index.hash(*p))
+            else {
                 break;
             };
             let Some(block) = self.block_data(&next)? else {
@@ -1076,19 +1207,18 @@ impl ChainState {
     /// invalid, disconnecting it if it is active, then follow the best
     /// remaining chain. Returns the chain events.
     pub fn invalidate_block(&mut self, hash: BlockHash) -> Result<Vec<ChainEvent>, RejectError> {
-        let Some(entry) = self.index.get(&hash) else {
+        let Some(height) = self.index.find(&hash).and_then(|p| self.index.height(p)) else {
             return Err(RejectError::Invalid(ValidationError::new(
                 RejectKind::Internal,
                 "Block not found",
             )));
         };
-        if entry.height == 0 {
+        if height == 0 {
             return Err(RejectError::Invalid(ValidationError::new(
                 RejectKind::Internal,
                 "cannot invalidate the genesis block",
             )));
         }
-        let height = entry.height;
         let mut events = Vec::new();
         if self.is_active(&hash) {
             self.flush()?;
@@ -1107,30 +1237,36 @@ impl ChainState {
     /// Core's `reconsiderblock`: forget that `hash`, its ancestors and its
     /// descendants were invalid, then follow the best chain again.
     pub fn reconsider_block(&mut self, hash: BlockHash) -> Result<Vec<ChainEvent>, RejectError> {
-        let Some(entry) = self.index.get(&hash) else {
+        let Some((pos, height)) = self
+            .index
+            .find(&hash)
+            .and_then(|p| Some((p, self.index.height(p)?)))
+        else {
             return Err(RejectError::Invalid(ValidationError::new(
                 RejectKind::Internal,
                 "Block not found",
             )));
         };
-        let height = entry.height;
         let mut cleared = Vec::new();
-        for (h, e) in &self.index {
-            let related = (e.height >= height
-                && self.ancestor(h, height).is_some_and(|(a, _)| a == hash))
-                || (e.height < height
-                    && self.ancestor(&hash, e.height).is_some_and(|(a, _)| a == *h));
-            if related && e.status.is_failed() {
-                cleared.push(*h);
+        for p in self.index.positions() {
+            let (Some(h), Some(status)) = (self.index.height(p), self.index.status(p)) else {
+                continue;
+            };
+            let related = (h >= height && self.index.ancestor(p, height) == Some(pos))
+                || (h < height && self.index.ancestor(pos, h) == Some(p));
+            if related && status.is_failed() {
+                cleared.push(p);
             }
         }
         let mut batch = WriteBatch::new();
-        for h in cleared {
-            if let Some(e) = self.index.get_mut(&h) {
-                e.status.remove(BlockStatus::FAILED);
-                e.status.remove(BlockStatus::FAILED_CHILD);
-                e.invalid_reason = None;
-                batch.put_block_index(&h, e);
+        for p in cleared {
+            if let Some(mut status) = self.index.status(p) {
+                status.remove(BlockStatus::FAILED);
+                status.remove(BlockStatus::FAILED_CHILD);
+                self.index.set_status(p, status);
+                self.index.set_invalid_reason(p, None);
+                self.write_index(&mut batch, p);
+                batch.put_index_reason(p.0, None);
             }
         }
         self.store.commit(&batch)?;
@@ -1147,25 +1283,31 @@ impl ChainState {
         hash: BlockHash,
         e: &ValidationError,
     ) -> Result<Vec<ChainEvent>, ChainError> {
-        let Some(entry) = self.index.get(&hash) else {
+        let Some((pos, height)) = self
+            .index
+            .find(&hash)
+            .and_then(|p| Some((p, self.index.height(p)?)))
+        else {
             return Ok(Vec::new());
         };
-        let height = entry.height;
         let mut batch = WriteBatch::new();
-        let mut failed = vec![(hash, BlockStatus::FAILED)];
-        for (h, d) in &self.index {
-            if d.height > height && self.ancestor(h, height).is_some_and(|(a, _)| a == hash) {
-                failed.push((*h, BlockStatus::FAILED_CHILD));
+        let mut failed = vec![(pos, BlockStatus::FAILED)];
+        for p in self.index.positions() {
+            if self.index.height(p).is_some_and(|h| h > height)
+                && self.index.ancestor(p, height) == Some(pos)
+            {
+                failed.push((p, BlockStatus::FAILED_CHILD));
             }
         }
-        for (h, flag) in failed {
-            if let Some(d) = self.index.get_mut(&h) {
-                d.status.insert(flag);
-                if flag == BlockStatus::FAILED {
-                    d.invalid_reason = Some(e.to_string());
-                }
-                batch.put_block_index(&h, d);
+        for (p, flag) in failed {
+            self.add_status(p, flag);
+            if flag == BlockStatus::FAILED {
+                let reason = e.to_string();
+                batch.put_index_reason(p.0, Some(&reason));
+                self.index.set_invalid_reason(p, Some(reason));
             }
+            self.write_index(&mut batch, p);
+            let h = self.index.hash(p);
             self.take_pending(&h);
         }
         self.store.commit(&batch)?;
@@ -1190,7 +1332,7 @@ impl ChainState {
         let internal =
             |e: StoreError| ValidationError::internal("store-error").with_detail(e.to_string());
 
-        let bip34_ancestor = self.active.get(self.params.bip34_height as usize).copied();
+        let bip34_ancestor = self.active_hash(self.params.bip34_height);
         if check::bip30_enforced(height, hash, bip34_ancestor, &self.params) {
             let mut err = None;
             let coins = &mut self.coins;
@@ -1287,16 +1429,21 @@ impl ChainState {
         view.apply(&mut self.coins);
         self.block_writes.put_block(&hash, block);
         self.block_writes.put_undo(&hash, &undo);
-        if let Some(e) = self.index.get_mut(&hash) {
-            e.status.insert(
-                BlockStatus::HAVE_DATA
-                    | BlockStatus::HAVE_UNDO
-                    | BlockStatus::VALID_TRANSACTIONS
-                    | BlockStatus::VALID_SCRIPTS,
-            );
-        }
-        self.dirty_index.insert(hash);
-        self.active.push(hash);
+        let pos = self
+            .index
+            .find(&hash)
+            .ok_or_else(|| ValidationError::internal("missing-index-entry"))?;
+        self.add_status(
+            pos,
+            BlockStatus::HAVE_DATA
+                | BlockStatus::HAVE_UNDO
+                | BlockStatus::VALID_TRANSACTIONS
+                | BlockStatus::VALID_SCRIPTS,
+        );
+        self.index
+            .set_tx_count(pos, u32::try_from(block.txdata.len()).unwrap_or(u32::MAX));
+        self.dirty_index.insert(pos);
+        self.active.push(pos);
         self.blocks_since_flush += 1;
         self.txs_connected += block.txdata.len() as u64;
         Ok(())
@@ -1338,7 +1485,6 @@ impl ChainState {
             }
         }
         let prev = block.header.prev_blockhash;
-        batch.unset_active(height);
         batch.set_tip(&prev);
         self.store.commit(&batch)?;
         self.active.pop();
@@ -1385,15 +1531,8 @@ impl ChainState {
         let coins = self.coins.dirty();
         let keep = self.opts.coins_cache_bytes / ENTRY_COST / 2;
         self.coins.flush_into(&mut batch, keep);
-        for h in self.dirty_index.drain() {
-            if let Some(e) = self.index.get(&h) {
-                batch.put_block_index(&h, e);
-            }
-        }
-        for h in self.flushed_height + 1..=height {
-            if let Some(hash) = self.active.get(h as usize) {
-                batch.set_active(h, hash);
-            }
+        for p in std::mem::take(&mut self.dirty_index) {
+            self.write_index(&mut batch, p);
         }
         batch.set_tip(&self.tip());
         self.store.commit(&batch)?;
@@ -1407,30 +1546,56 @@ impl ChainState {
         Ok(())
     }
 
+    /// Core's `UpdateTip` line for the new tip: at info level near the
+    /// best header, at debug level during initial download, where one
+    /// progress line with blocks/s and an ETA is logged every
+    /// [`tiplog::PROGRESS_INTERVAL`] instead.
     fn log_update_tip(&mut self, block: &Block) {
         let height = self.height();
-        let near_tip = self.best_header_height().saturating_sub(height) < 10;
-        let elapsed = self.last_log.elapsed();
-        if !near_tip && elapsed < Duration::from_secs(1) {
-            return;
-        }
-        let blocks = height.saturating_sub(self.logged_height);
-        let rate = blocks as f64 / elapsed.as_secs_f64().max(1e-3);
         let best = self.best_header_height().max(height);
-        log::info!(
-            "UpdateTip: new best={} height={} version=0x{:08x} tx={} date={} progress={:.6} cache={:.1}MiB({}txo) blocks/s={:.1}",
-            self.tip(),
-            height,
-            block.header.version.to_consensus() as u32,
-            self.txs_connected,
+        let near_tip = best - height < 10;
+        let Some(pos) = self.tip_pos() else {
+            return;
+        };
+        let now = crate::util::unix_time() as i64;
+        let chain_tx = self.index.chain_tx(pos);
+        let progress = self.params.guess_verification_progress(
+            chain_tx,
             block.header.time,
-            f64::from(height) / f64::from(best.max(1)),
-            (self.coins.len() * ENTRY_COST) as f64 / (1 << 20) as f64,
-            self.coins.len(),
-            rate
+            best - height,
+            now,
         );
-        self.last_log = Instant::now();
-        self.logged_height = height;
+        let info = tiplog::TipInfo {
+            hash: self.index.hash(pos),
+            height,
+            version: block.header.version.to_consensus(),
+            chain_work: self
+                .index
+                .chain_work(pos)
+                .unwrap_or(Work::from_be_bytes([0; 32])),
+            chain_tx,
+            time: block.header.time,
+            progress,
+            cache_bytes: self.coins.len() * ENTRY_COST,
+            cache_coins: self.coins.len(),
+        };
+        if near_tip {
+            log::info!("{}", tiplog::update_tip_line(&info));
+        } else {
+            log::debug!("{}", tiplog::update_tip_line(&info));
+        }
+        let elapsed = self.last_log.elapsed();
+        if near_tip || elapsed >= tiplog::PROGRESS_INTERVAL {
+            if !near_tip {
+                let blocks = height.saturating_sub(self.logged_height);
+                log::info!(
+                    "{}",
+                    tiplog::progress_line(height, best, blocks, elapsed, progress)
+                );
+            }
+            self.last_log = Instant::now();
+            self.logged_height = height;
+        }
     }
 
     /// Whether a peer may be sent block `hash` (Core's
@@ -1445,17 +1610,21 @@ impl ChainState {
         if self.is_active(hash) {
             return true;
         }
-        let Some(entry) = self.index.get(hash) else {
+        let Some(pos) = self.index.find(hash) else {
             return false;
         };
-        if entry.status.is_failed() || !entry.status.contains(BlockStatus::VALID_SCRIPTS) {
+        let (Some(status), Some(time)) = (self.index.status(pos), self.index.time(pos)) else {
+            return false;
+        };
+        if status.is_failed() || !status.contains(BlockStatus::VALID_SCRIPTS) {
             return false;
         }
         let best_time = self
-            .index
-            .get(&self.best_header())
-            .map_or(0, |e| e.header.time);
-        best_time.saturating_sub(entry.header.time) < STALE_RELAY_AGE_LIMIT
+            .header_chain
+            .last()
+            .and_then(|p| self.index.time(*p))
+            .unwrap_or(0);
+        best_time.saturating_sub(time) < STALE_RELAY_AGE_LIMIT
     }
 
     /// Raw serialized block `hash`, if stored (for serving peers; check
@@ -1475,11 +1644,11 @@ impl ChainState {
             if out.len() >= max {
                 break;
             }
-            let hash = self.active[h];
-            if let Some(e) = self.index.get(&hash) {
-                out.push(e.header);
-            }
-            if hash == *stop {
+            let Some(&pos) = self.active.get(h) else {
+                break;
+            };
+            out.extend(self.index.header(pos));
+            if self.index.hash(pos) == *stop {
                 break;
             }
         }
@@ -1503,20 +1672,20 @@ impl Drop for ChainState {
     }
 }
 
-fn locator_of(chain: &[BlockHash]) -> Vec<BlockHash> {
+fn locator_of(chain: &[BlockPos]) -> Vec<BlockPos> {
     let mut out = Vec::new();
-    if chain.is_empty() {
+    let Some(&first) = chain.first() else {
         return out;
-    }
+    };
     let mut h = chain.len() as i64 - 1;
     let mut step = 1i64;
     while h > 0 {
-        out.push(chain[h as usize]);
+        out.extend(chain.get(h as usize).copied());
         if out.len() >= 10 {
             step *= 2;
         }
         h -= step;
     }
-    out.push(chain[0]);
+    out.push(first);
     out
 }

@@ -100,7 +100,7 @@ fn pool_entry(e: PoolEntry) -> MempoolEntry {
 
 /// Header facts for `hash`, computed on the sync-manager thread.
 fn header_info(c: &mut crate::chain::state::ChainState, hash: &BlockHash) -> Option<HeaderInfo> {
-    let e = c.entry(hash)?.clone();
+    let e = c.entry(hash)?;
     let active = c.is_active(hash);
     let n_tx = if e.status.contains(BlockStatus::HAVE_DATA) {
         c.block_bytes(hash)
@@ -155,7 +155,7 @@ impl RpcBackend for NodeBackend {
         let ibd = snap.initial_block_download;
         self.chain(move |c| {
             let tip = c.tip();
-            let e = c.entry(&tip).cloned();
+            let e = c.entry(&tip);
             let height = c.height();
             let size = std::fs::metadata(c.store().path().join("data.mdb")).map_or(0, |m| m.len());
             let best = c.best_header_height().max(height);
@@ -297,7 +297,7 @@ impl RpcBackend for NodeBackend {
             return Err(RpcFailure::not_found("Block hash not found"));
         };
         let found = self.chain(move |c| {
-            let e = c.entry(&hash)?.clone();
+            let e = c.entry(&hash)?;
             let raw = c.block_bytes(&hash).ok().flatten()?;
             let block = bitcoin::consensus::deserialize::<Block>(&raw).ok()?;
             let active = c.is_active(&hash);

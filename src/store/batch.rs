@@ -83,6 +83,45 @@ impl WriteBatch {
         );
     }
 
+    /// Writes (or overwrites) the compact index record at position `pos`
+    /// (schema 2; see [`codec::IndexRecord`]).
+    pub fn put_index_record(&mut self, pos: u32, record: &codec::IndexRecord) {
+        self.push(
+            Table::BlockIndex,
+            &codec::index_record_key(pos),
+            Some(record.encode().to_vec()),
+            false,
+        );
+    }
+
+    /// Removes the compact index record at position `pos`.
+    pub fn delete_index_record(&mut self, pos: u32) {
+        self.push(
+            Table::BlockIndex,
+            &codec::index_record_key(pos),
+            None,
+            false,
+        );
+    }
+
+    /// Records (or, with `None`, removes) why the block at index position
+    /// `pos` is invalid. At most 65,535 bytes are kept.
+    pub fn put_index_reason(&mut self, pos: u32, reason: Option<&str>) {
+        let value = reason.map(|r| {
+            let mut end = r.len().min(u16::MAX as usize);
+            while !r.is_char_boundary(end) {
+                end -= 1;
+            }
+            r.as_bytes().get(..end).unwrap_or_default().to_vec()
+        });
+        self.push(
+            Table::BlockIndex,
+            &codec::index_reason_key(pos),
+            value,
+            false,
+        );
+    }
+
     /// Removes a block index entry.
     pub fn delete_block_index(&mut self, hash: &BlockHash) {
         self.push(Table::BlockIndex, hash.as_byte_array(), None, false);

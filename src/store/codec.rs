@@ -524,3 +524,80 @@ impl IndexEntry {
         })
     }
 }
+
+// ---------------------------------------------------------------------------
+// compact index records (schema 2)
+
+/// Length of an [`IndexRecord`]'s encoding.
+pub const INDEX_RECORD_LEN: usize = 80 + 4 + 4;
+
+/// One header of the block index as stored (schema 2): what cannot be
+/// recomputed at load. Hash, height, parent, chain work and `nChainTx` are
+/// rebuilt from the headers in position order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexRecord {
+    /// The block header.
+    pub header: Header,
+    /// Validation and storage flags.
+    pub status: BlockStatus,
+    /// Transactions in the block (0 until it was connected).
+    pub tx_count: u32,
+}
+
+/// The `block_index` key of the record at `pos` (big-endian, so records
+/// append in order and LMDB's pages fill completely).
+pub fn index_record_key(pos: u32) -> [u8; 4] {
+    pos.to_be_bytes()
+}
+
+/// The `block_index` key of the invalid reason of the record at `pos`:
+/// its record key followed by `r` (sorts right after the record).
+pub fn index_reason_key(pos: u32) -> [u8; 5] {
+    let mut k = [b'r'; 5];
+    k[..4].copy_from_slice(&pos.to_be_bytes());
+    k
+}
+
+impl IndexRecord {
+    /// The stored encoding: header (80 bytes) ‖ status `u32` ‖ transaction
+    /// count `u32`.
+    pub fn encode(&self) -> [u8; INDEX_RECORD_LEN] {
+        let mut out = [0u8; INDEX_RECORD_LEN];
+        let header = encode::serialize(&self.header);
+        out[..80].copy_from_slice(&header);
+        out[80..84].copy_from_slice(&self.status.bits().to_le_bytes());
+        out[84..88].copy_from_slice(&self.tx_count.to_le_bytes());
+        out
+    }
+
+    /// Decodes [`IndexRecord::encode`]'s output. `key` is only used in the
+    /// error.
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<IndexRecord, StoreError> {
+        let corrupt = |e: String| StoreError::corrupt(Table::BlockIndex, key, e);
+        if bytes.len() != INDEX_RECORD_LEN {
+            return Err(corrupt(format!(
+                "index record is {} bytes, expected {INDEX_RECORD_LEN}",
+                bytes.len()
+            )));
+        }
+        let (head, rest) = bytes.split_at(80);
+        let header: Header =
+            encode::deserialize(head).map_err(|e| corrupt(format!("bad header: {e}")))?;
+        let mut status = [0u8; 4];
+        let mut txs = [0u8; 4];
+        for (i, b) in rest.iter().enumerate() {
+            match i {
+                0..=3 => status[i] = *b,
+                _ => txs[i - 4] = *b,
+            }
+        }
+        let bits = u32::from_le_bytes(status);
+        let status = BlockStatus::from_bits(bits)
+            .ok_or_else(|| corrupt(format!("unknown status bits {bits:#x}")))?;
+        Ok(IndexRecord {
+            header,
+            status,
+            tx_count: u32::from_le_bytes(txs),
+        })
+    }
+}

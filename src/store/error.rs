@@ -211,7 +211,7 @@ impl fmt::Display for StoreError {
             ),
             StoreError::UnsupportedVersion { found, supported } => write!(
                 f,
-                "unsupported store schema version {found} (this build supports {supported})"
+                "unsupported store schema version {found} (this build supports {supported}); delete the chain data directory or start with --reindex to rebuild it"
             ),
             StoreError::Corrupt { table, key, reason } => {
                 write!(f, "corrupt entry in table {table}, key {key}: {reason}")

@@ -54,11 +54,24 @@ use lmdb::{
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 pub use batch::WriteBatch;
-pub use codec::{BlockStatus, BlockUndo, Coin, IndexEntry};
+pub use codec::{BlockStatus, BlockUndo, Coin, IndexEntry, IndexRecord};
+
+/// The block index as stored: records and invalid reasons, by position.
+#[derive(Debug, Default)]
+pub struct IndexRecords {
+    /// `(position, record)` in position order.
+    pub records: Vec<(u32, IndexRecord)>,
+    /// `(position, reason)` for the invalid blocks that have one.
+    pub reasons: Vec<(u32, String)>,
+}
 pub use error::{EngineError, StoreError, Table};
 
 /// The schema version this build reads and writes (`meta/version`).
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: compact block index (records keyed by position, no `active_chain`
+/// rows; see [`codec`]). A store of version 1 is refused: delete the data
+/// directory (or start with `--reindex`) to rebuild it.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Default initial map size: 64 MiB.
 pub const DEFAULT_INITIAL_MAP_SIZE: usize = 64 << 20;
@@ -520,6 +533,12 @@ impl Store {
         self.read()?.load_block_index()
     }
 
+    /// Every compact index record in position order, and the invalid
+    /// reasons by position (schema 2), for startup.
+    pub fn load_index_records(&self) -> Result<IndexRecords, StoreError> {
+        self.read()?.load_index_records()
+    }
+
     /// The active chain's block at `height`.
     pub fn get_active(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
         self.read()?.get_active(height)
@@ -683,6 +702,38 @@ impl ReadView<'_> {
             Ok(true)
         })?;
         Ok(out)
+    }
+
+    /// Every compact index record in position order, and the invalid
+    /// reasons by position (schema 2). A key of another length, a reason
+    /// that is not UTF-8 or a record that does not decode is
+    /// [`StoreError::Corrupt`].
+    pub fn load_index_records(&self) -> Result<IndexRecords, StoreError> {
+        let mut records = Vec::with_capacity(self.entries(Table::BlockIndex)?);
+        let mut reasons = Vec::new();
+        self.scan(Table::BlockIndex, |k, v| {
+            let corrupt = |e: &str| StoreError::corrupt(Table::BlockIndex, k, e);
+            let mut pos = [0u8; 4];
+            match k.len() {
+                4 => {
+                    pos.copy_from_slice(k);
+                    records.push((u32::from_be_bytes(pos), codec::IndexRecord::decode(k, v)?));
+                }
+                5 if k.get(4) == Some(&b'r') => {
+                    pos.copy_from_slice(k.get(..4).unwrap_or(&[0; 4]));
+                    let reason = std::str::from_utf8(v)
+                        .map_err(|_| corrupt("invalid reason is not UTF-8"))?;
+                    reasons.push((u32::from_be_bytes(pos), reason.to_owned()));
+                }
+                _ => {
+                    return Err(corrupt(
+                        "not a schema-2 index key (4-byte position or position and `r`)",
+                    ))
+                }
+            }
+            Ok(true)
+        })?;
+        Ok(IndexRecords { records, reasons })
     }
 
     /// The active chain's block at `height`.

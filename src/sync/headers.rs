@@ -406,7 +406,7 @@ impl SyncManager {
     fn chain_start(&self, hash: &BlockHash) -> Option<ChainStart> {
         let entry = self.chain.entry(hash)?;
         let mut recent_times = Vec::with_capacity(MEDIAN_TIME_SPAN as usize);
-        let mut cur = Some(entry);
+        let mut cur = Some(entry.clone());
         while let Some(e) = cur {
             recent_times.push(e.header.time);
             if recent_times.len() == MEDIAN_TIME_SPAN as usize || e.height == 0 {
