@@ -22,6 +22,8 @@ pub mod flags;
 pub mod hasher;
 pub mod headers_sync;
 pub mod index;
+#[cfg(test)]
+mod index_tests;
 pub mod merkle;
 pub mod network;
 pub mod params;

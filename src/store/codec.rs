@@ -12,8 +12,9 @@
 //! | table | key |
 //! |---|---|
 //! | `meta` | ASCII names: `magic`, `version`, `tip` |
-//! | `block_index`, `blocks`, `undo` | block hash, 32 bytes, internal byte order (as `BlockHash::as_byte_array`, i.e. reversed from the hex shown by RPC) |
-//! | `active_chain` | height, `u32` big-endian (so keys sort by height) |
+//! | `block_index` (schema 2, what the chain state writes) | index position, `u32` big-endian ([`IndexRecord`]); position ‖ `r` (5 bytes) for the invalid reason, UTF-8 |
+//! | `blocks`, `undo` | block hash, 32 bytes, internal byte order (as `BlockHash::as_byte_array`, i.e. reversed from the hex shown by RPC) |
+//! | `active_chain` | height, `u32` big-endian (so keys sort by height); no longer written by the chain state, which rebuilds the active chain from the tip |
 //! | `utxo` | txid (32 bytes, internal order) ‖ vout `u32` big-endian = 36 bytes (so keys sort by txid, then vout) |
 //!
 //! # Values
@@ -24,7 +25,11 @@
 //!
 //! * `meta/magic`: the 4 network magic bytes. `meta/version`: `u32`.
 //!   `meta/tip`: 32-byte block hash (absent until a tip is set).
-//! * `block_index` ([`IndexEntry`]): header (80 bytes, consensus encoding) ‖
+//! * `block_index` records ([`IndexRecord`], schema 2): header (80 bytes,
+//!   consensus encoding) ‖ status `u32` ‖ transaction count `u32` = 88
+//!   bytes. The hash-keyed [`IndexEntry`] encoding below is schema 1's,
+//!   still used by the store's own tests and by nothing else:
+//! * `block_index` ([`IndexEntry`], schema 1): header (80 bytes, consensus encoding) ‖
 //!   height `u32` ‖ chain work (32 bytes, big-endian 256-bit) ‖ status
 //!   `u32` ‖ optionally, when the entry has an invalid reason: length `u16`
 //!   ‖ UTF-8 bytes. A value of exactly 120 bytes has no reason.

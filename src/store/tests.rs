@@ -952,3 +952,119 @@ fn kill_9_leaves_a_consistent_store() {
         last = Some(h);
     }
 }
+
+fn record(i: u32) -> IndexRecord {
+    let mut header = genesis().header;
+    header.nonce = i;
+    header.time = 1_000 + i;
+    IndexRecord {
+        header,
+        status: BlockStatus::VALID_HEADER | BlockStatus::HAVE_DATA,
+        tx_count: i * 3,
+    }
+}
+
+#[test]
+fn index_record_round_trips_and_rejects_corruption() {
+    let key = codec::index_record_key(7);
+    let r = record(7);
+    let bytes = r.encode();
+    assert_eq!(bytes.len(), codec::INDEX_RECORD_LEN);
+    assert_eq!(IndexRecord::decode(&key, &bytes).unwrap(), r);
+    for bad in [
+        &bytes[..87],
+        &[bytes.as_slice(), &[0]].concat()[..],
+        &[][..],
+    ] {
+        assert!(matches!(
+            IndexRecord::decode(&key, bad),
+            Err(StoreError::Corrupt {
+                table: Table::BlockIndex,
+                ..
+            })
+        ));
+    }
+    let mut bad_status = bytes;
+    bad_status[83] = 0x80;
+    assert!(matches!(
+        IndexRecord::decode(&key, &bad_status),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn index_records_load_in_position_order_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_with(dir.path(), REGTEST, small()).unwrap();
+    let mut b = WriteBatch::new();
+    // Written out of order: loaded by position (big-endian keys).
+    for i in [3u32, 0, 2, 1, 300, 256] {
+        b.put_index_record(i, &record(i));
+    }
+    b.put_index_reason(2, Some("bad-txns"));
+    b.put_index_reason(300, Some("high-hash"));
+    s.commit(&b).unwrap();
+    let loaded = s.load_index_records().unwrap();
+    let positions: Vec<u32> = loaded.records.iter().map(|(p, _)| *p).collect();
+    assert_eq!(positions, vec![0, 1, 2, 3, 256, 300]);
+    for (p, r) in &loaded.records {
+        assert_eq!(*r, record(*p));
+    }
+    assert_eq!(
+        loaded.reasons,
+        vec![(2, "bad-txns".to_string()), (300, "high-hash".to_string())]
+    );
+    // A cleared reason and a deleted record are gone.
+    let mut b = WriteBatch::new();
+    b.put_index_reason(2, None);
+    b.delete_index_record(256);
+    s.commit(&b).unwrap();
+    let loaded = s.load_index_records().unwrap();
+    assert_eq!(loaded.records.len(), 5);
+    assert_eq!(loaded.reasons, vec![(300, "high-hash".to_string())]);
+}
+
+#[test]
+fn corrupt_index_keys_and_reasons_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_with(dir.path(), REGTEST, small()).unwrap();
+    let mut b = WriteBatch::new();
+    b.put_index_record(0, &record(0));
+    b.push_raw(Table::BlockIndex, &[0, 0, 0, 1, b'r'], vec![0xff, 0xfe]);
+    s.commit(&b).unwrap();
+    assert!(matches!(
+        s.load_index_records(),
+        Err(StoreError::Corrupt {
+            table: Table::BlockIndex,
+            ..
+        })
+    ));
+    // A schema-1 key (a 32-byte hash) is not a position.
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_with(dir.path(), REGTEST, small()).unwrap();
+    let mut b = WriteBatch::new();
+    b.push_raw(Table::BlockIndex, &[7; 32], record(0).encode().to_vec());
+    s.commit(&b).unwrap();
+    assert!(matches!(
+        s.load_index_records(),
+        Err(StoreError::Corrupt { .. })
+    ));
+    // A short record.
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_with(dir.path(), REGTEST, small()).unwrap();
+    let mut b = WriteBatch::new();
+    b.push_raw(Table::BlockIndex, &[0, 0, 0, 0], vec![0; 40]);
+    s.commit(&b).unwrap();
+    assert!(s.load_index_records().is_err());
+}
+
+#[test]
+fn an_old_schema_is_refused_naming_the_fix() {
+    let msg = StoreError::UnsupportedVersion {
+        found: 1,
+        supported: SCHEMA_VERSION,
+    }
+    .to_string();
+    assert!(msg.contains("version 1") && msg.contains("--reindex") && msg.contains("delete"));
+    assert_eq!(SCHEMA_VERSION, 2);
+}
