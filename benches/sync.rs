@@ -31,6 +31,10 @@
 //!    reports height 2,000. Prints both times, the blocks each peer served
 //!    and the speedup (target ≥ 3×).
 //!
+//! `STRAND_BENCH_B_ARGS="--dbcache 4"` passes extra options to every node
+//! B (whitespace-separated). B's RSS is split into anonymous, file-backed
+//! and the part of the file-backed pages that is the LMDB map.
+//!
 //! Blocks are 60 s apart, the last about now. `STRAND_BENCH_SPACING=1201`
 //! builds chains (cached separately, `-s1201`) whose headers take the
 //! regtest min-difficulty shortcut of `next_work_required` (time more than
@@ -568,6 +572,32 @@ impl NodeProc {
             .unwrap_or(0)
     }
 
+    /// Resident kB of the mappings of files whose name ends with `suffix`
+    /// (`/proc/PID/smaps`), e.g. the LMDB file `data.mdb`.
+    fn mapped_rss_kb(&self, suffix: &str) -> u64 {
+        let Ok(smaps) = std::fs::read_to_string(format!("/proc/{}/smaps", self.pid())) else {
+            return 0;
+        };
+        let mut in_file = false;
+        let mut kb = 0;
+        for line in smaps.lines() {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("Rss:") if in_file => {
+                    kb += words
+                        .next()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                }
+                Some(w) if w.contains('-') && !w.ends_with(':') => {
+                    in_file = line.trim_end().ends_with(suffix)
+                }
+                _ => {}
+            }
+        }
+        kb
+    }
+
     /// User + system CPU seconds used so far.
     fn cpu_secs(&self) -> f64 {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())) else {
@@ -706,6 +736,8 @@ fn sync_node_b(
     let started = Instant::now();
     let mut args = vec!["--connect", connect.as_str()];
     args.extend_from_slice(extra);
+    let env_args = std::env::var("STRAND_BENCH_B_ARGS").unwrap_or_default();
+    args.extend(env_args.split_whitespace());
     let mut b = NodeProc::start("B", &args);
     let done = b
         .wait_height(n, started, SYNC_TIMEOUT)
@@ -713,6 +745,7 @@ fn sync_node_b(
     let secs = (done - started).as_secs_f64();
     let hwm = b.status_kb("VmHWM:");
     let (anon, file) = (b.status_kb("RssAnon:"), b.status_kb("RssFile:"));
+    let lmdb = b.mapped_rss_kb("data.mdb");
     let b_cpu = b.cpu_secs();
     let a_cpu = a.cpu_secs() - a_cpu0;
     let clean = b.terminate(Duration::from_secs(30));
@@ -736,10 +769,11 @@ fn sync_node_b(
     println!("{label:<13} tx/s:          {:.0}", chain.txs as f64 / secs);
     println!("{label:<13} MB/s:          {:.2}", mb(chain.bytes) / secs);
     println!(
-        "{label:<13} B peak RSS:    {:.1} MB{r_target}; at the end anon {:.1} MB, file/mmap {:.1} MB",
+        "{label:<13} B peak RSS:    {:.1} MB{r_target}; at the end anon {:.1} MB, file/mmap {:.1} MB (LMDB map {:.1} MB)",
         hwm as f64 / 1024.0,
         anon as f64 / 1024.0,
-        file as f64 / 1024.0
+        file as f64 / 1024.0,
+        lmdb as f64 / 1024.0
     );
     println!(
         "{label:<13} B datadir:     {:.1} MB  (du after {} shutdown)",
