@@ -754,9 +754,9 @@ fn sync_node_b(
 
     let (t_target, b_target, r_target) = if full {
         (
-            "  (target <= 30 s; Core 35 s, btcd 98 s)",
+            "  (target <= 9 s, issue 12; Core 12.6 s, btcd 98 s)",
             "",
-            "  (target <= 100 MB; Core 56 MB, btcd 223 MB)",
+            "  (target <= 56 MB, <= 32 MB with --dbcache 4 --maxmempool 5; Core 56 MB, btcd 223 MB)",
         )
     } else {
         ("", "  (target >= 10,000)", "")

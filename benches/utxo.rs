@@ -240,11 +240,17 @@ fn main() {
     let mut slowest = Duration::ZERO;
     let mut spent_blocks = 0u32;
     let mut built = Duration::ZERO;
+    // Highest anonymous RSS seen after a block (kB) and at which height.
+    let mut peak_anon = (0u64, 0u32);
     let mut t_build = Instant::now();
     generate(outputs, |b| {
         built += t_build.elapsed();
         let height = chain.height() + 1;
         let d = connect(&mut chain, b);
+        let anon = status_kb("RssAnon:");
+        if anon > peak_anon.0 {
+            peak_anon = (anon, height);
+        }
         if height > MATURITY + creates {
             spend += d;
             spent_blocks += 1;
@@ -298,9 +304,11 @@ fn main() {
     );
     println!(
         "utxo peak RSS: {:.1} MB (target <= 150 MB; Core 793 MB / 645 MB); at the end anon {:.1} \
-         MB, file/mmap {:.1} MB",
+         MB, file/mmap {:.1} MB; highest anon after a block {:.1} MB (height {})",
         hwm as f64 / 1024.0,
         anon as f64 / 1024.0,
-        file as f64 / 1024.0
+        file as f64 / 1024.0,
+        peak_anon.0 as f64 / 1024.0,
+        peak_anon.1
     );
 }

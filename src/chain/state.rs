@@ -9,7 +9,10 @@
 //! which then activates the best chain): in memory up to
 //! [`MAX_PENDING_BYTES`], in the store beyond. Blocks nobody asked for are
 //! kept only as Core's `AcceptBlock` allows
-//! ([`ChainState::accept_block_requested`]).
+//! ([`ChainState::accept_block_requested`]). Connecting runs every check of
+//! Core's `ConnectBlock`; only the script interpreter is skipped for blocks
+//! buried under the assumed-valid block ([`ChainState::script_check_reason`],
+//! the decision in `chain::assumevalid`).
 //!
 //! Crash safety: the store's tip and UTXO set change together in one LMDB
 //! transaction (a *flush*). Flushes happen every [`ChainOptions::flush_blocks`]
