@@ -13,6 +13,10 @@
 //!    after a clean shutdown).
 //! 2. Coinbase-only sync: the same with 10,000 blocks holding only a
 //!    coinbase (per-block overhead).
+//!    `-- assumevalid`: the chain of (1) with 2,100 coinbase-only blocks
+//!    on top, node B timed twice from the same node A: `--assumevalid=0`,
+//!    then `--assumevalid=<tip>` (Core skips scripts only more than two
+//!    weeks of work, 2,016 regtest blocks, below the best header).
 //! 3. Headers-only sync of 100,000 headers: a fake peer advertising height
 //!    100,000 answers `getheaders` but never `getdata`; timed from the first
 //!    `getheaders` until the node asks for headers after the last one (a
@@ -26,6 +30,10 @@
 //!    four such peers; timed from the first connection until the node
 //!    reports height 2,000. Prints both times, the blocks each peer served
 //!    and the speedup (target ≥ 3×).
+//!
+//! `STRAND_BENCH_B_ARGS="--dbcache 4"` passes extra options to every node
+//! B (whitespace-separated). B's RSS is split into anonymous, file-backed
+//! and the part of the file-backed pages that is the LMDB map.
 //!
 //! Blocks are 60 s apart, the last about now. `STRAND_BENCH_SPACING=1201`
 //! builds chains (cached separately, `-s1201`) whose headers take the
@@ -68,6 +76,10 @@ const MAGIC: Magic = Magic::REGTEST;
 
 const FULL: (u64, u32, usize) = (1, 2_000, 100); // seed, blocks, txs per block
 const COINBASE_ONLY: (u64, u32, usize) = (2, 10_000, 0);
+/// Coinbase-only blocks on top of [`FULL`] for the assumevalid run: Core
+/// skips scripts only more than two weeks of work (2,016 regtest blocks)
+/// below the best header.
+const ASSUMEVALID_TOP: u32 = 2_100;
 const HEADERS: (u64, u32, usize) = (3, 100_000, 0);
 
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -156,22 +168,32 @@ impl Chain {
     /// Loads `bench-chain-<seed>-<n>-<txs>.bin` from the target directory,
     /// or builds the chain (last block about now, [`spacing`] apart) and
     /// saves it. A non-default spacing gets a `-s<spacing>` suffix.
-    fn build_or_load((seed, n, txs): (u64, u32, usize)) -> Chain {
+    fn build_or_load(spec: (u64, u32, usize)) -> Chain {
+        Chain::build_or_load_with_top(spec, 0)
+    }
+
+    /// [`Chain::build_or_load`] with `top` coinbase-only blocks on top of
+    /// the `n` (file suffix `-top<top>`).
+    fn build_or_load_with_top((seed, n, txs): (u64, u32, usize), top: u32) -> Chain {
         let spacing = spacing();
         let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("target"));
-        let suffix = if spacing == DEFAULT_SPACING {
+        let mut suffix = if spacing == DEFAULT_SPACING {
             String::new()
         } else {
             format!("-s{spacing}")
         };
+        if top > 0 {
+            suffix.push_str(&format!("-top{top}"));
+        }
+        let n_all = n + top;
         let path = target.join(format!("bench-chain-{seed}-{n}-{txs}{suffix}.bin"));
         let started = Instant::now();
         if let Ok(data) = std::fs::read(&path) {
             match split_raw(&data).and_then(Chain::from_raw) {
-                Ok(c) if c.height() == n => {
+                Ok(c) if c.height() == n_all => {
                     println!(
                         "chain {seed}-{n}-{txs}: loaded {} in {:.1} s (spacing {spacing} s)",
                         path.display(),
@@ -180,17 +202,20 @@ impl Chain {
                     return c;
                 }
                 Ok(c) => eprintln!(
-                    "{}: height {} != {n}; rebuilding",
+                    "{}: height {} != {n_all}; rebuilding",
                     path.display(),
                     c.height()
                 ),
                 Err(e) => eprintln!("{}: {e}; rebuilding", path.display()),
             }
         }
-        let first = now_secs() - n * spacing - 3600;
+        let first = now_secs() - n_all * spacing - 3600;
         let mut b = strand::testdata::ChainBuilder::with_times(seed, first, spacing);
         for _ in 0..n {
             b.next_block(txs);
+        }
+        for _ in 0..top {
+            b.next_block(0);
         }
         let raw: Vec<Vec<u8>> = b.blocks().iter().map(encode::serialize).collect();
         drop(b);
@@ -547,6 +572,32 @@ impl NodeProc {
             .unwrap_or(0)
     }
 
+    /// Resident kB of the mappings of files whose name ends with `suffix`
+    /// (`/proc/PID/smaps`), e.g. the LMDB file `data.mdb`.
+    fn mapped_rss_kb(&self, suffix: &str) -> u64 {
+        let Ok(smaps) = std::fs::read_to_string(format!("/proc/{}/smaps", self.pid())) else {
+            return 0;
+        };
+        let mut in_file = false;
+        let mut kb = 0;
+        for line in smaps.lines() {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("Rss:") if in_file => {
+                    kb += words
+                        .next()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                }
+                Some(w) if w.contains('-') && !w.ends_with(':') => {
+                    in_file = line.trim_end().ends_with(suffix)
+                }
+                _ => {}
+            }
+        }
+        kb
+    }
+
     /// User + system CPU seconds used so far.
     fn cpu_secs(&self) -> f64 {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())) else {
@@ -643,6 +694,12 @@ fn mb(bytes: u64) -> f64 {
 /// Loads `chain` into node A from a fake peer, then times node B syncing
 /// from A. Prints one figure per line, prefixed with `label`.
 fn node_to_node_sync(label: &str, chain: Arc<Chain>, full: bool) -> Result<(), String> {
+    let mut a = load_node_a(label, &chain)?;
+    sync_node_b(label, &chain, &mut a, &[], full)
+}
+
+/// Starts node A and loads `chain` into it from a fake peer.
+fn load_node_a(label: &str, chain: &Arc<Chain>) -> Result<NodeProc, String> {
     let n = chain.height();
     println!(
         "{label:<13} chain: {n} blocks, {} transactions, {:.1} MB",
@@ -651,7 +708,7 @@ fn node_to_node_sync(label: &str, chain: Arc<Chain>, full: bool) -> Result<(), S
     );
     let mut a = NodeProc::start("A", &[]);
     let t = Instant::now();
-    let server = ChainServer::start(a.addr, Arc::clone(&chain), Serve::Everything)
+    let server = ChainServer::start(a.addr, Arc::clone(chain), Serve::Everything)
         .map_err(|e| a.err(&format!("chain server: {e}")))?;
     a.wait_height(n, t, LOAD_TIMEOUT)
         .map_err(|e| format!("loading node A from the fake peer: {e}"))?;
@@ -661,29 +718,45 @@ fn node_to_node_sync(label: &str, chain: Arc<Chain>, full: bool) -> Result<(), S
         .finish()
         .map_err(|e| a.err(&format!("chain server: {e}")))?;
     println!("{label:<13} setup:         node A loaded from the fake peer in {load:.1} s ({served} blocks served; not a figure)");
+    Ok(a)
+}
 
+/// Times a fresh node B (with `extra` options) syncing `chain` from node A
+/// and prints the figures.
+fn sync_node_b(
+    label: &str,
+    chain: &Arc<Chain>,
+    a: &mut NodeProc,
+    extra: &[&str],
+    full: bool,
+) -> Result<(), String> {
+    let n = chain.height();
     let a_cpu0 = a.cpu_secs();
     let connect = a.addr.to_string();
     let started = Instant::now();
-    let mut b = NodeProc::start("B", &["--connect", &connect]);
+    let mut args = vec!["--connect", connect.as_str()];
+    args.extend_from_slice(extra);
+    let env_args = std::env::var("STRAND_BENCH_B_ARGS").unwrap_or_default();
+    args.extend(env_args.split_whitespace());
+    let mut b = NodeProc::start("B", &args);
     let done = b
         .wait_height(n, started, SYNC_TIMEOUT)
         .map_err(|e| format!("node B syncing from node A: {e}"))?;
     let secs = (done - started).as_secs_f64();
     let hwm = b.status_kb("VmHWM:");
     let (anon, file) = (b.status_kb("RssAnon:"), b.status_kb("RssFile:"));
+    let lmdb = b.mapped_rss_kb("data.mdb");
     let b_cpu = b.cpu_secs();
     let a_cpu = a.cpu_secs() - a_cpu0;
     let clean = b.terminate(Duration::from_secs(30));
     let size = du(b.dir.path());
     drop(b);
-    drop(a);
 
     let (t_target, b_target, r_target) = if full {
         (
-            "  (target <= 30 s; Core 35 s, btcd 98 s)",
+            "  (target <= 9 s, issue 12; Core 12.6 s, btcd 98 s)",
             "",
-            "  (target <= 100 MB; Core 56 MB, btcd 223 MB)",
+            "  (target <= 56 MB, <= 32 MB with --dbcache 4 --maxmempool 5; Core 56 MB, btcd 223 MB)",
         )
     } else {
         ("", "  (target >= 10,000)", "")
@@ -696,10 +769,11 @@ fn node_to_node_sync(label: &str, chain: Arc<Chain>, full: bool) -> Result<(), S
     println!("{label:<13} tx/s:          {:.0}", chain.txs as f64 / secs);
     println!("{label:<13} MB/s:          {:.2}", mb(chain.bytes) / secs);
     println!(
-        "{label:<13} B peak RSS:    {:.1} MB{r_target}; at the end anon {:.1} MB, file/mmap {:.1} MB",
+        "{label:<13} B peak RSS:    {:.1} MB{r_target}; at the end anon {:.1} MB, file/mmap {:.1} MB (LMDB map {:.1} MB)",
         hwm as f64 / 1024.0,
         anon as f64 / 1024.0,
-        file as f64 / 1024.0
+        file as f64 / 1024.0,
+        lmdb as f64 / 1024.0
     );
     println!(
         "{label:<13} B datadir:     {:.1} MB  (du after {} shutdown)",
@@ -708,6 +782,24 @@ fn node_to_node_sync(label: &str, chain: Arc<Chain>, full: bool) -> Result<(), S
     );
     println!("{label:<13} CPU:           B {b_cpu:.2} s, A (serving) {a_cpu:.2} s");
     Ok(())
+}
+
+/// The [`FULL`] chain with [`ASSUMEVALID_TOP`] coinbase-only blocks on
+/// top, synced by node B from node A twice: scripts checked
+/// (`--assumevalid=0`), then `--assumevalid=<tip>` (every block of
+/// [`FULL`] is buried deeply enough to skip its scripts).
+fn assumevalid_sync(label: &str, chain: Arc<Chain>) -> Result<(), String> {
+    let mut a = load_node_a(label, &chain)?;
+    let tip = chain
+        .hashes
+        .last()
+        .map(|h| h.to_string())
+        .ok_or("empty chain")?;
+    println!("{label:<13} -- scripts checked (--assumevalid=0):");
+    sync_node_b(label, &chain, &mut a, &["--assumevalid=0"], true)?;
+    println!("{label:<13} -- --assumevalid=<tip>:");
+    let arg = format!("--assumevalid={tip}");
+    sync_node_b(label, &chain, &mut a, &[arg.as_str()], true)
 }
 
 /// Times a fresh node downloading `chain` from `peers` fake peers, each
@@ -906,6 +998,11 @@ fn main() {
         let chain = Arc::new(Chain::build_or_load(FULL));
         println!("load average: {}", load());
         report("full-sync", node_to_node_sync("full-sync", chain, true));
+    }
+    if run("assumevalid") {
+        let chain = Arc::new(Chain::build_or_load_with_top(FULL, ASSUMEVALID_TOP));
+        println!("load average: {}", load());
+        report("assumevalid", assumevalid_sync("assumevalid", chain));
     }
     if run("coinbase") {
         let chain = Arc::new(Chain::build_or_load(COINBASE_ONLY));

@@ -21,6 +21,7 @@ use std::time::Duration;
 use bitcoin::hex::FromHex;
 use bitcoin::p2p::Magic;
 
+pub use crate::chain::assumevalid::AssumeValid;
 pub use crate::chain::network::Network;
 pub use crate::netaddr::NetClass;
 pub use crate::proxy::{ConnectTarget, Proxy};
@@ -123,6 +124,14 @@ pub struct Config {
     /// (`--testfaultheight`), to exercise the AbortNode path.
     #[cfg(feature = "test-util")]
     pub test_fault_height: Option<u32>,
+    /// Core's `-assumevalid`: skip the scripts of blocks buried under this
+    /// block (the network's default, `--assumevalid=0` never, or a hash);
+    /// see `chain::assumevalid`.
+    pub assume_valid: AssumeValid,
+    /// Core's `-blocksonly`: announce `relay=false`, disconnect peers that
+    /// send or announce transactions anyway; transactions from RPC are still
+    /// accepted and relayed.
+    pub blocksonly: bool,
     /// Mean interval between address relay flushes to one peer (Poisson;
     /// Core's `AVG_ADDRESS_BROADCAST_INTERVAL`, 30 s); tests shorten it.
     pub addr_broadcast_interval: Duration,
@@ -273,6 +282,8 @@ impl Config {
             max_receive_buffer: DEFAULT_MAX_RECEIVE_BUFFER,
             #[cfg(feature = "test-util")]
             test_fault_height: None,
+            assume_valid: AssumeValid::Default,
+            blocksonly: false,
             // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
             addr_broadcast_interval: Duration::from_secs(30),
         }
@@ -452,8 +463,29 @@ command-line values win, repeatable options are appended to the file's:
   --pid FILE               write the process id to FILE (relative to the network's
                            data directory), removed at shutdown (default: none)
   --daemon                 not supported: run strand under a service manager
+  --assumevalid=0|HASH     skip the scripts of blocks buried more than two weeks of
+                           work under HASH on the best header chain (default: the
+                           network's, Core v31's; none on regtest); 0 checks every script
+  --blocksonly             relay no transactions: announce relay=false and disconnect
+                           peers that send them (RPC transactions still go out)
   --help, --version
 ";
+
+/// Parses `-assumevalid` as Core does (`uint256::FromUserHex`: hex with an
+/// optional `0x`, at most 64 digits, the hash as displayed): zero is off.
+fn parse_assume_valid(v: &str) -> Option<AssumeValid> {
+    let digits = v.strip_prefix("0x").unwrap_or(v);
+    if digits.is_empty() || digits.len() > 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    if digits.bytes().all(|b| b == b'0') {
+        return Some(AssumeValid::Off);
+    }
+    format!("{digits:0>64}")
+        .parse()
+        .ok()
+        .map(AssumeValid::Block)
+}
 
 /// Parses a 256-bit amount of work the way Core reads `-minimumchainwork`
 /// (`IsHexNumber`, `uint256::FromUserHex`): hex digits with an optional
@@ -528,6 +560,8 @@ where
     let mut pid_file: Option<PathBuf> = None;
     #[cfg(feature = "test-util")]
     let mut test_fault_height = None;
+    let mut assume_valid = AssumeValid::Default;
+    let mut blocksonly = false;
 
     let mut i = 0;
     while i < args.len() {
@@ -821,6 +855,15 @@ where
             "testfaultheight" => {
                 test_fault_height = Some(parse_number(name, &value(&mut i)?, 0, 10_000_000)? as u32)
             }
+            "assumevalid" => {
+                let v = value(&mut i)?;
+                assume_valid = parse_assume_valid(&v).ok_or_else(|| {
+                    ConfigError(format!(
+                        "--assumevalid must be 0 or a block hash of at most 64 hex digits, not '{v}'"
+                    ))
+                })?;
+            }
+            "blocksonly" => blocksonly = parse_bool(name, inline.as_deref())?,
             _ => return Err(ConfigError(format!("unknown option '{raw}' (see --help)"))),
         }
     }
@@ -832,6 +875,8 @@ where
     let mut config = Config::new(network);
     config.signet_challenge = signet_challenge;
     config.minimum_chain_work = minimum_chain_work;
+    config.assume_valid = assume_valid;
+    config.blocksonly = blocksonly;
     if let Some(d) = datadir {
         config.datadir = d;
     }
@@ -1110,6 +1155,8 @@ pub const OPTION_NAMES: &[&str] = &[
     "daemon",
     "maxsendbuffer",
     "maxreceivebuffer",
+    "assumevalid",
+    "blocksonly",
 ];
 
 /// Options that may be given more than once: config-file values and
@@ -1739,5 +1786,47 @@ mod tests {
                 _ => panic!(),
             }
         }
+    }
+    #[test]
+    fn assumevalid_and_blocksonly_options() {
+        let c = run(&["--regtest"]).unwrap();
+        assert_eq!(
+            (c.assume_valid, c.blocksonly),
+            (AssumeValid::Default, false)
+        );
+        assert_eq!(
+            run(&["--assumevalid=0"]).unwrap().assume_valid,
+            AssumeValid::Off
+        );
+        assert_eq!(
+            run(&["--noassumevalid"]).unwrap().assume_valid,
+            AssumeValid::Off
+        );
+        let hash = "0000000000000000000100b8a4e2acd5c4f1e3c0a2b7fd30a9e8a8e8f4f0e1d2";
+        match run(&["--assumevalid", hash]).unwrap().assume_valid {
+            AssumeValid::Block(h) => assert_eq!(h.to_string(), hash),
+            other => panic!("{other:?}"),
+        }
+        // Core's FromUserHex: short hex is zero-padded on the left.
+        match run(&["--assumevalid=0x1f"]).unwrap().assume_valid {
+            AssumeValid::Block(h) => assert_eq!(h.to_string(), format!("{:0>64}", "1f")),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "--assumevalid=xyz",
+            "--assumevalid=",
+            &format!("--assumevalid=0{hash}"),
+        ] {
+            let err = run(&[bad]).unwrap_err();
+            assert!(err.0.contains("--assumevalid must be"), "{bad}: {err}");
+        }
+        assert!(run(&["--blocksonly"]).unwrap().blocksonly);
+        assert!(!run(&["--blocksonly=0"]).unwrap().blocksonly);
+        // Through the config file, in Core's syntax.
+        let e = parse_conf_text("f", "blocksonly=1\nassumevalid=0\n").unwrap();
+        let args = merge_conf(&strings(&["--regtest"]), &e).unwrap();
+        let c = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        assert!(c.blocksonly);
+        assert_eq!(c.assume_valid, AssumeValid::Off);
     }
 }

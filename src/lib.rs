@@ -358,6 +358,7 @@ impl Node {
         chain_opts.coins_cache_bytes = config.dbcache_mib << 20;
         chain_opts.signet_challenge = config.signet_challenge.clone();
         chain_opts.minimum_chain_work = config.minimum_chain_work;
+        chain_opts.assume_valid = config.assume_valid;
         let chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
             .map_err(StartError::Chain)?;
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));

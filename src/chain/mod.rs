@@ -13,8 +13,10 @@
 //! commitment). The chain-state layer (block index, UTXO set,
 //! connect/disconnect) calls them from the chain thread. [`headers_sync`]
 //! is Core's headers pre-sync state machine (one per peer syncing a
-//! low-work header chain), pure over headers and parameters.
+//! low-work header chain), pure over headers and parameters; [`assumevalid`]
+//! is Core's decision whether a block's scripts may be skipped.
 
+pub mod assumevalid;
 pub mod check;
 pub mod coins;
 pub mod error;

@@ -9,7 +9,10 @@
 //! which then activates the best chain): in memory up to
 //! [`MAX_PENDING_BYTES`], in the store beyond. Blocks nobody asked for are
 //! kept only as Core's `AcceptBlock` allows
-//! ([`ChainState::accept_block_requested`]).
+//! ([`ChainState::accept_block_requested`]). Connecting runs every check of
+//! Core's `ConnectBlock`; only the script interpreter is skipped for blocks
+//! buried under the assumed-valid block ([`ChainState::script_check_reason`],
+//! the decision in `chain::assumevalid`).
 //!
 //! Crash safety: the store's tip and UTXO set change together in one LMDB
 //! transaction (a *flush*). Flushes happen every [`ChainOptions::flush_blocks`]
@@ -31,6 +34,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::pow::{CompactTarget, Work};
 use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut};
 
+use super::assumevalid::{self, AssumeValid};
 use super::check::{self, Coin as CheckCoin};
 use super::coins::{BlockCoins, CoinsCache, ENTRY_COST};
 use super::hasher::BlockMap;
@@ -65,6 +69,9 @@ pub struct ChainOptions {
     /// Replaces the network's minimum chain work (Core's
     /// `-minimumchainwork`; see `chain::headers_sync`).
     pub minimum_chain_work: Option<Work>,
+    /// Core's `-assumevalid`: whose ancestors' scripts may be skipped
+    /// (see `chain::assumevalid`).
+    pub assume_valid: AssumeValid,
 }
 
 impl Default for ChainOptions {
@@ -77,6 +84,7 @@ impl Default for ChainOptions {
             pending_bytes: MAX_PENDING_BYTES,
             signet_challenge: None,
             minimum_chain_work: None,
+            assume_valid: AssumeValid::Default,
         }
     }
 }
@@ -220,6 +228,9 @@ pub struct ChainState {
     min_diff_bits: BlockMap<BlockHash, CompactTarget>,
     /// Height of the highest checkpoint whose header we hold.
     last_checkpoint: Option<u32>,
+    /// The last assumevalid decision logged (Core's
+    /// `m_last_script_check_reason_logged`): `Some(None)` = skipping.
+    script_check_logged: Option<Option<assumevalid::ScriptCheckReason>>,
 }
 
 /// New index entries held before a flush writes them.
@@ -326,6 +337,7 @@ impl ChainState {
             txs_connected: 0,
             min_diff_bits: BlockMap::default(),
             last_checkpoint: None,
+            script_check_logged: None,
         };
         chain.load(network)?;
         Ok(chain)
@@ -582,6 +594,52 @@ impl ChainState {
     /// Total transactions connected since start (for progress logs).
     pub fn txs_connected(&self) -> u64 {
         self.txs_connected
+    }
+
+    /// Why the scripts of `block` (at `height`, whose index entry exists)
+    /// must be verified, or `None` when assumevalid lets them be skipped.
+    pub fn script_check_reason(
+        &self,
+        block: BlockHash,
+        height: u32,
+    ) -> Option<assumevalid::ScriptCheckReason> {
+        let assumed = self
+            .options()
+            .assume_valid
+            .resolve(self.params().default_assume_valid);
+        let block_work = self.entry(&block).map(|e| e.chain_work);
+        let best = self.best_header();
+        let best_entry = self.entry(&best);
+        let (Some(block_work), Some(best_entry)) = (block_work, best_entry) else {
+            return Some(assumevalid::ScriptCheckReason::NotInBestHeaderChain);
+        };
+        let facts = assumevalid::AssumeValidFacts {
+            assumed,
+            assumed_entry: assumed.and_then(|h| {
+                let e = self.entry(&h)?;
+                Some((e.height, self.ancestor_hash(&h, height)))
+            }),
+            block,
+            height,
+            block_work,
+            best_header_ancestor: self.ancestor_hash(&best, height),
+            best_header_work: best_entry.chain_work,
+            best_header_proof: pow::block_proof(best_entry.header.bits),
+            minimum_chain_work: self.params().minimum_chain_work,
+            spacing: self.params().pow_target_spacing,
+        };
+        assumevalid::script_check_reason(&facts)
+    }
+
+    /// The options the chain state was opened with.
+    pub fn options(&self) -> &ChainOptions {
+        &self.opts
+    }
+
+    /// Hash of the ancestor of `hash` at `height`.
+    fn ancestor_hash(&self, hash: &BlockHash, height: u32) -> Option<BlockHash> {
+        let pos = self.index.find(hash)?;
+        self.ancestor_pos(pos, height).map(|a| self.index.hash(a))
     }
 
     /// Ancestor of `pos` at `height`: by height on the best header chain
@@ -1350,6 +1408,19 @@ impl ChainState {
         }
 
         let flags = script::block_script_flags(height, &hash, &self.params);
+        let script_check = self.script_check_reason(hash, height);
+        if self.script_check_logged != Some(script_check) {
+            match script_check {
+                Some(reason) => log::info!(
+                    "Enabling script verification at block #{height} ({hash}): {}",
+                    reason.as_str()
+                ),
+                None => log::info!(
+                    "Disabling script verification at block #{height} ({hash}): assumevalid"
+                ),
+            }
+            self.script_check_logged = Some(script_check);
+        }
         let enforce_bip68 = height >= self.params.csv_height;
         let mut view = BlockCoins::default();
         let mut undo = BlockUndo::default();
@@ -1399,7 +1470,9 @@ impl ChainState {
                 }
                 let outs: Vec<TxOut> = check_coins.into_iter().map(|c| c.output).collect();
                 sigops += check::get_transaction_sigop_cost(tx, &outs, flags)?;
-                spent_outputs.push(outs);
+                if script_check.is_some() {
+                    spent_outputs.push(outs);
+                }
                 undo.spent.extend(coins);
             }
             if sigops > check::MAX_BLOCK_SIGOPS_COST {
@@ -1421,9 +1494,12 @@ impl ChainState {
             }
         }
         check::check_coinbase_amount(block, height, fees, &self.params)?;
-        self.pool
-            .verify_block(block, &spent_outputs, flags)
-            .map_err(|f| f.to_validation_error())?;
+        // Core's `fScriptChecks`: assumevalid skips only the interpreter.
+        if script_check.is_some() {
+            self.pool
+                .verify_block(block, &spent_outputs, flags)
+                .map_err(|f| f.to_validation_error())?;
+        }
 
         // Valid: make it so.
         view.apply(&mut self.coins);

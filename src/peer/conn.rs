@@ -261,6 +261,12 @@ fn is_local(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// Core's `RejectIncomingTxs`: no transactions on block-relay-only
+/// connections, nor from anyone with `--blocksonly`.
+fn rejects_incoming_txs(ctx: &NetContext, peer: &Peer) -> bool {
+    peer.conn_type == ConnectionType::BlockRelayOnly || ctx.config.blocksonly
+}
+
 fn version_message(ctx: &NetContext, peer: &Peer) -> NetworkMessage {
     let timestamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -276,8 +282,7 @@ fn version_message(ctx: &NetContext, peer: &Peer) -> NetworkMessage {
         nonce: peer.local_nonce,
         user_agent: ctx.config.user_agent.clone(),
         start_height: ctx.best_height.load(Ordering::Relaxed),
-        // Core's `RejectIncomingTxs`: no transactions on block-relay-only.
-        relay: peer.conn_type != ConnectionType::BlockRelayOnly,
+        relay: !rejects_incoming_txs(ctx, peer),
     })
 }
 
@@ -477,15 +482,16 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                 log::debug!("{peer}: reject for '{}': {}", r.message, r.reason);
             }
             NetworkMessage::FeeFilter(rate) => peer.fee_filter.store(rate, Ordering::Relaxed),
-            // Core disconnects a block-relay-only peer that sends a
-            // transaction or announces one: we told it relay=false.
-            NetworkMessage::Tx(_) if peer.conn_type == ConnectionType::BlockRelayOnly => {
+            // Core disconnects a peer that sends a transaction or announces
+            // one when it told it relay=false (`RejectIncomingTxs`:
+            // block-relay-only connections, `--blocksonly`).
+            NetworkMessage::Tx(_) if rejects_incoming_txs(ctx, peer) => {
                 return DisconnectReason::ProtocolViolation(
-                    "transaction sent on a block-relay-only connection".into(),
+                    "transaction sent in violation of protocol (we announced relay=false)".into(),
                 );
             }
             NetworkMessage::Inv(ref items)
-                if peer.conn_type == ConnectionType::BlockRelayOnly
+                if rejects_incoming_txs(ctx, peer)
                     && items.iter().any(|i| {
                         matches!(
                             i,
@@ -496,7 +502,8 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                     }) =>
             {
                 return DisconnectReason::ProtocolViolation(
-                    "transaction inv sent on a block-relay-only connection".into(),
+                    "transaction inv sent in violation of protocol (we announced relay=false)"
+                        .into(),
                 );
             }
             NetworkMessage::Unknown { command, .. } => {
