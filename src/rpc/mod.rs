@@ -38,6 +38,7 @@
 //! }
 //! ```
 
+mod active;
 pub mod auth;
 pub mod backend;
 mod blockchain;
@@ -49,6 +50,7 @@ pub mod methods;
 mod mining;
 mod net;
 pub mod node;
+mod node_data;
 pub mod protocol;
 mod rawtransaction;
 mod util;

@@ -80,6 +80,7 @@ impl RpcBackend for Mock {
             info: self.info(),
             block: self.genesis.clone(),
             spent_outputs: None,
+            spent_origins: None,
         }))
     }
     fn blockchain_info(&self) -> RpcResult<BlockchainInfo> {
