@@ -139,6 +139,32 @@ fn fees_prevouts_and_block_statistics_from_undo_data() {
     }
     assert!(total_fee > 0);
 
+    // A witness transaction decodes to its txid and wtxid.
+    let wtx = tip
+        .txdata
+        .iter()
+        .find(|t| t.input.iter().any(|i| !i.witness.is_empty()))
+        .expect("a witness spend in the tip");
+    let d = rpc.ok("decoderawtransaction", json!([serialize_hex(wtx)]));
+    assert_eq!(d["txid"], json!(wtx.compute_txid().to_string()));
+    assert_eq!(d["hash"], json!(wtx.compute_wtxid().to_string()));
+    assert_eq!(d["vsize"], json!(wtx.vsize()));
+
+    // getrawtransaction 2 of a mempool transaction: fee and prevout from
+    // the UTXO set.
+    let tx = spend(&chain, 0);
+    let txid = rpc.ok("sendrawtransaction", json!([serialize_hex(&tx)]));
+    let r = rpc.ok("getrawtransaction", json!([txid, 2]));
+    assert_eq!(sats(&r["fee"]), 10_000);
+    assert_eq!(sats(&r["fee"]), fee_of(&tx, &by_txid));
+    let op = tx.input[0].previous_output;
+    assert_eq!(
+        sats(&r["vin"][0]["prevout"]["value"]),
+        by_txid[&op.txid].output[op.vout as usize].value.to_sat() as i64
+    );
+    let r1 = rpc.ok("getrawtransaction", json!([txid, 1]));
+    assert!(r1.get("fee").is_none());
+
     // getblockstats: Core's fields, by height and by hash, and the filter.
     let stats = rpc.ok("getblockstats", json!([104]));
     assert_eq!(stats["blockhash"], json!(hash));
