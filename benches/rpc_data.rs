@@ -7,7 +7,7 @@
 //! (P2PKH, P2WPKH, P2TR; `testdata::ChainBuilder`) and five blocks fanning
 //! out to 100,000 outputs, submits it to a node,
 //! then times each call through the RPC dispatcher (no HTTP):
-//! `gettxoutsetinfo` with and without `hash_serialized_3`, `scantxoutset`
+//! `gettxoutsetinfo` with `hash_serialized_3`, `muhash` and none, `scantxoutset`
 //! for one address, `getblock` verbosity 3 and `getblockstats` of a full
 //! block, `getchaintxstats` (the stand-in count reads every block), and
 //! `gettxoutproof` for a txid with no unspent output (Core's
@@ -102,6 +102,9 @@ fn main() {
         "  UTXO set: {} outputs of {} transactions, bogosize {}",
         info["txouts"], info["transactions"], info["bogosize"]
     );
+    time("gettxoutsetinfo muhash", 1, || {
+        call(&d, "gettxoutsetinfo", json!(["muhash"]))
+    });
     time("gettxoutsetinfo none", 5, || {
         call(&d, "gettxoutsetinfo", json!(["none"]))
     });

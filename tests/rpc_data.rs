@@ -243,11 +243,18 @@ fn utxo_set_scans_proofs_decoding_and_node_methods() {
     let none = rpc.ok("gettxoutsetinfo", json!(["none"]));
     assert!(none.get("hash_serialized_3").is_none());
     assert_eq!(none["txouts"], json!(3));
+    let mu = rpc.ok("gettxoutsetinfo", json!(["muhash"]));
+    assert!(mu.get("hash_serialized_3").is_none());
+    let mu_hash = mu["muhash"].as_str().unwrap().to_string();
+    assert_eq!(mu_hash.len(), 64);
+    assert_ne!(mu_hash, digest);
     let (code, _) = rpc.err("gettxoutsetinfo", json!(["sha1"]));
     assert_eq!(code, -8);
     rpc.ok("generatetoaddress", json!([1, ADDR]));
     let after = rpc.ok("gettxoutsetinfo", json!([]));
     assert_ne!(after["hash_serialized_3"], json!(digest));
+    let mu_after = rpc.ok("gettxoutsetinfo", json!(["muhash"]));
+    assert_ne!(mu_after["muhash"], json!(mu_hash));
     assert_eq!(sats(&after["total_amount"]), 4 * 50 * 100_000_000);
 
     // scantxoutset: the address and the key behind it find the 4 coins.

@@ -487,6 +487,8 @@ pub struct GeneratedBlock {
 pub enum UtxoHashType {
     /// Core's `hash_serialized_3`.
     HashSerialized3,
+    /// Core's MuHash3072 of the set.
+    MuHash,
     /// No digest.
     None,
 }
@@ -506,6 +508,8 @@ pub struct UtxoSetInfo {
     pub bogosize: u64,
     /// `hash_serialized_3` when asked for.
     pub hash_serialized_3: Option<bitcoin::hashes::sha256d::Hash>,
+    /// `muhash` when asked for, in Core's `uint256` byte order.
+    pub muhash: Option<[u8; 32]>,
     /// Bytes of the chain-state store on disk.
     pub disk_size: u64,
     /// Sum of the outputs' values.

@@ -218,11 +218,7 @@ pub(super) fn h_gettxoutsetinfo(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     let hash_type = match a.opt_str(0).unwrap_or("hash_serialized_3") {
         "hash_serialized_3" => UtxoHashType::HashSerialized3,
         "none" => UtxoHashType::None,
-        "muhash" => {
-            return Err(RpcFailure::invalid_parameter(
-                "hash_type muhash is not supported by strand (use hash_serialized_3 or none)",
-            ))
-        }
+        "muhash" => UtxoHashType::MuHash,
         other => {
             return Err(RpcFailure::invalid_parameter(format!(
                 "'{other}' is not a valid hash_type"
@@ -243,6 +239,9 @@ pub(super) fn h_gettxoutsetinfo(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     m.insert("bogosize".into(), json!(i.bogosize));
     if let Some(h) = i.hash_serialized_3 {
         m.insert("hash_serialized_3".into(), json!(h.to_string()));
+    }
+    if let Some(h) = i.muhash {
+        m.insert("muhash".into(), json!(super::muhash::uint256_hex(&h)));
     }
     m.insert("transactions".into(), json!(i.transactions));
     m.insert("disk_size".into(), json!(i.disk_size));

@@ -435,12 +435,12 @@ static METHODS: &[Method] = &[
         name: "gettxoutsetinfo",
         category: "blockchain",
         args: &[
-            opt("hash_type", Ty::Str, "hash_serialized_3", "Which UTXO set hash should be calculated. Options: 'hash_serialized_3' (the legacy algorithm), 'none' (strand has no 'muhash')."),
+            opt("hash_type", Ty::Str, "hash_serialized_3", "Which UTXO set hash should be calculated. Options: 'hash_serialized_3' (the legacy algorithm), 'muhash', 'none'."),
             opt("hash_or_height", Ty::NumOrStr, "", "The block hash or height of the target height (only available with coinstatsindex)."),
             opt("use_index", Ty::Bool, "true", "Use coinstatsindex, if available."),
         ],
         desc: "Returns statistics about the unspent transaction output set.\nNote this call may take some time.",
-        result: "{ \"height\", \"bestblock\", \"txouts\", \"bogosize\", \"hash_serialized_3\", \"transactions\", \"disk_size\", \"total_amount\" }",
+        result: "{ \"height\", \"bestblock\", \"txouts\", \"bogosize\", \"hash_serialized_3\" or \"muhash\", \"transactions\", \"disk_size\", \"total_amount\" }",
         handler: h_gettxoutsetinfo,
     },
     Method {

@@ -48,6 +48,7 @@ pub mod http;
 mod mempool;
 pub mod methods;
 mod mining;
+mod muhash;
 mod net;
 pub mod node;
 mod node_data;

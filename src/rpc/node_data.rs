@@ -12,6 +12,7 @@ use bitcoin::{Block, BlockHash, MerkleBlock, OutPoint, ScriptBuf, Transaction, T
 use parking_lot::Mutex;
 
 use super::backend::*;
+use super::muhash::MuHash3072;
 use super::protocol::RpcFailure;
 use crate::chain::state::ChainState;
 
@@ -147,11 +148,14 @@ pub(super) fn utxo_set_info(c: &mut ChainState, hash_type: UtxoHashType) -> RpcR
         txouts: 0,
         bogosize: 0,
         hash_serialized_3: None,
+        muhash: None,
         disk_size: std::fs::metadata(c.store().path().join("data.mdb")).map_or(0, |m| m.len()),
         total_amount: bitcoin::Amount::ZERO,
     };
     let mut last_txid: Option<Txid> = None;
     let mut total: u64 = 0;
+    let mut muhash = (hash_type == UtxoHashType::MuHash).then(MuHash3072::default);
+    let mut ser = Vec::with_capacity(128);
     c.store()
         .read()
         .map_err(store_failure)?
@@ -163,14 +167,36 @@ pub(super) fn utxo_set_info(c: &mut ChainState, hash_type: UtxoHashType) -> RpcR
             info.txouts += 1;
             info.bogosize += bogo_size(&coin.script_pubkey);
             total = total.saturating_add(coin.amount.to_sat());
+            if let Some(m) = muhash.as_mut() {
+                tx_out_ser(&mut ser, &op, &coin);
+                m.insert(&ser);
+            }
             true
         })
         .map_err(store_failure)?;
     info.total_amount = bitcoin::Amount::from_sat(total);
+    info.muhash = muhash.map(|m| m.finalize());
     if hash_type == UtxoHashType::HashSerialized3 {
         info.hash_serialized_3 = Some(c.store().utxo_digest().map_err(store_failure)?);
     }
     Ok(info)
+}
+
+/// Core's `TxOutSer` (`kernel/coinstats.cpp`) of one coin into `buf`:
+/// outpoint, `height * 2 + coinbase` as `u32`, amount, script with its
+/// CompactSize length (as `Store::utxo_digest` hashes them).
+fn tx_out_ser(buf: &mut Vec<u8>, op: &OutPoint, coin: &crate::store::Coin) {
+    use bitcoin::hashes::Hash;
+    buf.clear();
+    buf.extend_from_slice(op.txid.as_byte_array());
+    buf.extend_from_slice(&op.vout.to_le_bytes());
+    let code = (coin.height << 1) | u32::from(coin.is_coinbase);
+    buf.extend_from_slice(&code.to_le_bytes());
+    buf.extend_from_slice(&coin.amount.to_sat().to_le_bytes());
+    buf.extend_from_slice(&bitcoin::consensus::serialize(
+        &bitcoin::consensus::encode::VarInt(coin.script_pubkey.len() as u64),
+    ));
+    buf.extend_from_slice(coin.script_pubkey.as_bytes());
 }
 
 /// `scantxoutset start`: flushes, then every coin paying one of `scripts`.
