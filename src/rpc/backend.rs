@@ -90,6 +90,10 @@ pub struct BlockData {
     /// (empty for the coinbase). `None` if not available; with it,
     /// verbosity 2 shows fees and 3 shows `prevout`.
     pub spent_outputs: Option<Vec<Vec<TxOut>>>,
+    /// Where each spent output came from, shaped as `spent_outputs`:
+    /// (height of its block, created by a coinbase), for verbosity 3's
+    /// `prevout.height` and `prevout.generated`. `None` if not available.
+    pub spent_origins: Option<Vec<Vec<(u32, bool)>>>,
 }
 
 /// `getchaintips` status.
@@ -478,6 +482,91 @@ pub struct GeneratedBlock {
     pub block: Option<Block>,
 }
 
+/// `gettxoutsetinfo`'s `hash_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UtxoHashType {
+    /// Core's `hash_serialized_3`.
+    HashSerialized3,
+    /// Core's MuHash3072 of the set.
+    MuHash,
+    /// No digest.
+    None,
+}
+
+/// `gettxoutsetinfo` (Core's `CCoinsStats` without the coinstats index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UtxoSetInfo {
+    /// Height of the tip the set belongs to.
+    pub height: u32,
+    /// That tip.
+    pub bestblock: BlockHash,
+    /// Transactions with unspent outputs.
+    pub transactions: u64,
+    /// Unspent outputs.
+    pub txouts: u64,
+    /// Core's `nBogoSize`: 50 bytes plus the script per output.
+    pub bogosize: u64,
+    /// `hash_serialized_3` when asked for.
+    pub hash_serialized_3: Option<bitcoin::hashes::sha256d::Hash>,
+    /// `muhash` when asked for, in Core's `uint256` byte order.
+    pub muhash: Option<[u8; 32]>,
+    /// Bytes of the chain-state store on disk.
+    pub disk_size: u64,
+    /// Sum of the outputs' values.
+    pub total_amount: Amount,
+}
+
+/// One `scantxoutset` match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedCoin {
+    /// The output.
+    pub outpoint: bitcoin::OutPoint,
+    /// Its value and script.
+    pub txout: TxOut,
+    /// Height of the block that created it.
+    pub height: u32,
+    /// Hash of that block.
+    pub blockhash: BlockHash,
+    /// Whether a coinbase created it.
+    pub coinbase: bool,
+}
+
+/// `scantxoutset start`'s result before JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UtxoScan {
+    /// Tip height of the scanned set.
+    pub height: u32,
+    /// That tip.
+    pub bestblock: BlockHash,
+    /// Outputs scanned.
+    pub txouts: u64,
+    /// Outputs whose script is one of the wanted ones, in set order.
+    pub unspents: Vec<ScannedCoin>,
+}
+
+/// An output spent by a transaction's input, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentOutput {
+    /// The output.
+    pub txout: TxOut,
+    /// Height of the block that created it (Core's `MEMPOOL_HEIGHT`,
+    /// 0x7fffffff, for an unconfirmed parent).
+    pub height: u32,
+    /// Whether a coinbase created it.
+    pub coinbase: bool,
+}
+
+/// One `getindexinfo` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexInfo {
+    /// Index name (`txindex`, ...).
+    pub name: String,
+    /// Whether it is in step with the tip.
+    pub synced: bool,
+    /// Height it has indexed up to.
+    pub best_block_height: u32,
+}
+
 /// The node as the RPC server sees it. See the module documentation for
 /// the threading rules. Arguments are validated and decoded by the
 /// dispatch layer (hashes, hex, addresses, descriptors, ranges) with Core's
@@ -700,5 +789,64 @@ pub trait RpcBackend: Send + Sync {
     /// anomaly counters); any JSON object.
     fn sync_state(&self) -> RpcResult<serde_json::Value> {
         unsupported("getsyncstate")
+    }
+    /// The txindex hook: the block holding `txid`, `None` when unknown
+    /// (strand has no `-txindex` yet; the txindex work overrides this).
+    fn tx_block_hash(&self, txid: Txid) -> RpcResult<Option<BlockHash>> {
+        let _ = txid;
+        Ok(None)
+    }
+    /// The outputs `tx`'s inputs spend, in input order: from `blockhash`'s
+    /// undo data when given, else from the mempool and the UTXO set.
+    /// `None` when any is unknown (a coinbase spends nothing: empty list).
+    fn tx_spent_outputs(
+        &self,
+        tx: &Transaction,
+        blockhash: Option<BlockHash>,
+    ) -> RpcResult<Option<Vec<SpentOutput>>> {
+        let _ = (tx, blockhash);
+        Ok(None)
+    }
+    /// `gettxoutsetinfo` at the tip.
+    fn utxo_set_info(&self, hash_type: UtxoHashType) -> RpcResult<UtxoSetInfo> {
+        let _ = hash_type;
+        unsupported("gettxoutsetinfo")
+    }
+    /// `scantxoutset start`: every unspent output paying one of `scripts`.
+    fn scan_utxos(&self, scripts: Vec<ScriptBuf>) -> RpcResult<UtxoScan> {
+        let _ = scripts;
+        unsupported("scantxoutset")
+    }
+    /// `gettxoutproof`: a BIP37 merkle block proving `txids` (distinct,
+    /// non-empty) are in `blockhash`, or in the block found through the
+    /// UTXO set or [`RpcBackend::tx_block_hash`]; Core's -5 errors.
+    fn tx_out_proof(
+        &self,
+        txids: Vec<Txid>,
+        blockhash: Option<BlockHash>,
+    ) -> RpcResult<bitcoin::MerkleBlock> {
+        let _ = (txids, blockhash);
+        unsupported("gettxoutproof")
+    }
+    /// Transactions in the chain up to and including `hash` (Core's
+    /// `m_chain_tx_count`), `None` when not known.
+    fn chain_tx_count(&self, hash: BlockHash) -> RpcResult<Option<u64>> {
+        let _ = hash;
+        Ok(None)
+    }
+    /// `logging`: switches on `include`, then off `exclude` (Core's
+    /// category names, checked and with `all` expanded by the caller), and
+    /// returns the categories now on.
+    fn logging(&self, include: Vec<String>, exclude: Vec<String>) -> RpcResult<Vec<String>> {
+        let _ = (include, exclude);
+        unsupported("logging")
+    }
+    /// `getrpcinfo`'s `logpath`: the debug log file.
+    fn log_path(&self) -> RpcResult<String> {
+        Ok(String::new())
+    }
+    /// `getindexinfo`: the optional indexes (none until txindex merges).
+    fn index_info(&self) -> RpcResult<Vec<IndexInfo>> {
+        Ok(Vec::new())
     }
 }

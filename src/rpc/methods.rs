@@ -359,7 +359,7 @@ static METHODS: &[Method] = &[
         category: "rawtransactions",
         args: &[
             req("txid", Ty::Hex, "The transaction id"),
-            opt("verbosity", Ty::NumOrBool, "0", "0 for hex-encoded data, 1 for a JSON object"),
+            opt("verbosity", Ty::NumOrBool, "0", "0 for hex-encoded data, 1 for a JSON object, and 2 for JSON object with fee and prevout"),
             opt("blockhash", Ty::Hex, "", "The block in which to look for the transaction"),
         ],
         desc: "By default, this call only returns a transaction if it is in the mempool. strand looks in the chain when it can.\nIf verbosity is 0 returns a string that is serialized, hex-encoded data for 'txid'.\nIf verbosity is 1 returns a JSON Object with information about 'txid'.",
@@ -396,6 +396,139 @@ static METHODS: &[Method] = &[
         desc: "Returns strand's sync-manager view: sync peer, candidates, anomaly counters.",
         result: "{ ... }",
         handler: h_getsyncstate,
+    },
+    // == Transactions, chain data and node (issue 13) ==
+    Method {
+        name: "createrawtransaction",
+        category: "rawtransactions",
+        args: &[
+            req("inputs", Ty::Arr, "The inputs: [{\"txid\": \"hex\", \"vout\": n, \"sequence\": n}, ...]"),
+            req("outputs", Ty::ObjOrArr, "The outputs specified as key-value pairs: {\"address\": amount, \"data\": \"hex\"} or an array of one-key objects."),
+            opt("locktime", Ty::Num, "0", "Raw locktime. Non-0 value also locktime-activates inputs"),
+            opt("replaceable", Ty::Bool, "true", "Marks this transaction as BIP125-replaceable.\nAllows this transaction to be replaced by a transaction with higher fees. If provided, it is an error if explicit sequence numbers are incompatible."),
+            opt("version", Ty::Num, "2", "Transaction version"),
+        ],
+        desc: "Create a transaction spending the given inputs and creating new outputs.\nOutputs can be addresses or data.\nReturns hex-encoded raw transaction.\nNote that the transaction's inputs are not signed, and\nit is not stored in the wallet or transmitted to the network.",
+        result: "\"hex\"    (string) hex string of the transaction",
+        handler: h_createrawtransaction,
+    },
+    Method {
+        name: "decoderawtransaction",
+        category: "rawtransactions",
+        args: &[
+            req("hexstring", Ty::Hex, "The transaction hex string"),
+            opt("iswitness", Ty::Bool, "depends on heuristic tests", "Whether the transaction hex is a serialized witness transaction.\nIf iswitness is not present, heuristic tests will be used in decoding.\nIf true, only witness deserialization will be tried.\nIf false, only non-witness deserialization will be tried.\nThis boolean should reflect whether the transaction has inputs\n(e.g. fully valid, or on-chain transactions), if known by the caller."),
+        ],
+        desc: "Return a JSON object representing the serialized, hex-encoded transaction.",
+        result: "{ \"txid\", \"hash\", \"size\", \"vsize\", \"weight\", \"version\", \"locktime\", \"vin\": [...], \"vout\": [...] }",
+        handler: h_decoderawtransaction,
+    },
+    Method {
+        name: "decodescript",
+        category: "rawtransactions",
+        args: &[req("hexstring", Ty::Hex, "the hex-encoded script")],
+        desc: "Decode a hex-encoded script.",
+        result: "{ \"asm\", \"desc\", \"type\", \"address\", \"p2sh\", \"segwit\": { \"asm\", \"desc\", \"hex\", \"address\", \"type\", \"p2sh-segwit\" } }",
+        handler: h_decodescript,
+    },
+    Method {
+        name: "gettxoutsetinfo",
+        category: "blockchain",
+        args: &[
+            opt("hash_type", Ty::Str, "hash_serialized_3", "Which UTXO set hash should be calculated. Options: 'hash_serialized_3' (the legacy algorithm), 'muhash', 'none'."),
+            opt("hash_or_height", Ty::NumOrStr, "", "The block hash or height of the target height (only available with coinstatsindex)."),
+            opt("use_index", Ty::Bool, "true", "Use coinstatsindex, if available."),
+        ],
+        desc: "Returns statistics about the unspent transaction output set.\nNote this call may take some time.",
+        result: "{ \"height\", \"bestblock\", \"txouts\", \"bogosize\", \"hash_serialized_3\" or \"muhash\", \"transactions\", \"disk_size\", \"total_amount\" }",
+        handler: h_gettxoutsetinfo,
+    },
+    Method {
+        name: "scantxoutset",
+        category: "blockchain",
+        args: &[
+            req("action", Ty::Str, "The action to execute\n\"start\" for starting a scan\n\"abort\" for aborting the current scan (returns true when abort was successful)\n\"status\" for progress report (in %) of the current scan"),
+            opt("scanobjects", Ty::Arr, "", "Array of scan objects. Required for \"start\" action\nEvery scan object is either a string descriptor or an object {\"desc\": ...}.\nstrand supports addr(), raw(), pkh(KEY), wpkh(KEY) and tr(KEY) with plain hex keys."),
+        ],
+        desc: "Scans the unspent transaction output set for entries that match certain output descriptors.",
+        result: "{ \"success\", \"txouts\", \"height\", \"bestblock\", \"unspents\": [ { \"txid\", \"vout\", \"scriptPubKey\", \"desc\", \"amount\", \"coinbase\", \"height\", \"blockhash\", \"confirmations\" }, ... ], \"total_amount\" }",
+        handler: h_scantxoutset,
+    },
+    Method {
+        name: "gettxoutproof",
+        category: "blockchain",
+        args: &[
+            req("txids", Ty::Arr, "The txids to filter"),
+            opt("blockhash", Ty::Hex, "", "If specified, looks for txid in the block with this hash"),
+        ],
+        desc: "Returns a hex-encoded proof that \"txid\" was included in a block.\n\nNOTE: By default this function only works sometimes. This is when there is an\nunspent output in the utxo for this transaction. To make it always work,\nyou need to maintain a transaction index, using the -txindex command line option or\nspecify the block in which the transaction is included manually (by blockhash).",
+        result: "\"str\"    (string) A string that is a serialized, hex-encoded data for the proof.",
+        handler: h_gettxoutproof,
+    },
+    Method {
+        name: "verifytxoutproof",
+        category: "blockchain",
+        args: &[req("proof", Ty::Hex, "The hex-encoded proof generated by gettxoutproof")],
+        desc: "Verifies that a proof points to a transaction in a block, returning the transaction it commits to\nand throwing an RPC error if the block is not in our best chain",
+        result: "[\"hex\", ...]    The txid(s) which the proof commits to, or empty array if the proof cannot be validated.",
+        handler: h_verifytxoutproof,
+    },
+    Method {
+        name: "getchaintxstats",
+        category: "blockchain",
+        args: &[
+            opt("nblocks", Ty::Num, "one month", "Size of the window in number of blocks"),
+            opt("blockhash", Ty::Hex, "chain tip", "The hash of the block that ends the window."),
+        ],
+        desc: "Compute statistics about the total number and rate of transactions in the chain.",
+        result: "{ \"time\", \"txcount\", \"window_final_block_hash\", \"window_final_block_height\", \"window_block_count\", \"window_interval\", \"window_tx_count\", \"txrate\" }",
+        handler: h_getchaintxstats,
+    },
+    Method {
+        name: "getblockstats",
+        category: "blockchain",
+        args: &[
+            req("hash_or_height", Ty::NumOrStr, "The block hash or height of the target block"),
+            opt("stats", Ty::Arr, "all values", "Values to plot (see result below)"),
+        ],
+        desc: "Compute per block statistics for a given window. All amounts are in satoshis.\nIt won't work for some heights with pruning.",
+        result: "{ \"avgfee\", \"avgfeerate\", \"avgtxsize\", \"blockhash\", \"feerate_percentiles\", \"height\", \"ins\", \"maxfee\", \"maxfeerate\", \"maxtxsize\", \"medianfee\", \"mediantime\", \"mediantxsize\", \"minfee\", \"minfeerate\", \"mintxsize\", \"outs\", \"subsidy\", \"swtotal_size\", \"swtotal_weight\", \"swtxs\", \"time\", \"total_out\", \"total_size\", \"total_weight\", \"totalfee\", \"txs\", \"utxo_increase\", \"utxo_size_inc\", \"utxo_increase_actual\", \"utxo_size_inc_actual\" }",
+        handler: h_getblockstats,
+    },
+    Method {
+        name: "logging",
+        category: "control",
+        args: &[
+            opt("include", Ty::Arr, "", "The categories to add to debug logging"),
+            opt("exclude", Ty::Arr, "", "The categories to remove from debug logging"),
+        ],
+        desc: "Gets and sets the logging configuration.\nWhen called without an argument, returns the list of categories with status that are currently being debug logged or not.\nWhen called with arguments, adds or removes categories from debug logging and return the lists above.\nThe arguments are evaluated in order \"include\", \"exclude\".\nIf an item is both included and excluded, it will thus end up being excluded.\nIn addition, the following are available as category names with special meanings:\n  - \"all\",  \"1\" : represent all logging categories.",
+        result: "{ \"category\": bool, ... }",
+        handler: h_logging,
+    },
+    Method {
+        name: "getrpcinfo",
+        category: "control",
+        args: &[],
+        desc: "Returns details of the RPC server.",
+        result: "{ \"active_commands\": [ { \"method\", \"duration\" }, ... ], \"logpath\" }",
+        handler: h_getrpcinfo,
+    },
+    Method {
+        name: "getmemoryinfo",
+        category: "control",
+        args: &[opt("mode", Ty::Str, "\"stats\"", "determines what kind of information is returned.\n  - \"stats\" returns general statistics about memory usage in the daemon.\n  - \"mallocinfo\" is not available in strand.")],
+        desc: "Returns an object containing information about memory usage.",
+        result: "{ \"locked\": { \"used\", \"free\", \"total\", \"locked\", \"chunks_used\", \"chunks_free\" } }",
+        handler: h_getmemoryinfo,
+    },
+    Method {
+        name: "getindexinfo",
+        category: "util",
+        args: &[opt("index_name", Ty::Str, "", "Filter results for an index with a specific name.")],
+        desc: "Returns the status of one or all available indices currently running in the node.",
+        result: "{ \"name\": { \"synced\", \"best_block_height\" }, ... }",
+        handler: h_getindexinfo,
     },
 ];
 
@@ -511,6 +644,7 @@ impl Dispatcher {
                 mismatches.join(",\n")
             )));
         }
+        let _running = self.active.enter(m.name);
         (m.handler)(
             self,
             &Args {
@@ -578,8 +712,10 @@ mod tests {
             e.unwrap_err(),
             "Expected 8 character checksum, not 4 characters"
         );
-        let e = script_from_descriptor("wpkh(02aa)", bitcoin::Network::Regtest);
+        let e = script_from_descriptor("sh(wpkh(02aa))", bitcoin::Network::Regtest);
         assert!(e.unwrap_err().contains("not supported"));
+        let e = script_from_descriptor("wpkh(02aa)", bitcoin::Network::Regtest);
+        assert_eq!(e.unwrap_err(), "key '02aa' is not valid");
         let e = script_from_descriptor("raw(zz)", bitcoin::Network::Regtest);
         assert_eq!(e.unwrap_err(), "Raw script is not hex");
         let addr = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";

@@ -38,6 +38,7 @@
 //! }
 //! ```
 
+mod active;
 pub mod auth;
 pub mod backend;
 mod blockchain;
@@ -47,8 +48,10 @@ pub mod http;
 mod mempool;
 pub mod methods;
 mod mining;
+mod muhash;
 mod net;
 pub mod node;
+mod node_data;
 pub mod protocol;
 mod rawtransaction;
 mod util;

@@ -201,12 +201,14 @@ impl RpcBackend for NodeBackend {
     fn block(&self, hash: BlockHash) -> RpcResult<Option<BlockData>> {
         self.chain(move |c| {
             let info = header_info(c, &hash)?;
-            let raw = c.block_bytes(&hash).ok().flatten()?;
-            let block = bitcoin::consensus::deserialize::<Block>(&raw).ok()?;
+            let block = super::node_data::read_block(c, &hash)?;
+            let (spent_outputs, spent_origins) =
+                super::node_data::block_spent(c, &hash, &block).unzip();
             Some(BlockData {
                 info,
                 block,
-                spent_outputs: None,
+                spent_outputs,
+                spent_origins,
             })
         })
     }
@@ -627,6 +629,7 @@ impl RpcBackend for NodeBackend {
     fn add_node(&self, node: String, command: AddNodeCommand) -> RpcResult<()> {
         let addr = crate::config::parse_target("addnode", &node, self.network.default_p2p_port())
             .map_err(|e| RpcFailure::invalid_parameter(e.to_string()))?;
+        super::node_data::check_added(&self.added_node_info()?, &addr.to_string(), command)?;
         let cmd = match command {
             AddNodeCommand::Add => crate::connmgr::ConnCmd::Add(addr),
             AddNodeCommand::Remove => crate::connmgr::ConnCmd::Remove(addr),
@@ -808,5 +811,63 @@ impl RpcBackend for NodeBackend {
             "uptime": self.started.elapsed().as_secs(),
             "time": crate::util::unix_time(),
         }))
+    }
+
+    fn tx_spent_outputs(
+        &self,
+        tx: &Transaction,
+        blockhash: Option<BlockHash>,
+    ) -> RpcResult<Option<Vec<SpentOutput>>> {
+        if tx.is_coinbase() {
+            return Ok(Some(Vec::new()));
+        }
+        let tx = tx.clone();
+        if let Some(hash) = blockhash {
+            return self.chain(move |c| super::node_data::spent_in_block(c, &tx, &hash));
+        }
+        let known: Vec<Option<bitcoin::TxOut>> = {
+            let pool = self.mempool()?;
+            let pool = pool.lock();
+            tx.input
+                .iter()
+                .map(|i| {
+                    pool.get(&i.previous_output.txid)
+                        .and_then(|p| p.output.get(i.previous_output.vout as usize).cloned())
+                })
+                .collect()
+        };
+        self.chain(move |c| super::node_data::spent_from_utxos(c, &tx, known))
+    }
+
+    fn utxo_set_info(&self, hash_type: UtxoHashType) -> RpcResult<UtxoSetInfo> {
+        self.chain(move |c| super::node_data::utxo_set_info(c, hash_type))?
+    }
+
+    fn scan_utxos(&self, scripts: Vec<ScriptBuf>) -> RpcResult<UtxoScan> {
+        self.chain(move |c| super::node_data::scan_utxos(c, scripts))?
+    }
+
+    fn tx_out_proof(
+        &self,
+        txids: Vec<Txid>,
+        blockhash: Option<BlockHash>,
+    ) -> RpcResult<bitcoin::MerkleBlock> {
+        let hinted = match (blockhash, txids.first()) {
+            (None, Some(t)) => self.tx_block_hash(*t)?,
+            _ => None,
+        };
+        self.chain(move |c| super::node_data::tx_out_proof(c, txids, blockhash, hinted))?
+    }
+
+    fn chain_tx_count(&self, hash: BlockHash) -> RpcResult<Option<u64>> {
+        self.chain(move |c| super::node_data::chain_tx_count(c, hash))
+    }
+
+    fn logging(&self, include: Vec<String>, exclude: Vec<String>) -> RpcResult<Vec<String>> {
+        Ok(super::node_data::set_log_categories(include, exclude))
+    }
+
+    fn log_path(&self) -> RpcResult<String> {
+        self.chain(super::node_data::log_path)
     }
 }

@@ -80,6 +80,7 @@ impl RpcBackend for Mock {
             info: self.info(),
             block: self.genesis.clone(),
             spent_outputs: None,
+            spent_origins: None,
         }))
     }
     fn blockchain_info(&self) -> RpcResult<BlockchainInfo> {
@@ -1083,4 +1084,318 @@ fn cli_end_to_end() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(client::run_cli(&args, &mut out, &mut err), 0, "{err:?}");
     assert_eq!(String::from_utf8(out).unwrap(), "42\n");
+}
+
+// ---------------------------------------------------------------------------
+// Transaction, chain-data and node methods (issue 13), through the
+// dispatcher over the mock.
+
+const G: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+const G2: &str = "02c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5";
+const G_UNCOMPRESSED: &str = "0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8";
+const HASH160_G: &str = "751e76e8199196d454941c45d1b3a323f1433bd6";
+const ADDR_G: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+fn dispatcher() -> Dispatcher {
+    let mock: Arc<dyn RpcBackend> = Mock::new();
+    Dispatcher::new(mock)
+}
+
+fn exec(d: &Dispatcher, method: &str, params: Value) -> Result<Value, (i32, String)> {
+    d.execute(method, &params).map_err(|e| (e.code, e.message))
+}
+
+#[test]
+fn key_descriptors_give_cores_scripts() {
+    let net = Network::Regtest;
+    let s = |d: &str| methods::script_from_descriptor(d, net).map(|s| s.to_hex_string());
+    assert_eq!(
+        s(&format!("pkh({G})")).unwrap(),
+        format!("76a914{HASH160_G}88ac")
+    );
+    assert_eq!(
+        s(&format!("wpkh({G})")).unwrap(),
+        format!("0014{HASH160_G}")
+    );
+    // BIP86's first test vector: internal key → tweaked output key.
+    assert_eq!(
+        s("tr(cc8a4bc64d897bddc5fbc2f670f7a8ba0b386779106cf1223c6fc5d7cd6fc115)").unwrap(),
+        "5120a60869f0dbcf1dc659c9cecbaf8050135ea9e8cdc487053f1dc6880949dc684c"
+    );
+    // A 33-byte key in tr() uses its x coordinate.
+    assert_eq!(
+        s(&format!("tr({G})")).unwrap(),
+        s(&format!("tr({})", &G[2..])).unwrap()
+    );
+    assert_eq!(
+        s(&format!("wpkh({G_UNCOMPRESSED})")).unwrap_err(),
+        "Uncompressed keys are not allowed"
+    );
+    assert!(s(&format!("pkh({G_UNCOMPRESSED})")).is_ok());
+    assert_eq!(s("pkh(02zz)").unwrap_err(), "key '02zz' is not valid");
+    assert!(s(&format!("tr({G},pk({G2}))"))
+        .unwrap_err()
+        .contains("not supported"));
+}
+
+#[test]
+fn decodescript_wrappers_like_core() {
+    let d = dispatcher();
+    // Bare 1-of-2 multisig: no address, P2SH and P2WSH wrappers.
+    let ms = format!("5121{G}21{G2}52ae");
+    let r = exec(&d, "decodescript", json!([ms])).unwrap();
+    assert_eq!(r["type"], "multisig");
+    assert!(r.get("address").is_none());
+    assert!(r["p2sh"].as_str().unwrap().starts_with('2'));
+    assert_eq!(r["segwit"]["type"], "witness_v0_scripthash");
+    assert!(r["segwit"]["desc"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("wsh(multi(1,{G},{G2}))#")));
+    assert!(r["segwit"]["p2sh-segwit"]
+        .as_str()
+        .unwrap()
+        .starts_with('2'));
+    // P2PK: no address of its own; its segwit form is P2WPKH of the key.
+    let r = exec(&d, "decodescript", json!([format!("21{G}ac")])).unwrap();
+    assert_eq!(r["type"], "pubkey");
+    assert!(r.get("address").is_none());
+    assert!(r["desc"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("pk({G})#")));
+    assert_eq!(r["segwit"]["address"], ADDR_G);
+    // Uncompressed P2PK: P2SH only.
+    let r = exec(&d, "decodescript", json!([format!("41{G_UNCOMPRESSED}ac")])).unwrap();
+    assert!(r.get("p2sh").is_some());
+    assert!(r.get("segwit").is_none());
+    // OP_RETURN and P2SH are never wrapped.
+    let r = exec(&d, "decodescript", json!(["6a0401020304"])).unwrap();
+    assert_eq!(r["type"], "nulldata");
+    assert!(r.get("p2sh").is_none());
+    let r = exec(&d, "decodescript", json!([format!("a914{HASH160_G}87")])).unwrap();
+    assert_eq!(r["type"], "scripthash");
+    assert!(r.get("p2sh").is_none());
+    // Empty script: nonstandard, wrappable; bad hex: -8.
+    let r = exec(&d, "decodescript", json!([""])).unwrap();
+    assert_eq!(r["type"], "nonstandard");
+    assert_eq!(r["asm"], "");
+    assert!(r["segwit"]["desc"]
+        .as_str()
+        .unwrap()
+        .starts_with("wsh(raw())#"));
+    assert_eq!(
+        exec(&d, "decodescript", json!(["0g"])).unwrap_err(),
+        (
+            -8,
+            "argument must be hexadecimal string (not '0g')".to_string()
+        )
+    );
+}
+
+#[test]
+fn createrawtransaction_arguments_and_errors() {
+    let d = dispatcher();
+    let txid = "aa".repeat(32);
+    let input = json!([{"txid": txid, "vout": 1}]);
+    // Outputs as an array of one-key objects; named arguments.
+    let hex = exec(
+        &d,
+        "createrawtransaction",
+        json!({"inputs": input, "outputs": [{ADDR_G: "0.1"}, {"data": "ff"}], "replaceable": false, "locktime": 5, "version": 3}),
+    )
+    .unwrap();
+    let tx = exec(&d, "decoderawtransaction", json!([hex])).unwrap();
+    assert_eq!(tx["version"], 3);
+    assert_eq!(tx["locktime"], 5);
+    // Not replaceable with a locktime: MAX_SEQUENCE_NONFINAL.
+    assert_eq!(tx["vin"][0]["sequence"], 0xffff_fffeu32);
+    assert_eq!(tx["vin"][0]["vout"], 1);
+    assert_eq!(tx["vout"][0]["value"].to_string(), "0.10000000");
+    assert_eq!(tx["vout"][1]["scriptPubKey"]["hex"], "6a01ff");
+    // Without inputs the legacy serialization decodes (the heuristic).
+    let hex = exec(&d, "createrawtransaction", json!([[], {ADDR_G: 1}])).unwrap();
+    let tx = exec(&d, "decoderawtransaction", json!([hex])).unwrap();
+    assert_eq!(tx["vin"], json!([]));
+    assert_eq!(tx["vout"][0]["n"], 0);
+    let err = |params: Value| exec(&d, "createrawtransaction", params).unwrap_err();
+    assert_eq!(
+        err(json!([[], [{ADDR_G: 1}, {ADDR_G: 2}]])),
+        (
+            -8,
+            format!("Invalid parameter, duplicated address: {ADDR_G}")
+        )
+    );
+    assert_eq!(
+        err(json!([[], [{"data": "00"}, {"data": "01"}]])),
+        (-8, "Invalid parameter, duplicate key: data".to_string())
+    );
+    assert_eq!(
+        err(json!([[], [{ADDR_G: 1, "data": "00"}]])),
+        (
+            -8,
+            "Invalid parameter, key-value pair must contain exactly one key".to_string()
+        )
+    );
+    assert_eq!(
+        err(json!([[{"txid": txid}], {}])),
+        (-8, "Invalid parameter, missing vout key".to_string())
+    );
+    assert_eq!(
+        err(json!([[{"txid": txid, "vout": -1}], {}])),
+        (-8, "Invalid parameter, vout cannot be negative".to_string())
+    );
+    assert_eq!(
+        err(json!([[], {}, -1])),
+        (-8, "Invalid parameter, locktime out of range".to_string())
+    );
+    assert_eq!(
+        err(json!([[], {}, 0, true, 4])),
+        (
+            -8,
+            "Invalid parameter, version out of range(1~3)".to_string()
+        )
+    );
+    assert_eq!(err(json!([[], {"data": "zz"}])).0, -8);
+    assert_eq!(
+        err(json!([[], {"1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH": 1}])),
+        (
+            -5,
+            "Invalid Bitcoin address: 1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH".to_string()
+        )
+    );
+    assert_eq!(err(json!([[], "x"])).0, -3);
+    assert_eq!(err(json!([[1], {}])).0, -3);
+}
+
+#[test]
+fn decoderawtransaction_honours_iswitness() {
+    let d = dispatcher();
+    let genesis = genesis_block(Network::Regtest);
+    let hex = bitcoin::consensus::encode::serialize_hex(&genesis.txdata[0]);
+    let r = exec(&d, "decoderawtransaction", json!([hex, false])).unwrap();
+    assert_eq!(r["txid"], genesis.txdata[0].compute_txid().to_string());
+    assert_eq!(r["vin"][0]["sequence"], 0xffff_ffffu32);
+    assert!(r["vin"][0]["coinbase"].is_string());
+    // A legacy transaction decodes as witness too (no marker: same bytes).
+    assert!(exec(&d, "decoderawtransaction", json!([hex, true])).is_ok());
+    assert_eq!(
+        exec(&d, "decoderawtransaction", json!([format!("{hex}00")])).unwrap_err(),
+        (-22, "TX decode failed".to_string())
+    );
+}
+
+#[test]
+fn chain_data_methods_report_cores_errors() {
+    let d = dispatcher();
+    let genesis = genesis_block(Network::Regtest).block_hash().to_string();
+    // The mock has no undo data, but genesis needs none.
+    let s = exec(&d, "getblockstats", json!([0])).unwrap();
+    assert_eq!(s["txs"], 1);
+    assert_eq!(s["subsidy"], 5_000_000_000i64);
+    assert_eq!(s["utxo_increase_actual"], 0);
+    assert_eq!(s["feerate_percentiles"], json!([0, 0, 0, 0, 0]));
+    assert_eq!(
+        exec(&d, "getblockstats", json!([1])).unwrap_err(),
+        (-8, "Target block height 1 after current tip 0".to_string())
+    );
+    assert_eq!(
+        exec(&d, "getblockstats", json!(["00".repeat(32)])).unwrap_err(),
+        (-5, "Block not found".to_string())
+    );
+    assert_eq!(exec(&d, "getblockstats", json!([true])).unwrap_err().0, -3);
+    // getchaintxstats at genesis: an empty window, no count (unknown).
+    let s = exec(&d, "getchaintxstats", json!([])).unwrap();
+    assert_eq!(s["window_block_count"], 0);
+    assert_eq!(s["window_final_block_hash"], genesis);
+    assert!(s.get("txcount").is_none());
+    assert!(s.get("window_interval").is_none());
+    assert_eq!(exec(&d, "getchaintxstats", json!([1])).unwrap_err().0, -8);
+    // UTXO-set methods check their arguments before the backend.
+    assert_eq!(
+        exec(&d, "gettxoutsetinfo", json!(["sha256"])).unwrap_err(),
+        (-8, "'sha256' is not a valid hash_type".to_string())
+    );
+    assert_eq!(
+        exec(&d, "gettxoutsetinfo", json!(["none", 5])).unwrap_err(),
+        (
+            -8,
+            "Querying specific block heights requires coinstatsindex".to_string()
+        )
+    );
+    assert_eq!(
+        exec(&d, "scantxoutset", json!(["begin"])).unwrap_err(),
+        (-8, "Invalid action 'begin'".to_string())
+    );
+    assert_eq!(
+        exec(&d, "scantxoutset", json!(["start"])).unwrap_err(),
+        (
+            -1,
+            "scanobjects argument is required for the start action".to_string()
+        )
+    );
+    assert_eq!(
+        exec(&d, "scantxoutset", json!(["start", [{"range": 1}]])).unwrap_err(),
+        (
+            -8,
+            "Descriptor needs to be provided in scan object".to_string()
+        )
+    );
+    let txid = "11".repeat(32);
+    assert_eq!(
+        exec(&d, "gettxoutproof", json!([[txid, txid]])).unwrap_err(),
+        (-8, format!("Invalid parameter, duplicated txid: {txid}"))
+    );
+    // verifytxoutproof: a proof for the genesis block, which the mock has.
+    let block = genesis_block(Network::Regtest);
+    let coinbase = block.txdata[0].compute_txid();
+    let mb = bitcoin::MerkleBlock::from_block_with_predicate(&block, |t| *t == coinbase);
+    let proof = bitcoin::consensus::encode::serialize_hex(&mb);
+    assert_eq!(
+        exec(&d, "verifytxoutproof", json!([proof])).unwrap(),
+        json!([coinbase.to_string()])
+    );
+    assert_eq!(
+        exec(&d, "verifytxoutproof", json!(["00"])).unwrap_err().0,
+        -22
+    );
+}
+
+#[test]
+fn node_methods_shapes() {
+    let d = dispatcher();
+    assert_eq!(
+        exec(&d, "logging", json!([["net", "nosuch"]])).unwrap_err(),
+        (-8, "unknown logging category nosuch".to_string())
+    );
+    let info = exec(&d, "getrpcinfo", json!([])).unwrap();
+    assert_eq!(
+        info["active_commands"],
+        json!([{"method": "getrpcinfo", "duration": info["active_commands"][0]["duration"]}])
+    );
+    assert!(info["logpath"].is_string());
+    let mem = exec(&d, "getmemoryinfo", json!([])).unwrap();
+    let locked = mem["locked"].as_object().unwrap();
+    let keys: Vec<&str> = locked.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "used",
+            "free",
+            "total",
+            "locked",
+            "chunks_used",
+            "chunks_free"
+        ]
+    );
+    assert_eq!(
+        exec(&d, "getmemoryinfo", json!(["mallocinfo"])).unwrap_err(),
+        (-8, "mallocinfo mode not available".to_string())
+    );
+    assert_eq!(exec(&d, "getmemoryinfo", json!(["x"])).unwrap_err().0, -8);
+    assert_eq!(exec(&d, "getindexinfo", json!([])).unwrap(), json!({}));
+    assert_eq!(
+        exec(&d, "getindexinfo", json!(["txindex"])).unwrap(),
+        json!({})
+    );
 }

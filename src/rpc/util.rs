@@ -35,6 +35,10 @@ pub(super) enum Ty {
     Arr,
     /// A number or a boolean (verbosity).
     NumOrBool,
+    /// An object or an array (`createrawtransaction`'s outputs).
+    ObjOrArr,
+    /// A number or a string (a height or a block hash).
+    NumOrStr,
 }
 
 impl Ty {
@@ -44,6 +48,8 @@ impl Ty {
             Ty::Num | Ty::NumOrBool | Ty::Amount => "number",
             Ty::Bool => "bool",
             Ty::Arr => "array",
+            Ty::ObjOrArr => "object",
+            Ty::NumOrStr => "string",
         }
     }
 
@@ -55,6 +61,8 @@ impl Ty {
             Ty::Amount => "numeric or string",
             Ty::Arr => "json array",
             Ty::NumOrBool => "numeric",
+            Ty::ObjOrArr => "json object or array",
+            Ty::NumOrStr => "string or numeric",
         }
     }
 
@@ -66,6 +74,8 @@ impl Ty {
             Ty::Amount => true,
             Ty::Arr => v.is_array(),
             Ty::NumOrBool => v.is_number() || v.is_boolean(),
+            Ty::ObjOrArr => v.is_object() || v.is_array(),
+            Ty::NumOrStr => v.is_number() || v.is_string(),
         }
     }
 }
@@ -366,6 +376,8 @@ pub(super) fn now_secs() -> u64 {
 #[derive(Clone)]
 pub struct Dispatcher {
     pub(super) backend: Arc<dyn RpcBackend>,
+    /// Calls running now (`getrpcinfo`).
+    pub(super) active: Arc<super::active::ActiveCommands>,
 }
 
 pub(super) fn block_not_found() -> RpcFailure {
@@ -375,7 +387,10 @@ pub(super) fn block_not_found() -> RpcFailure {
 impl Dispatcher {
     /// A dispatcher over `backend`.
     pub fn new(backend: Arc<dyn RpcBackend>) -> Dispatcher {
-        Dispatcher { backend }
+        Dispatcher {
+            backend,
+            active: Arc::default(),
+        }
     }
 
     /// The backend.
