@@ -23,6 +23,7 @@ pub mod config;
 pub mod connmgr;
 pub mod events;
 pub mod mempool;
+pub mod metrics;
 pub mod mining;
 pub mod netaddr;
 pub mod peer;
@@ -47,6 +48,9 @@ use std::time::{Duration, Instant};
 use bitcoin::p2p::ServiceFlags;
 use crossbeam_channel::{bounded, Sender};
 
+/// The `bitcoin` crate this node is built on, so embedders use the same
+/// version of its types (`Block`, `Transaction`, `BlockHash`, ...).
+pub use bitcoin;
 pub use config::{Config, ConfigError, Network};
 pub use mining::GenerateError;
 pub use peer::{Direction, DisconnectReason, PeerId};

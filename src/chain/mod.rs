@@ -15,6 +15,7 @@
 //! is Core's headers pre-sync state machine (one per peer syncing a
 //! low-work header chain), pure over headers and parameters.
 
+pub mod cache_usage;
 pub mod check;
 pub mod coins;
 pub mod error;

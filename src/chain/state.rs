@@ -189,7 +189,7 @@ pub struct ChainState {
     active: Vec<BlockHash>,
     /// Most-work valid header chain by height.
     header_chain: Vec<BlockHash>,
-    coins: CoinsCache,
+    pub(super) coins: CoinsCache,
     pool: ScriptCheckPool,
     /// Blocks received and checked, waiting to be connected, held in
     /// memory up to [`MAX_PENDING_BYTES`]; beyond it they go to the store.
