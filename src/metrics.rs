@@ -1,7 +1,8 @@
 //! The Prometheus metrics endpoint (`--metrics ADDR:PORT`): a `metrics`
-//! thread that accepts one HTTP connection at a time and answers
-//! `GET /metrics` with the text exposition format 0.0.4, written by hand
-//! (the format is a few lines of text; no crate needed).
+//! thread that accepts one HTTP connection at a time (the request must
+//! arrive within 5 s; the connection is closed after the answer) and
+//! answers `GET /metrics` with the text exposition format 0.0.4, written by
+//! hand (the format is a few lines of text; no crate needed).
 //!
 //! A scrape never blocks the node. Counters kept in atomics (bytes, open
 //! connections, disconnects by reason) and the RPC server's call counts are
