@@ -129,13 +129,20 @@ impl Reply {
 
 /// One `GET` without credentials over a fresh connection.
 fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, b"")
+}
+
+/// One request without credentials over a fresh connection.
+fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
     )
     .unwrap();
+    s.write_all(body).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read reply");
     let split = raw
@@ -384,4 +391,69 @@ fn without_rest_every_rest_path_is_not_found() {
     }
     // The RPC itself still answers.
     assert_eq!(n.rpc("getblockcount", json!([])), json!(105));
+}
+
+#[test]
+fn getutxos_answers_like_gettxout() {
+    let n = RestNode::start(true);
+    let prev = n.tx.input[0].previous_output;
+    let txid = n.tx.compute_txid();
+    let tip = n.rpc("getbestblockhash", json!([]));
+    let out = n.rpc("gettxout", json!([prev.txid.to_string(), prev.vout, false]));
+    let confirmations = out["confirmations"].as_u64().unwrap();
+
+    // Confirmed and unspent in the chain: a hit with gettxout's output.
+    let r = n.json(&format!("/rest/getutxos/{}-{}.json", prev.txid, prev.vout));
+    assert_eq!(r["chainHeight"], 105);
+    assert_eq!(r["chaintipHash"], tip);
+    assert_eq!(r["bitmap"], "1");
+    assert_eq!(r["utxos"][0]["value"], out["value"]);
+    assert_eq!(r["utxos"][0]["scriptPubKey"], out["scriptPubKey"]);
+    assert_eq!(r["utxos"][0]["height"], json!(105 + 1 - confirmations));
+
+    // With the mempool: that output is spent, the new one exists at
+    // Core's MEMPOOL_HEIGHT.
+    let r = n.json(&format!(
+        "/rest/getutxos/checkmempool/{}-{}/{txid}-0.json",
+        prev.txid, prev.vout
+    ));
+    assert_eq!(r["bitmap"], "01");
+    assert_eq!(r["utxos"].as_array().unwrap().len(), 1);
+    assert_eq!(r["utxos"][0]["height"], 0x7FFF_FFFF);
+    let mem_out = n.rpc("gettxout", json!([txid.to_string(), 0, true]));
+    assert_eq!(r["utxos"][0]["value"], mem_out["value"]);
+
+    // Binary: height, tip, bitmap, coins as Core serializes them; the same
+    // bytes for the URI form and the posted form.
+    let bin = n.bin(&format!("/rest/getutxos/{}-{}.bin", prev.txid, prev.vout));
+    assert_eq!(bin[..4], 105i32.to_le_bytes());
+    let tip_hash: bitcoin::BlockHash = deserialize(&bin[4..36]).unwrap();
+    assert_eq!(json!(tip_hash.to_string()), tip);
+    assert_eq!(bin[36..38], [1, 1], "bitmap: one byte, first bit set");
+    assert_eq!(bin[38], 1, "one coin");
+    // No mempool check, one outpoint.
+    let mut body = vec![0u8, 1];
+    body.extend(bitcoin::consensus::serialize(&prev));
+    let posted = request(n.addr, "POST", "/rest/getutxos.bin", &body);
+    assert_eq!(posted.status, 200, "{}", posted.text());
+    assert_eq!(posted.body, bin);
+    let hex_body = body.to_lower_hex_string();
+    let posted = request(n.addr, "POST", "/rest/getutxos.hex", hex_body.as_bytes());
+    assert_eq!(posted.text().trim_end(), bin.to_lower_hex_string());
+
+    // Errors.
+    let many: Vec<String> = (0..16).map(|i| format!("{txid}-{i}")).collect();
+    for (path, text) in [
+        (
+            format!("/rest/getutxos/{}.json", many.join("/")),
+            "Error: max outpoints exceeded (max: 15, tried: 16)",
+        ),
+        ("/rest/getutxos/abc-1.json".to_string(), "Parse error"),
+        (format!("/rest/getutxos/{txid}-x.json"), "Parse error"),
+        ("/rest/getutxos.json".to_string(), "Error: empty request"),
+    ] {
+        let r = n.get(&path);
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.text(), format!("{text}\r\n"), "{path}");
+    }
 }

@@ -16,18 +16,26 @@
 use std::str::FromStr;
 
 use bitcoin::consensus::serialize;
-use bitcoin::hex::DisplayHex;
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{BlockHash, Txid};
 use serde_json::{json, Value};
 
 use super::blockchain::{block_json, header_json};
 use super::http::{Request, Response};
-use super::rawtransaction::tx_json;
-use super::util::Dispatcher;
+use super::rawtransaction::{script_pubkey_json, tx_json};
+use super::util::{amount_json, Dispatcher};
 
 /// Most headers one `/rest/headers` request returns (Core's
 /// `MAX_REST_HEADERS_RESULTS`).
 pub const MAX_REST_HEADERS_RESULTS: usize = 2000;
+
+/// Most outpoints one `/rest/getutxos` request may ask for (Core's
+/// `MAX_GETUTXOS_OUTPOINTS`).
+pub const MAX_GETUTXOS_OUTPOINTS: usize = 15;
+
+/// The height Core reports for a coin created in the mempool
+/// (`MEMPOOL_HEIGHT`, txmempool.h).
+const MEMPOOL_HEIGHT: u32 = 0x7FFF_FFFF;
 
 /// Headers returned when `?count=` is absent (Core's default in
 /// `rest_headers`).
@@ -144,7 +152,7 @@ pub fn handle(enabled: bool, d: &Dispatcher, req: &Request) -> Response {
     }
     let target = req.target.as_str();
     // Core's `uri_prefixes`, longest match first where prefixes overlap.
-    let routes: [(&str, Handler); 7] = [
+    let routes: [(&str, Handler); 8] = [
         ("/rest/tx/", rest_tx),
         ("/rest/block/notxdetails/", rest_block_notxdetails),
         ("/rest/block/", rest_block),
@@ -152,10 +160,11 @@ pub fn handle(enabled: bool, d: &Dispatcher, req: &Request) -> Response {
         ("/rest/mempool/", rest_mempool),
         ("/rest/headers/", rest_headers),
         ("/rest/blockhashbyheight/", rest_blockhash_by_height),
+        ("/rest/getutxos", rest_getutxos),
     ];
     for (prefix, handler) in routes {
         if let Some(part) = target.strip_prefix(prefix) {
-            return handler(d, target, part);
+            return handler(d, req, part);
         }
     }
     Response {
@@ -166,10 +175,10 @@ pub fn handle(enabled: bool, d: &Dispatcher, req: &Request) -> Response {
     }
 }
 
-/// One endpoint: the dispatcher, the whole target, the part after the prefix.
-type Handler = fn(&Dispatcher, &str, &str) -> Response;
+/// One endpoint: the dispatcher, the request, the target after the prefix.
+type Handler = fn(&Dispatcher, &Request, &str) -> Response;
 
-fn rest_chaininfo(d: &Dispatcher, _: &str, part: &str) -> Response {
+fn rest_chaininfo(d: &Dispatcher, _: &Request, part: &str) -> Response {
     match parse_format(part) {
         (_, Format::Json) => match d.execute("getblockchaininfo", &json!([])) {
             Ok(v) => json_ok(&v),
@@ -179,11 +188,11 @@ fn rest_chaininfo(d: &Dispatcher, _: &str, part: &str) -> Response {
     }
 }
 
-fn rest_block(d: &Dispatcher, _: &str, part: &str) -> Response {
+fn rest_block(d: &Dispatcher, _: &Request, part: &str) -> Response {
     block_with(d, part, 3)
 }
 
-fn rest_block_notxdetails(d: &Dispatcher, _: &str, part: &str) -> Response {
+fn rest_block_notxdetails(d: &Dispatcher, _: &Request, part: &str) -> Response {
     block_with(d, part, 1)
 }
 
@@ -205,7 +214,8 @@ fn block_with(d: &Dispatcher, part: &str, verbosity: i64) -> Response {
     })
 }
 
-fn rest_headers(d: &Dispatcher, target: &str, part: &str) -> Response {
+fn rest_headers(d: &Dispatcher, req: &Request, part: &str) -> Response {
+    let target = req.target.as_str();
     let (param, format) = parse_format(part);
     let path: Vec<&str> = param.split('/').collect();
     let (raw_count, hash_str) = match path.as_slice() {
@@ -267,7 +277,7 @@ fn rest_headers(d: &Dispatcher, target: &str, part: &str) -> Response {
     })
 }
 
-fn rest_tx(d: &Dispatcher, _: &str, part: &str) -> Response {
+fn rest_tx(d: &Dispatcher, _: &Request, part: &str) -> Response {
     let (hash_str, format) = parse_format(part);
     let Some(txid) = parse_hash::<Txid>(&hash_str) else {
         return error(400, &format!("Invalid hash: {hash_str}"));
@@ -288,7 +298,8 @@ fn rest_tx(d: &Dispatcher, _: &str, part: &str) -> Response {
     })
 }
 
-fn rest_mempool(d: &Dispatcher, target: &str, part: &str) -> Response {
+fn rest_mempool(d: &Dispatcher, req: &Request, part: &str) -> Response {
+    let target = req.target.as_str();
     let (param, format) = parse_format(part);
     if param != "contents" && param != "info" {
         return error(
@@ -330,7 +341,7 @@ fn rest_mempool(d: &Dispatcher, target: &str, part: &str) -> Response {
     }
 }
 
-fn rest_blockhash_by_height(d: &Dispatcher, _: &str, part: &str) -> Response {
+fn rest_blockhash_by_height(d: &Dispatcher, _: &Request, part: &str) -> Response {
     let (height_str, format) = parse_format(part);
     let height = match height_str.parse::<i32>() {
         Ok(h) if h >= 0 && height_str.bytes().all(|b| b.is_ascii_digit()) => h as u32,
@@ -357,6 +368,152 @@ fn rest_blockhash_by_height(d: &Dispatcher, _: &str, part: &str) -> Response {
             || json!({ "blockhash": hash.to_string() }),
         ),
     }
+}
+
+/// `/rest/getutxos[/checkmempool]/TXID-N/...` (or, for `.bin`/`.hex`, a
+/// body of a bool and a vector of outpoints): which outpoints are unspent,
+/// as Core's `rest_getutxos` answers it.
+fn rest_getutxos(d: &Dispatcher, req: &Request, part: &str) -> Response {
+    let body = req.body.as_slice();
+    let (param, format) = parse_format(part);
+    let uri_parts: Vec<&str> = match param.strip_prefix('/') {
+        Some(p) if !p.is_empty() => p.split('/').collect(),
+        _ => Vec::new(),
+    };
+    if body.is_empty() && uri_parts.is_empty() {
+        return error(400, "Error: empty request");
+    }
+    let mut check_mempool = uri_parts.first() == Some(&"checkmempool");
+    let mut outpoints = Vec::new();
+    for p in uri_parts.iter().skip(usize::from(check_mempool)) {
+        let parsed = p.split_once('-').and_then(|(t, n)| {
+            let n_ok = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+            Some(bitcoin::OutPoint {
+                txid: parse_hash::<Txid>(t)?,
+                vout: if n_ok { n.parse().ok()? } else { return None },
+            })
+        });
+        match parsed {
+            Some(o) => outpoints.push(o),
+            None => return error(400, "Parse error"),
+        }
+    }
+    let uri_input = !outpoints.is_empty();
+    if !uri_parts.is_empty() && !uri_input {
+        return error(400, "Error: empty request");
+    }
+    match format {
+        Format::Hex | Format::Binary if !body.is_empty() => {
+            if uri_input {
+                return error(
+                    400,
+                    "Combination of URI scheme inputs and raw post data is not allowed",
+                );
+            }
+            let raw = if format == Format::Hex {
+                let text = String::from_utf8_lossy(body);
+                match Vec::<u8>::from_hex(text.trim()) {
+                    Ok(b) => b,
+                    Err(_) => return error(400, "Parse error"),
+                }
+            } else {
+                body.to_vec()
+            };
+            let Some((&flag, rest)) = raw.split_first() else {
+                return error(400, "Parse error");
+            };
+            match decode_outpoints(rest) {
+                Some(v) => {
+                    check_mempool = flag != 0;
+                    outpoints = v;
+                }
+                None => return error(400, "Parse error"),
+            }
+        }
+        Format::Hex | Format::Binary => {}
+        Format::Json if !uri_input => return error(400, "Error: empty request"),
+        Format::Json => {}
+        Format::Undef => return bad_format(ALL_FORMATS),
+    }
+    if outpoints.len() > MAX_GETUTXOS_OUTPOINTS {
+        return error(
+            400,
+            &format!(
+                "Error: max outpoints exceeded (max: {MAX_GETUTXOS_OUTPOINTS}, tried: {})",
+                outpoints.len()
+            ),
+        );
+    }
+    let (height, tip) = match (d.backend.block_count(), d.backend.best_block_hash()) {
+        (Ok(h), Ok(t)) => (h, t),
+        (Err(e), _) | (_, Err(e)) => return error(500, &e.message),
+    };
+    let mut hits = Vec::new();
+    let mut coins = Vec::new();
+    for o in &outpoints {
+        match d.backend.tx_out(o.txid, o.vout, check_mempool) {
+            Ok(Some(info)) => {
+                let coin_height = if info.confirmations == 0 {
+                    MEMPOOL_HEIGHT
+                } else {
+                    (height + 1).saturating_sub(info.confirmations)
+                };
+                hits.push(true);
+                coins.push((coin_height, info.txout));
+            }
+            Ok(None) => hits.push(false),
+            Err(e) => return error(500, &e.message),
+        }
+    }
+    let mut bitmap = vec![0u8; hits.len().div_ceil(8)];
+    for (i, hit) in hits.iter().enumerate() {
+        if let Some(b) = bitmap.get_mut(i / 8) {
+            *b |= u8::from(*hit) << (i % 8);
+        }
+    }
+    // Core's `ssGetUTXOResponse << active_height << active_hash << bitmap << outs`,
+    // each coin as `CCoin`: a zero version, its height, the output.
+    let mut bytes = serialize(&(height as i32));
+    bytes.extend(serialize(&tip));
+    bytes.extend(serialize(&bitmap));
+    bytes.extend(serialize(&bitcoin::VarInt(coins.len() as u64)));
+    for (h, out) in &coins {
+        bytes.extend(serialize(&0u32));
+        bytes.extend(serialize(h));
+        bytes.extend(serialize(out));
+    }
+    let network = d.backend.network();
+    encoded(format, bytes, || {
+        let bits: String = hits.iter().map(|h| if *h { '1' } else { '0' }).collect();
+        let utxos: Vec<Value> = coins
+            .iter()
+            .map(|(h, out)| {
+                json!({
+                    "height": h,
+                    "value": amount_json(out.value),
+                    "scriptPubKey": script_pubkey_json(&out.script_pubkey, network),
+                })
+            })
+            .collect();
+        json!({
+            "chainHeight": height,
+            "chaintipHash": tip.to_string(),
+            "bitmap": bits,
+            "utxos": utxos,
+        })
+    })
+}
+
+/// A serialized `std::vector<COutPoint>`: a compact size, then 36 bytes
+/// each. Never allocates more than the bytes given can hold.
+fn decode_outpoints(mut bytes: &[u8]) -> Option<Vec<bitcoin::OutPoint>> {
+    use bitcoin::consensus::Decodable;
+    let count = bitcoin::VarInt::consensus_decode(&mut bytes).ok()?.0;
+    let mut v = Vec::new();
+    for _ in 0..count {
+        v.push(bitcoin::OutPoint::consensus_decode(&mut bytes).ok()?);
+    }
+    Some(v)
 }
 
 #[cfg(test)]
