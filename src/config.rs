@@ -221,6 +221,12 @@ pub struct RpcOptions {
     pub allow_ip: Vec<String>,
     /// `--rpcuser`/`--rpcpassword`; `None` means cookie authentication.
     pub user_pass: Option<(String, String)>,
+    /// Serve Core's REST interface on the RPC port (`--rest`, Core's
+    /// `-rest`, default off).
+    pub rest: bool,
+    /// Serve Prometheus metrics on this address (`--metrics ADDR:PORT`,
+    /// strand's own; default none).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Bitcoin Core's `DEFAULT_MAXSENDBUFFER` (1,000 kB, net.h): the send queue
@@ -468,6 +474,9 @@ command-line values win, repeatable options are appended to the file's:
                            network's, Core v31's; none on regtest); 0 checks every script
   --blocksonly             relay no transactions: announce relay=false and disconnect
                            peers that send them (RPC transactions still go out)
+  --rest                   serve Core's REST interface on the RPC port, without
+                           authentication (default: off)
+  --metrics IP:PORT        serve Prometheus metrics at http://IP:PORT/metrics
   --help, --version
 ";
 
@@ -755,6 +764,15 @@ where
                 rpc.disabled = true
             }
             "rpcport" => rpc.port = Some(parse_number(name, &value(&mut i)?, 0, 65_535)? as u16),
+            "rest" => rpc.rest = parse_bool(name, inline.as_deref())?,
+            "metrics" => {
+                let v = value(&mut i)?;
+                rpc.metrics = Some(v.parse::<SocketAddr>().map_err(|_| {
+                    ConfigError(format!(
+                        "--metrics: cannot parse address '{v}' (expected IP:PORT)"
+                    ))
+                })?);
+            }
             "rpcbind" => {
                 let v = value(&mut i)?;
                 let ip = v.parse::<std::net::IpAddr>().map_err(|_| {
@@ -1157,6 +1175,8 @@ pub const OPTION_NAMES: &[&str] = &[
     "maxreceivebuffer",
     "assumevalid",
     "blocksonly",
+    "rest",
+    "metrics",
 ];
 
 /// Options that may be given more than once: config-file values and

@@ -14,6 +14,33 @@
 //! [`NodeHandle::snapshot`] reports what those threads believe, for tests
 //! and RPC; [`NodeHandle::shutdown`] (also run on drop) stops and joins
 //! every thread.
+//!
+//! # Embedding
+//!
+//! A regtest node in a temporary directory: start it, read its height on
+//! the chain's own thread, shut it down. [`bitcoin`] is re-exported, so the
+//! types an embedder builds are the node's. The node logs through the `log`
+//! facade: install a logger (`env_logger::init()` or any `log`
+//! implementation) to see it; without one the library is silent.
+//!
+//! ```
+//! use strand::bitcoin::BlockHash;
+//! use strand::{Config, Network, Node};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let mut config = Config::new(Network::Regtest);
+//! config.datadir = dir.path().to_path_buf();
+//! config.listen = Some("127.0.0.1:0".parse()?);
+//! let node = Node::start(config)?;
+//! let (height, tip): (u32, BlockHash) = node.with_chain(|c| (c.height(), c.tip()))?;
+//! assert_eq!(height, 0);
+//! let genesis = strand::bitcoin::constants::genesis_block(strand::bitcoin::Network::Regtest);
+//! assert_eq!(tip, genesis.block_hash());
+//! node.shutdown();
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -23,6 +50,7 @@ pub mod config;
 pub mod connmgr;
 pub mod events;
 pub mod mempool;
+pub mod metrics;
 pub mod mining;
 pub mod netaddr;
 pub mod peer;
@@ -47,6 +75,9 @@ use std::time::{Duration, Instant};
 use bitcoin::p2p::ServiceFlags;
 use crossbeam_channel::{bounded, Sender};
 
+/// The `bitcoin` crate this node is built on, so embedders use the same
+/// version of its types (`Block`, `Transaction`, `BlockHash`, ...).
+pub use bitcoin;
 pub use config::{Config, ConfigError, Network};
 pub use mining::GenerateError;
 pub use peer::{Direction, DisconnectReason, PeerId};

@@ -141,6 +141,7 @@ fn run(
         if let Some((u, p)) = rpc_opts.user_pass {
             cfg.auth = Auth::UserPass(u, p);
         }
+        cfg.rest = rpc_opts.rest;
         let backend = NodeBackend::new(Arc::clone(&node), network, rpc_stop_tx);
         match RpcServer::start(cfg, Arc::new(backend)) {
             Ok(server) => {
@@ -153,6 +154,22 @@ fn run(
                 eprintln!("strand: cannot start the JSON-RPC server: {e}");
                 drop(node);
                 return ExitCode::from(2);
+            }
+        }
+    };
+
+    let metrics = match rpc_opts.metrics {
+        None => None,
+        Some(addr) => {
+            let calls = rpc.as_ref().map(|s| s.call_counts());
+            match strand::metrics::MetricsServer::start(addr, Arc::clone(&node), calls) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    eprintln!("strand: cannot serve metrics on {addr}: {e}");
+                    drop(rpc);
+                    drop(node);
+                    return ExitCode::from(2);
+                }
             }
         }
     };
@@ -186,6 +203,9 @@ fn run(
     log::info!("stopping ({why})");
     if let Some(server) = rpc {
         server.stop();
+    }
+    if let Some(m) = metrics {
+        m.stop();
     }
     let fatal = node.fatal_error();
     match Arc::try_unwrap(node) {

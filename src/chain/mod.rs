@@ -17,6 +17,7 @@
 //! is Core's decision whether a block's scripts may be skipped.
 
 pub mod assumevalid;
+pub mod cache_usage;
 pub mod check;
 pub mod coins;
 pub mod error;

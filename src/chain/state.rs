@@ -201,7 +201,7 @@ pub struct ChainState {
     active: Vec<BlockPos>,
     /// Most-work valid header chain by height.
     header_chain: Vec<BlockPos>,
-    coins: CoinsCache,
+    pub(super) coins: CoinsCache,
     pool: ScriptCheckPool,
     /// Blocks received and checked, waiting to be connected, held in
     /// memory up to [`MAX_PENDING_BYTES`]; beyond it they go to the store.

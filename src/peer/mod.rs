@@ -45,6 +45,7 @@ pub mod addrbook;
 pub mod addrman;
 pub mod banlist;
 pub(crate) mod conn;
+pub mod disconnects;
 pub mod eviction;
 pub mod lifecycle;
 pub(crate) mod pool;
@@ -227,6 +228,42 @@ impl fmt::Display for DisconnectReason {
                 write!(f, "asked for a service we do not offer: {s}")
             }
         }
+    }
+}
+
+impl DisconnectReason {
+    /// The reason's index in [`disconnects::DISCONNECT_KINDS`] (its label without the
+    /// detail text, so labels stay few).
+    pub fn kind_index(&self) -> usize {
+        match self {
+            DisconnectReason::PeerClosed => 0,
+            DisconnectReason::Wire(_) => 1,
+            DisconnectReason::HandshakeTimeout => 2,
+            DisconnectReason::IdleTimeout => 3,
+            DisconnectReason::PingTimeout => 4,
+            DisconnectReason::ProtocolViolation(_) => 5,
+            DisconnectReason::SelfConnection => 6,
+            DisconnectReason::ObsoleteVersion(_) => 7,
+            DisconnectReason::SendQueueFull => 8,
+            DisconnectReason::WriteFailed(_) => 9,
+            DisconnectReason::TooManyPeers => 10,
+            DisconnectReason::Stalled => 11,
+            DisconnectReason::BlockDownloadTimeout => 12,
+            DisconnectReason::Misbehaving(_) => 13,
+            DisconnectReason::Requested => 14,
+            DisconnectReason::Banned => 15,
+            DisconnectReason::Shutdown => 16,
+            DisconnectReason::ResourceExhausted(_) => 17,
+            DisconnectReason::ServiceNotOffered(_) => 18,
+        }
+    }
+
+    /// The reason's metrics label (`peer_closed`, `misbehaving`, ...).
+    pub fn kind(&self) -> &'static str {
+        disconnects::DISCONNECT_KINDS
+            .get(self.kind_index())
+            .copied()
+            .unwrap_or("none")
     }
 }
 
@@ -721,6 +758,8 @@ pub(crate) struct Connections {
     /// included (Core's `nTotalBytesSent`, `nTotalBytesRecv`).
     pub(crate) total_bytes_sent: AtomicU64,
     pub(crate) total_bytes_recv: AtomicU64,
+    /// Closed connections by reason (metrics).
+    pub(crate) disconnects: disconnects::DisconnectCounts,
 }
 
 /// How long a misbehaving peer's address stays discouraged (Core's
@@ -796,6 +835,7 @@ impl Connections {
             banlist: Mutex::new(None),
             total_bytes_sent: AtomicU64::new(0),
             total_bytes_recv: AtomicU64::new(0),
+            disconnects: disconnects::DisconnectCounts::default(),
         }
     }
 
@@ -983,8 +1023,12 @@ impl Connections {
     /// that has not happened yet).
     pub(crate) fn remove(&self, peer: &Peer) {
         self.release_slot(peer);
+        let reason = peer.disconnect_reason();
         let mut t = self.table.lock();
-        t.peers.remove(&peer.id);
+        if t.peers.remove(&peer.id).is_some() {
+            self.disconnects
+                .record(reason.as_ref().map(DisconnectReason::kind_index));
+        }
         if t.peers.is_empty() {
             self.emptied.notify_all();
         }

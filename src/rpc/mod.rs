@@ -16,6 +16,10 @@
 //! arrive whole within `request_timeout`, so a slow client holds a worker
 //! for a bounded time only.
 //!
+//! A target under `/rest/` goes to [`rest`] (Core's REST interface, off
+//! unless [`RpcConfig::rest`]) before authentication; every call's method is
+//! counted in [`stats`] for the metrics endpoint.
+//!
 //! [`RpcServer::stop`] (also run on drop) stops every thread, joins them and
 //! removes the cookie file. `stop` over RPC answers first, then calls
 //! [`RpcBackend::stop`], which must only *signal* the node to shut down.
@@ -54,6 +58,8 @@ pub mod node;
 mod node_data;
 pub mod protocol;
 mod rawtransaction;
+pub mod rest;
+pub mod stats;
 mod util;
 
 #[cfg(test)]
@@ -103,6 +109,9 @@ pub struct RpcConfig {
     /// A keep-alive connection idle this long is closed (Core's
     /// `-rpcservertimeout`, 30 s).
     pub idle_timeout: Duration,
+    /// Serve Core's REST interface under `/rest/`, unauthenticated (Core's
+    /// `-rest`, default off; see [`rest`]).
+    pub rest: bool,
 }
 
 impl RpcConfig {
@@ -120,6 +129,7 @@ impl RpcConfig {
             auth_fail_delay: Duration::from_millis(250),
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
+            rest: false,
         }
     }
 }
@@ -160,6 +170,8 @@ struct Shared {
     dispatcher: Dispatcher,
     shutdown: AtomicBool,
     open: AtomicUsize,
+    /// Calls by method, for the metrics endpoint.
+    calls: Arc<stats::RpcCallCounts>,
 }
 
 /// An accepted connection waiting for or being served by a worker.
@@ -224,6 +236,7 @@ impl RpcServer {
             dispatcher: Dispatcher::new(backend),
             shutdown: AtomicBool::new(false),
             open: AtomicUsize::new(0),
+            calls: Arc::new(stats::RpcCallCounts::new()),
             config,
         });
         let mut server = RpcServer {
@@ -259,6 +272,11 @@ impl RpcServer {
     /// The bound addresses (with OS-chosen ports).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Calls served so far, by method (read by `crate::metrics`).
+    pub fn call_counts(&self) -> Arc<stats::RpcCallCounts> {
+        Arc::clone(&self.shared.calls)
     }
 
     /// Stops every thread, joins them (except the calling thread, if it is
@@ -457,6 +475,14 @@ fn handle_request(
     peer: &SocketAddr,
     req: &http::Request,
 ) -> (http::Response, bool) {
+    // Core's REST handlers are registered beside the JSON-RPC one and need
+    // no credentials.
+    if req.target.starts_with("/rest/") {
+        return (
+            rest::handle(shared.config.rest, &shared.dispatcher, req),
+            false,
+        );
+    }
     if req.method != "POST" {
         return (
             http::Response::text(405, "JSONRPC server handles only POST requests".into()),
@@ -486,6 +512,7 @@ fn handle_request(
     let stop = std::cell::Cell::new(false);
     let exec = |method: &str, params: &serde_json::Value| {
         let r = shared.dispatcher.execute(method, params);
+        shared.calls.record(method);
         if method == "stop" && r.is_ok() {
             stop.set(true);
         }
