@@ -149,6 +149,16 @@ pub struct Config {
     /// Timers of the outbound connection policy (Core's constants; tests
     /// shorten them).
     pub outbound_timers: OutboundTimers,
+    /// Mempool memory limit in MB of 1,000,000 bytes (`-maxmempool`, Core's
+    /// `DEFAULT_MAX_MEMPOOL_SIZE_MB` 300), compared with the mempool's
+    /// usage estimate.
+    pub max_mempool_mb: usize,
+    /// Mempool transactions older than this many hours are dropped
+    /// (`-mempoolexpiry`, Core's `DEFAULT_MEMPOOL_EXPIRY_HOURS` 336).
+    pub mempool_expiry_hours: u64,
+    /// Save the mempool to `mempool.dat` at shutdown and load it at start
+    /// (`-persistmempool`, Core's `DEFAULT_PERSIST_MEMPOOL` true).
+    pub persist_mempool: bool,
 }
 
 /// The timers of the outbound connection policy (`connmgr`), Bitcoin
@@ -275,6 +285,9 @@ impl Config {
             test_fault_height: None,
             // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
             addr_broadcast_interval: Duration::from_secs(30),
+            max_mempool_mb: crate::mempool::DEFAULT_MAX_MEMPOOL_SIZE_MB,
+            mempool_expiry_hours: crate::mempool::DEFAULT_MEMPOOL_EXPIRY_HOURS,
+            persist_mempool: true,
         }
     }
 
@@ -452,6 +465,10 @@ command-line values win, repeatable options are appended to the file's:
   --pid FILE               write the process id to FILE (relative to the network's
                            data directory), removed at shutdown (default: none)
   --daemon                 not supported: run strand under a service manager
+  --maxmempool MB          mempool memory limit, evicting the lowest fee rates
+                           (default: 300; at least 5)
+  --mempoolexpiry HOURS    drop mempool transactions older than this (default: 336)
+  --persistmempool=0|1     save the mempool at shutdown, reload it at start (default: 1)
   --help, --version
 ";
 
@@ -528,6 +545,9 @@ where
     let mut pid_file: Option<PathBuf> = None;
     #[cfg(feature = "test-util")]
     let mut test_fault_height = None;
+    let mut max_mempool = None;
+    let mut mempool_expiry = None;
+    let mut persist_mempool = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -821,6 +841,12 @@ where
             "testfaultheight" => {
                 test_fault_height = Some(parse_number(name, &value(&mut i)?, 0, 10_000_000)? as u32)
             }
+            // Core: at least 40 × the descendant size limit (101 kvB).
+            "maxmempool" => max_mempool = Some(parse_number(name, &value(&mut i)?, 5, 1_000_000)?),
+            "mempoolexpiry" => {
+                mempool_expiry = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
+            }
+            "persistmempool" => persist_mempool = Some(parse_bool(name, inline.as_deref())?),
             _ => return Err(ConfigError(format!("unknown option '{raw}' (see --help)"))),
         }
     }
@@ -952,6 +978,15 @@ where
     }
     if let Some(b) = fixedseeds {
         config.fixedseeds = b;
+    }
+    if let Some(mb) = max_mempool {
+        config.max_mempool_mb = mb as usize;
+    }
+    if let Some(h) = mempool_expiry {
+        config.mempool_expiry_hours = h;
+    }
+    if let Some(b) = persist_mempool {
+        config.persist_mempool = b;
     }
     if autoconnect.is_some() {
         config.autoconnect = autoconnect;
@@ -1110,6 +1145,9 @@ pub const OPTION_NAMES: &[&str] = &[
     "daemon",
     "maxsendbuffer",
     "maxreceivebuffer",
+    "maxmempool",
+    "mempoolexpiry",
+    "persistmempool",
 ];
 
 /// Options that may be given more than once: config-file values and

@@ -35,6 +35,8 @@ pub(super) enum Ty {
     Arr,
     /// A number or a boolean (verbosity).
     NumOrBool,
+    /// A JSON object.
+    Obj,
 }
 
 impl Ty {
@@ -44,6 +46,7 @@ impl Ty {
             Ty::Num | Ty::NumOrBool | Ty::Amount => "number",
             Ty::Bool => "bool",
             Ty::Arr => "array",
+            Ty::Obj => "object",
         }
     }
 
@@ -55,6 +58,7 @@ impl Ty {
             Ty::Amount => "numeric or string",
             Ty::Arr => "json array",
             Ty::NumOrBool => "numeric",
+            Ty::Obj => "json object",
         }
     }
 
@@ -66,6 +70,7 @@ impl Ty {
             Ty::Amount => true,
             Ty::Arr => v.is_array(),
             Ty::NumOrBool => v.is_number() || v.is_boolean(),
+            Ty::Obj => v.is_object(),
         }
     }
 }
