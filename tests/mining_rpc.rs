@@ -395,6 +395,7 @@ fn maxmempool_evicts_lowest_feerates_and_raises_mempoolminfee() {
         sent.push(tx.compute_txid().to_string());
     }
     let info = rpc.ok("getmempoolinfo", json!([]));
+    eprintln!("mempool after 30 large transactions: {info}");
     assert_eq!(info["maxmempool"], json!(5_000_000));
     let usage = info["usage"].as_u64().unwrap();
     assert!(usage <= 5_000_000, "{info}");

@@ -6,7 +6,12 @@
 //! txid, wtxid and spent outpoint, with parent/child links; full
 //! replace-by-fee (Core 28 rules); size-limited with lowest-feerate
 //! eviction; and the [`OrphanPool`] of transactions whose parents are
-//! unknown. Pure logic: no thread, no I/O, no clock (times are passed in).
+//! unknown. Pure logic: no thread, no clock (times are passed in). Beside
+//! it: [`fees`], the fee estimator the pool feeds as transactions enter and
+//! blocks confirm them; [`select`], the choice of a block template's
+//! transactions by ancestor fee rate with `prioritisetransaction` deltas;
+//! [`persist`], the only file I/O, `mempool.dat` and `fee_estimates.dat`
+//! at start, shutdown and `savemempool`.
 //!
 //! **Threads and locking (proposal for integration).** The node keeps one
 //! [`SharedMempool`] (an `Arc<parking_lot::Mutex<Mempool>>`; orphans live
