@@ -158,6 +158,16 @@ pub struct Config {
     /// Timers of the outbound connection policy (Core's constants; tests
     /// shorten them).
     pub outbound_timers: OutboundTimers,
+    /// Mempool memory limit in MB of 1,000,000 bytes (`-maxmempool`, Core's
+    /// `DEFAULT_MAX_MEMPOOL_SIZE_MB` 300), compared with the mempool's
+    /// usage estimate.
+    pub max_mempool_mb: usize,
+    /// Mempool transactions older than this many hours are dropped
+    /// (`-mempoolexpiry`, Core's `DEFAULT_MEMPOOL_EXPIRY_HOURS` 336).
+    pub mempool_expiry_hours: u64,
+    /// Save the mempool to `mempool.dat` at shutdown and load it at start
+    /// (`-persistmempool`, Core's `DEFAULT_PERSIST_MEMPOOL` true).
+    pub persist_mempool: bool,
 }
 
 /// The timers of the outbound connection policy (`connmgr`), Bitcoin
@@ -292,6 +302,9 @@ impl Config {
             blocksonly: false,
             // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
             addr_broadcast_interval: Duration::from_secs(30),
+            max_mempool_mb: crate::mempool::DEFAULT_MAX_MEMPOOL_SIZE_MB,
+            mempool_expiry_hours: crate::mempool::DEFAULT_MEMPOOL_EXPIRY_HOURS,
+            persist_mempool: true,
         }
     }
 
@@ -477,6 +490,10 @@ command-line values win, repeatable options are appended to the file's:
   --rest                   serve Core's REST interface on the RPC port, without
                            authentication (default: off)
   --metrics IP:PORT        serve Prometheus metrics at http://IP:PORT/metrics
+  --maxmempool MB          mempool memory limit, evicting the lowest fee rates
+                           (default: 300; at least 5)
+  --mempoolexpiry HOURS    drop mempool transactions older than this (default: 336)
+  --persistmempool=0|1     save the mempool at shutdown, reload it at start (default: 1)
   --help, --version
 ";
 
@@ -571,6 +588,9 @@ where
     let mut test_fault_height = None;
     let mut assume_valid = AssumeValid::Default;
     let mut blocksonly = false;
+    let mut max_mempool = None;
+    let mut mempool_expiry = None;
+    let mut persist_mempool = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -882,6 +902,12 @@ where
                 })?;
             }
             "blocksonly" => blocksonly = parse_bool(name, inline.as_deref())?,
+            // Core: at least 40 × the descendant size limit (101 kvB).
+            "maxmempool" => max_mempool = Some(parse_number(name, &value(&mut i)?, 5, 1_000_000)?),
+            "mempoolexpiry" => {
+                mempool_expiry = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
+            }
+            "persistmempool" => persist_mempool = Some(parse_bool(name, inline.as_deref())?),
             _ => return Err(ConfigError(format!("unknown option '{raw}' (see --help)"))),
         }
     }
@@ -1015,6 +1041,15 @@ where
     }
     if let Some(b) = fixedseeds {
         config.fixedseeds = b;
+    }
+    if let Some(mb) = max_mempool {
+        config.max_mempool_mb = mb as usize;
+    }
+    if let Some(h) = mempool_expiry {
+        config.mempool_expiry_hours = h;
+    }
+    if let Some(b) = persist_mempool {
+        config.persist_mempool = b;
     }
     if autoconnect.is_some() {
         config.autoconnect = autoconnect;
@@ -1177,6 +1212,9 @@ pub const OPTION_NAMES: &[&str] = &[
     "blocksonly",
     "rest",
     "metrics",
+    "maxmempool",
+    "mempoolexpiry",
+    "persistmempool",
 ];
 
 /// Options that may be given more than once: config-file values and

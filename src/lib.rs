@@ -356,8 +356,12 @@ impl Node {
     /// Starts a node: locks the data directory, binds the listener, starts
     /// the threads. Returns once the node is accepting connections.
     pub fn start(config: Config) -> Result<NodeHandle, StartError> {
-        let mempool =
-            mempool::SharedMempool::new(mempool::Mempool::new(mempool::MempoolConfig::default()));
+        let mempool_config = mempool::MempoolConfig {
+            max_size_bytes: config.max_mempool_mb.saturating_mul(1_000_000),
+            expiry_secs: config.mempool_expiry_hours.saturating_mul(3600),
+            ..mempool::MempoolConfig::default()
+        };
+        let mempool = mempool::SharedMempool::new(mempool::Mempool::new(mempool_config));
         Node::start_with(config, mempool)
     }
 
@@ -390,8 +394,9 @@ impl Node {
         chain_opts.signet_challenge = config.signet_challenge.clone();
         chain_opts.minimum_chain_work = config.minimum_chain_work;
         chain_opts.assume_valid = config.assume_valid;
-        let chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
+        let mut chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
             .map_err(StartError::Chain)?;
+        mempool::persist::load_at_start(&mempool, &dir, &mut chain, config.persist_mempool);
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));
         let max_connections = peer::max_connections(config.max_peers);
         let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(max_connections));
@@ -849,6 +854,11 @@ impl NodeHandle {
         Ok(self.inner()?.mempool.clone())
     }
 
+    /// The network's data directory (where `mempool.dat` is saved).
+    pub fn net_dir(&self) -> Result<std::path::PathBuf, NodeError> {
+        Ok(self.inner()?.ctx.config.net_dir())
+    }
+
     /// Core's `invalidateblock`: marks `hash` and its descendants invalid
     /// and follows the best remaining chain.
     pub fn invalidate_block(&self, hash: bitcoin::BlockHash) -> Result<(), ChainOpError> {
@@ -1002,6 +1012,12 @@ impl NodeHandle {
         let _ = inner.handler_thread.join();
         let _ = inner.sync_tx.send(SyncMsg::Shutdown);
         let _ = inner.sync_thread.join();
+        let config = &inner.ctx.config;
+        mempool::persist::save_at_shutdown(
+            &inner.mempool,
+            &config.net_dir(),
+            config.persist_mempool,
+        );
         log::info!("shutdown complete");
     }
 }

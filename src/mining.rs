@@ -490,6 +490,58 @@ pub fn generate_block(
     }
 }
 
+/// Core's `MAX_BLOCK_SIGOPS_COST`.
+pub const MAX_BLOCK_SIGOPS_COST: u64 = 80_000;
+/// Core's `DEFAULT_BLOCK_RESERVED_WEIGHT`: weight kept for the header and
+/// coinbase when choosing transactions.
+pub const DEFAULT_BLOCK_RESERVED_WEIGHT: u64 = 8_000;
+/// Sigop cost kept for the coinbase (Core's `BlockAssembler` starts at
+/// 400).
+pub const COINBASE_SIGOPS_RESERVED: u64 = 400;
+/// The header version of templates: BIP9's top bits with no deployment
+/// signalled (every Core 31 deployment is buried).
+pub const TEMPLATE_VERSION: i32 = 0x2000_0000;
+
+/// The header fields of the next block on the tip, for
+/// `getblocktemplate` and `getmininginfo` (any network; no mining).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextBlock {
+    /// The tip, parent of the next block.
+    pub prev_hash: BlockHash,
+    /// The next block's height.
+    pub height: u32,
+    /// Its required `nBits` at `curtime`.
+    pub bits: CompactTarget,
+    /// Earliest valid header time (median time past + 1; Core's
+    /// `GetMinimumTime` without the testnet4 timewarp rule).
+    pub mintime: u32,
+    /// The header time to use: now, raised to `mintime`.
+    pub curtime: u32,
+    /// The subsidy at `height`.
+    pub subsidy: Amount,
+}
+
+/// The next block's header fields on `chain`'s tip, at time `now`.
+pub fn next_block_on_tip(chain: &ChainState, now: u32) -> Result<NextBlock, GenerateError> {
+    let params = chain.params();
+    let ancestry = Tip(chain);
+    let mtp = pow::median_time_past_at(&ancestry, chain.height())
+        .map_err(|e| GenerateError::Rejected(e.to_string()))?;
+    let mintime = mtp.saturating_add(1);
+    let curtime = now.max(mintime);
+    let bits = pow::next_work_required(&ancestry, curtime, params)
+        .map_err(|e| GenerateError::Rejected(e.to_string()))?;
+    let height = chain.height() + 1;
+    Ok(NextBlock {
+        prev_hash: chain.tip(),
+        height,
+        bits,
+        mintime,
+        curtime,
+        subsidy: check::subsidy_at(height, params.subsidy_halving_interval),
+    })
+}
+
 /// Total fees of `txs`, spending the UTXO set and outputs of earlier `txs`.
 fn fees_of(chain: &mut ChainState, txs: &[Transaction]) -> Result<Amount, GenerateError> {
     let mut created: HashMap<OutPoint, Amount> = HashMap::new();

@@ -6,7 +6,12 @@
 //! txid, wtxid and spent outpoint, with parent/child links; full
 //! replace-by-fee (Core 28 rules); size-limited with lowest-feerate
 //! eviction; and the [`OrphanPool`] of transactions whose parents are
-//! unknown. Pure logic: no thread, no I/O, no clock (times are passed in).
+//! unknown. Pure logic: no thread, no clock (times are passed in). Beside
+//! it: [`fees`], the fee estimator the pool feeds as transactions enter and
+//! blocks confirm them; [`select`], the choice of a block template's
+//! transactions by ancestor fee rate with `prioritisetransaction` deltas;
+//! [`persist`], the only file I/O, `mempool.dat` and `fee_estimates.dat`
+//! at start, shutdown and `savemempool`.
 //!
 //! **Threads and locking (proposal for integration).** The node keeps one
 //! [`SharedMempool`] (an `Arc<parking_lot::Mutex<Mempool>>`; orphans live
@@ -29,8 +34,11 @@
 //! transaction, milliseconds).
 
 pub mod error;
+pub mod fees;
 pub mod orphans;
+pub mod persist;
 pub mod policy;
+pub mod select;
 
 #[cfg(test)]
 mod tests;
@@ -55,8 +63,10 @@ pub use error::{
     MempoolReject, OrphanReject, RejectCode, RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR,
     RPC_VERIFY_REJECTED,
 };
+pub use fees::FeeEstimator;
 pub use orphans::{NoOrphans, OrphanAdded, OrphanConfig, OrphanEntry, OrphanEvictor, OrphanPool};
 pub use policy::FeeRate;
+pub use select::TemplateTx;
 
 /// Most transactions one replacement may evict (Core
 /// `MAX_REPLACEMENT_CANDIDATES`).
@@ -138,7 +148,16 @@ pub struct MempoolConfig {
     pub descendant_size_vb: u64,
     /// Orphan pool limits.
     pub orphans: OrphanConfig,
+    /// Transactions older than this many seconds leave the pool, with
+    /// their descendants (`-mempoolexpiry`, Core's
+    /// `DEFAULT_MEMPOOL_EXPIRY_HOURS` 336).
+    pub expiry_secs: u64,
 }
+
+/// Core's `DEFAULT_MAX_MEMPOOL_SIZE_MB`.
+pub const DEFAULT_MAX_MEMPOOL_SIZE_MB: usize = 300;
+/// Core's `DEFAULT_MEMPOOL_EXPIRY_HOURS`.
+pub const DEFAULT_MEMPOOL_EXPIRY_HOURS: u64 = 336;
 
 impl Default for MempoolConfig {
     fn default() -> MempoolConfig {
@@ -154,6 +173,7 @@ impl Default for MempoolConfig {
             descendant_count: 25,
             descendant_size_vb: 101_000,
             orphans: OrphanConfig::default(),
+            expiry_secs: DEFAULT_MEMPOOL_EXPIRY_HOURS * 3600,
         }
     }
 }
@@ -219,6 +239,8 @@ pub struct MempoolEntry {
     pub descendant_size: u64,
     /// Their fees, self included.
     pub descendant_fees: Amount,
+    /// Fee plus the `prioritisetransaction` delta, in satoshis.
+    pub modified_fee: i64,
     /// In-mempool parents, sorted.
     pub depends: Vec<Txid>,
     /// In-mempool children, sorted.
@@ -297,6 +319,16 @@ pub struct Mempool {
     last_rolling_update: u64,
     block_since_bump: bool,
     orphans: OrphanPool,
+    /// `prioritisetransaction` fee deltas, kept for transactions not (yet)
+    /// in the pool too (Core `mapDeltas`).
+    deltas: HashMap<Txid, i64>,
+    /// Entries by entry time, for expiry.
+    by_time: BTreeSet<(u64, Txid)>,
+    /// The fee estimator, fed by acceptance and blocks.
+    fees: FeeEstimator,
+    /// Entries added plus entries removed (Core
+    /// `nTransactionsUpdated`, part of `getblocktemplate`'s `longpollid`).
+    updates: u64,
 }
 
 impl Mempool {
@@ -315,6 +347,10 @@ impl Mempool {
             last_rolling_update: 0,
             block_since_bump: false,
             orphans,
+            deltas: HashMap::new(),
+            by_time: BTreeSet::new(),
+            fees: FeeEstimator::new(),
+            updates: 0,
         }
     }
 
@@ -454,15 +490,18 @@ impl Mempool {
 
         // --- Fee rate floors.
         if !bypass_limits {
+            // Core checks the modified fee (prioritisetransaction counts).
+            let modified = (fee as i64 + self.deltas.get(&txid).copied().unwrap_or(0)).max(0);
+            let modified = modified as u64;
             let min_fee = self.min_fee_rate(ctx.time).fee(vsize);
-            if min_fee > 0 && fee < min_fee {
+            if min_fee > 0 && modified < min_fee {
                 return Err(rej(C::Reconsiderable, "mempool min fee not met")
-                    .with_detail(format!("{fee} < {min_fee}")));
+                    .with_detail(format!("{modified} < {min_fee}")));
             }
             let relay = self.config.min_relay_feerate.fee(vsize);
-            if fee < relay {
+            if modified < relay {
                 return Err(rej(C::Reconsiderable, "min relay fee not met")
-                    .with_detail(format!("{fee} < {relay}")));
+                    .with_detail(format!("{modified} < {relay}")));
             }
         }
 
@@ -519,10 +558,17 @@ impl Mempool {
             },
         );
         if !bypass_limits {
+            // Core `LimitMempoolSize`: expire, then trim.
+            self.expire(ctx.time);
             self.trim_to_size(self.config.max_size_bytes, ctx.time);
             if !self.entries.contains_key(&txid) {
                 return Err(rej(C::Reconsiderable, "mempool full"));
             }
+            self.fees.process_tx(
+                txid,
+                ctx.height.saturating_sub(1),
+                FeeRate::from_fee(fee, vsize),
+            );
         }
         Ok(Accepted {
             txid,
@@ -805,6 +851,20 @@ impl Mempool {
     /// their descendants, and the orphans it includes or conflicts with.
     /// Returns the transactions removed as conflicts.
     pub fn remove_for_block(&mut self, block: &Block) -> Vec<Transaction> {
+        // The block's height from its BIP34 coinbase (every block a node
+        // with a mempool connects has one); else one above the last.
+        let height = block
+            .txdata
+            .first()
+            .and_then(|cb| cb.input.first())
+            .and_then(|i| crate::mining::coinbase_height(&i.script_sig))
+            .unwrap_or(self.fees.best_height() + 1);
+        let txids: Vec<Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+        self.fees.process_block(height, &txids);
+        for t in &txids {
+            // Core `ClearPrioritisation` for mined transactions.
+            self.deltas.remove(t);
+        }
         let mut conflicts = Vec::new();
         for tx in &block.txdata {
             let txid = tx.compute_txid();
@@ -926,18 +986,20 @@ impl Mempool {
             .entries
             .iter()
             .map(|(txid, e)| {
-                let (mut dfee, mut dsize) = (e.fee, e.vsize);
+                // Modified fees, as Core's descendant score.
+                let own = self.modified_fee(txid).max(0) as u64;
+                let (mut dfee, mut dsize) = (own, e.vsize);
                 for d in self.descendants(txid) {
                     if let Some(de) = self.entries.get(&d) {
-                        dfee += de.fee;
+                        dfee += self.modified_fee(&d).max(0) as u64;
                         dsize += de.vsize;
                     }
                 }
                 // Sort key: the higher of own and descendant rate.
-                let (sfee, ssize) = if policy::cmp_feerate(dfee, dsize, e.fee, e.vsize).is_gt() {
+                let (sfee, ssize) = if policy::cmp_feerate(dfee, dsize, own, e.vsize).is_gt() {
                     (dfee, dsize)
                 } else {
-                    (e.fee, e.vsize)
+                    (own, e.vsize)
                 };
                 (sfee, ssize, dfee, dsize, *txid)
             })
@@ -961,6 +1023,63 @@ impl Mempool {
             evicted.extend(self.remove_recursive(&txid));
         }
         evicted
+    }
+
+    /// Removes transactions that entered more than
+    /// [`MempoolConfig::expiry_secs`] before `now`, with their descendants
+    /// (Core `CTxMemPool::Expire`). Returns how many left.
+    pub fn expire(&mut self, now: u64) -> usize {
+        let cutoff = now.saturating_sub(self.config.expiry_secs);
+        let old: Vec<Txid> = self
+            .by_time
+            .iter()
+            .take_while(|(t, _)| *t < cutoff)
+            .map(|(_, txid)| *txid)
+            .collect();
+        old.iter().map(|t| self.remove_recursive(t).len()).sum()
+    }
+
+    /// Core's `PrioritiseTransaction`: adds `delta` satoshis to the fee
+    /// `txid` is mined and evicted by (it need not be in the pool yet).
+    pub fn prioritise_transaction(&mut self, txid: Txid, delta: i64) {
+        let d = self.deltas.entry(txid).or_insert(0);
+        *d = d.saturating_add(delta);
+        if *d == 0 {
+            self.deltas.remove(&txid);
+        }
+    }
+
+    /// Every fee delta: (txid, delta, whether the transaction is in the
+    /// pool), sorted by txid (`getprioritisedtransactions`).
+    pub fn prioritised(&self) -> Vec<(Txid, i64, bool)> {
+        let mut v: Vec<(Txid, i64, bool)> = self
+            .deltas
+            .iter()
+            .map(|(t, d)| (*t, *d, self.entries.contains_key(t)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The fee estimator.
+    pub fn fees(&self) -> &FeeEstimator {
+        &self.fees
+    }
+
+    /// Replaces the fee estimator (loaded from `fee_estimates.dat`).
+    pub fn set_fees(&mut self, fees: FeeEstimator) {
+        self.fees = fees;
+    }
+
+    /// How many times an entry was added or removed (Core
+    /// `GetTransactionsUpdated`).
+    pub fn transactions_updated(&self) -> u64 {
+        self.updates
+    }
+
+    /// Entry time of `txid` (seconds since the epoch).
+    pub fn entry_time(&self, txid: &Txid) -> Option<u64> {
+        self.entries.get(txid).map(|e| e.time)
     }
 
     // -----------------------------------------------------------------
@@ -1034,6 +1153,7 @@ impl Mempool {
             descendant_count: descendants.len() + 1,
             descendant_size: dsize + e.vsize,
             descendant_fees: Amount::from_sat(dfee + e.fee),
+            modified_fee: self.modified_fee(txid),
             depends: e.parents.iter().copied().collect(),
             spent_by: e.children.iter().copied().collect(),
             bip125_replaceable: self.config.full_rbf || self.signals_rbf_with_ancestors(txid),
@@ -1143,6 +1263,8 @@ impl Mempool {
         self.total_vsize += entry.vsize;
         self.total_usage += entry.usage;
         self.total_fee += entry.fee;
+        self.by_time.insert((entry.time, txid));
+        self.updates += 1;
         self.by_wtxid.insert(entry.wtxid, txid);
         self.entries.insert(txid, entry);
     }
@@ -1166,6 +1288,9 @@ impl Mempool {
             }
         }
         self.by_wtxid.remove(&e.wtxid);
+        self.by_time.remove(&(e.time, *txid));
+        self.updates += 1;
+        self.fees.remove_tx(txid);
         self.total_vsize -= e.vsize;
         self.total_usage -= e.usage;
         self.total_fee -= e.fee;

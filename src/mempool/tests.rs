@@ -1056,3 +1056,179 @@ fn chain_state_as_utxo_view() {
         "txn-already-known"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Block template selection, prioritisation, expiry, persistence
+// ---------------------------------------------------------------------------
+
+#[test]
+fn template_orders_by_ancestor_feerate_and_prioritisation() {
+    let mut f = fx();
+    let low = spend_coinbase(0, 1_000);
+    let mid = spend_coinbase(1, 5_000);
+    // A cheap parent with a rich child: the package outranks `mid`.
+    let parent = spend_coinbase(2, 500);
+    let child = child_of(&parent, &[], 20_000);
+    for t in [&low, &mid, &parent, &child] {
+        f.accept(t).expect("accept");
+    }
+    let ids = |f: &Fx| -> Vec<Txid> {
+        f.pool
+            .select_for_block(4_000_000, 80_000)
+            .into_iter()
+            .map(|t| t.txid)
+            .collect()
+    };
+    let order = ids(&f);
+    assert_eq!(
+        order,
+        vec![
+            parent.compute_txid(),
+            child.compute_txid(),
+            mid.compute_txid(),
+            low.compute_txid()
+        ]
+    );
+    // The child depends on the parent at position 1.
+    let sel = f.pool.select_for_block(4_000_000, 80_000);
+    assert_eq!(sel[1].depends, vec![1]);
+    assert!(sel[0].depends.is_empty());
+    assert_eq!(sel[3].fee, Amount::from_sat(1_000));
+
+    // Prioritising `low` puts it first; fees stay the base fee.
+    f.pool.prioritise_transaction(low.compute_txid(), 1_000_000);
+    let sel = f.pool.select_for_block(4_000_000, 80_000);
+    assert_eq!(sel[0].txid, low.compute_txid());
+    assert_eq!(sel[0].fee, Amount::from_sat(1_000));
+    assert_eq!(sel[0].modified_fee, 1_001_000);
+    assert_eq!(
+        f.pool.entry(&low.compute_txid()).map(|e| e.modified_fee),
+        Some(1_001_000)
+    );
+    // A weight budget leaves out what does not fit.
+    let one = sel[0].weight;
+    assert_eq!(f.pool.select_for_block(one, 80_000).len(), 1);
+    assert_eq!(
+        f.pool.prioritised(),
+        vec![(low.compute_txid(), 1_000_000, true)]
+    );
+}
+
+#[test]
+fn prioritisation_counts_for_eviction_and_fee_floor() {
+    // Measure one entry, then allow two.
+    let mut probe = fx();
+    let a = spend_coinbase(0, 1_000);
+    probe.accept(&a).expect("a");
+    let one = probe.pool.info().usage;
+    let mut f = fx_with(MempoolConfig {
+        max_size_bytes: 2 * one + one / 2,
+        ..MempoolConfig::default()
+    });
+    let b = spend_coinbase(1, 2_000);
+    let c = spend_coinbase(2, 3_000);
+    // `a` pays least but is prioritised: `b` is evicted instead.
+    f.pool.prioritise_transaction(a.compute_txid(), 100_000);
+    f.accept(&a).expect("a");
+    f.accept(&b).expect("b");
+    f.accept(&c).expect("c");
+    assert!(f.pool.contains(&a.compute_txid()));
+    assert!(!f.pool.contains(&b.compute_txid()));
+    assert!(f.pool.contains(&c.compute_txid()));
+
+    // A negative delta below the relay fee refuses the transaction.
+    let mut g = fx();
+    let d = spend_coinbase(3, 1_000);
+    g.pool.prioritise_transaction(d.compute_txid(), -900);
+    assert_eq!(reason(&g.accept(&d)), "min relay fee not met");
+}
+
+#[test]
+fn expiry_removes_old_transactions_with_descendants() {
+    let mut f = fx_with(MempoolConfig {
+        expiry_secs: 3600,
+        ..MempoolConfig::default()
+    });
+    let parent = spend_coinbase(0, 1_000);
+    let child = child_of(&parent, &[], 1_000);
+    f.accept(&parent).expect("parent");
+    f.accept(&child).expect("child");
+    let young = spend_coinbase(1, 1_000);
+    f.ctx.time = NOW + 1800;
+    f.accept(&young).expect("young");
+    assert_eq!(f.pool.expire(NOW + 3600), 0);
+    // The parent (and its younger child) expire; `young` stays.
+    assert_eq!(f.pool.expire(NOW + 3601), 2);
+    assert_eq!(f.pool.txids(), vec![young.compute_txid()]);
+}
+
+#[test]
+fn mempool_dat_round_trip_revalidates() {
+    let mut f = fx();
+    let parent = spend_coinbase(0, 1_000);
+    let child = child_of(&parent, &[], 2_000);
+    let other = spend_coinbase(1, 3_000);
+    for t in [&parent, &child, &other] {
+        f.accept(t).expect("accept");
+    }
+    f.pool.prioritise_transaction(other.compute_txid(), 777);
+    let absent = spend_coinbase(4, 1_000).compute_txid();
+    f.pool.prioritise_transaction(absent, -5);
+    let bytes = f.pool.to_dat_bytes();
+
+    let mut g = fx();
+    let stats = g
+        .pool
+        .load_dat_bytes(&bytes, &mut g.view, &g.ctx)
+        .expect("load");
+    assert_eq!(stats.accepted, 3);
+    assert_eq!(stats.failed, 0);
+    assert_eq!(g.pool.txids(), f.pool.txids());
+    assert_eq!(g.pool.modified_fee(&other.compute_txid()), 3_777);
+    assert_eq!(g.pool.prioritised(), f.pool.prioritised());
+    assert_eq!(g.pool.entry_time(&child.compute_txid()), Some(NOW));
+
+    // Loaded against a view where `parent`'s coin is spent: parent and
+    // child fail, the rest loads.
+    let mut h = fx();
+    let spent = parent.input[0].previous_output;
+    h.view.remove(&spent);
+    let stats = h
+        .pool
+        .load_dat_bytes(&bytes, &mut h.view, &h.ctx)
+        .expect("load");
+    assert_eq!((stats.accepted, stats.failed), (1, 2));
+
+    // Expired entries are skipped; a truncated or foreign file is an error.
+    let mut e = fx_with(MempoolConfig {
+        expiry_secs: 10,
+        ..MempoolConfig::default()
+    });
+    e.ctx.time = NOW + 11;
+    let stats = e
+        .pool
+        .load_dat_bytes(&bytes, &mut e.view, &e.ctx)
+        .expect("load");
+    assert_eq!((stats.accepted, stats.expired), (0, 3));
+    let mut t = fx();
+    assert!(t
+        .pool
+        .load_dat_bytes(&bytes[..bytes.len() - 3], &mut t.view, &t.ctx)
+        .is_err());
+    assert!(t
+        .pool
+        .load_dat_bytes(b"garbage!", &mut t.view, &t.ctx)
+        .is_err());
+}
+
+#[test]
+fn connected_blocks_feed_the_fee_estimator() {
+    let mut f = fx();
+    let a = spend_coinbase(0, 10_000);
+    f.accept(&a).expect("a");
+    assert_eq!(f.pool.fees().tracked_len(), 1);
+    let block = f.b.block_with_txs(vec![a.clone()]).expect("block");
+    f.pool.remove_for_block(&block);
+    assert_eq!(f.pool.fees().tracked_len(), 0);
+    assert_eq!(f.pool.fees().best_height(), f.b.height() + 1);
+}

@@ -849,4 +849,93 @@ pub trait RpcBackend: Send + Sync {
     fn index_info(&self) -> RpcResult<Vec<IndexInfo>> {
         Ok(Vec::new())
     }
+    /// `getblocktemplate` (template mode): the next block on the tip with
+    /// the mempool's best transactions. Errors as Core (-9 not connected,
+    /// -10 in initial download, on mainnet only).
+    fn block_template(&self) -> RpcResult<BlockTemplateInfo> {
+        unsupported("getblocktemplate")
+    }
+    /// `getmininginfo`.
+    fn mining_info(&self) -> RpcResult<MiningInfo> {
+        unsupported("getmininginfo")
+    }
+    /// `submitheader`: accepts a header whose parent is known (-25
+    /// otherwise, or with the reject reason when it is invalid).
+    fn submit_header(&self, header: bitcoin::block::Header) -> RpcResult<()> {
+        let _ = header;
+        unsupported("submitheader")
+    }
+    /// `prioritisetransaction`: adds `delta` satoshis to the fee `txid`
+    /// is mined and evicted by.
+    fn prioritise_transaction(&self, txid: Txid, delta: i64) -> RpcResult<()> {
+        let _ = (txid, delta);
+        unsupported("prioritisetransaction")
+    }
+    /// `getprioritisedtransactions`: (txid, delta, modified fee when the
+    /// transaction is in the mempool).
+    fn prioritised_transactions(&self) -> RpcResult<Vec<(Txid, i64, Option<i64>)>> {
+        unsupported("getprioritisedtransactions")
+    }
+    /// `estimatesmartfee`: the fee rate (satoshis per kvB, already raised
+    /// to the mempool and relay minimums) for `target` blocks, if any, and
+    /// the target it was found for.
+    fn estimate_smart_fee(&self, target: u32) -> RpcResult<(Option<Amount>, u32)> {
+        let _ = target;
+        unsupported("estimatesmartfee")
+    }
+    /// `estimaterawfee`: the estimator's raw answer at `target` (at most
+    /// [`crate::mempool::fees::MAX_TRACKED_TARGET`]) and `threshold`.
+    fn estimate_raw_fee(
+        &self,
+        target: u32,
+        threshold: f64,
+    ) -> RpcResult<crate::mempool::fees::RawEstimate> {
+        let _ = (target, threshold);
+        unsupported("estimaterawfee")
+    }
+    /// `savemempool`: writes `mempool.dat`; returns its path.
+    fn save_mempool(&self) -> RpcResult<std::path::PathBuf> {
+        unsupported("savemempool")
+    }
+}
+
+/// A block template for `getblocktemplate` (Core's `BlockTemplate` plus
+/// what the RPC shows of the chain).
+#[derive(Debug, Clone)]
+pub struct BlockTemplateInfo {
+    /// Header fields of the next block.
+    pub next: crate::mining::NextBlock,
+    /// Header version.
+    pub version: i32,
+    /// Transactions, in block order.
+    pub transactions: Vec<crate::mempool::TemplateTx>,
+    /// Subsidy plus the transactions' (base) fees.
+    pub coinbasevalue: Amount,
+    /// The BIP141 commitment output script for these transactions.
+    pub default_witness_commitment: ScriptBuf,
+    /// Mempool updates counter, part of `longpollid`.
+    pub transactions_updated: u64,
+    /// Signet: the challenge blocks must satisfy.
+    pub signet_challenge: Option<Vec<u8>>,
+}
+
+/// `getmininginfo` (Core 31's fields).
+#[derive(Debug, Clone)]
+pub struct MiningInfo {
+    /// Tip height.
+    pub blocks: u32,
+    /// Tip `nBits`.
+    pub bits: bitcoin::CompactTarget,
+    /// Tip difficulty.
+    pub difficulty: f64,
+    /// Network hash rate over the last 120 blocks (hashes per second).
+    pub networkhashps: f64,
+    /// Mempool transactions.
+    pub pooledtx: u64,
+    /// Core's chain name (main, test, signet, regtest).
+    pub chain: String,
+    /// The next block's header fields.
+    pub next: crate::mining::NextBlock,
+    /// Signet: the challenge blocks must satisfy.
+    pub signet_challenge: Option<Vec<u8>>,
 }

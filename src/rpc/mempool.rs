@@ -145,3 +145,8 @@ pub(super) fn h_testmempoolaccept(d: &Dispatcher, a: &Args) -> RpcResult<Value> 
             .collect(),
     ))
 }
+
+pub(super) fn h_savemempool(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
+    let path = d.backend.save_mempool()?;
+    Ok(json!({ "filename": path.display().to_string() }))
+}

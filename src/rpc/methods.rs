@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use super::backend::RpcResult;
 use super::blockchain::*;
 use super::control::*;
+use super::fees::*;
 use super::mempool::*;
 use super::mining::*;
 pub use super::net::service_names;
@@ -529,6 +530,81 @@ static METHODS: &[Method] = &[
         desc: "Returns the status of one or all available indices currently running in the node.",
         result: "{ \"name\": { \"synced\", \"best_block_height\" }, ... }",
         handler: h_getindexinfo,
+    },
+    // == Mining, fees, mempool persistence (issue 13) ==
+    Method {
+        name: "getblocktemplate",
+        category: "mining",
+        args: &[opt("template_request", Ty::Obj, "{}", "Format of the template: {\"mode\": \"template\", \"rules\": [\"segwit\"], ...}; \"segwit\" is required")],
+        desc: "If the request parameters include a 'mode' key, that is used to explicitly select between the default 'template' request or a 'proposal'.\nIt returns data needed to construct a block to work on.\nFor full specification, see BIPs 22, 23, 9, and 145. Only 'template' mode is supported; long polling is not (the call answers at once).",
+        result: "{ \"capabilities\", \"version\", \"rules\", \"vbavailable\", \"vbrequired\", \"previousblockhash\", \"transactions\", \"coinbaseaux\", \"coinbasevalue\", \"longpollid\", \"target\", \"mintime\", \"mutable\", \"noncerange\", \"sigoplimit\", \"sizelimit\", \"weightlimit\", \"curtime\", \"bits\", \"height\", \"default_witness_commitment\" }",
+        handler: h_getblocktemplate,
+    },
+    Method {
+        name: "getmininginfo",
+        category: "mining",
+        args: &[],
+        desc: "Returns a json object containing mining-related information.",
+        result: "{ \"blocks\", \"bits\", \"difficulty\", \"target\", \"networkhashps\", \"pooledtx\", \"blockmintxfee\", \"chain\", \"next\": { \"height\", \"bits\", \"difficulty\", \"target\" }, \"warnings\" }",
+        handler: h_getmininginfo,
+    },
+    Method {
+        name: "submitheader",
+        category: "mining",
+        args: &[req("hexdata", Ty::Hex, "the hex-encoded block header data")],
+        desc: "Decode the given hexdata as a header and submit it as a candidate chain tip if valid.\nThrows when the header is invalid.",
+        result: "null    (json null) None",
+        handler: h_submitheader,
+    },
+    Method {
+        name: "prioritisetransaction",
+        category: "mining",
+        args: &[
+            req("txid", Ty::Str, "The transaction id."),
+            opt("dummy", Ty::Num, "null", "API-Compatibility for previous API. Must be zero or null."),
+            req("fee_delta", Ty::Num, "The fee value (in satoshis) to add (or subtract, if negative)."),
+        ],
+        desc: "Accepts the transaction into mined blocks at a higher (or lower) priority",
+        result: "true|false    (boolean) Returns true",
+        handler: h_prioritisetransaction,
+    },
+    Method {
+        name: "getprioritisedtransactions",
+        category: "mining",
+        args: &[],
+        desc: "Returns a map of all user-created (see prioritisetransaction) fee deltas by txid, and whether the tx is present in mempool.",
+        result: "{ \"<transactionid>\": { \"fee_delta\", \"in_mempool\", \"modified_fee\" } }",
+        handler: h_getprioritisedtransactions,
+    },
+    Method {
+        name: "estimatesmartfee",
+        category: "util",
+        args: &[
+            req("conf_target", Ty::Num, "Confirmation target in blocks (1 - 1008)"),
+            opt("estimate_mode", Ty::Str, "economical", "The fee estimate mode: unset, economical, conservative"),
+        ],
+        desc: "Estimates the approximate fee per kilobyte needed for a transaction to begin\nconfirmation within conf_target blocks if possible and return the number of blocks\nfor which the estimate is valid.",
+        result: "{ \"feerate\", \"errors\", \"blocks\" }",
+        handler: h_estimatesmartfee,
+    },
+    Method {
+        name: "estimaterawfee",
+        category: "hidden",
+        args: &[
+            req("conf_target", Ty::Num, "Confirmation target in blocks (1 - 1008)"),
+            opt("threshold", Ty::Num, "0.95", "The proportion of transactions in a given feerate range that must have been\nconfirmed within conf_target in order to consider those feerates as high enough and proceed to check\nlower buckets."),
+        ],
+        desc: "WARNING: This interface is unstable and may disappear or change!\nEstimates the approximate fee per kilobyte needed for a transaction to begin\nconfirmation within conf_target blocks if possible. strand keeps one horizon (\"medium\", up to 48 blocks).",
+        result: "{ \"medium\": { \"feerate\", \"decay\", \"scale\", \"pass\", \"fail\", \"errors\" } }",
+        handler: h_estimaterawfee,
+    },
+    Method {
+        name: "savemempool",
+        category: "blockchain",
+        args: &[],
+        desc: "Dumps the mempool to disk.",
+        result: "{ \"filename\" }",
+        handler: h_savemempool,
     },
 ];
 

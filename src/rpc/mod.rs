@@ -48,6 +48,7 @@ pub mod backend;
 mod blockchain;
 pub mod client;
 mod control;
+mod fees;
 pub mod http;
 mod mempool;
 pub mod methods;

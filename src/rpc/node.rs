@@ -88,7 +88,7 @@ fn pool_entry(e: PoolEntry) -> MempoolEntry {
         ancestorsize: e.ancestor_size,
         wtxid: e.wtxid,
         fee_base: e.fee,
-        fee_modified: e.fee,
+        fee_modified: Amount::from_sat(e.modified_fee.max(0) as u64),
         fee_ancestor: e.ancestor_fees,
         fee_descendant: e.descendant_fees,
         depends: e.depends,
@@ -870,4 +870,175 @@ impl RpcBackend for NodeBackend {
     fn log_path(&self) -> RpcResult<String> {
         self.chain(super::node_data::log_path)
     }
+    fn block_template(&self) -> RpcResult<BlockTemplateInfo> {
+        // Core checks peers and initial download on mainnet only
+        // (`IsTestChain`).
+        if self.network == crate::Network::Mainnet {
+            let snap = self.snapshot()?;
+            if snap.peers.is_empty() {
+                return Err(RpcFailure::new(-9, "strand is not connected!"));
+            }
+            if snap.initial_block_download {
+                return Err(RpcFailure::new(
+                    -10,
+                    "strand is in initial sync and waiting for blocks...",
+                ));
+            }
+        }
+        let now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
+        let (next, challenge) = self.chain(move |c| {
+            (
+                crate::mining::next_block_on_tip(c, now),
+                c.params().signet_challenge.clone(),
+            )
+        })?;
+        let next = next.map_err(|e| RpcFailure::misc(e.to_string()))?;
+        let pool = self.mempool()?;
+        let (transactions, updates) = {
+            let pool = pool.lock();
+            let txs = pool.select_for_block(
+                crate::chain::check::MAX_BLOCK_WEIGHT
+                    - crate::mining::DEFAULT_BLOCK_RESERVED_WEIGHT,
+                crate::mining::MAX_BLOCK_SIGOPS_COST - crate::mining::COINBASE_SIGOPS_RESERVED,
+            );
+            (txs, pool.transactions_updated())
+        };
+        let fees: Amount = transactions.iter().map(|t| t.fee).sum();
+        let txs: Vec<Transaction> = transactions.iter().map(|t| t.tx.clone()).collect();
+        let commitment = crate::mining::witness_commitment(&txs);
+        Ok(BlockTemplateInfo {
+            coinbasevalue: next.subsidy + fees,
+            next,
+            version: crate::mining::TEMPLATE_VERSION,
+            transactions,
+            default_witness_commitment: crate::mining::witness_commitment_script(&commitment),
+            transactions_updated: updates,
+            signet_challenge: challenge,
+        })
+    }
+
+    fn mining_info(&self) -> RpcResult<MiningInfo> {
+        let now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
+        let chain = chain_name(self.network);
+        let pooledtx = self.mempool()?.lock().len() as u64;
+        self.chain(move |c| {
+            let tip = c.entry(&c.tip())?.clone();
+            let next = crate::mining::next_block_on_tip(c, now).ok()?;
+            Some(MiningInfo {
+                blocks: c.height(),
+                bits: tip.header.bits,
+                difficulty: tip.header.difficulty_float(),
+                networkhashps: network_hash_ps(c, 120),
+                pooledtx,
+                chain,
+                next,
+                signet_challenge: c.params().signet_challenge.clone(),
+            })
+        })?
+        .ok_or_else(|| RpcFailure::misc("tip not in the block index"))
+    }
+
+    fn submit_header(&self, header: bitcoin::block::Header) -> RpcResult<()> {
+        use crate::chain::state::RejectError;
+        self.chain(move |c| {
+            if c.entry(&header.prev_blockhash).is_none() {
+                return Err(RpcFailure::new(
+                    -25,
+                    format!(
+                        "Must submit previous header ({}) first",
+                        header.prev_blockhash
+                    ),
+                ));
+            }
+            match c.process_headers(&[header]) {
+                Ok(_) => Ok(()),
+                Err(RejectError::Invalid(e)) => Err(RpcFailure::new(-25, e.reason().to_string())),
+                Err(e) => Err(RpcFailure::new(-25, e.to_string())),
+            }
+        })?
+    }
+
+    fn prioritise_transaction(&self, txid: Txid, delta: i64) -> RpcResult<()> {
+        self.mempool()?.lock().prioritise_transaction(txid, delta);
+        Ok(())
+    }
+
+    fn prioritised_transactions(&self) -> RpcResult<Vec<(Txid, i64, Option<i64>)>> {
+        let pool = self.mempool()?;
+        let pool = pool.lock();
+        Ok(pool
+            .prioritised()
+            .into_iter()
+            .map(|(t, d, in_pool)| (t, d, in_pool.then(|| pool.modified_fee(&t))))
+            .collect())
+    }
+
+    fn estimate_smart_fee(&self, target: u32) -> RpcResult<(Option<Amount>, u32)> {
+        let pool = self.mempool()?;
+        let mut pool = pool.lock();
+        let (rate, blocks) = pool.fees().estimate_smart(target);
+        // Core raises the estimate to the mempool and relay minimums.
+        let floor = pool
+            .min_fee_rate(crate::util::unix_time())
+            .max(pool.config().min_relay_feerate);
+        Ok((rate.map(|r| fee_amount(r.max(floor))), blocks))
+    }
+
+    fn estimate_raw_fee(
+        &self,
+        target: u32,
+        threshold: f64,
+    ) -> RpcResult<crate::mempool::fees::RawEstimate> {
+        Ok(self
+            .mempool()?
+            .lock()
+            .fees()
+            .estimate_raw(target, threshold))
+    }
+
+    fn save_mempool(&self) -> RpcResult<std::path::PathBuf> {
+        let dir = self
+            .node
+            .net_dir()
+            .map_err(|e| RpcFailure::new(-28, e.to_string()))?;
+        crate::mempool::persist::save_mempool(&self.mempool()?, &dir)
+            .map_err(|e| RpcFailure::misc(format!("Unable to dump mempool to disk: {e}")))
+    }
+}
+
+/// Core's chain names.
+fn chain_name(n: crate::Network) -> String {
+    match n {
+        crate::Network::Mainnet => "main",
+        crate::Network::Testnet => "test",
+        crate::Network::Signet => "signet",
+        crate::Network::Regtest => "regtest",
+    }
+    .to_string()
+}
+
+/// Core's `GetNetworkHashPS`: work done over the last `lookup` blocks
+/// divided by the time they took (0 when it cannot tell).
+fn network_hash_ps(c: &crate::chain::state::ChainState, lookup: u32) -> f64 {
+    let tip_height = c.height();
+    let lookup = lookup.min(tip_height);
+    if lookup == 0 {
+        return 0.0;
+    }
+    let entry = |h: u32| c.active_hash(h).and_then(|hash| c.entry(&hash));
+    let (Some(tip), Some(start)) = (entry(tip_height), entry(tip_height - lookup)) else {
+        return 0.0;
+    };
+    let (mut min_time, mut max_time) = (u32::MAX, 0u32);
+    for h in tip_height - lookup..=tip_height {
+        if let Some(e) = entry(h) {
+            min_time = min_time.min(e.header.time);
+            max_time = max_time.max(e.header.time);
+        }
+    }
+    if max_time <= min_time {
+        return 0.0;
+    }
+    let work = (tip.chain_work - start.chain_work).log2().exp2();
+    work / f64::from(max_time - min_time)
 }

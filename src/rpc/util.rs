@@ -39,6 +39,8 @@ pub(super) enum Ty {
     ObjOrArr,
     /// A number or a string (a height or a block hash).
     NumOrStr,
+    /// A JSON object.
+    Obj,
 }
 
 impl Ty {
@@ -50,6 +52,7 @@ impl Ty {
             Ty::Arr => "array",
             Ty::ObjOrArr => "object",
             Ty::NumOrStr => "string",
+            Ty::Obj => "object",
         }
     }
 
@@ -63,6 +66,7 @@ impl Ty {
             Ty::NumOrBool => "numeric",
             Ty::ObjOrArr => "json object or array",
             Ty::NumOrStr => "string or numeric",
+            Ty::Obj => "json object",
         }
     }
 
@@ -76,6 +80,7 @@ impl Ty {
             Ty::NumOrBool => v.is_number() || v.is_boolean(),
             Ty::ObjOrArr => v.is_object() || v.is_array(),
             Ty::NumOrStr => v.is_number() || v.is_string(),
+            Ty::Obj => v.is_object(),
         }
     }
 }
