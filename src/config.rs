@@ -126,6 +126,19 @@ pub struct Config {
     /// Mean interval between address relay flushes to one peer (Poisson;
     /// Core's `AVG_ADDRESS_BROADCAST_INTERVAL`, 30 s); tests shorten it.
     pub addr_broadcast_interval: Duration,
+    /// Keep the transaction index (Core's `-txindex`, default off).
+    /// Turning it off leaves its data in place, as Core does.
+    pub txindex: bool,
+    /// Rebuild the block index from the stored blocks, then the chain
+    /// state (Core's `-reindex`; it also rebuilds the txindex).
+    pub reindex: bool,
+    /// Rebuild the UTXO set and active chain from the stored blocks
+    /// (Core's `-reindex-chainstate`).
+    pub reindex_chainstate: bool,
+    /// Test builds only: pause this long after each block the txindex
+    /// indexes while catching up (`--testtxindexdelay MS`).
+    #[cfg(feature = "test-util")]
+    pub test_txindex_delay: Duration,
     /// Open automatic outbound connections from the address manager
     /// (Core's default; `--connect` or `--connect=0` turns it off). On
     /// regtest it is off unless `--seednode` or `--autoconnect` is given,
@@ -275,6 +288,11 @@ impl Config {
             test_fault_height: None,
             // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
             addr_broadcast_interval: Duration::from_secs(30),
+            txindex: false,
+            reindex: false,
+            reindex_chainstate: false,
+            #[cfg(feature = "test-util")]
+            test_txindex_delay: Duration::ZERO,
         }
     }
 
@@ -452,6 +470,12 @@ command-line values win, repeatable options are appended to the file's:
   --pid FILE               write the process id to FILE (relative to the network's
                            data directory), removed at shutdown (default: none)
   --daemon                 not supported: run strand under a service manager
+  --txindex[=0|1]          keep an index of all transactions, for getrawtransaction
+                           (default: 0; built in the background; turning it off
+                           keeps its data in <datadir>/indexes/txindex)
+  --reindex                rebuild the block index and chain state from the stored
+                           blocks (also rebuilds the txindex)
+  --reindex-chainstate     rebuild the chain state (UTXO set) from the stored blocks
   --help, --version
 ";
 
@@ -528,6 +552,11 @@ where
     let mut pid_file: Option<PathBuf> = None;
     #[cfg(feature = "test-util")]
     let mut test_fault_height = None;
+    let mut txindex = false;
+    let mut reindex = false;
+    let mut reindex_chainstate = false;
+    #[cfg(feature = "test-util")]
+    let mut test_txindex_delay = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -821,6 +850,13 @@ where
             "testfaultheight" => {
                 test_fault_height = Some(parse_number(name, &value(&mut i)?, 0, 10_000_000)? as u32)
             }
+            "txindex" => txindex = parse_bool(name, inline.as_deref())?,
+            "reindex" => reindex = parse_bool(name, inline.as_deref())?,
+            "reindex-chainstate" => reindex_chainstate = parse_bool(name, inline.as_deref())?,
+            #[cfg(feature = "test-util")]
+            "testtxindexdelay" => {
+                test_txindex_delay = Some(parse_number(name, &value(&mut i)?, 0, 10_000)?)
+            }
             _ => return Err(ConfigError(format!("unknown option '{raw}' (see --help)"))),
         }
     }
@@ -955,6 +991,13 @@ where
     }
     if autoconnect.is_some() {
         config.autoconnect = autoconnect;
+    }
+    config.txindex = txindex;
+    config.reindex = reindex;
+    config.reindex_chainstate = reindex_chainstate;
+    #[cfg(feature = "test-util")]
+    if let Some(ms) = test_txindex_delay {
+        config.test_txindex_delay = Duration::from_millis(ms);
     }
     if generate {
         let count = gen_count.ok_or_else(|| ConfigError("generate needs a block count".into()))?;
@@ -1110,6 +1153,9 @@ pub const OPTION_NAMES: &[&str] = &[
     "daemon",
     "maxsendbuffer",
     "maxreceivebuffer",
+    "txindex",
+    "reindex",
+    "reindex-chainstate",
 ];
 
 /// Options that may be given more than once: config-file values and

@@ -540,7 +540,7 @@ pub trait RpcBackend: Send + Sync {
         unsupported("gettxout")
     }
     /// `getrawtransaction`: look in the mempool, then in `blockhash` if
-    /// given, else wherever the node can (strand has no `-txindex`). When
+    /// given, else in the transaction index (`-txindex`). When
     /// not found, fail with Core's -5 messages: "Block hash not found",
     /// "No such transaction found in the provided block. Use
     /// gettransaction for wallet transactions.", or "No such mempool or
@@ -701,4 +701,20 @@ pub trait RpcBackend: Send + Sync {
     fn sync_state(&self) -> RpcResult<serde_json::Value> {
         unsupported("getsyncstate")
     }
+    /// `getindexinfo`: the optional indexes the node runs (none by
+    /// default).
+    fn index_info(&self) -> RpcResult<Vec<IndexStatus>> {
+        Ok(Vec::new())
+    }
+}
+
+/// One optional index, as `getindexinfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexStatus {
+    /// Core's name (`txindex`).
+    pub name: String,
+    /// Whether it caught up with the chain.
+    pub synced: bool,
+    /// Height of the block it is in step with.
+    pub best_block_height: u32,
 }

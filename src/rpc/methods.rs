@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use super::backend::RpcResult;
 use super::blockchain::*;
 use super::control::*;
+use super::index::*;
 use super::mempool::*;
 use super::mining::*;
 pub use super::net::service_names;
@@ -396,6 +397,15 @@ static METHODS: &[Method] = &[
         desc: "Returns strand's sync-manager view: sync peer, candidates, anomaly counters.",
         result: "{ ... }",
         handler: h_getsyncstate,
+    },
+    // == Util ==
+    Method {
+        name: "getindexinfo",
+        category: "util",
+        args: &[opt("index_name", Ty::Str, "", "Filter results for an index with a specific name.")],
+        desc: "Returns the status of one or all available indices currently running in the node.",
+        result: "{ \"name\": { \"synced\", \"best_block_height\" }, ... }",
+        handler: h_getindexinfo,
     },
 ];
 

@@ -44,6 +44,7 @@ mod blockchain;
 pub mod client;
 mod control;
 pub mod http;
+mod index;
 mod mempool;
 pub mod methods;
 mod mining;
