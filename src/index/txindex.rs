@@ -32,6 +32,8 @@
 //! attention and the sync manager never waits for it: a lagging index
 //! just catches up (it sees the chain as of the store's last flush).
 //! RPC threads read concurrently ([`TxIndex::find_tx`], [`TxIndex::info`]).
+//! The wake channel is drained between batches; events that do not fit in
+//! it are dropped by the publisher (the thread is awake anyway).
 
 use std::fmt;
 use std::fs;
@@ -415,7 +417,7 @@ impl Syncer {
         let start = self.index.best_block().map_or(0, |(_, h)| h);
         log::info!("Syncing txindex with block chain from height {start}");
         loop {
-            if let Err(e) = self.catch_up() {
+            if let Err(e) = self.catch_up(&wake) {
                 log::error!("{e}; txindex stops following the chain until restart");
                 let _ = self.stop.recv();
                 return;
@@ -435,11 +437,13 @@ impl Syncer {
 
     /// Steps until the index is at the store's tip, the store moves under
     /// it, or the node stops.
-    fn catch_up(&mut self) -> Result<(), IndexError> {
+    fn catch_up<W>(&mut self, wake: &Receiver<W>) -> Result<(), IndexError> {
         loop {
             if self.stopping() {
                 return Ok(());
             }
+            // Wake-ups that came while working are served by this pass.
+            while wake.try_recv().is_ok() {}
             match self.step() {
                 Ok(Step::Moved) => {}
                 Ok(Step::Wait) => return Ok(()),
