@@ -135,6 +135,19 @@ pub struct Config {
     /// Mean interval between address relay flushes to one peer (Poisson;
     /// Core's `AVG_ADDRESS_BROADCAST_INTERVAL`, 30 s); tests shorten it.
     pub addr_broadcast_interval: Duration,
+    /// Keep the transaction index (Core's `-txindex`, default off).
+    /// Turning it off leaves its data in place, as Core does.
+    pub txindex: bool,
+    /// Rebuild the block index from the stored blocks, then the chain
+    /// state (Core's `-reindex`; it also rebuilds the txindex).
+    pub reindex: bool,
+    /// Rebuild the UTXO set and active chain from the stored blocks
+    /// (Core's `-reindex-chainstate`).
+    pub reindex_chainstate: bool,
+    /// Test builds only: pause this long after each block the txindex
+    /// indexes while catching up (`--testtxindexdelay MS`).
+    #[cfg(feature = "test-util")]
+    pub test_txindex_delay: Duration,
     /// Open automatic outbound connections from the address manager
     /// (Core's default; `--connect` or `--connect=0` turns it off). On
     /// regtest it is off unless `--seednode` or `--autoconnect` is given,
@@ -305,6 +318,11 @@ impl Config {
             max_mempool_mb: crate::mempool::DEFAULT_MAX_MEMPOOL_SIZE_MB,
             mempool_expiry_hours: crate::mempool::DEFAULT_MEMPOOL_EXPIRY_HOURS,
             persist_mempool: true,
+            txindex: false,
+            reindex: false,
+            reindex_chainstate: false,
+            #[cfg(feature = "test-util")]
+            test_txindex_delay: Duration::ZERO,
         }
     }
 
@@ -494,6 +512,12 @@ command-line values win, repeatable options are appended to the file's:
                            (default: 300; at least 5)
   --mempoolexpiry HOURS    drop mempool transactions older than this (default: 336)
   --persistmempool=0|1     save the mempool at shutdown, reload it at start (default: 1)
+  --txindex[=0|1]          keep an index of all transactions, for getrawtransaction
+                           (default: 0; built in the background; turning it off
+                           keeps its data in <datadir>/indexes/txindex)
+  --reindex                rebuild the block index and chain state from the stored
+                           blocks (also rebuilds the txindex)
+  --reindex-chainstate     rebuild the chain state (UTXO set) from the stored blocks
   --help, --version
 ";
 
@@ -591,6 +615,11 @@ where
     let mut max_mempool = None;
     let mut mempool_expiry = None;
     let mut persist_mempool = None;
+    let mut txindex = false;
+    let mut reindex = false;
+    let mut reindex_chainstate = false;
+    #[cfg(feature = "test-util")]
+    let mut test_txindex_delay = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -908,6 +937,13 @@ where
                 mempool_expiry = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
             }
             "persistmempool" => persist_mempool = Some(parse_bool(name, inline.as_deref())?),
+            "txindex" => txindex = parse_bool(name, inline.as_deref())?,
+            "reindex" => reindex = parse_bool(name, inline.as_deref())?,
+            "reindex-chainstate" => reindex_chainstate = parse_bool(name, inline.as_deref())?,
+            #[cfg(feature = "test-util")]
+            "testtxindexdelay" => {
+                test_txindex_delay = Some(parse_number(name, &value(&mut i)?, 0, 10_000)?)
+            }
             _ => return Err(ConfigError(format!("unknown option '{raw}' (see --help)"))),
         }
     }
@@ -1053,6 +1089,13 @@ where
     }
     if autoconnect.is_some() {
         config.autoconnect = autoconnect;
+    }
+    config.txindex = txindex;
+    config.reindex = reindex;
+    config.reindex_chainstate = reindex_chainstate;
+    #[cfg(feature = "test-util")]
+    if let Some(ms) = test_txindex_delay {
+        config.test_txindex_delay = Duration::from_millis(ms);
     }
     if generate {
         let count = gen_count.ok_or_else(|| ConfigError("generate needs a block count".into()))?;
@@ -1215,6 +1258,9 @@ pub const OPTION_NAMES: &[&str] = &[
     "maxmempool",
     "mempoolexpiry",
     "persistmempool",
+    "txindex",
+    "reindex",
+    "reindex-chainstate",
 ];
 
 /// Options that may be given more than once: config-file values and

@@ -49,6 +49,7 @@ pub mod chain;
 pub mod config;
 pub mod connmgr;
 pub mod events;
+pub mod index;
 pub mod mempool;
 pub mod metrics;
 pub mod mining;
@@ -109,6 +110,8 @@ pub enum StartError {
     Spawn(std::io::Error),
     /// The chain state could not be opened.
     Chain(chain::state::ChainError),
+    /// The transaction index could not be opened or removed.
+    Index(index::IndexError),
 }
 
 impl fmt::Display for StartError {
@@ -125,6 +128,7 @@ impl fmt::Display for StartError {
             StartError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
             StartError::Spawn(e) => write!(f, "cannot start thread: {e}"),
             StartError::Chain(e) => write!(f, "{e}"),
+            StartError::Index(e) => write!(f, "{e}"),
         }
     }
 }
@@ -393,10 +397,28 @@ impl Node {
         chain_opts.coins_cache_bytes = config.dbcache_mib << 20;
         chain_opts.signet_challenge = config.signet_challenge.clone();
         chain_opts.minimum_chain_work = config.minimum_chain_work;
+        let reindex = if config.reindex {
+            // Core's -reindex also rebuilds the optional indexes.
+            index::TxIndex::destroy(&index::TxIndex::dir_in(&dir)).map_err(StartError::Index)?;
+            Some(chain::reindex::Reindex::Full)
+        } else {
+            config
+                .reindex_chainstate
+                .then_some(chain::reindex::Reindex::ChainState)
+        };
         chain_opts.assume_valid = config.assume_valid;
-        let mut chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
-            .map_err(StartError::Chain)?;
+        let mut chain = ChainState::open_reindexing(
+            &dir.join("chainstate"),
+            config.network,
+            chain_opts,
+            reindex,
+        )
+        .map_err(StartError::Chain)?;
         mempool::persist::load_at_start(&mempool, &dir, &mut chain, config.persist_mempool);
+        let txindex = match config.txindex {
+            true => Some(start_txindex(&config, &dir, chain.store(), &events)?),
+            false => None,
+        };
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));
         let max_connections = peer::max_connections(config.max_peers);
         let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(max_connections));
@@ -493,6 +515,7 @@ impl Node {
         );
         Ok(NodeHandle {
             inner: Some(Inner {
+                txindex,
                 connmgr_tx,
                 connmgr_state,
                 events,
@@ -595,6 +618,37 @@ pub fn generate_offline(
     Ok(hashes)
 }
 
+/// Opens the transaction index and starts its thread, woken by the node's
+/// events (see `index::txindex`).
+fn start_txindex(
+    config: &Config,
+    dir: &std::path::Path,
+    store: &Arc<store::Store>,
+    events: &events::EventBus,
+) -> Result<(Arc<index::TxIndex>, index::TxIndexThread), StartError> {
+    let txindex =
+        Arc::new(index::TxIndex::open(&index::TxIndex::dir_in(dir)).map_err(StartError::Index)?);
+    #[allow(unused_mut)]
+    let mut opts = index::TxIndexOptions::default();
+    #[cfg(feature = "test-util")]
+    {
+        opts.block_delay = config.test_txindex_delay;
+    }
+    let _ = config;
+    let thread = index::TxIndexThread::start(
+        Arc::clone(&txindex),
+        Arc::clone(store),
+        events.subscribe(TXINDEX_WAKE_CAPACITY).events,
+        opts,
+    )
+    .map_err(StartError::Spawn)?;
+    Ok((txindex, thread))
+}
+
+/// Node events queued for the txindex thread (only a wake-up: when full,
+/// it is awake anyway).
+const TXINDEX_WAKE_CAPACITY: usize = 16;
+
 fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()>, StartError> {
     std::thread::Builder::new()
         .name(name.to_string())
@@ -603,6 +657,8 @@ fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()
 }
 
 struct Inner {
+    /// The transaction index and its thread, with `-txindex`.
+    txindex: Option<(Arc<index::TxIndex>, index::TxIndexThread)>,
     connmgr_tx: Sender<connmgr::ConnCmd>,
     connmgr_state: Arc<connmgr::ConnMgrState>,
     events: events::EventBus,
@@ -659,6 +715,12 @@ impl NodeHandle {
     /// stops the node; `None` once shut down.
     pub fn fatal_signal(&self) -> Option<crossbeam_channel::Receiver<()>> {
         self.inner.as_ref().map(|i| i.abort.receiver())
+    }
+
+    /// The transaction index, when the node runs with `-txindex`.
+    pub fn txindex(&self) -> Option<Arc<index::TxIndex>> {
+        let inner = self.inner().ok()?;
+        inner.txindex.as_ref().map(|(i, _)| Arc::clone(i))
     }
 
     /// Peers in the peer handler's table, and its counters.
@@ -970,6 +1032,9 @@ impl NodeHandle {
         };
         log::info!("shutting down");
         inner.stop.store(true, Ordering::SeqCst);
+        if let Some((_, thread)) = inner.txindex.take() {
+            thread.stop();
+        }
         if let (Some(t), Some(addr)) = (inner.listener_thread.take(), inner.listen_addr) {
             // Wake the blocking accept with a connection to ourselves.
             let ip = match addr.ip() {

@@ -34,6 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("store", &["src/store/"]),
+    ("index", &["src/index/"]),
     ("consensus", &["src/chain/"]),
     ("mining", &["src/mining.rs"]),
     ("mempool", &["src/mempool/"]),

@@ -31,6 +31,7 @@ pub mod merkle;
 pub mod network;
 pub mod params;
 pub mod pow;
+pub mod reindex;
 pub mod script;
 pub mod signet;
 pub mod state;

@@ -629,7 +629,7 @@ pub trait RpcBackend: Send + Sync {
         unsupported("gettxout")
     }
     /// `getrawtransaction`: look in the mempool, then in `blockhash` if
-    /// given, else wherever the node can (strand has no `-txindex`). When
+    /// given, else in the transaction index (`-txindex`). When
     /// not found, fail with Core's -5 messages: "Block hash not found",
     /// "No such transaction found in the provided block. Use
     /// gettransaction for wallet transactions.", or "No such mempool or

@@ -63,6 +63,68 @@ impl NodeBackend {
     }
 }
 
+/// A transaction looked up in a block: the transaction if the block holds
+/// it, the block's height and time, whether it is active, the tip height.
+type FoundInBlock = Option<(Option<Transaction>, u32, u32, bool, u32)>;
+
+impl NodeBackend {
+    /// Looks `txid` up in block `hash` (at position `pos` when known).
+    fn tx_in_block(
+        &self,
+        txid: Txid,
+        hash: BlockHash,
+        pos: Option<u32>,
+    ) -> RpcResult<FoundInBlock> {
+        self.chain(move |c| {
+            let e = c.entry(&hash)?.clone();
+            let raw = c.block_bytes(&hash).ok().flatten()?;
+            let block = bitcoin::consensus::deserialize::<Block>(&raw).ok()?;
+            let active = c.is_active(&hash);
+            let tx = match pos {
+                Some(i) => block
+                    .txdata
+                    .into_iter()
+                    .nth(i as usize)
+                    .filter(|t| t.compute_txid() == txid),
+                None => block.txdata.into_iter().find(|t| t.compute_txid() == txid),
+            };
+            Some((tx, e.height, e.header.time, active, c.height()))
+        })
+    }
+
+    /// `getrawtransaction` of a transaction not in the mempool, through
+    /// the transaction index (Core's `g_txindex->FindTx`).
+    fn raw_transaction_indexed(
+        &self,
+        txid: Txid,
+        index: &crate::index::TxIndex,
+    ) -> RpcResult<TxLookup> {
+        let not_found = || {
+            RpcFailure::not_found(if index.info().synced {
+                "No such mempool or blockchain transaction. Use gettransaction for wallet transactions."
+            } else {
+                "No such mempool or blockchain transaction. Blockchain transactions are still in the process of being indexed. Use gettransaction for wallet transactions."
+            })
+        };
+        let pos = index
+            .find_tx(&txid)
+            .map_err(|e| RpcFailure::misc(e.to_string()))?
+            .ok_or_else(not_found)?;
+        match self.tx_in_block(txid, pos.block, Some(pos.index))? {
+            Some((Some(tx), height, time, active, tip)) => Ok(TxLookup {
+                tx,
+                location: Some(TxLocation {
+                    blockhash: pos.block,
+                    confirmations: if active { tip - height + 1 } else { 0 },
+                    blocktime: time,
+                    in_active_chain: active,
+                }),
+            }),
+            _ => Err(not_found()),
+        }
+    }
+}
+
 fn fee_amount(rate: crate::mempool::FeeRate) -> Amount {
     Amount::from_sat(rate.0)
 }
@@ -291,21 +353,17 @@ impl RpcBackend for NodeBackend {
             if let Some(tx) = self.mempool()?.lock().get(&txid).cloned() {
                 return Ok(TxLookup { tx, location: None });
             }
-            return Err(RpcFailure::not_found(
-                "No such mempool transaction. Use -txindex or provide a block hash to enable blockchain transaction queries. Use gettransaction for wallet transactions.",
-            ));
+            let Some(index) = self.node.txindex() else {
+                return Err(RpcFailure::not_found(
+                    "No such mempool transaction. Use -txindex or provide a block hash to enable blockchain transaction queries. Use gettransaction for wallet transactions.",
+                ));
+            };
+            return self.raw_transaction_indexed(txid, &index);
         }
         let Some(hash) = blockhash else {
             return Err(RpcFailure::not_found("Block hash not found"));
         };
-        let found = self.chain(move |c| {
-            let e = c.entry(&hash)?;
-            let raw = c.block_bytes(&hash).ok().flatten()?;
-            let block = bitcoin::consensus::deserialize::<Block>(&raw).ok()?;
-            let active = c.is_active(&hash);
-            let tx = block.txdata.into_iter().find(|t| t.compute_txid() == txid);
-            Some((tx, e.height, e.header.time, active, c.height()))
-        })?;
+        let found = self.tx_in_block(txid, hash, None)?;
         match found {
             None => Err(RpcFailure::not_found("Block hash not found")),
             Some((None, ..)) => Err(RpcFailure::not_found(
@@ -321,6 +379,32 @@ impl RpcBackend for NodeBackend {
                 }),
             }),
         }
+    }
+
+    fn tx_block_hash(&self, txid: Txid) -> RpcResult<Option<BlockHash>> {
+        let Some(index) = self.node.txindex() else {
+            return Ok(None);
+        };
+        index
+            .find_tx(&txid)
+            .map(|p| p.map(|p| p.block))
+            .map_err(|e| RpcFailure::misc(e.to_string()))
+    }
+
+    fn index_info(&self) -> RpcResult<Vec<IndexInfo>> {
+        Ok(self
+            .node
+            .txindex()
+            .map(|i| {
+                let info = i.info();
+                IndexInfo {
+                    name: "txindex".into(),
+                    synced: info.synced,
+                    best_block_height: info.best_block_height,
+                }
+            })
+            .into_iter()
+            .collect())
     }
 
     fn raw_mempool(&self) -> RpcResult<Vec<Txid>> {

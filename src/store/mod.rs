@@ -35,6 +35,7 @@
 mod batch;
 pub mod codec;
 mod error;
+mod reindex;
 #[cfg(test)]
 mod tests;
 
