@@ -415,14 +415,20 @@ impl Node {
         )
         .map_err(StartError::Chain)?;
         mempool::persist::load_at_start(&mempool, &dir, &mut chain, config.persist_mempool);
-        let txindex = match config.txindex {
-            true => Some(start_txindex(&config, &dir, chain.store(), &events)?),
-            false => None,
-        };
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));
         let max_connections = peer::max_connections(config.max_peers);
         let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(max_connections));
         let (sync_tx, sync_rx) = bounded(SYNC_INBOX);
+        let txindex = match config.txindex {
+            true => Some(start_txindex(
+                &config,
+                &dir,
+                chain.store(),
+                sync_tx.clone(),
+                &events,
+            )?),
+            false => None,
+        };
         let (handler_tx, handler_rx) = bounded(HANDLER_INBOX);
         let abort = Arc::new(events::Abort::default());
         let addrman = Arc::new(peer::addrman::AddrMan::open(
@@ -624,6 +630,7 @@ fn start_txindex(
     config: &Config,
     dir: &std::path::Path,
     store: &Arc<store::Store>,
+    sync_tx: Sender<SyncMsg>,
     events: &events::EventBus,
 ) -> Result<(Arc<index::TxIndex>, index::TxIndexThread), StartError> {
     let txindex =
@@ -637,12 +644,48 @@ fn start_txindex(
     let _ = config;
     let thread = index::TxIndexThread::start(
         Arc::clone(&txindex),
+        Box::new(SyncChainView { sync_tx }),
         Arc::clone(store),
         events.subscribe(TXINDEX_WAKE_CAPACITY).events,
         opts,
     )
     .map_err(StartError::Spawn)?;
     Ok((txindex, thread))
+}
+
+/// The txindex's view of the active chain: short questions queued to the
+/// sync-manager thread (its block index is in memory only).
+struct SyncChainView {
+    sync_tx: Sender<SyncMsg>,
+}
+
+impl SyncChainView {
+    fn ask<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut chain::state::ChainState) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = bounded(1);
+        self.sync_tx
+            .send(SyncMsg::WithChain(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            })))
+            .ok()?;
+        rx.recv().ok()
+    }
+}
+
+impl index::ActiveChain for SyncChainView {
+    fn tip(&self) -> Option<(bitcoin::BlockHash, u32)> {
+        self.ask(|c| (c.tip(), c.height()))
+    }
+
+    fn hashes(&self, from: u32, count: u32) -> Option<Vec<bitcoin::BlockHash>> {
+        self.ask(move |c| {
+            (from..from.saturating_add(count))
+                .map_while(|h| c.active_hash(h))
+                .collect()
+        })
+    }
 }
 
 /// Node events queued for the txindex thread (only a wake-up: when full,

@@ -18,19 +18,21 @@
 //!
 //! # Thread
 //!
-//! [`TxIndexThread`] (thread `txindex`) is the only writer. It follows the
-//! chain store, not the sync manager: the store's tip and active chain
-//! (`Store::tip`, `Store::get_block_index`, `Store::get_active`) say
-//! where the chain is, `Store::get_block` gives the bodies. When its best
+//! [`TxIndexThread`] (thread `txindex`) is the only writer. It learns
+//! where the active chain is from an [`ActiveChain`] (the node answers it
+//! on the sync-manager thread: the block index is in memory, not in the
+//! store) and reads block bodies with `Store::get_block`. When its best
 //! block is no longer on the active chain it rewinds, block by block,
 //! deleting the entries of each disconnected block (Core's
 //! `BaseIndex::Rewind`; Core's own txindex leaves them, strand removes them
 //! so a transaction of a dead branch is not reported); then it indexes
-//! forward to the store's tip in batches. It is woken by the node's block
+//! forward to the tip in batches, stopping at a body not yet flushed to
+//! the store. It is woken by the node's block
 //! events (any message on its wake channel) and polls every
-//! [`POLL_INTERVAL`] besides, so it never needs the sync manager's
-//! attention and the sync manager never waits for it: a lagging index
-//! just catches up (it sees the chain as of the store's last flush).
+//! [`POLL_INTERVAL`] besides; the sync manager never waits for it (its
+//! questions are short closures in the sync manager's inbox, and events
+//! to it are dropped when its wake channel is full): a lagging index just
+//! catches up.
 //! RPC threads read concurrently ([`TxIndex::find_tx`], [`TxIndex::info`]).
 //! The wake channel is drained between batches; events that do not fit in
 //! it are dropped by the publisher (the thread is awake anyway).
@@ -327,6 +329,17 @@ impl TxIndex {
     }
 }
 
+/// The index thread's view of the active chain. The node implements it
+/// by asking the sync-manager thread; `None` means the chain cannot answer
+/// (the node is stopping).
+pub trait ActiveChain: Send + 'static {
+    /// The active tip's hash and height.
+    fn tip(&self) -> Option<(BlockHash, u32)>;
+    /// The active chain's hashes from height `from`, at most `count` of
+    /// them (fewer at the tip).
+    fn hashes(&self, from: u32, count: u32) -> Option<Vec<BlockHash>>;
+}
+
 /// Tuning of the index thread.
 #[derive(Debug, Clone, Default)]
 pub struct TxIndexOptions {
@@ -343,11 +356,12 @@ pub struct TxIndexThread {
 }
 
 impl TxIndexThread {
-    /// Starts the `txindex` thread over `index` and the chain `store`; any
-    /// message on `wake` (the node's events) makes it look at the store
-    /// at once.
+    /// Starts the `txindex` thread over `index`, the active `chain` and the
+    /// chain `store` (block bodies); any message on `wake` (the node's
+    /// events) makes it look at the chain at once.
     pub fn start<W: Send + 'static>(
         index: Arc<TxIndex>,
+        chain: Box<dyn ActiveChain>,
         store: Arc<Store>,
         wake: Receiver<W>,
         opts: TxIndexOptions,
@@ -358,6 +372,7 @@ impl TxIndexThread {
             .spawn(move || {
                 let mut sync = Syncer {
                     index,
+                    chain,
                     store,
                     stop: stop_rx,
                     opts,
@@ -402,6 +417,7 @@ enum Step {
 
 struct Syncer {
     index: Arc<TxIndex>,
+    chain: Box<dyn ActiveChain>,
     store: Arc<Store>,
     stop: Receiver<()>,
     opts: TxIndexOptions,
@@ -464,20 +480,20 @@ impl Syncer {
     }
 
     fn step(&mut self) -> Result<Step, IndexError> {
-        let Some(tip) = self.store.tip()? else {
-            return Ok(Step::Wait);
-        };
-        let Some(tip_height) = self.store.get_block_index(&tip)?.map(|e| e.height) else {
+        let Some((tip, tip_height)) = self.chain.tip() else {
             return Ok(Step::Wait);
         };
         let Some((best, height)) = self.index.best_block() else {
-            let Some(genesis) = self.store.get_active(0)? else {
+            let Some(&genesis) = self.chain.hashes(0, 1).as_deref().and_then(<[_]>::first) else {
                 return Ok(Step::Wait);
             };
             self.index.commit(&[], &[], None, (genesis, 0))?;
             return Ok(Step::Moved);
         };
-        if self.store.get_active(height)? != Some(best) {
+        let Some(at_best) = self.chain.hashes(height, 1) else {
+            return Ok(Step::Wait);
+        };
+        if at_best.first() != Some(&best) {
             return self.rewind(best, height);
         }
         if best == tip || height >= tip_height {
@@ -511,13 +527,18 @@ impl Syncer {
         let mut puts = Vec::new();
         let mut cur = (best, height);
         let started = Instant::now();
+        let ahead = self
+            .chain
+            .hashes(height + 1, BATCH_BLOCKS.min(tip - height))
+            .unwrap_or_default();
+        let mut ahead = ahead.into_iter();
         while cur.1 < tip
             && cur.1 - height < BATCH_BLOCKS
             && puts.len() < BATCH_TXS
             && started.elapsed() < BATCH_TIME
         {
             let next_height = cur.1 + 1;
-            let Some(next) = self.store.get_active(next_height)? else {
+            let Some(next) = ahead.next() else {
                 break;
             };
             let Some(block) = self.store.get_block(&next)? else {

@@ -290,7 +290,7 @@ fn rest_tx(d: &Dispatcher, _: &Request, part: &str) -> Response {
     encoded(format, serialize(&found.tx), || {
         // Core's `TxToUniv` with the block hash: `getrawtransaction`'s
         // verbose answer without confirmations and times.
-        let mut m = tx_json(&found.tx, network, None, true, false);
+        let mut m = tx_json(&found.tx, network, None, None, true, false);
         if let Some(l) = &found.location {
             m.insert("blockhash".into(), json!(l.blockhash.to_string()));
         }
