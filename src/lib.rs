@@ -358,7 +358,10 @@ impl Node {
         chain_opts.coins_cache_bytes = config.dbcache_mib << 20;
         chain_opts.signet_challenge = config.signet_challenge.clone();
         chain_opts.minimum_chain_work = config.minimum_chain_work;
-        let chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
+        let mut chain = ChainState::open(&dir.join("chainstate"), config.network, chain_opts)
+            .map_err(StartError::Chain)?;
+        chain
+            .set_prune_mode(config.prune)
             .map_err(StartError::Chain)?;
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));
         let max_connections = peer::max_connections(config.max_peers);
@@ -372,7 +375,7 @@ impl Node {
         ));
         let ctx = Arc::new(NetContext {
             magic: config.magic(),
-            services: peer::local_services(),
+            services: peer::local_services_for(config.prune.is_prune_mode()),
             best_height: Arc::clone(&best_height),
             lifecycle_tx,
             messages: Box::new(sync_tx.clone()),

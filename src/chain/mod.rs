@@ -25,6 +25,8 @@ pub mod merkle;
 pub mod network;
 pub mod params;
 pub mod pow;
+pub mod prune;
+mod prune_state;
 pub mod script;
 pub mod signet;
 pub mod state;

@@ -184,7 +184,7 @@ pub struct ChainState {
     params: ChainParams,
     store: Arc<Store>,
     opts: ChainOptions,
-    index: BlockMap<BlockHash, IndexEntry>,
+    pub(super) index: BlockMap<BlockHash, IndexEntry>,
     /// Active chain by height; `active[0]` is genesis.
     active: Vec<BlockHash>,
     /// Most-work valid header chain by height.
@@ -214,6 +214,8 @@ pub struct ChainState {
     min_diff_bits: BlockMap<BlockHash, CompactTarget>,
     /// Height of the highest checkpoint whose header we hold.
     last_checkpoint: Option<u32>,
+    /// Pruning mode and stored block sizes (`chain/prune.rs`).
+    pub(super) prune: super::prune_state::PruneState,
 }
 
 /// New index entries held before a flush writes them.
@@ -317,6 +319,7 @@ impl ChainState {
             txs_connected: 0,
             min_diff_bits: BlockMap::default(),
             last_checkpoint: None,
+            prune: Default::default(),
         };
         chain.load(network)?;
         Ok(chain)
@@ -902,6 +905,7 @@ impl ChainState {
             return;
         }
         self.block_writes.put_block(&hash, &block);
+        self.note_block_stored(hash, size as u64);
         if let Some(e) = self.index.get_mut(&hash) {
             e.status.insert(BlockStatus::HAVE_DATA);
             self.dirty_index.insert(hash);
@@ -1285,8 +1289,12 @@ impl ChainState {
 
         // Valid: make it so.
         view.apply(&mut self.coins);
+        let before = self.block_writes.size_bytes();
         self.block_writes.put_block(&hash, block);
         self.block_writes.put_undo(&hash, &undo);
+        // Body and undo bytes, without the two 32-byte keys.
+        let stored = self.block_writes.size_bytes().saturating_sub(before + 64);
+        self.note_block_stored(hash, stored as u64);
         if let Some(e) = self.index.get_mut(&hash) {
             e.status.insert(
                 BlockStatus::HAVE_DATA
@@ -1354,6 +1362,7 @@ impl ChainState {
         }
         if self.blocks_since_flush >= self.opts.flush_blocks
             || cache_bytes > self.opts.coins_cache_bytes
+            || self.prune_wanted()
         {
             self.flush()?;
         }
@@ -1404,7 +1413,7 @@ impl ChainState {
         );
         self.flushed_height = height;
         self.blocks_since_flush = 0;
-        Ok(())
+        self.prune_after_flush()
     }
 
     fn log_update_tip(&mut self, block: &Block) {

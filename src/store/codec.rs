@@ -11,7 +11,7 @@
 //!
 //! | table | key |
 //! |---|---|
-//! | `meta` | ASCII names: `magic`, `version`, `tip` |
+//! | `meta` | ASCII names: `magic`, `version`, `tip`, `pruned` |
 //! | `block_index`, `blocks`, `undo` | block hash, 32 bytes, internal byte order (as `BlockHash::as_byte_array`, i.e. reversed from the hex shown by RPC) |
 //! | `active_chain` | height, `u32` big-endian (so keys sort by height) |
 //! | `utxo` | txid (32 bytes, internal order) ‖ vout `u32` big-endian = 36 bytes (so keys sort by txid, then vout) |
@@ -24,6 +24,8 @@
 //!
 //! * `meta/magic`: the 4 network magic bytes. `meta/version`: `u32`.
 //!   `meta/tip`: 32-byte block hash (absent until a tip is set).
+//!   `meta/pruned`: one byte, 1, once block data was pruned (absent
+//!   before; see `blockdata`).
 //! * `block_index` ([`IndexEntry`]): header (80 bytes, consensus encoding) ‖
 //!   height `u32` ‖ chain work (32 bytes, big-endian 256-bit) ‖ status
 //!   `u32` ‖ optionally, when the entry has an invalid reason: length `u16`

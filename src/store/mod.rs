@@ -33,6 +33,7 @@
 //! its B-trees (disk corruption) may be reported as an engine error.
 
 mod batch;
+mod blockdata;
 pub mod codec;
 mod error;
 #[cfg(test)]
@@ -54,6 +55,7 @@ use lmdb::{
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 pub use batch::WriteBatch;
+pub use blockdata::StoredBlock;
 pub use codec::{BlockStatus, BlockUndo, Coin, IndexEntry};
 pub use error::{EngineError, StoreError, Table};
 
