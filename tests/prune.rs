@@ -412,6 +412,16 @@ fn pruneblockchain_errors_without_prune_and_prunes_manually_with_prune_1() {
     assert_eq!(last, json!(tip_height - KEEP));
     let info = rpc(&node, dir.path(), "getblockchaininfo", vec![]).expect("getblockchaininfo");
     assert_eq!(info["pruneheight"], json!(tip_height - KEEP + 1));
+    let (code, msg) = rpc_error(rpc(
+        &node,
+        dir.path(),
+        "getblock",
+        vec![json!(chain.blocks()[50].block_hash().to_string())],
+    ));
+    assert_eq!(
+        (code, msg.as_str()),
+        (-1, "Block not available (pruned data)")
+    );
     let (mut p, _) = peer_with_services(node.addr());
     let kept = chain.blocks()[(tip_height - KEEP + 1) as usize].block_hash();
     let pruned = chain.blocks()[(tip_height - KEEP) as usize].block_hash();

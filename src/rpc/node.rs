@@ -212,6 +212,16 @@ impl RpcBackend for NodeBackend {
     }
 
     fn block(&self, hash: BlockHash) -> RpcResult<Option<BlockData>> {
+        // Core's getblock: a known block whose data was pruned.
+        let pruned = self.chain(move |c| {
+            c.store().have_pruned().unwrap_or(false)
+                && c.entry(&hash)
+                    .is_some_and(|e| !e.status.contains(BlockStatus::HAVE_DATA))
+                && c.is_active(&hash)
+        })?;
+        if pruned {
+            return Err(RpcFailure::misc("Block not available (pruned data)"));
+        }
         self.chain(move |c| {
             let info = header_info(c, &hash)?;
             let raw = c.block_bytes(&hash).ok().flatten()?;
