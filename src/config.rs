@@ -181,6 +181,9 @@ pub struct Config {
     /// Save the mempool to `mempool.dat` at shutdown and load it at start
     /// (`-persistmempool`, Core's `DEFAULT_PERSIST_MEMPOOL` true).
     pub persist_mempool: bool,
+    /// Block pruning (Core's `-prune`, checked against the network by
+    /// [`crate::chain::prune::PruneMode::from_mib`]): off by default.
+    pub prune: crate::chain::prune::PruneMode,
 }
 
 /// The timers of the outbound connection policy (`connmgr`), Bitcoin
@@ -302,6 +305,7 @@ impl Config {
             max_outbound_full_relay: 8,
             max_outbound_block_relay: 2,
             outbound_timers: OutboundTimers::default(),
+            prune: crate::chain::prune::PruneMode::Off,
             proxy: None,
             onion_proxy: None,
             no_onion: false,
@@ -518,6 +522,9 @@ command-line values win, repeatable options are appended to the file's:
   --reindex                rebuild the block index and chain state from the stored
                            blocks (also rebuilds the txindex)
   --reindex-chainstate     rebuild the chain state (UTXO set) from the stored blocks
+  --prune MIB              keep block and undo data under MIB (>= 550; any on
+                           regtest); 1 = prune only through pruneblockchain;
+                           0 = never (default)
   --help, --version
 ";
 
@@ -606,6 +613,7 @@ where
     let mut minimum_chain_work = None;
     let mut max_send_buffer = None;
     let mut max_receive_buffer = None;
+    let mut prune_mib = None;
     let mut p2p_port: Option<u16> = None;
     let mut pid_file: Option<PathBuf> = None;
     #[cfg(feature = "test-util")]
@@ -918,6 +926,15 @@ where
             "maxreceivebuffer" => {
                 max_receive_buffer = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
             }
+            "prune" => {
+                let v = value(&mut i)?;
+                if v.starts_with('-') {
+                    return Err(ConfigError(
+                        "Prune cannot be configured with a negative value.".into(),
+                    ));
+                }
+                prune_mib = Some(parse_number(name, &v, 0, 1 << 40)?)
+            }
             #[cfg(feature = "test-util")]
             "testfaultheight" => {
                 test_fault_height = Some(parse_number(name, &value(&mut i)?, 0, 10_000_000)? as u32)
@@ -1066,6 +1083,11 @@ where
     }
     if let Some(kb) = max_receive_buffer {
         config.max_receive_buffer = kb as usize * 1000;
+    }
+    if let Some(mib) = prune_mib {
+        config.prune =
+            crate::chain::prune::PruneMode::from_mib(mib, config.network == Network::Regtest)
+                .map_err(ConfigError)?;
     }
     #[cfg(feature = "test-util")]
     {
@@ -1261,6 +1283,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "txindex",
     "reindex",
     "reindex-chainstate",
+    "prune",
 ];
 
 /// Options that may be given more than once: config-file values and

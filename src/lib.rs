@@ -415,6 +415,9 @@ impl Node {
         )
         .map_err(StartError::Chain)?;
         mempool::persist::load_at_start(&mempool, &dir, &mut chain, config.persist_mempool);
+        chain
+            .set_prune_mode(config.prune)
+            .map_err(StartError::Chain)?;
         let best_height = Arc::new(AtomicI32::new(chain.height() as i32));
         let max_connections = peer::max_connections(config.max_peers);
         let (lifecycle_tx, lifecycle_rx) = bounded(server::lifecycle_capacity(max_connections));
@@ -437,7 +440,7 @@ impl Node {
         ));
         let ctx = Arc::new(NetContext {
             magic: config.magic(),
-            services: peer::local_services(),
+            services: peer::local_services_for(config.prune.is_prune_mode()),
             best_height: Arc::clone(&best_height),
             lifecycle_tx,
             messages: Box::new(sync_tx.clone()),

@@ -32,6 +32,8 @@ pub mod network;
 pub mod params;
 pub mod pow;
 pub mod reindex;
+pub mod prune;
+mod prune_state;
 pub mod script;
 pub mod signet;
 pub mod state;

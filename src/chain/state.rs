@@ -196,7 +196,7 @@ pub struct ChainState {
     params: ChainParams,
     store: Arc<Store>,
     opts: ChainOptions,
-    index: BlockIndex,
+    pub(super) index: BlockIndex,
     /// Active chain by height; `active[0]` is genesis.
     active: Vec<BlockPos>,
     /// Most-work valid header chain by height.
@@ -231,6 +231,8 @@ pub struct ChainState {
     /// The last assumevalid decision logged (Core's
     /// `m_last_script_check_reason_logged`): `Some(None)` = skipping.
     script_check_logged: Option<Option<assumevalid::ScriptCheckReason>>,
+    /// Pruning mode and stored block sizes (`chain/prune.rs`).
+    pub(super) prune: super::prune_state::PruneState,
 }
 
 /// New index entries held before a flush writes them.
@@ -338,6 +340,7 @@ impl ChainState {
             min_diff_bits: BlockMap::default(),
             last_checkpoint: None,
             script_check_logged: None,
+            prune: Default::default(),
         };
         chain.load(network)?;
         Ok(chain)
@@ -463,7 +466,7 @@ impl ChainState {
 
     /// Queues the stored record of `pos` in `batch` (its invalid reason is
     /// written where it changes).
-    fn write_index(&self, batch: &mut WriteBatch, pos: BlockPos) {
+    pub(super) fn write_index(&self, batch: &mut WriteBatch, pos: BlockPos) {
         if let (Some(header), Some(status)) = (self.index.header(pos), self.index.status(pos)) {
             let record = IndexRecord {
                 header,
@@ -1074,6 +1077,7 @@ impl ChainState {
             return;
         }
         self.block_writes.put_block(&hash, &block);
+        self.note_block_stored(hash, size as u64);
         if let Some(pos) = self.index.find(&hash) {
             self.add_status(pos, BlockStatus::HAVE_DATA);
             self.dirty_index.insert(pos);
@@ -1503,8 +1507,12 @@ impl ChainState {
 
         // Valid: make it so.
         view.apply(&mut self.coins);
+        let before = self.block_writes.size_bytes();
         self.block_writes.put_block(&hash, block);
         self.block_writes.put_undo(&hash, &undo);
+        // Body and undo bytes, without the two 32-byte keys.
+        let stored = self.block_writes.size_bytes().saturating_sub(before + 64);
+        self.note_block_stored(hash, stored as u64);
         let pos = self
             .index
             .find(&hash)
@@ -1576,6 +1584,7 @@ impl ChainState {
         }
         if self.blocks_since_flush >= self.opts.flush_blocks
             || cache_bytes > self.opts.coins_cache_bytes
+            || self.prune_wanted()
         {
             self.flush()?;
         }
@@ -1619,7 +1628,7 @@ impl ChainState {
         );
         self.flushed_height = height;
         self.blocks_since_flush = 0;
-        Ok(())
+        self.prune_after_flush()
     }
 
     /// Core's `UpdateTip` line for the new tip: at info level near the

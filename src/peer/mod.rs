@@ -715,6 +715,17 @@ pub fn local_services() -> ServiceFlags {
     ServiceFlags::NETWORK | ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS
 }
 
+/// [`local_services`], without `NODE_NETWORK` when the node prunes (Core's
+/// init: a pruned node serves only the last 288 blocks, BIP159's
+/// `NODE_NETWORK_LIMITED`).
+pub fn local_services_for(pruned: bool) -> ServiceFlags {
+    let mut s = local_services();
+    if pruned {
+        s.remove(ServiceFlags::NETWORK);
+    }
+    s
+}
+
 /// Why a connection could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegisterError {

@@ -57,6 +57,19 @@ pub struct BlockchainInfo {
     pub pruned: bool,
     /// Warnings (Core 28 prints an array).
     pub warnings: Vec<String>,
+    /// When pruning: `pruneheight`, `automatic_pruning`, `prune_target_size`.
+    pub prune_info: Option<PruneInfo>,
+}
+
+/// The pruning fields of `getblockchaininfo` (present only when pruning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneInfo {
+    /// First block that was not pruned (0 if nothing was).
+    pub pruneheight: u32,
+    /// Whether pruning is automatic (`--prune` ≥ 2) or manual (`--prune=1`).
+    pub automatic_pruning: bool,
+    /// The automatic target, in bytes.
+    pub prune_target_size: Option<u64>,
 }
 
 /// A block-index entry: what `getblockheader` and `getblock` report
@@ -896,6 +909,13 @@ pub trait RpcBackend: Send + Sync {
     /// `savemempool`: writes `mempool.dat`; returns its path.
     fn save_mempool(&self) -> RpcResult<std::path::PathBuf> {
         unsupported("savemempool")
+    }
+    /// `pruneblockchain`: prune up to a height or a Unix time (Core's
+    /// semantics and errors); returns the height of the last block pruned,
+    /// or -1.
+    fn prune_blockchain(&self, height: i64) -> RpcResult<i64> {
+        let _ = height;
+        unsupported("pruneblockchain")
     }
 }
 

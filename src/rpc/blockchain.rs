@@ -113,7 +113,7 @@ pub(super) fn h_getblockcount(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
 
 pub(super) fn h_getblockchaininfo(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
     let i = d.backend.blockchain_info()?;
-    Ok(json!({
+    let mut out = json!({
         "chain": i.chain,
         "blocks": i.blocks,
         "headers": i.headers,
@@ -126,8 +126,24 @@ pub(super) fn h_getblockchaininfo(d: &Dispatcher, _: &Args) -> RpcResult<Value> 
         "chainwork": i.chainwork.to_be_bytes().to_lower_hex_string(),
         "size_on_disk": i.size_on_disk,
         "pruned": i.pruned,
-        "warnings": i.warnings,
-    }))
+    });
+    if let (Some(p), Value::Object(m)) = (&i.prune_info, &mut out) {
+        // Core's order: after `pruned`, before `warnings`.
+        m.insert("pruneheight".into(), json!(p.pruneheight));
+        m.insert("automatic_pruning".into(), json!(p.automatic_pruning));
+        if let Some(t) = p.prune_target_size {
+            m.insert("prune_target_size".into(), json!(t));
+        }
+    }
+    if let Value::Object(m) = &mut out {
+        m.insert("warnings".into(), json!(i.warnings));
+    }
+    Ok(out)
+}
+
+pub(super) fn h_pruneblockchain(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
+    let height = a.int(0)?.unwrap_or(0);
+    Ok(json!(d.backend.prune_blockchain(height)?))
 }
 
 pub(super) fn h_getblockhash(d: &Dispatcher, a: &Args) -> RpcResult<Value> {

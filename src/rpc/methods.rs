@@ -606,6 +606,14 @@ static METHODS: &[Method] = &[
         result: "{ \"filename\" }",
         handler: h_savemempool,
     },
+    Method {
+        name: "pruneblockchain",
+        category: "blockchain",
+        args: &[req("height", Ty::Num, "The block height to prune up to. May be set to a discrete height, or to a UNIX epoch time\nto prune blocks whose block time is at least 2 hours older than the provided timestamp.")],
+        desc: "Attempts to delete block and undo data up to a specified height or timestamp, if eligible for pruning.\nRequires `-prune` to be enabled at startup.",
+        result: "n    (numeric) Height of the last block pruned",
+        handler: h_pruneblockchain,
+    },
 ];
 
 fn find_method(name: &str) -> Option<&'static Method> {

@@ -221,6 +221,7 @@ impl RpcBackend for NodeBackend {
             let height = c.height();
             let size = std::fs::metadata(c.store().path().join("data.mdb")).map_or(0, |m| m.len());
             let best = c.best_header_height().max(height);
+            let prune = c.prune_mode();
             e.map(|e| BlockchainInfo {
                 chain,
                 blocks: height,
@@ -237,8 +238,20 @@ impl RpcBackend for NodeBackend {
                 initialblockdownload: ibd,
                 chainwork: e.chain_work,
                 size_on_disk: size,
-                pruned: false,
+                pruned: prune.is_prune_mode(),
                 warnings: Vec::new(),
+                prune_info: prune
+                    .is_prune_mode()
+                    .then(|| crate::rpc::backend::PruneInfo {
+                        pruneheight: c.prune_height().map_or(0, |h| h + 1),
+                        automatic_pruning: prune != crate::chain::prune::PruneMode::Manual,
+                        prune_target_size: match prune {
+                            crate::chain::prune::PruneMode::Automatic { target_bytes } => {
+                                Some(target_bytes)
+                            }
+                            _ => None,
+                        },
+                    }),
             })
         })?
         .ok_or_else(|| RpcFailure::misc("tip not in the block index"))
@@ -261,6 +274,16 @@ impl RpcBackend for NodeBackend {
     }
 
     fn block(&self, hash: BlockHash) -> RpcResult<Option<BlockData>> {
+        // Core's getblock: a known block whose data was pruned.
+        let pruned = self.chain(move |c| {
+            c.store().have_pruned().unwrap_or(false)
+                && c.entry(&hash)
+                    .is_some_and(|e| !e.status.contains(BlockStatus::HAVE_DATA))
+                && c.is_active(&hash)
+        })?;
+        if pruned {
+            return Err(RpcFailure::misc("Block not available (pruned data)"));
+        }
         self.chain(move |c| {
             let info = header_info(c, &hash)?;
             let block = super::node_data::read_block(c, &hash)?;
@@ -671,7 +694,9 @@ impl RpcBackend for NodeBackend {
             version: 100,
             subversion: format!("/strand:{}/", env!("CARGO_PKG_VERSION")),
             protocolversion: crate::peer::conn::PROTOCOL_VERSION,
-            localservices: crate::peer::local_services(),
+            localservices: crate::peer::local_services_for(
+                self.chain(|c| c.prune_mode().is_prune_mode())?,
+            ),
             localrelay: true,
             networkactive: true,
             connections_in: inbound,
@@ -858,6 +883,11 @@ impl RpcBackend for NodeBackend {
 
     fn uptime(&self) -> RpcResult<u64> {
         Ok(self.started.elapsed().as_secs())
+    }
+
+    fn prune_blockchain(&self, height: i64) -> RpcResult<i64> {
+        self.chain(move |c| c.prune_blockchain(height))?
+            .map_err(|e| RpcFailure::new(e.code(), e.to_string()))
     }
 
     fn sync_state(&self) -> RpcResult<serde_json::Value> {

@@ -98,6 +98,7 @@ impl RpcBackend for Mock {
             size_on_disk: 293,
             pruned: false,
             warnings: vec![],
+            prune_info: None,
         })
     }
     fn raw_mempool(&self) -> RpcResult<Vec<Txid>> {

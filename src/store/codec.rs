@@ -11,7 +11,7 @@
 //!
 //! | table | key |
 //! |---|---|
-//! | `meta` | ASCII names: `magic`, `version`, `tip` |
+//! | `meta` | ASCII names: `magic`, `version`, `tip`, `pruned` |
 //! | `block_index` (schema 2, what the chain state writes) | index position, `u32` big-endian ([`IndexRecord`]); position ‖ `r` (5 bytes) for the invalid reason, UTF-8 |
 //! | `blocks`, `undo` | block hash, 32 bytes, internal byte order (as `BlockHash::as_byte_array`, i.e. reversed from the hex shown by RPC) |
 //! | `active_chain` | height, `u32` big-endian (so keys sort by height); no longer written by the chain state, which rebuilds the active chain from the tip |
@@ -25,6 +25,8 @@
 //!
 //! * `meta/magic`: the 4 network magic bytes. `meta/version`: `u32`.
 //!   `meta/tip`: 32-byte block hash (absent until a tip is set).
+//!   `meta/pruned`: one byte, 1, once block data was pruned (absent
+//!   before; see `blockdata`).
 //! * `block_index` records ([`IndexRecord`], schema 2): header (80 bytes,
 //!   consensus encoding) ‖ status `u32` ‖ transaction count `u32` = 88
 //!   bytes. The hash-keyed [`IndexEntry`] encoding below is schema 1's,

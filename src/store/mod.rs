@@ -33,6 +33,7 @@
 //! its B-trees (disk corruption) may be reported as an engine error.
 
 mod batch;
+mod blockdata;
 pub mod codec;
 mod error;
 mod reindex;
@@ -55,6 +56,7 @@ use lmdb::{
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 pub use batch::WriteBatch;
+pub use blockdata::StoredBlock;
 pub use codec::{BlockStatus, BlockUndo, Coin, IndexEntry, IndexRecord};
 
 /// The block index as stored: records and invalid reasons, by position.
