@@ -48,7 +48,10 @@ fn bad_options_exit_2_with_one_line() {
         "cannot parse address",
     );
     assert_usage_error(&["--regtest", "--signet"], "conflicting networks");
-    assert_usage_error(&["--debug=chatty"], "invalid --debug level");
+    assert_usage_error(
+        &["--debug=chatty"],
+        "Unsupported logging category -debug=chatty.",
+    );
     assert_usage_error(&["positional"], "unexpected argument");
 }
 

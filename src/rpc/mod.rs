@@ -41,6 +41,7 @@
 pub mod auth;
 pub mod backend;
 mod blockchain;
+pub mod cli_info;
 pub mod client;
 mod control;
 pub mod http;
