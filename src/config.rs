@@ -212,6 +212,9 @@ pub struct RpcOptions {
     pub allow_ip: Vec<String>,
     /// `--rpcuser`/`--rpcpassword`; `None` means cookie authentication.
     pub user_pass: Option<(String, String)>,
+    /// `--rpccookiefile`: where the cookie is written (relative to the
+    /// network's data directory); `None` means `.cookie` there.
+    pub cookie_file: Option<PathBuf>,
 }
 
 /// Bitcoin Core's `DEFAULT_MAXSENDBUFFER` (1,000 kB, net.h): the send queue
@@ -448,6 +451,10 @@ command-line values win, repeatable options are appended to the file's:
   --rpcallowip IP[/BITS]   also allow these clients (loopback always is)
   --rpcuser U --rpcpassword P   credentials (default: a .cookie file in the data directory)
   --norpc                  no JSON-RPC server
+  --rpccookiefile FILE     where to write the cookie (relative to the network's data
+                           directory; default: .cookie)
+  --rpcconnect HOST        ignored by the node: strand cli's server address, so one
+                           config file serves both
   --debug CATEGORY         debug lines of one of Core's categories (repeatable): net,
                            addrman, mempool, validation, rpc, http, proxy, leveldb, ...;
                            1 or all: every category; 0 or none: none. A level (error,
@@ -862,6 +869,12 @@ where
                     Some(v)
                 };
             }
+            "rpccookiefile" => rpc.cookie_file = Some(expand_tilde(&value(&mut i)?)),
+            // A client option (`strand cli`) that may share the node's
+            // config file, as Core's bitcoin.conf.
+            "rpcconnect" => {
+                value(&mut i)?;
+            }
             "testnet4" if inline.as_deref() == Some("0") => {}
             "testnet4" => return Err(testnet4_unsupported()),
             #[cfg(feature = "test-util")]
@@ -1176,6 +1189,8 @@ pub const OPTION_NAMES: &[&str] = &[
     "logtimemicros",
     "blocknotify",
     "testnet4",
+    "rpccookiefile",
+    "rpcconnect",
 ];
 
 /// Options that may be given more than once: config-file values and

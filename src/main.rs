@@ -94,7 +94,14 @@ fn run(
     };
     let network = config.network;
     let rpc_opts = config.rpc.clone();
-    let cookie = config.net_dir().join(".cookie");
+    // Relative `-rpccookiefile` paths are in the network's directory (Core).
+    let cookie = config.net_dir().join(
+        config
+            .rpc
+            .cookie_file
+            .clone()
+            .unwrap_or_else(|| ".cookie".into()),
+    );
     // Relative `--pid` paths are in the network's data directory (Core's
     // AbsPathForConfigVal); written once the node holds that directory.
     let pid_file = pid_file.map(|p| config.net_dir().join(p));
