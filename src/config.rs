@@ -253,6 +253,9 @@ pub struct RpcOptions {
     /// Serve Prometheus metrics on this address (`--metrics ADDR:PORT`,
     /// strand's own; default none).
     pub metrics: Option<SocketAddr>,
+    /// `--rpccookiefile`: where the cookie is written (relative to the
+    /// network's data directory); `None` means `.cookie` there.
+    pub cookie_file: Option<PathBuf>,
 }
 
 /// Bitcoin Core's `DEFAULT_MAXSENDBUFFER` (1,000 kB, net.h): the send queue
@@ -422,6 +425,10 @@ pub enum Command {
         /// `--pid FILE`: write the process id there (relative to the
         /// network's data directory), removed at shutdown.
         pid_file: Option<PathBuf>,
+        /// Logging options (`-debug`, `-printtoconsole`, `-debuglogfile`, …).
+        log: Box<crate::logging::LogOptions>,
+        /// `-blocknotify=CMD`: run for each new tip, `%s` = its hash.
+        blocknotify: Option<String>,
     },
     /// Mine `count` regtest blocks to `address` into the data directory of
     /// a node that is not running, print their hashes.
@@ -496,11 +503,27 @@ command-line values win, repeatable options are appended to the file's:
   --rpcallowip IP[/BITS]   also allow these clients (loopback always is)
   --rpcuser U --rpcpassword P   credentials (default: a .cookie file in the data directory)
   --norpc                  no JSON-RPC server
-  --debug LEVEL            log level: error, warn, info, debug, trace (RUST_LOG also works)
+  --rpccookiefile FILE     where to write the cookie (relative to the network's data
+                           directory; default: .cookie)
+  --rpcconnect HOST        ignored by the node: strand cli's server address, so one
+                           config file serves both
+  --debug CATEGORY         debug lines of one of Core's categories (repeatable): net,
+                           addrman, mempool, validation, rpc, http, proxy, leveldb, ...;
+                           1 or all: every category; 0 or none: none. A level (error,
+                           warn, info, debug, trace, off) sets the global level instead.
+                           RUST_LOG (env_logger syntax) wins over both
+  --debugexclude CATEGORY  no debug lines of CATEGORY (repeatable)
+  --loglevel [CAT:]LEVEL   debug or trace for the enabled categories (default: debug)
   --maxsendbuffer KB       per-peer send budget, 1000 bytes each (default: 1000)
   --maxreceivebuffer KB    per-peer receive budget, 1000 bytes each (default: 5000)
-  --printtoconsole         accepted for Core's configurations; strand always logs
-                           to stderr (there is no debug.log yet)
+  --printtoconsole=0|1     log lines to stderr too (default: 1, as Core without -daemon)
+  --debuglogfile PATH      log file, relative to the network's data directory
+                           (default: debug.log); --nodebuglogfile: no file
+  --shrinkdebugfile=0|1    cut debug.log to its last 10 MB at start when over 11 MB
+                           (default: 1 unless --debug categories are on)
+  --logtimemicros          microseconds in log timestamps
+  --blocknotify CMD        run CMD (via sh -c) for each new tip; %s = its block hash
+  --testnet4               not supported yet (exits with an error)
   --pid FILE               write the process id to FILE (relative to the network's
                            data directory), removed at shutdown (default: none)
   --daemon                 not supported: run strand under a service manager
@@ -616,6 +639,8 @@ where
     let mut prune_mib = None;
     let mut p2p_port: Option<u16> = None;
     let mut pid_file: Option<PathBuf> = None;
+    let mut log_opts = crate::logging::LogOptions::default();
+    let mut blocknotify: Option<String> = None;
     #[cfg(feature = "test-util")]
     let mut test_fault_height = None;
     let mut assume_valid = AssumeValid::Default;
@@ -700,9 +725,7 @@ where
                 nolisten = false;
             }
             "printtoconsole" => {
-                // strand always logs to the console (stderr); accepted for
-                // Core's configurations.
-                parse_bool(name, inline.as_deref())?;
+                log_opts.print_to_console = Some(parse_bool(name, inline.as_deref())?);
             }
             "pid" => {
                 let v = value(&mut i)?;
@@ -907,17 +930,21 @@ where
                         _ => "debug".to_string(),
                     }
                 });
-                let v = match v.as_str() {
-                    "1" => "debug".to_string(),
-                    "0" => "info".to_string(),
-                    _ => v,
+                // A level keeps strand's older meaning (a global level);
+                // anything else is one of Core's categories (`1`/`all`:
+                // every one, `0`/`none`: none).
+                log_opts
+                    .add_debug(&v)
+                    .map_err(|e| ConfigError(e.to_string()))?;
+                log_level = if is_level(&v) {
+                    Some(v)
+                } else if matches!(v.as_str(), "1" | "all") {
+                    Some("debug".to_string())
+                } else if matches!(v.as_str(), "0" | "none") {
+                    None
+                } else {
+                    log_level
                 };
-                if !is_level(&v) {
-                    return Err(ConfigError(format!(
-                        "invalid --debug level '{v}' (expected error, warn, info, debug or trace)"
-                    )));
-                }
-                log_level = Some(v);
             }
             // Core's units: 1,000 bytes.
             "maxsendbuffer" => {
@@ -935,6 +962,39 @@ where
                 }
                 prune_mib = Some(parse_number(name, &v, 0, 1 << 40)?)
             }
+            "debugexclude" => log_opts
+                .add_exclude(&value(&mut i)?)
+                .map_err(|e| ConfigError(e.to_string()))?,
+            "loglevel" => log_opts
+                .add_loglevel(&value(&mut i)?)
+                .map_err(|e| ConfigError(e.to_string()))?,
+            "debuglogfile" => {
+                let v = value(&mut i)?;
+                log_opts.file = match v.as_str() {
+                    // `-nodebuglogfile` (Core: no file at all).
+                    "0" => crate::logging::DebugLogFile::Disabled,
+                    "" | "1" => crate::logging::DebugLogFile::Default,
+                    p => crate::logging::DebugLogFile::Path(expand_tilde(p)),
+                };
+            }
+            "shrinkdebugfile" => log_opts.shrink = Some(parse_bool(name, inline.as_deref())?),
+            "logtimemicros" => log_opts.time_micros = parse_bool(name, inline.as_deref())?,
+            "blocknotify" => {
+                let v = value(&mut i)?;
+                blocknotify = if v.is_empty() || v == "0" {
+                    None
+                } else {
+                    Some(v)
+                };
+            }
+            "rpccookiefile" => rpc.cookie_file = Some(expand_tilde(&value(&mut i)?)),
+            // A client option (`strand cli`) that may share the node's
+            // config file, as Core's bitcoin.conf.
+            "rpcconnect" => {
+                value(&mut i)?;
+            }
+            "testnet4" if inline.as_deref() == Some("0") => {}
+            "testnet4" => return Err(testnet4_unsupported()),
             #[cfg(feature = "test-util")]
             "testfaultheight" => {
                 test_fault_height = Some(parse_number(name, &value(&mut i)?, 0, 10_000_000)? as u32)
@@ -1132,6 +1192,8 @@ where
         config: Box::new(config),
         log_level,
         pid_file,
+        log: Box::new(log_opts),
+        blocknotify,
     })
 }
 
@@ -1143,6 +1205,16 @@ fn parse_bool(name: &str, inline: Option<&str>) -> Result<bool, ConfigError> {
         Some("0") => Ok(false),
         Some(v) => Err(ConfigError(format!("--{name} takes 0 or 1 (got '{v}')"))),
     }
+}
+
+/// `-testnet4` / `-chain=testnet4`: Core v31's fourth testnet is not one
+/// of strand's networks yet (README, Decisions).
+fn testnet4_unsupported() -> ConfigError {
+    ConfigError(
+        "-testnet4 is not supported yet: strand follows main, test (testnet3), signet and \
+         regtest; testnet4 needs its own chain parameters and BIP94 rules"
+            .into(),
+    )
 }
 
 fn flag_name(n: Network) -> &'static str {
@@ -1284,6 +1356,15 @@ pub const OPTION_NAMES: &[&str] = &[
     "reindex",
     "reindex-chainstate",
     "prune",
+    "debugexclude",
+    "loglevel",
+    "debuglogfile",
+    "shrinkdebugfile",
+    "logtimemicros",
+    "blocknotify",
+    "testnet4",
+    "rpccookiefile",
+    "rpcconnect",
 ];
 
 /// Options that may be given more than once: config-file values and
@@ -1296,6 +1377,9 @@ const REPEATABLE: &[&str] = &[
     "onlynet",
     "rpcbind",
     "rpcallowip",
+    "debug",
+    "debugexclude",
+    "loglevel",
 ];
 
 /// The config file's name inside the data directory (Core's
@@ -1405,6 +1489,7 @@ fn network_of<'a>(
             "regtest" if on => net = Some(Network::Regtest),
             "testnet" if on => net = Some(Network::Testnet),
             "signet" if on => net = Some(Network::Signet),
+            "testnet4" if on => return Err(testnet4_unsupported()),
             "chain" => net = Some(parse_chain(value.unwrap_or(""))?),
             _ => {}
         }
@@ -1419,6 +1504,7 @@ fn parse_chain(v: &str) -> Result<Network, ConfigError> {
         "test" => Ok(Network::Testnet),
         "signet" => Ok(Network::Signet),
         "regtest" => Ok(Network::Regtest),
+        "testnet4" => Err(testnet4_unsupported()),
         _ => Err(ConfigError(format!(
             "invalid -chain '{v}' (main, test, signet, regtest)"
         ))),
@@ -1955,5 +2041,40 @@ mod tests {
         let c = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
         assert!(c.blocksonly);
         assert_eq!(c.assume_valid, AssumeValid::Off);
+    }
+
+    #[test]
+    fn logging_options_and_testnet4() {
+        use crate::logging::DebugLogFile;
+        let log_of = |args: &[&str]| match parse_args(args.iter().copied()).unwrap() {
+            Command::Run { log, .. } => *log,
+            _ => panic!(),
+        };
+        let l = log_of(&["-debug=net", "-debug=mempool", "-debugexclude=mempool"]);
+        assert_eq!(l.enabled_categories(), vec!["net"]);
+        assert_eq!(l.level, None);
+        assert_eq!(log_of(&["-debug=all"]).enabled_categories().len(), 29);
+        assert!(log_of(&["-debug=net", "-debug=0"])
+            .enabled_categories()
+            .is_empty());
+        assert_eq!(log_of(&["-nodebuglogfile"]).file, DebugLogFile::Disabled);
+        assert_eq!(
+            log_of(&["-debuglogfile=logs/x.log"]).file,
+            DebugLogFile::Path(PathBuf::from("logs/x.log"))
+        );
+        assert_eq!(log_of(&["-printtoconsole=0"]).print_to_console, Some(false));
+        assert_eq!(log_of(&[]).print_to_console, None);
+        let err = parse_args(["-debug=chatty"]).unwrap_err();
+        assert_eq!(err.0, "Unsupported logging category -debug=chatty.");
+        assert!(parse_args(["-loglevel=net:shout"]).is_err());
+        match parse_args(["-blocknotify=echo %s"]).unwrap() {
+            Command::Run { blocknotify, .. } => assert_eq!(blocknotify.as_deref(), Some("echo %s")),
+            _ => panic!(),
+        }
+        for args in [&["-testnet4"][..], &["-chain=testnet4"]] {
+            let err = parse_args(args.iter().copied()).unwrap_err();
+            assert!(err.0.starts_with("-testnet4 is not supported yet"), "{err}");
+        }
+        assert!(parse_args(["-testnet4=0"]).is_ok());
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! Reads the config file and parses options (`config::parse_args_with_conf`;
 //! exit code 2 with a one-line message on any bad option,
-//! address or data directory), sets up logging (`RUST_LOG`, `--debug`),
-//! starts a [`strand::Node`] and waits for SIGINT or SIGTERM to shut it
-//! down cleanly. A second signal during shutdown exits at once. A fatal
+//! address or data directory), sets up logging ([`strand::logging`]:
+//! debug.log, the console, `-debug=CATEGORY`, `RUST_LOG`), starts a
+//! [`strand::Node`] (and the `-blocknotify` thread, [`strand::notify`])
+//! and waits for SIGINT or SIGTERM to shut it down cleanly. A chain store
+//! that cannot be opened is reported with Core's remedy (`--reindex`,
+//! `--reindex-chainstate`). A second signal during shutdown exits at once. A fatal
 //! node error (Core's `AbortNode`: a failed store write, a corrupt entry)
 //! shuts it down the same way and exits with status 1, the reason on
 //! stderr. `--pid FILE` is written once the node started and removed when
@@ -47,9 +50,11 @@ fn main() -> ExitCode {
         }
         Command::Run {
             config,
-            log_level,
             pid_file,
-        } => run(*config, log_level, pid_file),
+            log,
+            blocknotify,
+            ..
+        } => run(*config, &log, pid_file, blocknotify),
         Command::Generate {
             config,
             count,
@@ -71,15 +76,14 @@ fn main() -> ExitCode {
 
 fn run(
     config: strand::Config,
-    log_level: Option<String>,
+    log: &strand::logging::LogOptions,
     pid_file: Option<std::path::PathBuf>,
+    blocknotify: Option<String>,
 ) -> ExitCode {
-    let mut logger =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if let Some(level) = log_level {
-        logger.parse_filters(&level);
+    if let Err(e) = strand::logging::init(log, &config.net_dir()) {
+        eprintln!("strand: {e}");
+        return ExitCode::from(2);
     }
-    logger.format_timestamp_millis().init();
 
     let signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
@@ -90,16 +94,45 @@ fn run(
     };
     let network = config.network;
     let rpc_opts = config.rpc.clone();
-    let cookie = config.net_dir().join(".cookie");
+    // Relative `-rpccookiefile` paths are in the network's directory (Core).
+    let cookie = config.net_dir().join(
+        config
+            .rpc
+            .cookie_file
+            .clone()
+            .unwrap_or_else(|| ".cookie".into()),
+    );
     // Relative `--pid` paths are in the network's data directory (Core's
     // AbsPathForConfigVal); written once the node holds that directory.
     let pid_file = pid_file.map(|p| config.net_dir().join(p));
     let node = match Node::start(config) {
         Ok(n) => Arc::new(n),
         Err(e) => {
-            eprintln!("strand: {e}");
+            eprintln!("strand: {e}{}", remedy(&e));
             return ExitCode::from(2);
         }
+    };
+    // debug.log once the node holds its data directory (Core's
+    // StartLogging after the lock).
+    match strand::logging::start_file() {
+        Ok(Some(path)) => log::info!("Log file: {}", path.display()),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("strand: {e}");
+            drop(node);
+            return ExitCode::from(2);
+        }
+    }
+    let _notifier = match blocknotify {
+        None => None,
+        Some(cmd) => match strand::notify::spawn_block_notify(&node, cmd) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("strand: cannot start -blocknotify: {e}");
+                drop(node);
+                return ExitCode::from(2);
+            }
+        },
     };
 
     if let Some(p) = &pid_file {
@@ -222,6 +255,28 @@ fn run(
             ExitCode::from(1)
         }
         None => ExitCode::SUCCESS,
+    }
+}
+
+/// Core's advice for a chain store that cannot be read ("Please restart
+/// with -reindex or -reindex-chainstate to recover."), for the errors a
+/// rebuild can fix: not for a store of another network or version.
+fn remedy(e: &strand::StartError) -> &'static str {
+    use strand::chain::state::ChainError;
+    use strand::store::StoreError;
+    match e {
+        strand::StartError::Chain(
+            ChainError::Inconsistent(_)
+            | ChainError::Store(
+                StoreError::NotAStore { .. }
+                | StoreError::Corrupt { .. }
+                | StoreError::MissingKey { .. },
+            ),
+        ) => {
+            "; restart with --reindex-chainstate to rebuild the chain state from the stored \
+             blocks, or --reindex to rebuild everything from the block data"
+        }
+        _ => "",
     }
 }
 

@@ -48,7 +48,10 @@ fn bad_options_exit_2_with_one_line() {
         "cannot parse address",
     );
     assert_usage_error(&["--regtest", "--signet"], "conflicting networks");
-    assert_usage_error(&["--debug=chatty"], "invalid --debug level");
+    assert_usage_error(
+        &["--debug=chatty"],
+        "Unsupported logging category -debug=chatty.",
+    );
     assert_usage_error(&["positional"], "unexpected argument");
 }
 
@@ -333,4 +336,199 @@ fn events_report_blocks_peers_and_never_block_the_node() {
         tiny.dropped() >= 4,
         "the full subscriber's events were dropped and counted"
     );
+}
+
+/// Runs `strand cli ARGS` with `stdin` as its standard input.
+fn run_cli_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(strand_bin())
+        .arg("cli")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run strand cli");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_lists_every_accepted_option() {
+    let (code, out, _) = run_strand(&["--help"]);
+    assert_eq!(code, 0);
+    for name in strand::config::OPTION_NAMES {
+        assert!(out.contains(&format!("--{name}")), "--help lacks --{name}");
+    }
+    let (code, out, _) = run_strand(&["cli", "--help"]);
+    assert_eq!(code, 0);
+    for name in [
+        "rpcwait",
+        "rpcwaittimeout",
+        "stdin",
+        "stdinrpcpass",
+        "getinfo",
+        "netinfo",
+        "rpccookiefile",
+        "named",
+    ] {
+        assert!(
+            out.contains(&format!("--{name}")),
+            "cli --help lacks --{name}"
+        );
+    }
+    assert_usage_error(&["-testnet4"], "-testnet4 is not supported yet");
+    assert_usage_error(&["-chain=testnet4"], "-testnet4 is not supported yet");
+}
+
+#[test]
+fn corrupt_store_error_names_reindex() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("regtest").join("chainstate");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("data.mdb"), vec![0xAB; 64 * 1024]).unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert_usage_error(
+        &["--regtest", "--nolisten", "--datadir", d],
+        "--reindex-chainstate",
+    );
+    assert_usage_error(&["--regtest", "--nolisten", "--datadir", d], "--reindex ");
+}
+
+#[test]
+fn cli_rpcwait_waits_for_a_node_started_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let mut cli = Command::new(strand_bin())
+        .args(["cli", "-regtest", "-datadir", &d, "-rpcport", &port])
+        .args(["-rpcwait", "-rpcwaittimeout=60", "getblockcount"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Still waiting: no node yet.
+    assert!(cli.try_wait().unwrap().is_none());
+    let mut node = NodeProcess::start_in(&d, &["--rpcport", &port]);
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(s) = cli.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = cli.kill();
+    }
+    let out = cli.wait_with_output().unwrap();
+    node.terminate(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+
+    // Nothing ever listens: gives up after the timeout, exit 1.
+    let (code, _, err) = run_cli_stdin(
+        &[
+            "-regtest",
+            "-datadir",
+            &d,
+            "-rpcport",
+            &port,
+            "-rpcwait",
+            "-rpcwaittimeout=1",
+            "getblockcount",
+        ],
+        "",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("timeout on transient error"), "{err}");
+}
+
+#[test]
+fn cli_stdin_stdinrpcpass_getinfo_and_netinfo() {
+    let mut node = NodeProcess::start(&["--rpcuser", "alice", "--rpcpassword", "s3cret"]);
+    let port = node.rpc_addr().port().to_string();
+    let base = ["-regtest", "-rpcport", port.as_str(), "-rpcuser", "alice"];
+    let call = |extra: &[&str], stdin: &str| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        run_cli_stdin(&args, stdin)
+    };
+
+    // The password from the first stdin line, the method and its
+    // arguments from the following ones.
+    let (code, out, err) = call(&["-stdinrpcpass", "-stdin"], "s3cret\ngetblockhash\n0\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        strand::Network::Regtest.genesis_hash().to_string()
+    );
+    let (code, _, err) = call(&["-stdinrpcpass", "getblockcount"], "wrong\n");
+    assert_eq!(code, 1);
+    assert!(err.contains("Incorrect rpcuser or rpcpassword"), "{err}");
+
+    // bitcoin-cli's -getinfo text.
+    let (code, out, err) = call(&["-rpcpassword=s3cret", "-getinfo"], "");
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Chain: regtest");
+    assert_eq!(lines[1], "Blocks: 0");
+    assert_eq!(lines[2], "Headers: 0");
+    assert!(lines[3].starts_with("Verification progress: "), "{out}");
+    assert!(lines[4].starts_with("Difficulty: "), "{out}");
+    assert_eq!(lines[6], "Network: in 0, out 0, total 0");
+    assert_eq!(lines[7], "Version: 310000");
+    assert_eq!(lines[8], "Time offset (s): 0");
+    assert_eq!(lines[9], "Proxies: n/a");
+    assert!(
+        lines[10].starts_with("Min tx relay fee rate (BTC/kvB): 0.000010"),
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"Warnings: (none)"));
+
+    // -netinfo with one inbound peer: Core's header, columns and counts.
+    let mut peer = FakePeer::connect(node.addr()).unwrap();
+    peer.handshake(0, bitcoin::p2p::ServiceFlags::NETWORK)
+        .unwrap();
+    peer.ping(1).unwrap();
+    let (code, out, err) = call(&["-rpcpassword=s3cret", "-netinfo", "4"], "");
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("strand client v")
+            && lines[0].contains(" regtest - server 70016/strand:"),
+        "{out}"
+    );
+    assert!(lines[2].starts_with("<->   type   net "), "{out}");
+    assert!(lines[2].ends_with("id address         version"), "{out}");
+    assert!(lines[3].starts_with(" in          npr "), "{out}");
+    assert!(lines[3].contains(&peer.local_addr().to_string()), "{out}");
+    let counts = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("ipv4"))
+        .unwrap();
+    assert_eq!(
+        lines[counts],
+        "         ipv4    ipv6     npr   total   block"
+    );
+    assert_eq!(lines[counts + 1], "in          0       0       1       1");
+    assert_eq!(
+        lines[counts + 2],
+        "out         0       0       0       0       0"
+    );
+    let (code, out, _) = call(&["-rpcpassword=s3cret", "-netinfo"], "");
+    assert_eq!(code, 0);
+    assert!(out.contains("Local services: network"), "{out}");
+    assert!(!out.contains("<->"), "{out}");
+    node.terminate(Duration::from_secs(20));
 }

@@ -2,7 +2,8 @@
 //! configured only by `<datadir>/strand.conf` (network, sections, RPC
 //! credentials, listen address, PID file) and `strand cli` reading the
 //! same file; command line over file; the one-line exit-2 errors for an
-//! unknown key, a missing `--conf` file and `-daemon`; `~` expansion.
+//! unknown key, a missing `--conf` file and `-daemon`; `~` expansion; log
+//! options and `rpccookiefile`/`rpcconnect` read from files.
 
 mod common;
 
@@ -258,4 +259,68 @@ fn tilde_expands_to_home_for_conf_and_datadir() {
     std::fs::write(home.path().join("d").join("strand.conf"), "\nbogus=2\n").unwrap();
     let want = format!("{}:2", home.path().join("d").join("strand.conf").display());
     assert_one_line_error(&["--datadir", "~/d"], Some(home.path()), &[&want]);
+}
+
+#[test]
+fn log_options_and_cli_cookie_file_from_config_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("strand.conf"),
+        format!(
+            "chain=regtest\n[regtest]\nrpcport={port}\nlisten=127.0.0.1:0\n\
+             debug=net\ndebuglogfile=node.log\nrpccookiefile=node.cookie\n"
+        ),
+    )
+    .unwrap();
+    let mut node = Node::start(&["--datadir", d]);
+    assert!(
+        node.wait_line("JSON-RPC listening on").is_some(),
+        "{:?}",
+        node.log
+    );
+    let log_file = dir.path().join("regtest").join("node.log");
+    assert!(!dir.path().join("regtest").join("debug.log").exists());
+
+    // The client's own file: another (empty) data directory, so only the
+    // file's `rpccookiefile` can find the node's cookie.
+    let client = tempfile::tempdir().unwrap();
+    let cookie = client.path().join("copied.cookie");
+    // The node wrote its cookie where its file said (relative to regtest/).
+    assert!(!dir.path().join("regtest").join(".cookie").exists());
+    std::fs::copy(dir.path().join("regtest").join("node.cookie"), &cookie).unwrap();
+    let conf = client.path().join("cli.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "regtest=1\ndatadir={}\nrpcconnect=127.0.0.1\nrpcport={port}\nrpccookiefile={}\n",
+            client.path().display(),
+            cookie.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(
+        &["cli", "--conf", conf.to_str().unwrap(), "getblockcount"],
+        None,
+    );
+    assert_eq!((code, out.trim()), (0, "0"), "{err}");
+    std::fs::remove_file(&cookie).unwrap();
+    let (code, _, err) = run(
+        &["cli", "--conf", conf.to_str().unwrap(), "getblockcount"],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("copied.cookie"), "{err}");
+
+    assert!(node.terminate(), "clean exit");
+    let text = std::fs::read_to_string(&log_file).unwrap_or_default();
+    assert!(text.contains("JSON-RPC listening on"), "{text}");
+    // An unknown category in a file is refused like on the command line.
+    std::fs::write(dir.path().join("strand.conf"), "regtest=1\ndebug=chatty\n").unwrap();
+    assert_one_line_error(
+        &["--datadir", d],
+        None,
+        &["Unsupported logging category -debug=chatty."],
+    );
 }

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "src/wire.rs",
             "src/proxy.rs",
             "src/addrtext.rs",
+            "src/logging.rs",
         ],
     ),
     ("store", &["src/store/"]),
@@ -42,7 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("peer", &["src/peer/"]),
     ("sync", &["src/events.rs", "src/sync/"]),
     ("server", &["src/server.rs", "src/connmgr/"]),
-    ("node", &["src/lib.rs", "src/testdata.rs"]),
+    ("node", &["src/lib.rs", "src/testdata.rs", "src/notify.rs"]),
     ("rpc", &["src/rpc/", "src/metrics.rs"]),
 ];
 

@@ -251,18 +251,26 @@ pub const CLI_USAGE: &str = "\
 Usage: strand cli [options] <command> [params]
        strand cli [options] -named <command> [name=value]...
        strand cli [options] help [command]
+       strand cli [options] -getinfo
+       strand cli [options] -netinfo [level [outonly]] | help
 
 Options:
   --regtest | --testnet | --signet | --chain NAME   chain (default: main)
   --datadir DIR          data directory holding <network>/.cookie (default: ~/.strand)
   --conf FILE            the node's config file (default: <datadir>/strand.conf, if
-                         present): its network, datadir, rpcport, rpcuser and
-                         rpcpassword apply unless given here
+                         present): its network, datadir, rpcconnect, rpcport, rpcuser,
+                         rpcpassword and rpccookiefile apply unless given here
   --rpcconnect HOST      server address (default: 127.0.0.1)
   --rpcport N            server port (default: the network's RPC port)
   --rpcuser U --rpcpassword P   credentials instead of the cookie
   --rpccookiefile FILE   cookie file to read
+  --rpcwait              wait for the server to start (and its cookie to appear)
+  --rpcwaittimeout N     with --rpcwait: give up after N seconds (default: 0, never)
+  --stdin                read extra arguments from stdin, one per line
+  --stdinrpcpass         read the RPC password from the first line of stdin
   --named                pass name=value arguments as named parameters
+  --getinfo              general information, as bitcoin-cli -getinfo
+  --netinfo [LEVEL]      peer connections dashboard, as bitcoin-cli -netinfo (0-4)
 ";
 
 /// Runs `strand cli` with the arguments after `cli`, writing to stdout
@@ -270,24 +278,106 @@ Options:
 pub fn cli_main(args: &[String]) -> i32 {
     let stdout = io::stdout();
     let stderr = io::stderr();
-    run_cli(args, &mut stdout.lock(), &mut stderr.lock())
+    let stdin = io::stdin();
+    run_cli_with_stdin(
+        args,
+        &mut stdin.lock(),
+        &mut stdout.lock(),
+        &mut stderr.lock(),
+    )
 }
 
-/// `strand cli` with explicit output streams. Exit codes: 0 on success;
-/// 1 on an RPC error (printed to `err` as bitcoin-cli prints it, with the
-/// code) and for connection, authentication and usage errors.
+/// `strand cli` with explicit output streams and no stdin. Exit codes: 0
+/// on success; 1 on an RPC error (printed to `err` as bitcoin-cli prints
+/// it, with the code) and for connection, authentication and usage
+/// errors.
 pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    run_cli_with_stdin(args, &mut io::empty(), out, err)
+}
+
+/// Core's `-rpcwait` pause between attempts (bitcoin-cli sleeps 1 s).
+const RPCWAIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Core's `RPC_IN_WARMUP`: retried under `-rpcwait` like a refused
+/// connection.
+const RPC_IN_WARMUP: i32 = -28;
+
+/// Where and how to call, and `-rpcwait`'s deadline.
+struct Target {
+    addr: SocketAddr,
+    auth: ClientAuth,
+    /// `Some(None)`: wait forever; `Some(Some(t))`: until `t`.
+    wait: Option<Option<std::time::Instant>>,
+}
+
+impl Target {
+    /// One call, retried under `-rpcwait` while the server is not up
+    /// (no connection, no cookie yet, warming up), as bitcoin-cli's
+    /// `ConnectAndCallRPC`.
+    fn call(&self, request: &Value) -> Result<Value, ClientError> {
+        loop {
+            let r = call_with(self.addr, &self.auth, request);
+            let transient = matches!(
+                &r,
+                Err(ClientError::Connect(..) | ClientError::Cookie(..) | ClientError::Io(..))
+            ) || matches!(&r, Err(ClientError::Rpc(e)) if e.code == RPC_IN_WARMUP);
+            match self.wait {
+                Some(deadline) if transient => {
+                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                        return r.map_err(|e| {
+                            ClientError::BadReply(format!("timeout on transient error: {e}"))
+                        });
+                    }
+                    std::thread::sleep(RPCWAIT_INTERVAL);
+                }
+                _ => return r,
+            }
+        }
+    }
+
+    fn method(&self, method: &str) -> Result<Value, ClientError> {
+        self.call(&json!({"method": method, "params": [], "id": 1}))
+    }
+}
+
+/// What the command line asks `strand cli` for.
+enum CliCommand {
+    Call(String, Vec<String>),
+    GetInfo,
+    NetInfo(Vec<String>),
+}
+
+/// [`run_cli`] reading `-stdin`/`-stdinrpcpass` input from `stdin`.
+pub fn run_cli_with_stdin(
+    args: &[String],
+    stdin: &mut dyn io::BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let mut datadir: Option<PathBuf> = None;
-    let mut host = "127.0.0.1".to_string();
+    let mut host: Option<String> = None;
     let mut port: Option<u16> = None;
     let mut user: Option<String> = None;
     let mut password: Option<String> = None;
     let mut cookie: Option<PathBuf> = None;
     let mut named = false;
+    let mut rpcwait = false;
+    let mut rpcwait_timeout: u64 = 0;
+    let mut read_stdin = false;
+    let mut stdin_pass = false;
+    let mut getinfo = false;
+    let mut netinfo = false;
     let mut i = 0;
     let fail = |err: &mut dyn Write, m: &str| {
         super::write_out(err, &format!("error: {m}\n"));
         1
+    };
+    let flag = |name: &str, inline: &Option<String>| -> Result<bool, String> {
+        match inline.as_deref() {
+            None | Some("1") => Ok(true),
+            Some("0") => Ok(false),
+            Some(v) => Err(format!("-{name} takes 0 or 1 (got '{v}')")),
+        }
     };
     while i < args.len() {
         let a = &args[i];
@@ -309,9 +399,10 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
                 | "rpccookiefile"
                 | "conf"
                 | "chain"
+                | "rpcwaittimeout"
         );
         let value = if takes_value {
-            match inline {
+            match inline.clone() {
                 Some(v) => v,
                 None => {
                     i += 1;
@@ -324,35 +415,115 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
         } else {
             String::new()
         };
-        match name {
+        let set = |target: &mut bool, err: &mut dyn Write| match flag(name, &inline) {
+            Ok(b) => {
+                *target = b;
+                None
+            }
+            Err(m) => Some(fail(err, &m)),
+        };
+        let early = match name {
             // The network is decided below, with the config file's.
-            "regtest" | "testnet" | "signet" | "chain" | "conf" => {}
-            "named" => named = true,
+            "regtest" | "testnet" | "signet" | "chain" | "conf" => None,
+            "named" => set(&mut named, err),
+            "rpcwait" => set(&mut rpcwait, err),
+            "stdin" => set(&mut read_stdin, err),
+            "stdinrpcpass" => set(&mut stdin_pass, err),
+            "getinfo" => set(&mut getinfo, err),
+            "netinfo" => set(&mut netinfo, err),
             "h" | "help" | "?" => {
                 super::write_out(out, CLI_USAGE);
                 return 0;
             }
-            "datadir" => datadir = Some(config::expand_tilde(&value)),
-            "rpcconnect" => host = value,
+            "datadir" => {
+                datadir = Some(config::expand_tilde(&value));
+                None
+            }
+            "rpcconnect" => {
+                host = Some(value);
+                None
+            }
             "rpcport" => match value.parse() {
-                Ok(p) => port = Some(p),
-                Err(_) => return fail(err, &format!("Invalid port provided in -rpcport: {value}")),
+                Ok(p) => {
+                    port = Some(p);
+                    None
+                }
+                Err(_) => Some(fail(
+                    err,
+                    &format!("Invalid port provided in -rpcport: {value}"),
+                )),
             },
-            "rpcuser" => user = Some(value),
-            "rpcpassword" => password = Some(value),
-            "rpccookiefile" => cookie = Some(PathBuf::from(value)),
-            _ => return fail(err, &format!("unknown option -{name}")),
+            "rpcwaittimeout" => match value.parse::<i64>() {
+                Ok(t) if t >= 0 => {
+                    rpcwait_timeout = t as u64;
+                    None
+                }
+                _ => Some(fail(
+                    err,
+                    &format!("Invalid value provided for -rpcwaittimeout: '{value}'"),
+                )),
+            },
+            "rpcuser" => {
+                user = Some(value);
+                None
+            }
+            "rpcpassword" => {
+                password = Some(value);
+                None
+            }
+            "rpccookiefile" => {
+                cookie = Some(config::expand_tilde(&value));
+                None
+            }
+            _ => Some(fail(err, &format!("unknown option -{name}"))),
+        };
+        if let Some(code) = early {
+            return code;
         }
         i += 1;
     }
-    let Some(method) = args.get(i) else {
-        return fail(err, "too few parameters (need at least command)");
-    };
-    let rest = &args[i + 1..];
-    // The node's config file (`-conf`, else `<datadir>/strand.conf`):
-    // network, RPC port, credentials and data directory, command line
-    // first.
     let opts = &args[..i];
+    let mut rest: Vec<String> = args[i..].to_vec();
+    // Core reads the password line first, then the arguments.
+    if stdin_pass {
+        let mut line = String::new();
+        if stdin.read_line(&mut line).is_err() || line.is_empty() {
+            return fail(
+                err,
+                "-stdinrpcpass specified but failed to read from standard input",
+            );
+        }
+        password = Some(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    if read_stdin {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match stdin.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => rest.push(line.trim_end_matches(['\r', '\n']).to_string()),
+                Err(e) => return fail(err, &format!("cannot read standard input: {e}")),
+            }
+        }
+    }
+    let command = if getinfo && netinfo {
+        return fail(err, "-getinfo and -netinfo cannot be combined");
+    } else if getinfo {
+        if !rest.is_empty() {
+            return fail(err, "-getinfo takes no arguments");
+        }
+        CliCommand::GetInfo
+    } else if netinfo {
+        CliCommand::NetInfo(rest)
+    } else {
+        let Some((method, params)) = rest.split_first() else {
+            return fail(err, "too few parameters (need at least command)");
+        };
+        CliCommand::Call(method.clone(), params.to_vec())
+    };
+    // The node's config file (`-conf`, else `<datadir>/strand.conf`):
+    // network, RPC address, credentials and data directory, command line
+    // first.
     let entries = match config::read_conf(opts) {
         Ok(e) => e,
         Err(e) => return fail(err, &e.to_string()),
@@ -369,7 +540,11 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
                 Err(_) => return fail(err, &format!("Invalid port provided in rpcport: {v}")),
             },
             "rpcuser" if !opts_have(opts, "rpcuser") => user = Some(v),
-            "rpcpassword" if !opts_have(opts, "rpcpassword") => password = Some(v),
+            "rpcpassword" if !opts_have(opts, "rpcpassword") && !stdin_pass => password = Some(v),
+            "rpcconnect" if !opts_have(opts, "rpcconnect") => host = Some(v),
+            "rpccookiefile" if !opts_have(opts, "rpccookiefile") => {
+                cookie = Some(config::expand_tilde(&v))
+            }
             "datadir" if !opts_have(opts, "datadir") => datadir = Some(config::expand_tilde(&v)),
             _ => {}
         }
@@ -378,6 +553,7 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
     if let Some(d) = datadir {
         config.datadir = d;
     }
+    let host = host.unwrap_or_else(|| "127.0.0.1".to_string());
     let port = port.unwrap_or_else(|| network.default_rpc_port());
     // A host may carry its own port, as in bitcoin-cli's -rpcconnect.
     let addr = match host.parse::<SocketAddr>() {
@@ -393,15 +569,65 @@ pub fn run_cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32
     let auth = match (user, password) {
         (Some(u), Some(p)) => ClientAuth::UserPass(u, p),
         (_, Some(p)) => ClientAuth::UserPass(String::new(), p),
-        _ => ClientAuth::Cookie(cookie.unwrap_or_else(|| config.net_dir().join(".cookie"))),
+        // A relative cookie path is in the network's directory (Core's
+        // AbsPathForConfigVal).
+        _ => ClientAuth::Cookie(match cookie {
+            Some(c) => config.net_dir().join(c),
+            None => config.net_dir().join(".cookie"),
+        }),
     };
-    let result = if named {
-        match convert_named_args(method, rest) {
-            Ok(m) => call_named(addr, &auth, method, m),
-            Err(e) => return fail(err, &e),
+    let target = Target {
+        addr,
+        auth,
+        wait: rpcwait.then(|| {
+            (rpcwait_timeout > 0)
+                .then(|| std::time::Instant::now() + Duration::from_secs(rpcwait_timeout))
+        }),
+    };
+    let result = match command {
+        CliCommand::Call(method, params) => {
+            let request = if named {
+                match convert_named_args(&method, &params) {
+                    Ok(m) => json!({"method": method, "params": m, "id": 1}),
+                    Err(e) => return fail(err, &e),
+                }
+            } else {
+                json!({"method": method, "params": convert_args(&method, &params), "id": 1})
+            };
+            target.call(&request)
         }
-    } else {
-        call(addr, &auth, method, convert_args(method, rest))
+        CliCommand::GetInfo => target.method("getnetworkinfo").and_then(|n| {
+            target
+                .method("getblockchaininfo")
+                .map(|c| Value::String(super::cli_info::format_getinfo(&n, &c)))
+        }),
+        CliCommand::NetInfo(a) => match super::cli_info::parse_netinfo_args(&a) {
+            Err(e) => return fail(err, &e),
+            Ok(None) => Ok(Value::String(super::cli_info::NETINFO_HELP.to_string())),
+            Ok(Some((level, outonly))) => target.method("getpeerinfo").and_then(|peers| {
+                let n = target.method("getnetworkinfo")?;
+                // Core's check (bitcoin-cli's NetinfoRequestHandler).
+                if n["version"].as_i64().unwrap_or(0) < 209_900 {
+                    return Err(ClientError::BadReply(
+                        "-netinfo requires bitcoind server to be running v0.21.0 and up".into(),
+                    ));
+                }
+                let chain = match network {
+                    config::Network::Mainnet => "",
+                    config::Network::Testnet => " testnet",
+                    config::Network::Signet => " signet",
+                    config::Network::Regtest => " regtest",
+                };
+                Ok(Value::String(super::cli_info::format_netinfo(
+                    &peers,
+                    &n,
+                    level,
+                    outonly,
+                    chain,
+                    crate::util::unix_time() as i64,
+                )))
+            }),
+        },
     };
     match result {
         Ok(v) => {

@@ -46,6 +46,7 @@ mod active;
 pub mod auth;
 pub mod backend;
 mod blockchain;
+pub mod cli_info;
 pub mod client;
 mod control;
 mod fees;

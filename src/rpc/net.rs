@@ -12,6 +12,13 @@ use super::protocol::{codes, RpcFailure};
 use super::util::*;
 use crate::netaddr::SubNet;
 
+/// The `version` `getnetworkinfo` reports: Bitcoin Core's `CLIENT_VERSION`
+/// numbering for the Core release whose RPC and P2P behaviour strand
+/// follows (v31.0.0 = 310000), not strand's own 0.1.0 (README, Decisions:
+/// clients such as `bitcoin-cli -netinfo` compare it against Core's
+/// numbers). strand's own version is in `subversion` (`/strand:0.1.0/`).
+pub const CLIENT_VERSION: u32 = 310_000;
+
 /// Core's service flag names.
 pub fn service_names(flags: bitcoin::p2p::ServiceFlags) -> Vec<String> {
     let bits = flags.to_u64();
@@ -73,7 +80,14 @@ pub(super) fn peer_json(p: &PeerInfo) -> Value {
     m.insert("synced_headers".into(), json!(p.synced_headers));
     m.insert("synced_blocks".into(), json!(p.synced_blocks));
     m.insert("inflight".into(), json!(p.inflight));
-    m.insert("addr_relay_enabled".into(), json!(false));
+    // Core's `m_addr_relay_enabled`: set up for peers that relay addresses
+    // (never block-relay-only ones): outbound full-relay peers get our
+    // `getaddr`; inbound ones once they sent addresses.
+    let block_only = p.connection_type.as_str() == "block-relay-only";
+    m.insert(
+        "addr_relay_enabled".into(),
+        json!(!block_only && (!p.inbound || p.addr_processed > 0)),
+    );
     m.insert("addr_processed".into(), json!(p.addr_processed));
     m.insert("addr_rate_limited".into(), json!(p.addr_rate_limited));
     m.insert("permissions".into(), json!([]));

@@ -691,7 +691,7 @@ impl RpcBackend for NodeBackend {
             .count() as u32;
         let info = self.mempool()?.lock().info();
         Ok(NetworkInfo {
-            version: 100,
+            version: super::net::CLIENT_VERSION,
             subversion: format!("/strand:{}/", env!("CARGO_PKG_VERSION")),
             protocolversion: crate::peer::conn::PROTOCOL_VERSION,
             localservices: crate::peer::local_services_for(
