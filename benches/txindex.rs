@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use strand::chain::reindex::Reindex;
 use strand::chain::state::{ChainOptions, ChainState};
-use strand::index::{TxIndex, TxIndexOptions, TxIndexThread};
+use strand::bitcoin::BlockHash;
+use strand::index::{ActiveChain, TxIndex, TxIndexOptions, TxIndexThread};
 use strand::store::Store;
 use strand::testdata::ChainBuilder;
 use strand::Network;
@@ -30,6 +31,23 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// The benchmark's chain, fixed: the index follows it as it would the
+/// node's active chain.
+struct FixedChain(Vec<BlockHash>);
+
+impl ActiveChain for FixedChain {
+    fn tip(&self) -> Option<(BlockHash, u32)> {
+        let last = self.0.len().checked_sub(1)?;
+        Some((self.0[last], last as u32))
+    }
+
+    fn hashes(&self, from: u32, count: u32) -> Option<Vec<BlockHash>> {
+        let from = (from as usize).min(self.0.len());
+        let to = from.saturating_add(count as usize).min(self.0.len());
+        Some(self.0[from..to].to_vec())
+    }
 }
 
 fn main() {
@@ -68,8 +86,10 @@ fn main() {
         let idir = TxIndex::dir_in(tmp.path());
         let index = Arc::new(TxIndex::open(&idir).expect("index"));
         let started = Instant::now();
+        let hashes = b.blocks().iter().map(|x| x.block_hash()).collect();
         let thread = TxIndexThread::start(
             Arc::clone(&index),
+            Box::new(FixedChain(hashes)),
             store,
             crossbeam_channel::never::<()>(),
             TxIndexOptions::default(),
