@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use strand::bitcoin::BlockHash;
 use strand::chain::reindex::Reindex;
 use strand::chain::state::{ChainOptions, ChainState};
-use strand::bitcoin::BlockHash;
 use strand::index::{ActiveChain, TxIndex, TxIndexOptions, TxIndexThread};
 use strand::store::Store;
 use strand::testdata::ChainBuilder;

@@ -408,7 +408,10 @@ struct Sinks {
 
 /// The installed logger.
 struct Logger {
-    filter: env_logger::Logger,
+    /// Rebuilt by [`update_categories`] (the `logging` RPC).
+    filter: parking_lot::RwLock<env_logger::Logger>,
+    /// The options the filter was built from.
+    opts: Mutex<LogOptions>,
     micros: bool,
     path: Option<PathBuf>,
     shrink: bool,
@@ -417,11 +420,11 @@ struct Logger {
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.filter.enabled(metadata)
+        self.filter.read().enabled(metadata)
     }
 
     fn log(&self, record: &Record<'_>) {
-        if !self.filter.matches(record) {
+        if !self.filter.read().matches(record) {
             return;
         }
         let line = format_line(std::time::SystemTime::now(), self.micros, record);
@@ -481,9 +484,10 @@ pub fn init(opts: &LogOptions, net_dir: &Path) -> Result<(), String> {
             console: opts.print_to_console.unwrap_or(true),
         }),
         path,
-        filter,
+        filter: parking_lot::RwLock::new(filter),
+        opts: Mutex::new(opts.clone()),
     };
-    let max = logger.filter.filter();
+    let max = logger.filter.read().filter();
     let logger = match LOGGER.set(logger) {
         Ok(()) => LOGGER.get(),
         Err(_) => return Err("the logger is already installed".into()),
@@ -493,6 +497,31 @@ pub fn init(opts: &LogOptions, net_dir: &Path) -> Result<(), String> {
     }
     log::set_max_level(max);
     Ok(())
+}
+
+/// The `logging` RPC at run time (Core's `EnableCategory` then
+/// `DisableCategory`): switches on `include`, then off `exclude` (Core's
+/// category names, `all` for every one), rebuilds the filter and returns
+/// the categories now on. `None` when strand's logger is not the installed
+/// one (an embedder's own logger decides for itself).
+pub fn update_categories(include: &[String], exclude: &[String]) -> Option<Vec<&'static str>> {
+    let logger = LOGGER.get()?;
+    let mut opts = logger.opts.lock();
+    let mut on = opts.enabled_categories();
+    let every = |list: &[String]| list.iter().any(|c| c == "all");
+    for (cat, _) in CATEGORIES {
+        if (every(include) || include.iter().any(|c| c == cat)) && !on.contains(cat) {
+            on.push(cat);
+        }
+    }
+    on.retain(|c| !every(exclude) && !exclude.iter().any(|x| x == c));
+    opts.categories = on.iter().map(|c| c.to_string()).collect();
+    opts.exclude.clear();
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = opts.filter(rust_log.as_deref());
+    log::set_max_level(filter.filter());
+    *logger.filter.write() = filter;
+    Some(opts.enabled_categories())
 }
 
 /// Core's `StartLogging`: shrinks and opens debug.log (appending, as

@@ -11,7 +11,9 @@
 
 pub mod txindex;
 
-pub use txindex::{ActiveChain, IndexError, IndexInfo, TxIndex, TxIndexOptions, TxIndexThread, TxPos};
+pub use txindex::{
+    ActiveChain, IndexError, IndexInfo, TxIndex, TxIndexOptions, TxIndexThread, TxPos,
+};
 
 /// The directory of the optional indexes inside a network's data
 /// directory (Core's `indexes/`).

@@ -25,38 +25,13 @@ pub(super) fn h_getsyncstate(d: &Dispatcher, _: &Args) -> RpcResult<Value> {
     d.backend.sync_state()
 }
 
-/// Core's logging categories (`logging.cpp`), sorted by name.
-const LOG_CATEGORIES: &[&str] = &[
-    "addrman",
-    "bench",
-    "blockstorage",
-    "cmpctblock",
-    "coindb",
-    "estimatefee",
-    "http",
-    "i2p",
-    "ipc",
-    "kernel",
-    "leveldb",
-    "mempool",
-    "mempoolrej",
-    "net",
-    "privatebroadcast",
-    "proxy",
-    "prune",
-    "qt",
-    "rand",
-    "reindex",
-    "rpc",
-    "scan",
-    "selectcoins",
-    "tor",
-    "txpackages",
-    "txreconciliation",
-    "validation",
-    "walletdb",
-    "zmq",
-];
+/// Core's logging categories (`logging.cpp`, the logger's
+/// [`crate::logging::CATEGORIES`]), sorted by name as Core lists them.
+fn log_category_names() -> Vec<&'static str> {
+    let mut v: Vec<_> = crate::logging::CATEGORIES.iter().map(|(c, _)| *c).collect();
+    v.sort_unstable();
+    v
+}
 
 /// Core's `EnableOrDisableLogCategories` argument: category names, with
 /// `all`, `1` and the empty string meaning every category.
@@ -79,8 +54,8 @@ fn log_categories(v: Option<&Value>) -> RpcResult<Vec<String>> {
             ))
         })?;
         if matches!(c, "" | "1" | "all") {
-            out.extend(LOG_CATEGORIES.iter().map(|s| s.to_string()));
-        } else if LOG_CATEGORIES.contains(&c) {
+            out.extend(log_category_names().into_iter().map(str::to_string));
+        } else if log_category_names().contains(&c) {
             out.push(c.to_string());
         } else {
             return Err(RpcFailure::invalid_parameter(format!(
@@ -96,7 +71,7 @@ pub(super) fn h_logging(d: &Dispatcher, a: &Args) -> RpcResult<Value> {
     let exclude = log_categories(a.get(1))?;
     let on = d.backend.logging(include, exclude)?;
     let mut m = Map::new();
-    for name in LOG_CATEGORIES {
+    for name in log_category_names() {
         m.insert(name.to_string(), json!(on.iter().any(|c| c == name)));
     }
     Ok(Value::Object(m))

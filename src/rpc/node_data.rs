@@ -31,10 +31,6 @@ pub(super) const MEMPOOL_HEIGHT: u32 = 0x7fff_ffff;
 /// `AccessByTxid` tries.
 const MAX_OUTPUTS_PER_BLOCK: u32 = 4_000_000 / (4 * 9);
 
-/// The most blocks [`chain_tx_count`] reads to count transactions (see
-/// there).
-const CHAIN_TX_COUNT_MAX_BLOCKS: u32 = 10_000;
-
 fn store_failure(e: impl std::fmt::Display) -> RpcFailure {
     RpcFailure::new(super::protocol::codes::RPC_DATABASE_ERROR, e.to_string())
 }
@@ -288,41 +284,27 @@ pub(super) fn tx_out_proof(
 }
 
 /// Transactions in the chain up to and including `hash` (Core's
-/// `m_chain_tx_count`).
-///
-/// Stand-in until the block index carries the count: it reads the
-/// transaction count of every block back to genesis, so it answers only
-/// for heights up to [`CHAIN_TX_COUNT_MAX_BLOCKS`] (`None` above, which
-/// `getchaintxstats` reports as Core does an unknown count: no `txcount`).
+/// `m_chain_tx_count`, the block index's `chain_tx`), `None` for a block
+/// never connected (Core: unknown count, the fields are left out).
 pub(super) fn chain_tx_count(c: &mut ChainState, hash: BlockHash) -> Option<u64> {
-    let height = c.entry(&hash)?.height;
-    if height > CHAIN_TX_COUNT_MAX_BLOCKS {
-        return None;
-    }
-    let mut total = 0u64;
-    let mut cur = hash;
-    loop {
-        let e = c.entry(&cur)?.clone();
-        let raw = c.block_bytes(&cur).ok().flatten()?;
-        let n: bitcoin::consensus::encode::VarInt =
-            bitcoin::consensus::deserialize_partial(raw.get(80..)?)
-                .ok()?
-                .0;
-        total += n.0;
-        if e.height == 0 {
-            return Some(total);
-        }
-        cur = e.header.prev_blockhash;
+    c.entry(&hash)?;
+    match c.chain_tx(&hash) {
+        0 => None,
+        n => Some(n),
     }
 }
 
-/// The categories switched on by `logging`. One node per process, so one
-/// set; wiring it to the logger's targets is the logging module's part.
+/// The categories switched on by `logging` when strand's logger is not
+/// installed (an embedder's logger): one node per process, so one set.
 static ENABLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// `logging`: names are already checked against Core's list. Returns
+/// `logging`: names are already checked against Core's list. Switches the
+/// installed logger's categories (`logging::update_categories`) and returns
 /// the set now on.
 pub(super) fn set_log_categories(include: Vec<String>, exclude: Vec<String>) -> Vec<String> {
+    if let Some(on) = crate::logging::update_categories(&include, &exclude) {
+        return on.into_iter().map(str::to_string).collect();
+    }
     let mut enabled = ENABLED.lock();
     for c in include {
         if !enabled.contains(&c) {
