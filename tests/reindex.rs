@@ -160,8 +160,17 @@ fn reindex_rebuilds_the_block_index_and_chain_state() {
     // Lose an active block's index entry: the node no longer starts.
     {
         let store = open_store(dir.path());
+        let lost = prefix.block(50).unwrap().block_hash();
+        let pos = store
+            .load_index_records()
+            .unwrap()
+            .records
+            .iter()
+            .find(|(_, r)| r.header.block_hash() == lost)
+            .map(|(p, _)| *p)
+            .expect("record of block 50");
         let mut batch = WriteBatch::new();
-        batch.delete_block_index(&prefix.block(50).unwrap().block_hash());
+        batch.delete_index_record(pos);
         store.commit(&batch).unwrap();
     }
     assert!(!run_to_exit(dir.path(), &[]).success());
