@@ -180,8 +180,17 @@ fn reject_and_unknown_negotiation_messages_are_ignored_quietly() {
     .unwrap();
     p.fence(5).unwrap();
     p.assert_clean();
-    let peers = rpc(&node, "getpeerinfo", vec![]);
-    assert_eq!(peers.as_array().unwrap().len(), 1, "{peers}");
+    // The peer handler lists the peer once its lifecycle thread's Add
+    // arrives, which the fence above does not wait for: wait (bounded)
+    // for it, then check it is still connected.
+    let listed = wait_until(Duration::from_secs(10), || {
+        rpc(&node, "getpeerinfo", vec![])
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    assert!(listed, "{}", rpc(&node, "getpeerinfo", vec![]));
+    p.fence(5).unwrap();
+    p.assert_clean();
 }
 
 #[test]

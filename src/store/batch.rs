@@ -9,7 +9,9 @@ use bitcoin::consensus::encode;
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash, OutPoint};
 
-use super::codec::{self, BlockUndo, Coin, IndexEntry};
+#[cfg(test)]
+use super::codec::IndexEntry;
+use super::codec::{self, BlockUndo, Coin};
 use super::error::Table;
 
 /// One put or delete.
@@ -73,6 +75,7 @@ impl WriteBatch {
         self.push(table, key, Some(value), false);
     }
 
+    #[cfg(test)]
     /// Writes (or overwrites) a block index entry.
     pub fn put_block_index(&mut self, hash: &BlockHash, entry: &IndexEntry) {
         self.push(
@@ -122,11 +125,13 @@ impl WriteBatch {
         );
     }
 
+    #[cfg(test)]
     /// Removes a block index entry.
     pub fn delete_block_index(&mut self, hash: &BlockHash) {
         self.push(Table::BlockIndex, hash.as_byte_array(), None, false);
     }
 
+    #[cfg(test)]
     /// Makes `hash` the active chain's block at `height`.
     pub fn set_active(&mut self, height: u32, hash: &BlockHash) {
         self.push(
@@ -137,6 +142,7 @@ impl WriteBatch {
         );
     }
 
+    #[cfg(test)]
     /// Removes `height` from the active chain (when disconnecting its
     /// block). The active chain must stay contiguous from height 0:
     /// unset from the top down.

@@ -152,6 +152,7 @@ pub struct IndexEntry {
     pub invalid_reason: Option<String>,
 }
 
+#[cfg(test)]
 const INDEX_FIXED_LEN: usize = 80 + 4 + 32 + 4;
 
 /// An unspent transaction output.
@@ -474,7 +475,9 @@ impl BlockUndo {
 // index entries
 
 impl IndexEntry {
-    /// The encoding stored in `block_index` (see the module docs).
+    /// Schema 1's hash-keyed `block_index` encoding (see the module
+    /// docs); only the store's own tests still use it.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(INDEX_FIXED_LEN);
         out.extend_from_slice(&encode::serialize(&self.header));
@@ -492,6 +495,7 @@ impl IndexEntry {
         out
     }
 
+    #[cfg(test)]
     /// Decodes [`IndexEntry::encode`]'s output. `key` is only used in the
     /// error.
     pub fn decode(key: &[u8], bytes: &[u8]) -> Result<IndexEntry, StoreError> {

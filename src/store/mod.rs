@@ -526,11 +526,13 @@ impl Store {
         })
     }
 
+    #[cfg(test)]
     /// The block index entry of `hash`.
     pub fn get_block_index(&self, hash: &BlockHash) -> Result<Option<IndexEntry>, StoreError> {
         self.read()?.get_block_index(hash)
     }
 
+    #[cfg(test)]
     /// Every block index entry, in key (hash byte) order, for startup.
     pub fn load_block_index(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
         self.read()?.load_block_index()
@@ -542,11 +544,13 @@ impl Store {
         self.read()?.load_index_records()
     }
 
+    #[cfg(test)]
     /// The active chain's block at `height`.
     pub fn get_active(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
         self.read()?.get_active(height)
     }
 
+    #[cfg(test)]
     /// The active chain, indexed by height (checked contiguous from 0).
     pub fn load_active_chain(&self) -> Result<Vec<BlockHash>, StoreError> {
         self.read()?.load_active_chain()
@@ -688,6 +692,7 @@ impl ReadView<'_> {
         Ok(())
     }
 
+    #[cfg(test)]
     /// The block index entry of `hash`.
     pub fn get_block_index(&self, hash: &BlockHash) -> Result<Option<IndexEntry>, StoreError> {
         let key = hash.as_byte_array();
@@ -696,6 +701,7 @@ impl ReadView<'_> {
             .transpose()
     }
 
+    #[cfg(test)]
     /// Every block index entry, in key (hash byte) order.
     pub fn load_block_index(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
         let mut out = Vec::with_capacity(self.entries(Table::BlockIndex)?);
@@ -739,6 +745,7 @@ impl ReadView<'_> {
         Ok(IndexRecords { records, reasons })
     }
 
+    #[cfg(test)]
     /// The active chain's block at `height`.
     pub fn get_active(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
         let key = codec::height_key(height);
@@ -747,6 +754,7 @@ impl ReadView<'_> {
             .transpose()
     }
 
+    #[cfg(test)]
     /// The height of the active chain's last block (`None` if empty),
     /// assuming it is contiguous from 0 as [`WriteBatch::unset_active`]
     /// requires.
@@ -755,6 +763,7 @@ impl ReadView<'_> {
         Ok(n.checked_sub(1).and_then(|h| u32::try_from(h).ok()))
     }
 
+    #[cfg(test)]
     /// The active chain, indexed by height. Fails with
     /// [`StoreError::Corrupt`] if heights are not contiguous from 0.
     pub fn load_active_chain(&self) -> Result<Vec<BlockHash>, StoreError> {
