@@ -132,6 +132,12 @@ fn getaddr_is_never_answered_with_an_empty_address_message() {
         teller.ping(9).unwrap();
         tellers.push(teller);
     }
+    // A teller's ping answer does not wait for the address manager to file
+    // its address: wait (bounded) until all nine are in the table.
+    let filed = wait_until(Duration::from_secs(10), || {
+        rpc(&node, "getaddrmaninfo", vec![])["all_networks"]["total"] == json!(9)
+    });
+    assert!(filed, "{}", rpc(&node, "getaddrmaninfo", vec![]));
     let mut v2 = RulePeer::connect(node.addr(), Profile::Btcd, 70016, full(), 0).unwrap();
     v2.send(NetworkMessage::GetAddr).unwrap();
     match v2.recv_until("addrv2", Duration::from_secs(10), |m| {
