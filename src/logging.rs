@@ -318,28 +318,6 @@ pub fn prefix(level: Level, category: Option<&str>) -> String {
     }
 }
 
-/// `FormatISO8601DateTime`: `YYYY-MM-DDThh:mm:ssZ` for Unix seconds (UTC).
-pub fn iso8601(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 /// Core's `LogEscapeMessage`: control characters other than newline are
 /// written as `\xNN`, so a peer's string cannot forge log lines or
 /// terminal codes.
@@ -358,7 +336,7 @@ pub fn format_line(now: std::time::SystemTime, micros: bool, record: &Record<'_>
     let since = now
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let mut line = iso8601(since.as_secs());
+    let mut line = crate::util::format_iso8601(i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
     if micros {
         line.pop();
         let _ = write!(line, ".{:06}Z", since.subsec_micros());
@@ -573,10 +551,19 @@ mod tests {
 
     #[test]
     fn iso_dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(1_231_006_505), "2009-01-03T18:15:05Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(1_796_051_056), "2026-11-30T15:04:16Z");
+        assert_eq!(crate::util::format_iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            crate::util::format_iso8601(1_231_006_505),
+            "2009-01-03T18:15:05Z"
+        );
+        assert_eq!(
+            crate::util::format_iso8601(951_782_400),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            crate::util::format_iso8601(1_796_051_056),
+            "2026-11-30T15:04:16Z"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Small helpers with no dependency on the rest of the crate: the clock in
-//! Unix seconds, random nonces, a small deterministic generator and the peer identifier type shared by the
+//! Unix seconds and its ISO 8601 form, random nonces, a small deterministic generator and the peer identifier type shared by the
 //! mempool (orphan tags) and the networking layer. The bottom layer: any
 //! module and any thread may use them.
 
@@ -62,4 +62,27 @@ impl SplitMix64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
+}
+
+/// Core's `FormatISO8601DateTime`: `YYYY-MM-DDTHH:MM:SSZ` in UTC, for
+/// Unix seconds (the log lines' timestamps and `UpdateTip`'s `date`).
+pub fn format_iso8601(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
 }

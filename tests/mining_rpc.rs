@@ -20,7 +20,7 @@ use bitcoin::{
 };
 use common::*;
 use serde_json::{json, Value};
-use strand::rpc::client::{call, ClientAuth, ClientError};
+use strand::rpc::client::ClientAuth;
 
 const ADDR: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
@@ -43,16 +43,11 @@ impl Rpc {
     }
 
     fn ok(&self, method: &str, params: Value) -> Value {
-        let params = params.as_array().cloned().unwrap_or_default();
-        call(self.addr, &self.auth, method, params).unwrap_or_else(|e| panic!("{method}: {e}"))
+        rpc_ok(self.addr, &self.auth, method, params)
     }
 
     fn err(&self, method: &str, params: Value) -> (i32, String) {
-        let params = params.as_array().cloned().unwrap_or_default();
-        match call(self.addr, &self.auth, method, params) {
-            Err(ClientError::Rpc(e)) => (e.code, e.message),
-            other => panic!("{method}: expected an RPC error, got {other:?}"),
-        }
+        rpc_err(self.addr, &self.auth, method, params)
     }
 
     fn stop(mut self) {

@@ -13,7 +13,7 @@ use bitcoin::hex::DisplayHex;
 use bitcoin::{Block, Txid};
 use common::*;
 use serde_json::{json, Value};
-use strand::rpc::client::{call, ClientAuth, ClientError};
+use strand::rpc::client::ClientAuth;
 
 struct Rpc {
     addr: std::net::SocketAddr,
@@ -30,16 +30,11 @@ impl Rpc {
     }
 
     fn ok(&self, method: &str, params: Value) -> Value {
-        let params = params.as_array().cloned().unwrap_or_default();
-        call(self.addr, &self.auth, method, params).unwrap_or_else(|e| panic!("{method}: {e}"))
+        rpc_ok(self.addr, &self.auth, method, params)
     }
 
     fn err(&self, method: &str, params: Value) -> (i32, String) {
-        let params = params.as_array().cloned().unwrap_or_default();
-        match call(self.addr, &self.auth, method, params) {
-            Err(ClientError::Rpc(e)) => (e.code, e.message),
-            other => panic!("{method}: expected an RPC error, got {other:?}"),
-        }
+        rpc_err(self.addr, &self.auth, method, params)
     }
 
     fn submit(&self, blocks: &[Block]) {

@@ -45,28 +45,6 @@ pub fn log2_work(work: Work) -> f64 {
     v.log2()
 }
 
-/// Core's `FormatISO8601DateTime`: `YYYY-MM-DDTHH:MM:SSZ` in UTC.
-pub fn format_iso8601(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
-}
-
 /// Core's line: `UpdateTip: new best=HASH height=N version=0x%08x
 /// log2_work=%f tx=N date='...' progress=%f cache=%.1fMiB(Ntxo)`.
 pub fn update_tip_line(t: &TipInfo) -> String {
@@ -77,7 +55,7 @@ pub fn update_tip_line(t: &TipInfo) -> String {
         t.version as u32,
         log2_work(t.chain_work),
         t.chain_tx,
-        format_iso8601(i64::from(t.time)),
+        crate::util::format_iso8601(i64::from(t.time)),
         t.progress,
         t.cache_bytes as f64 / f64::from(1u32 << 20),
         t.cache_coins
@@ -143,10 +121,16 @@ mod tests {
 
     #[test]
     fn dates_are_utc_iso8601() {
-        assert_eq!(format_iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_iso8601(1_772_055_173), "2026-02-25T21:32:53Z");
-        assert_eq!(format_iso8601(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(crate::util::format_iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            crate::util::format_iso8601(951_782_400),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            crate::util::format_iso8601(1_772_055_173),
+            "2026-02-25T21:32:53Z"
+        );
+        assert_eq!(crate::util::format_iso8601(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

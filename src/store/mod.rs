@@ -423,16 +423,26 @@ impl Store {
     /// Called by the sync-manager thread (the only writer); fails with
     /// [`StoreError::ReadInProgress`] if this thread holds a [`ReadView`].
     pub fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.write_retrying(|| self.try_commit(batch))
+    }
+
+    /// Runs one write transaction (`attempt`) as the only writer, growing
+    /// the map and running it again while it finds the map full. Fails with
+    /// [`StoreError::ReadInProgress`] if this thread holds a [`ReadView`].
+    fn write_retrying(
+        &self,
+        mut attempt: impl FnMut() -> Result<(), Attempt>,
+    ) -> Result<(), StoreError> {
         if holds_view(self.id) {
             return Err(StoreError::ReadInProgress);
         }
         let _writer = self.writer.lock();
         loop {
-            let attempt = {
+            let result = {
                 let _shared = self.resize.read();
-                self.try_commit(batch)
+                attempt()
             };
-            match attempt {
+            match result {
                 Ok(()) => return Ok(()),
                 Err(Attempt::MapFull) => self.grow()?,
                 Err(Attempt::Fail(e)) => return Err(e),

@@ -14,7 +14,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 use lmdb::{Transaction, WriteFlags};
 
-use super::{codec, holds_view, Attempt, Store, StoreError, Table};
+use super::{codec, Attempt, Store, StoreError, Table};
 
 /// Bytes of a serialized block header (the start of every stored block).
 const HEADER_LEN: usize = 80;
@@ -67,21 +67,7 @@ impl Store {
     }
 
     fn wipe(&self, scope: Scope) -> Result<(), StoreError> {
-        if holds_view(self.id) {
-            return Err(StoreError::ReadInProgress);
-        }
-        let _writer = self.writer.lock();
-        loop {
-            let attempt = {
-                let _shared = self.resize.read();
-                self.try_wipe(scope)
-            };
-            match attempt {
-                Ok(()) => return Ok(()),
-                Err(Attempt::MapFull) => self.grow()?,
-                Err(Attempt::Fail(e)) => return Err(e),
-            }
-        }
+        self.write_retrying(|| self.try_wipe(scope))
     }
 
     fn try_wipe(&self, scope: Scope) -> Result<(), Attempt> {

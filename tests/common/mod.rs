@@ -552,6 +552,33 @@ impl NodeProcess {
         self.dir.path().join("regtest").join(".cookie")
     }
 }
+/// Calls `method` (params a JSON array) and returns its result; panics
+/// with the method's name on any failure.
+pub fn rpc_ok(
+    addr: SocketAddr,
+    auth: &strand::rpc::client::ClientAuth,
+    method: &str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    let params = params.as_array().cloned().unwrap_or_default();
+    strand::rpc::client::call(addr, auth, method, params)
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
+}
+
+/// Calls `method` expecting an RPC error; returns its code and message.
+pub fn rpc_err(
+    addr: SocketAddr,
+    auth: &strand::rpc::client::ClientAuth,
+    method: &str,
+    params: serde_json::Value,
+) -> (i32, String) {
+    let params = params.as_array().cloned().unwrap_or_default();
+    match strand::rpc::client::call(addr, auth, method, params) {
+        Err(strand::rpc::client::ClientError::Rpc(e)) => (e.code, e.message),
+        other => panic!("{method}: expected an RPC error, got {other:?}"),
+    }
+}
+
 pub mod oracle;
 
 /// The builder's first coinbase output script: where test blocks pay.
