@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes data/seeds/{main,test,signet}.txt from Bitcoin Core's
+"""Writes data/seeds/{main,test,signet,testnet4}.txt from Bitcoin Core's
 chainparamsseeds.h (BIP155-serialised fixed seeds).
 
 Usage: contrib/gen-seeds.py PATH/TO/chainparamsseeds.h [OUTDIR] [PER_NETWORK]
@@ -15,7 +15,7 @@ import ipaddress
 import re
 import sys
 
-NAMES = {"main": "main", "test": "test", "signet": "signet"}
+NAMES = {"main": "main", "test": "test", "signet": "signet", "testnet4": "testnet4"}
 KINDS = {1: "ipv4", 2: "ipv6", 4: "onion", 5: "i2p", 6: "cjdns"}
 
 

@@ -454,11 +454,11 @@ usage: strand [OPTIONS]
 
 Options (one or two leading dashes; `--opt VALUE` or `--opt=VALUE`; `--noOPT` is
 `--OPT=0`). Each may also be set in the config file as `opt=value` (Bitcoin
-Core's syntax: `#` comments, [main]/[test]/[signet]/[regtest] sections);
+Core's syntax: `#` comments, [main]/[test]/[signet]/[testnet4]/[regtest] sections);
 command-line values win, repeatable options are appended to the file's:
   --conf FILE              config file (default: <datadir>/strand.conf, if present)
-  --regtest | --testnet | --signet   chain to follow (default: mainnet)
-  --chain NAME             main, test, signet or regtest (Core's -chain)
+  --regtest | --testnet | --signet | --testnet4   chain to follow (default: mainnet)
+  --chain NAME             main, test, signet, testnet4 or regtest (Core's -chain)
   --signetchallenge HEX    with --signet: blocks must satisfy this script (custom signet)
   --datadir DIR            data directory (default: ~/.strand)
   --minimumchainwork HEX   header chains with less work are pre-synced, not
@@ -523,7 +523,7 @@ command-line values win, repeatable options are appended to the file's:
                            (default: 1 unless --debug categories are on)
   --logtimemicros          microseconds in log timestamps
   --blocknotify CMD        run CMD (via sh -c) for each new tip; %s = its block hash
-  --testnet4               not supported yet (exits with an error)
+  --testnet4               use testnet4 (BIP94; same as --chain=testnet4)
   --pid FILE               write the process id to FILE (relative to the network's
                            data directory), removed at shutdown (default: none)
   --daemon                 not supported: run strand under a service manager
@@ -713,7 +713,7 @@ where
             "to" if generate => gen_to = Some(value(&mut i)?),
             "version" => return Ok(Command::Version),
             // `-regtest=0` and the like select nothing (Core).
-            "regtest" | "testnet" | "signet" if inline.as_deref() == Some("0") => {}
+            "regtest" | "testnet" | "signet" | "testnet4" if inline.as_deref() == Some("0") => {}
             "chain" => set_network(parse_chain(&value(&mut i)?)?, &mut network)?,
             "conf" => {
                 // Read before parsing (parse_args_with_conf); nothing to do here.
@@ -993,8 +993,10 @@ where
             "rpcconnect" => {
                 value(&mut i)?;
             }
-            "testnet4" if inline.as_deref() == Some("0") => {}
-            "testnet4" => return Err(testnet4_unsupported()),
+            "testnet4" => {
+                no_value(&inline)?;
+                set_network(Network::Testnet4, &mut network)?
+            }
             #[cfg(feature = "test-util")]
             "testfaultheight" => {
                 test_fault_height = Some(parse_number(name, &value(&mut i)?, 0, 10_000_000)? as u32)
@@ -1207,21 +1209,12 @@ fn parse_bool(name: &str, inline: Option<&str>) -> Result<bool, ConfigError> {
     }
 }
 
-/// `-testnet4` / `-chain=testnet4`: Core v31's fourth testnet is not one
-/// of strand's networks yet (README, Decisions).
-fn testnet4_unsupported() -> ConfigError {
-    ConfigError(
-        "-testnet4 is not supported yet: strand follows main, test (testnet3), signet and \
-         regtest; testnet4 needs its own chain parameters and BIP94 rules"
-            .into(),
-    )
-}
-
 fn flag_name(n: Network) -> &'static str {
     match n {
         Network::Mainnet => "mainnet",
         Network::Testnet => "testnet",
         Network::Signet => "signet",
+        Network::Testnet4 => "testnet4",
         Network::Regtest => "regtest",
     }
 }
@@ -1389,7 +1382,7 @@ pub const CONF_FILENAME: &str = "strand.conf";
 /// One `key=value` line of a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfEntry {
-    /// `[main]`, `[test]`, `[signet]`, `[regtest]`, or `None` for the top.
+    /// `[main]`, `[test]`, `[signet]`, `[testnet4]`, `[regtest]`, or `None` for the top.
     pub section: Option<String>,
     /// The option name, without dashes.
     pub key: String,
@@ -1400,12 +1393,13 @@ pub struct ConfEntry {
 }
 
 /// The config-file section name of a network (Core's
-/// `ChainTypeToString`: main, test, signet, regtest).
+/// `ChainTypeToString`: main, test, signet, testnet4, regtest).
 pub fn section_name(n: Network) -> &'static str {
     match n {
         Network::Mainnet => "main",
         Network::Testnet => "test",
         Network::Signet => "signet",
+        Network::Testnet4 => "testnet4",
         Network::Regtest => "regtest",
     }
 }
@@ -1437,9 +1431,9 @@ pub fn parse_conf_text(path: &str, text: &str) -> Result<Vec<ConfEntry>, ConfigE
                 .strip_suffix(']')
                 .ok_or_else(|| err(format!("cannot parse section header '{line}'")))?
                 .trim();
-            if !matches!(name, "main" | "test" | "signet" | "regtest") {
+            if !matches!(name, "main" | "test" | "signet" | "testnet4" | "regtest") {
                 return Err(err(format!(
-                    "unknown section [{name}] (main, test, signet, regtest)"
+                    "unknown section [{name}] (main, test, signet, testnet4, regtest)"
                 )));
             }
             section = Some(name.to_string());
@@ -1453,7 +1447,7 @@ pub fn parse_conf_text(path: &str, text: &str) -> Result<Vec<ConfEntry>, ConfigE
         let key = key.trim();
         let value = value.trim().to_string();
         let (sec, key) = match key.split_once('.') {
-            Some((s, k)) if matches!(s, "main" | "test" | "signet" | "regtest") => {
+            Some((s, k)) if matches!(s, "main" | "test" | "signet" | "testnet4" | "regtest") => {
                 (Some(s.to_string()), k)
             }
             Some(_) => return Err(err(format!("unknown option '{key}'"))),
@@ -1489,7 +1483,7 @@ fn network_of<'a>(
             "regtest" if on => net = Some(Network::Regtest),
             "testnet" if on => net = Some(Network::Testnet),
             "signet" if on => net = Some(Network::Signet),
-            "testnet4" if on => return Err(testnet4_unsupported()),
+            "testnet4" if on => net = Some(Network::Testnet4),
             "chain" => net = Some(parse_chain(value.unwrap_or(""))?),
             _ => {}
         }
@@ -1504,9 +1498,9 @@ fn parse_chain(v: &str) -> Result<Network, ConfigError> {
         "test" => Ok(Network::Testnet),
         "signet" => Ok(Network::Signet),
         "regtest" => Ok(Network::Regtest),
-        "testnet4" => Err(testnet4_unsupported()),
+        "testnet4" => Ok(Network::Testnet4),
         _ => Err(ConfigError(format!(
-            "invalid -chain '{v}' (main, test, signet, regtest)"
+            "invalid -chain '{v}' (main, test, signet, testnet4, regtest)"
         ))),
     }
 }
@@ -1637,7 +1631,7 @@ pub fn merge_conf(cmdline: &[String], entries: &[ConfEntry]) -> Result<Vec<Strin
         .to_string()
     };
     let on_cmdline: Vec<String> = scanned.iter().map(|(k, _)| base(k)).collect();
-    let is_net = |k: &str| matches!(k, "regtest" | "testnet" | "signet" | "chain");
+    let is_net = |k: &str| matches!(k, "regtest" | "testnet" | "signet" | "testnet4" | "chain");
     let cmd_has_net = on_cmdline.iter().any(|k| is_net(k));
     let mut out = Vec::new();
     let mut rest = cmdline;
@@ -2071,10 +2065,25 @@ mod tests {
             Command::Run { blocknotify, .. } => assert_eq!(blocknotify.as_deref(), Some("echo %s")),
             _ => panic!(),
         }
-        for args in [&["-testnet4"][..], &["-chain=testnet4"]] {
-            let err = parse_args(args.iter().copied()).unwrap_err();
-            assert!(err.0.starts_with("-testnet4 is not supported yet"), "{err}");
+        for args in [&["-testnet4"][..], &["-chain=testnet4"], &["--testnet4"]] {
+            let c = run(args).unwrap();
+            assert_eq!(c.network, Network::Testnet4, "{args:?}");
         }
-        assert!(parse_args(["-testnet4=0"]).is_ok());
+        assert_eq!(run(&["-testnet4=0"]).unwrap().network, Network::Mainnet);
+        let err = run(&["-testnet4", "-testnet"]).unwrap_err();
+        assert_eq!(err.0, "conflicting networks: --testnet4 and --testnet");
+        assert_eq!(run(&["-testnet4=1"]).unwrap().network, Network::Testnet4);
+        assert!(run(&["-testnet4=2"]).is_err(), "a flag, as --testnet");
+        // The [testnet4] section and `testnet4.` prefix, as Core.
+        let text = "testnet4=1\n[test]\nrpcport=6\n[testnet4]\nrpcport=5\n\
+                    testnet4.maxpeers=7\n";
+        let e = parse_conf_text("f", text).unwrap();
+        assert_eq!(e[2].section.as_deref(), Some("testnet4"));
+        let args = merge_conf(&[], &e).unwrap();
+        let c = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            (c.network, c.rpc.port, c.max_peers),
+            (Network::Testnet4, Some(5), 7)
+        );
     }
 }

@@ -512,8 +512,9 @@ pub struct NextBlock {
     pub height: u32,
     /// Its required `nBits` at `curtime`.
     pub bits: CompactTarget,
-    /// Earliest valid header time (median time past + 1; Core's
-    /// `GetMinimumTime` without the testnet4 timewarp rule).
+    /// Earliest valid header time (median time past + 1, and with BIP94 at
+    /// a period's first block no more than 600 s before the parent; Core's
+    /// `GetMinimumTime`).
     pub mintime: u32,
     /// The header time to use: now, raised to `mintime`.
     pub curtime: u32,
@@ -527,7 +528,21 @@ pub fn next_block_on_tip(chain: &ChainState, now: u32) -> Result<NextBlock, Gene
     let ancestry = Tip(chain);
     let mtp = pow::median_time_past_at(&ancestry, chain.height())
         .map_err(|e| GenerateError::Rejected(e.to_string()))?;
-    let mintime = mtp.saturating_add(1);
+    let mut mintime = mtp.saturating_add(1);
+    // Core's `GetMinimumTime`: with BIP94 (testnet4) the first block of a
+    // period may be at most MAX_TIMEWARP before its parent.
+    let next_height = chain.height().saturating_add(1);
+    if params.enforce_bip94
+        && next_height.is_multiple_of(params.difficulty_adjustment_interval().max(1))
+    {
+        if let Some(parent) = ancestry.header_at(chain.height()) {
+            mintime = mintime.max(
+                parent
+                    .time
+                    .saturating_sub(crate::chain::params::MAX_TIMEWARP),
+            );
+        }
+    }
     let curtime = now.max(mintime);
     let bits = pow::next_work_required(&ancestry, curtime, params)
         .map_err(|e| GenerateError::Rejected(e.to_string()))?;

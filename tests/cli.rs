@@ -384,8 +384,75 @@ fn help_lists_every_accepted_option() {
             "cli --help lacks --{name}"
         );
     }
-    assert_usage_error(&["-testnet4"], "-testnet4 is not supported yet");
-    assert_usage_error(&["-chain=testnet4"], "-testnet4 is not supported yet");
+    let (code, out, _) = run_strand(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--testnet4               use testnet4"),
+        "{out}"
+    );
+}
+
+#[test]
+fn testnet4_node_starts_at_its_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let mut node = Command::new(strand_bin())
+        .args(["--testnet4", "--datadir", &d, "--nolisten"])
+        .args([
+            "--connect",
+            "127.0.0.1:1",
+            "--dnsseed=0",
+            "--rpcport",
+            &port,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (code, out, err) = run_cli_stdin(
+        &[
+            "-testnet4",
+            "-datadir",
+            &d,
+            "-rpcport",
+            &port,
+            "-rpcwait",
+            "-rpcwaittimeout=60",
+            "getblockchaininfo",
+        ],
+        "",
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status();
+    let mut exited = false;
+    for _ in 0..300 {
+        if node.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if !exited {
+        let _ = node.kill();
+        let _ = node.wait();
+    }
+    assert_eq!(code, 0, "{err}");
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["chain"], "testnet4");
+    assert_eq!(info["blocks"], 0);
+    assert_eq!(
+        info["bestblockhash"],
+        "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043"
+    );
+    // Core's layout: the network's files under DATADIR/testnet4.
+    assert!(dir.path().join("testnet4").is_dir());
+    assert!(exited, "strand --testnet4 did not stop on SIGTERM");
 }
 
 #[test]

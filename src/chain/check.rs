@@ -15,7 +15,7 @@ use bitcoin::consensus::encode::VarInt;
 use bitcoin::{Amount, Block, BlockHash, OutPoint, Transaction, TxOut, Witness};
 
 use super::error::{RejectKind, ValidationError};
-use super::params::{ChainParams, MAX_FUTURE_BLOCK_TIME};
+use super::params::{ChainParams, MAX_FUTURE_BLOCK_TIME, MAX_TIMEWARP};
 use super::pow::{self, HeaderAncestry};
 use super::script;
 
@@ -616,6 +616,19 @@ pub fn check_block_header_context<A: HeaderAncestry + ?Sized>(
             ValidationError::header("time-too-old").with_detail("block's timestamp is too early")
         );
     }
+    // BIP94 (testnet4): the first block of a difficulty period may not be
+    // more than MAX_TIMEWARP before its parent (Core
+    // `ContextualCheckBlockHeader`, "time-timewarp-attack").
+    if params.enforce_bip94 && height.is_multiple_of(params.difficulty_adjustment_interval().max(1))
+    {
+        let parent = prev
+            .header_at(prev_height)
+            .ok_or_else(|| ValidationError::internal("missing-parent"))?;
+        if i64::from(header.time) < i64::from(parent.time) - i64::from(MAX_TIMEWARP) {
+            return Err(ValidationError::header("time-timewarp-attack")
+                .with_detail("block's timestamp is too early on diff adjustment block"));
+        }
+    }
     if u64::from(header.time) > adjusted_time.saturating_add(u64::from(MAX_FUTURE_BLOCK_TIME)) {
         return Err(ValidationError::new(RejectKind::TimeFuture, "time-too-new")
             .with_detail("block timestamp too far in the future"));
@@ -1121,6 +1134,42 @@ pub(crate) mod tests {
             chain.push(h);
         }
         chain
+    }
+
+    #[test]
+    fn bip94_timewarp_at_a_period_boundary() {
+        // Regtest-like blocks with 12-block periods and BIP94 on.
+        let p = ChainParams {
+            enforce_bip94: true,
+            pow_target_timespan: 12 * 600,
+            ..ChainParams::regtest()
+        };
+        let chain = header_chain(11);
+        let tip = *chain.last().unwrap();
+        let now = u64::from(tip.time);
+        let mut h = Header {
+            version: BlockVersion::from_consensus(0x2000_0000),
+            prev_blockhash: tip.block_hash(),
+            merkle_root: TxMerkleNode::all_zeros(),
+            time: tip.time - MAX_TIMEWARP,
+            bits: CompactTarget::from_consensus(REGTEST_BITS),
+            nonce: 0,
+        };
+        // Height 12 starts a period: up to 600 s before the parent is fine.
+        check_block_header_context(&h, &chain, now, &p).unwrap();
+        h.time = tip.time - MAX_TIMEWARP - 1;
+        assert_eq!(
+            reason(check_block_header_context(&h, &chain, now, &p)),
+            "time-timewarp-attack"
+        );
+        // Without BIP94 the same header only has to beat the MTP.
+        check_block_header_context(&h, &chain, now, &ChainParams::regtest()).unwrap();
+        // Inside a period (height 13) the rule does not apply.
+        let chain = header_chain(12);
+        let tip = *chain.last().unwrap();
+        h.prev_blockhash = tip.block_hash();
+        h.time = tip.time - MAX_TIMEWARP - 1;
+        check_block_header_context(&h, &chain, now, &p).unwrap();
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub enum Network {
     Testnet,
     /// The default signet.
     Signet,
+    /// testnet4 (BIP94), Core v28+'s fourth test network.
+    Testnet4,
     /// Local regression-test chain.
     Regtest,
 }
@@ -29,6 +31,7 @@ impl Network {
             Network::Mainnet => bitcoin::Network::Bitcoin,
             Network::Testnet => bitcoin::Network::Testnet,
             Network::Signet => bitcoin::Network::Signet,
+            Network::Testnet4 => bitcoin::Network::Testnet4,
             Network::Regtest => bitcoin::Network::Regtest,
         }
     }
@@ -44,6 +47,7 @@ impl Network {
             Network::Mainnet => 8333,
             Network::Testnet => 18333,
             Network::Signet => 38333,
+            Network::Testnet4 => 48333,
             Network::Regtest => 18444,
         }
     }
@@ -54,6 +58,7 @@ impl Network {
             Network::Mainnet => 8332,
             Network::Testnet => 18332,
             Network::Signet => 38332,
+            Network::Testnet4 => 48332,
             Network::Regtest => 18443,
         }
     }
@@ -65,6 +70,7 @@ impl Network {
             Network::Mainnet => "",
             Network::Testnet => "testnet3",
             Network::Signet => "signet",
+            Network::Testnet4 => "testnet4",
             Network::Regtest => "regtest",
         }
     }
@@ -74,12 +80,14 @@ impl Network {
         bitcoin::constants::genesis_block(self.to_bitcoin()).block_hash()
     }
 
-    /// Lower-case name, as used in logs and RPC (`main`, `test`, `signet`, `regtest`).
+    /// Lower-case name, as used in logs and RPC (`main`, `test`, `signet`,
+    /// `testnet4`, `regtest`; Core's `ChainTypeToString`).
     pub fn name(self) -> &'static str {
         match self {
             Network::Mainnet => "main",
             Network::Testnet => "test",
             Network::Signet => "signet",
+            Network::Testnet4 => "testnet4",
             Network::Regtest => "regtest",
         }
     }
@@ -88,5 +96,25 @@ impl Network {
 impl fmt::Display for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn testnet4_constants_are_core_v31() {
+        let n = Network::Testnet4;
+        assert_eq!(
+            n.genesis_hash().to_string(),
+            "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043"
+        );
+        assert_eq!(n.magic().to_bytes(), [0x1c, 0x16, 0x3f, 0x28]);
+        assert_eq!(n.default_p2p_port(), 48333);
+        assert_eq!(n.default_rpc_port(), 48332);
+        assert_eq!(n.data_subdir(), "testnet4");
+        assert_eq!(n.name(), "testnet4");
+        assert_eq!(n.to_bitcoin(), bitcoin::Network::Testnet4);
     }
 }

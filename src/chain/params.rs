@@ -1,4 +1,5 @@
-//! Consensus parameters per network (mainnet, testnet3, signet, regtest).
+//! Consensus parameters per network (mainnet, testnet3, testnet4, signet,
+//! regtest).
 //!
 //! Owns [`ChainParams`]: proof-of-work limits and retarget rules, buried
 //! soft-fork heights, subsidy schedule, coinbase maturity, checkpoints and the
@@ -6,7 +7,8 @@
 //! start-up and shared read-only by every thread (chain, sync, script workers).
 //!
 //! Source of every value: Bitcoin Core v26 `src/kernel/chainparams.cpp`
-//! (`CMainParams`, `CTestNetParams`, `SigNetParams`, `CRegTestParams`) and
+//! (`CMainParams`, `CTestNetParams`, `SigNetParams`, `CRegTestParams`; v31's
+//! `CTestNet4Params` for testnet4) and
 //! `validation.cpp` (`IsBIP30Repeat`, `script_flag_exceptions`); the default
 //! signet challenge and the magic a challenge implies (`SigNetParams`).
 
@@ -111,7 +113,16 @@ pub struct ChainParams {
     pub dns_seeds: Vec<&'static str>,
     /// The network's default P2P port (Core's `nDefaultPort`).
     pub default_port: u16,
+    /// BIP94 (testnet4; Core `enforce_BIP94`): the first block of a
+    /// difficulty period may not be more than `MAX_TIMEWARP` before its
+    /// parent, and a retarget scales the period's first block's target, not
+    /// the last one's, so minimum-difficulty blocks cannot drag it down.
+    pub enforce_bip94: bool,
 }
+
+/// BIP94: how far (seconds) the first block of a difficulty period may be
+/// before its parent (Core `MAX_TIMEWARP`, consensus/consensus.h).
+pub const MAX_TIMEWARP: u32 = 600;
 
 /// Parses a constant hash; the constants below are checked by unit tests, so
 /// the all-zero fallback is never used (and never panics).
@@ -130,15 +141,14 @@ fn target(hex: &str) -> Target {
 }
 
 impl ChainParams {
-    /// Parameters for `network`; `None` for networks strand does not support
-    /// (testnet4).
+    /// Parameters for `network`; `None` for networks strand does not support.
     pub fn for_network(network: Network) -> Option<ChainParams> {
         match network {
             Network::Bitcoin => Some(Self::mainnet()),
             Network::Testnet => Some(Self::testnet()),
             Network::Signet => Some(Self::signet()),
+            Network::Testnet4 => Some(Self::testnet4()),
             Network::Regtest => Some(Self::regtest()),
-            _ => None,
         }
     }
 
@@ -250,6 +260,7 @@ impl ChainParams {
                 "seed.mainnet.achownodes.xyz",
             ],
             default_port: 8333,
+            enforce_bip94: false,
             bip30_exceptions: vec![
                 (
                     91_842,
@@ -312,6 +323,47 @@ impl ChainParams {
                 "seed.testnet.achownodes.xyz",
             ],
             default_port: 18333,
+            enforce_bip94: false,
+        }
+    }
+
+    /// testnet4 (Core `CTestNet4Params`): testnet3's minimum-difficulty
+    /// rule with BIP94, every soft fork from height 1.
+    pub fn testnet4() -> ChainParams {
+        ChainParams {
+            network: Network::Testnet4,
+            genesis_hash: h("00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043"),
+            pow_limit: target("00000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+            pow_target_spacing: 600,
+            pow_target_timespan: 14 * 24 * 60 * 60,
+            allow_min_difficulty_blocks: true,
+            no_retargeting: false,
+            bip34_height: 1,
+            bip34_hash: None,
+            bip65_height: 1,
+            bip66_height: 1,
+            csv_height: 1,
+            segwit_height: 1,
+            taproot_height: 0,
+            subsidy_halving_interval: 210_000,
+            coinbase_maturity: COINBASE_MATURITY,
+            checkpoints: Vec::new(),
+            script_flag_exceptions: Vec::new(),
+            bip30_exceptions: Vec::new(),
+            signet_challenge: None,
+            minimum_chain_work: work(
+                "0000000000000000000000000000000000000000000009a0fe15d0177d086304",
+            ),
+            // Height 123,613.
+            default_assume_valid: Some(h(
+                "0000000002368b1e4ee27e2e85676ae6f9f9e69579b29093e9a82c170bf7cf8a",
+            )),
+            dns_seeds: vec![
+                "seed.testnet4.bitcoin.sprovoost.nl",
+                "seed.testnet4.wiz.biz",
+            ],
+            default_port: 48333,
+            enforce_bip94: true,
         }
     }
 
@@ -350,6 +402,7 @@ impl ChainParams {
                 "seed.signet.achownodes.xyz",
             ],
             default_port: 38333,
+            enforce_bip94: false,
         }
     }
 
@@ -385,6 +438,7 @@ impl ChainParams {
             default_assume_valid: None,
             dns_seeds: Vec::new(),
             default_port: 18444,
+            enforce_bip94: false,
         }
     }
 
@@ -514,6 +568,7 @@ mod tests {
             Network::Bitcoin,
             Network::Testnet,
             Network::Signet,
+            Network::Testnet4,
             Network::Regtest,
         ] {
             let p = ChainParams::for_network(net).expect("supported");
@@ -583,5 +638,33 @@ mod tests {
         let custom = ChainParams::custom_signet(vec![0x51]);
         assert_ne!(custom.magic(), Magic::SIGNET);
         assert_eq!(custom.genesis_hash, ChainParams::signet().genesis_hash);
+    }
+
+    #[test]
+    fn testnet4_is_core_v31() {
+        let p = ChainParams::for_network(Network::Testnet4).expect("supported");
+        assert_eq!(
+            p.genesis_hash.to_string(),
+            "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043"
+        );
+        assert_eq!(p.magic(), Magic::from_bytes([0x1c, 0x16, 0x3f, 0x28]));
+        assert_eq!(p.default_port, 48333);
+        assert!(p.enforce_bip94 && p.allow_min_difficulty_blocks && !p.no_retargeting);
+        assert_eq!(
+            (
+                p.bip34_height,
+                p.bip65_height,
+                p.bip66_height,
+                p.csv_height,
+                p.segwit_height
+            ),
+            (1, 1, 1, 1, 1)
+        );
+        assert_eq!(p.pow_limit_bits().to_consensus(), 0x1d00ffff);
+        assert!(p.minimum_chain_work > ChainParams::regtest().minimum_chain_work);
+        assert!(p.default_assume_valid.is_some());
+        assert_eq!(p.dns_seeds.len(), 2);
+        assert!(!ChainParams::testnet().enforce_bip94);
+        assert!(!ChainParams::mainnet().enforce_bip94);
     }
 }

@@ -298,7 +298,8 @@ pub fn block_proof(bits: CompactTarget) -> Work {
 }
 
 /// The retarget formula (Core `CalculateNextWorkRequired`): scale the last
-/// target by the actual timespan of the period, clamped to a factor of four
+/// target (with BIP94 the period's first block's, chosen by
+/// [`next_work_required`]) by the actual timespan of the period, clamped to a factor of four
 /// either way, and cap at `pow_limit`. Regtest never retargets.
 pub fn calculate_next_work_required(
     last_bits: CompactTarget,
@@ -356,8 +357,15 @@ pub fn next_work_required<A: HeaderAncestry + ?Sized>(
     let first = prev
         .header_at(first_height)
         .ok_or_else(|| missing_ancestor(first_height))?;
+    // BIP94 (testnet4, Core `enforce_BIP94`): scale the period's first
+    // block's target, which can never be a minimum-difficulty block.
+    let base_bits = if params.enforce_bip94 {
+        first.bits
+    } else {
+        last.bits
+    };
     Ok(calculate_next_work_required(
-        last.bits, last.time, first.time, params,
+        base_bits, last.time, first.time, params,
     ))
 }
 
@@ -618,6 +626,30 @@ mod tests {
     }
 
     #[test]
+    fn bip94_retarget_scales_the_first_block_of_the_period() {
+        // Period 2016..=4031 took exactly two weeks; its first block has the
+        // real difficulty, its last is a minimum-difficulty block.
+        let real = 0x1c00_ffff;
+        let limit = 0x1d00_ffff;
+        let t0 = 1_714_777_860;
+        let mut chain = mainnet_period(4031, t0, t0 + 14 * 24 * 60 * 60, limit);
+        chain[2016].bits = bits(real);
+        let t = chain[4031].time + 1;
+        // testnet4 (BIP94): the retarget keeps the first block's target.
+        let t4 = ChainParams::testnet4();
+        assert_eq!(next_work_required(&chain, t, &t4).unwrap(), bits(real));
+        // testnet3 scales the last block's (minimum-difficulty) target.
+        let t3 = ChainParams::testnet();
+        assert_eq!(next_work_required(&chain, t, &t3).unwrap(), bits(limit));
+        // Half the timespan: BIP94 halves the first block's target.
+        chain[4031].time = t0 + 7 * 24 * 60 * 60;
+        assert_eq!(
+            next_work_required(&chain, t, &t4).unwrap(),
+            bits(0x1b7f_ff80)
+        );
+    }
+
+    #[test]
     fn regtest_never_retargets() {
         let p = ChainParams::regtest();
         let mut chain = mainnet_period(2015, 1_296_688_602, 1_296_688_602, 0x207fffff);
@@ -638,6 +670,7 @@ mod tests {
             Network::Bitcoin,
             Network::Testnet,
             Network::Signet,
+            Network::Testnet4,
             Network::Regtest,
         ] {
             let p = ChainParams::for_network(net).unwrap();

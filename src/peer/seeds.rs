@@ -1,6 +1,6 @@
 //! Fixed seeds: per network, a few hundred addresses from Bitcoin Core's
 //! `chainparamsseeds.h` (IPv4, IPv6, Tor v3, I2P and CJDNS), committed as
-//! text under `data/seeds/` (`main.txt`, `test.txt`, `signet.txt`) by
+//! text under `data/seeds/` (`main.txt`, `test.txt`, `signet.txt`, `testnet4.txt`) by
 //! `contrib/gen-seeds.py` and compiled into the binary. The connection
 //! manager adds them to the address manager when it has no working
 //! connection after a while (Core: 60 s); regtest has none. DNS seed
@@ -19,6 +19,7 @@ use crate::chain::params::ChainParams;
 const MAIN: &str = include_str!("../../data/seeds/main.txt");
 const TEST: &str = include_str!("../../data/seeds/test.txt");
 const SIGNET: &str = include_str!("../../data/seeds/signet.txt");
+const TESTNET4: &str = include_str!("../../data/seeds/testnet4.txt");
 
 /// A seed line that does not parse (a defect in the committed data).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +55,13 @@ pub fn parse_seed_file(text: &str, default_port: u16) -> Result<Vec<AddrV2Messag
     Ok(out)
 }
 
-/// The seed file text for `params`: none for regtest, testnet4 and custom
+/// The seed file text for `params`: none for regtest and custom
 /// signets (Core: a custom `-signetchallenge` has no seeds).
 pub fn seed_text(params: &ChainParams) -> &'static str {
     match params.network {
         bitcoin::Network::Bitcoin => MAIN,
         bitcoin::Network::Testnet => TEST,
+        bitcoin::Network::Testnet4 => TESTNET4,
         bitcoin::Network::Signet
             if params.signet_challenge == ChainParams::signet().signet_challenge =>
         {
@@ -101,6 +103,7 @@ mod tests {
             (ChainParams::mainnet(), 8333, 300),
             (ChainParams::testnet(), 18333, 100),
             (ChainParams::signet(), 38333, 100),
+            (ChainParams::testnet4(), 48333, 100),
         ] {
             let net = params.network;
             let list = parse_seed_file(seed_text(&params), port).expect("every line parses");

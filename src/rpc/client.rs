@@ -255,7 +255,7 @@ Usage: strand cli [options] <command> [params]
        strand cli [options] -netinfo [level [outonly]] | help
 
 Options:
-  --regtest | --testnet | --signet | --chain NAME   chain (default: main)
+  --regtest | --testnet | --signet | --testnet4 | --chain NAME   chain (default: main)
   --datadir DIR          data directory holding <network>/.cookie (default: ~/.strand)
   --conf FILE            the node's config file (default: <datadir>/strand.conf, if
                          present): its network, datadir, rpcconnect, rpcport, rpcuser,
@@ -424,7 +424,7 @@ pub fn run_cli_with_stdin(
         };
         let early = match name {
             // The network is decided below, with the config file's.
-            "regtest" | "testnet" | "signet" | "chain" | "conf" => None,
+            "regtest" | "testnet" | "signet" | "testnet4" | "chain" | "conf" => None,
             "named" => set(&mut named, err),
             "rpcwait" => set(&mut rpcwait, err),
             "stdin" => set(&mut read_stdin, err),
@@ -616,6 +616,7 @@ pub fn run_cli_with_stdin(
                     config::Network::Mainnet => "",
                     config::Network::Testnet => " testnet",
                     config::Network::Signet => " signet",
+                    config::Network::Testnet4 => " testnet4",
                     config::Network::Regtest => " regtest",
                 };
                 Ok(Value::String(super::cli_info::format_netinfo(

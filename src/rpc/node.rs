@@ -211,6 +211,7 @@ impl RpcBackend for NodeBackend {
             crate::Network::Mainnet => "main",
             crate::Network::Testnet => "test",
             crate::Network::Signet => "signet",
+            crate::Network::Testnet4 => "testnet4",
             crate::Network::Regtest => "regtest",
         }
         .to_string();
@@ -1126,6 +1127,7 @@ fn chain_name(n: crate::Network) -> String {
         crate::Network::Mainnet => "main",
         crate::Network::Testnet => "test",
         crate::Network::Signet => "signet",
+        crate::Network::Testnet4 => "testnet4",
         crate::Network::Regtest => "regtest",
     }
     .to_string()
