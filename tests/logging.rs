@@ -165,3 +165,56 @@ fn blocknotify_runs_with_the_new_tips_hash() {
     assert!(seen, "{:?} lacks {hash}", read(&file));
     assert_eq!(read(&file).lines().collect::<Vec<_>>(), vec![hash.as_str()]);
 }
+
+/// Core's `UpdateTip` line in debug.log after a block is mined: the new
+/// tip's hash and height, `log2_work`, the chain's transaction count from
+/// the block index (genesis + one coinbase = 2), an ISO date and progress.
+/// Then the `logging` RPC switches the `net` category on at run time.
+#[test]
+fn update_tip_line_and_logging_rpc_switch_categories() {
+    let mut node = NodeProcess::start(&[]);
+    let (rpc, auth) = (
+        node.rpc_addr(),
+        strand::rpc::client::ClientAuth::Cookie(node.cookie()),
+    );
+    let hashes = rpc_ok(
+        rpc,
+        &auth,
+        "generatetoaddress",
+        serde_json::json!([1, ADDRESS]),
+    );
+    let hash = hashes[0].as_str().unwrap().to_string();
+    let on = rpc_ok(rpc, &auth, "logging", serde_json::json!([["net"]]));
+    assert_eq!(on["net"], serde_json::json!(true), "{on}");
+    assert_eq!(on["mempool"], serde_json::json!(false), "{on}");
+    shake_hands(&node);
+    assert!(node.terminate(Duration::from_secs(20)).is_some());
+    let log = read(&node.dir.path().join("regtest").join("debug.log"));
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("UpdateTip: new best={hash} ")))
+        .unwrap_or_else(|| panic!("no UpdateTip line for {hash}: {log}"));
+    let field = |name: &str| {
+        line.split(' ')
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+            .to_string()
+    };
+    assert_eq!(field("height"), "1", "{line}");
+    assert!(field("version").starts_with("0x"), "{line}");
+    assert!(field("log2_work").parse::<f64>().unwrap() > 1.0, "{line}");
+    assert_eq!(field("tx"), "2", "{line}");
+    let date = field("date");
+    assert!(
+        date.starts_with('\'') && date.ends_with("Z'") && date.len() == 22,
+        "{line}"
+    );
+    assert_eq!(field("progress"), "1.000000", "{line}");
+    assert!(field("cache").ends_with("txo)"), "{line}");
+    // The handshake after `logging ["net"]` is logged in the net category.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("handshake complete") && l.get(21..27) == Some("[net] ")),
+        "{log}"
+    );
+}
