@@ -25,8 +25,6 @@ pub mod flags;
 pub mod hasher;
 pub mod headers_sync;
 pub mod index;
-#[cfg(test)]
-mod index_tests;
 pub mod merkle;
 pub mod network;
 pub mod params;
@@ -37,6 +35,8 @@ pub mod reindex;
 pub mod script;
 pub mod signet;
 pub mod state;
+#[cfg(test)]
+mod tests;
 pub mod tiplog;
 
 pub use error::{RejectKind, ValidationError};
