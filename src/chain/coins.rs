@@ -6,7 +6,9 @@
 //! next flush is simply forgotten, so the many outputs created and spent
 //! within one flush window never touch LMDB. [`BlockCoins`] stages one
 //! block's changes on top of the cache so a block that fails validation
-//! leaves the cache untouched.
+//! leaves the cache untouched; one view may be read through another
+//! ([`BlockCoins::get_stacked`]) so the next block is prepared before the
+//! previous one is applied.
 
 use std::collections::HashMap;
 
@@ -173,6 +175,28 @@ impl BlockCoins {
             Some(c) => Ok(c.clone()),
             None => cache.get(op, store),
         }
+    }
+
+    /// Looks `op` up in this block's changes, then in `base` (the staged
+    /// changes of the block before it, not yet applied to the cache), then
+    /// the cache and store: the view of a block prepared on top of another
+    /// (`chain/connect.rs`).
+    pub fn get_stacked(
+        &self,
+        op: &OutPoint,
+        base: Option<&BlockCoins>,
+        cache: &mut CoinsCache,
+        store: &Store,
+    ) -> Result<Option<Coin>, StoreError> {
+        match self.staged(op).or_else(|| base.and_then(|b| b.staged(op))) {
+            Some(c) => Ok(c.clone()),
+            None => cache.get(op, store),
+        }
+    }
+
+    /// This block's change to `op`, if any: `Some(None)` when it spends it.
+    pub fn staged(&self, op: &OutPoint) -> Option<&Option<Coin>> {
+        self.changes.get(op)
     }
 
     /// Records that this block spends `op`.

@@ -20,6 +20,7 @@ pub mod assumevalid;
 pub mod cache_usage;
 pub mod check;
 pub mod coins;
+mod connect;
 pub mod error;
 pub mod flags;
 pub mod hasher;

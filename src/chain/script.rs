@@ -11,20 +11,23 @@
 //! quadratic. The pool is owned by the chain thread, which creates it at
 //! start-up, calls [`ScriptCheckPool::verify`] (or
 //! [`ScriptCheckPool::verify_block`]) while connecting blocks, and drops it
-//! at shutdown, joining its `script-check-N` worker threads. The calling
-//! thread builds the precomputed data; workers share it (`Arc`) and only
-//! ever run [`PrecomputedTransaction::verify_input`].
+//! at shutdown, joining its `script-check-N` worker threads. While
+//! connecting blocks the chain thread calls
+//! [`ScriptCheckPool::submit_block`], which returns at once: the workers
+//! build each transaction's precomputed data themselves (the first job of a
+//! transaction to run builds it, the others share it) and verify, while the
+//! chain thread prepares the next block (`chain/connect.rs`).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, OnceLock};
 use std::thread::JoinHandle;
 
 use bitcoin::{Block, BlockHash, Transaction, TxOut};
 use bitcoinkernel::prelude::*;
-use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::error::ValidationError;
@@ -404,21 +407,74 @@ pub struct TxScriptCheck {
     pub flags: u32,
 }
 
-/// A transaction of a batch, prepared once and shared by its jobs.
+/// A transaction of a batch, prepared once by the caller and shared by its
+/// jobs ([`ScriptCheckPool::verify`], [`ScriptCheckPool::verify_block`]).
 struct PreparedTx {
     tx_index: usize,
     data: PrecomputedTransaction,
     flags: u32,
 }
 
+/// The non-coinbase transactions of a block handed to
+/// [`ScriptCheckPool::submit_block`]. Each transaction is prepared by the
+/// worker that first runs one of its jobs; its other jobs (a transaction
+/// with more than [`INPUTS_PER_JOB`] inputs has several) wait for that
+/// preparation and share it.
+struct BlockCheck {
+    block: Arc<Block>,
+    /// `spent[i]`: the outputs spent by `block.txdata[i + 1]`.
+    spent: Vec<Vec<TxOut>>,
+    flags: u32,
+    /// `prepared[i]`: the preparation of `block.txdata[i + 1]`.
+    prepared: Vec<OnceLock<Result<PrecomputedTransaction, ScriptError>>>,
+}
+
+impl BlockCheck {
+    /// The prepared transaction at block index `tx_index` (≥ 1).
+    fn prepared(&self, tx_index: usize) -> Result<&PrecomputedTransaction, ScriptError> {
+        let i = tx_index
+            .checked_sub(1)
+            .ok_or(ScriptError::SpentOutputsMismatch)?;
+        let slot = self
+            .prepared
+            .get(i)
+            .ok_or(ScriptError::SpentOutputsMismatch)?;
+        slot.get_or_init(|| {
+            let tx = self
+                .block
+                .txdata
+                .get(tx_index)
+                .ok_or(ScriptError::SpentOutputsMismatch)?;
+            let spent = self.spent.get(i).ok_or(ScriptError::SpentOutputsMismatch)?;
+            check_flags(self.flags)?;
+            PrecomputedTransaction::new(tx, spent)
+        })
+        .as_ref()
+        .map_err(|e| *e)
+    }
+}
+
+/// One batch of jobs: how many are left, the first failure, and the
+/// caller's wake-up.
 struct Batch {
     remaining: AtomicUsize,
     failed: AtomicBool,
     failure: Mutex<Option<ScriptFailure>>,
-    done: Sender<()>,
+    done: std::sync::Mutex<bool>,
+    done_cv: Condvar,
 }
 
 impl Batch {
+    fn new(total: usize) -> Batch {
+        Batch {
+            remaining: AtomicUsize::new(total),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            done: std::sync::Mutex::new(total == 0),
+            done_cv: Condvar::new(),
+        }
+    }
+
     fn record(&self, failure: ScriptFailure) {
         let mut slot = self.failure.lock();
         let earlier = match *slot {
@@ -432,31 +488,68 @@ impl Batch {
     }
 
     /// Marks `n` jobs finished; the one that finishes the batch wakes the
-    /// caller (the `done` channel has room for exactly that one message).
+    /// caller.
     fn finish(&self, n: usize) {
         if n > 0 && self.remaining.fetch_sub(n, Ordering::AcqRel) == n {
-            let _ = self.done.try_send(());
+            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+            *done = true;
+            self.done_cv.notify_all();
+        }
+    }
+
+    /// Blocks until every job of the batch is finished.
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = self.done_cv.wait(done).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
 
+/// What a job verifies: a transaction the caller prepared, or one of a
+/// submitted block's transactions (by block index), prepared by a worker.
+enum Work {
+    Prepared(Arc<PreparedTx>),
+    InBlock(Arc<BlockCheck>, usize),
+}
+
 struct Job {
-    tx: Arc<PreparedTx>,
+    work: Work,
     inputs: Range<usize>,
     batch: Arc<Batch>,
 }
 
 fn run_job(job: &Job) {
+    let (tx_index, data, flags) = match &job.work {
+        Work::Prepared(tx) => (tx.tx_index, &tx.data, tx.flags),
+        Work::InBlock(check, tx_index) => {
+            if job.batch.failed.load(Ordering::Acquire) {
+                return;
+            }
+            let prepared = catch_unwind(AssertUnwindSafe(|| check.prepared(*tx_index)))
+                .unwrap_or(Err(ScriptError::WorkerPanic));
+            match prepared {
+                Ok(data) => (*tx_index, data, check.flags),
+                Err(error) => {
+                    job.batch.record(ScriptFailure {
+                        tx_index: *tx_index,
+                        input_index: 0,
+                        error,
+                    });
+                    return;
+                }
+            }
+        }
+    };
     for i in job.inputs.clone() {
         if job.batch.failed.load(Ordering::Acquire) {
             return;
         }
-        let tx = &job.tx;
-        let result = catch_unwind(AssertUnwindSafe(|| tx.data.verify_input(i, tx.flags)))
+        let result = catch_unwind(AssertUnwindSafe(|| data.verify_input(i, flags)))
             .unwrap_or(Err(ScriptError::WorkerPanic));
         if let Err(error) = result {
             job.batch.record(ScriptFailure {
-                tx_index: tx.tx_index,
+                tx_index,
                 input_index: i,
                 error,
             });
@@ -465,27 +558,124 @@ fn run_job(job: &Job) {
     }
 }
 
-fn worker(jobs: Receiver<Job>) {
-    for job in jobs.iter() {
+/// The pool's job queue: a mutex-guarded deque and a condition variable.
+/// An idle worker sleeps on the condition variable (a futex wait), where
+/// crossbeam's channel spun through `sched_yield` first (≈ 3 % of a full
+/// sync's CPU, measured with perf).
+struct Queue {
+    state: std::sync::Mutex<QueueState>,
+    ready: Condvar,
+}
+
+struct QueueState {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `jobs`; returns how many were queued (none once closed).
+    fn push(&self, jobs: Vec<Job>) -> usize {
+        let n = jobs.len();
+        {
+            let mut state = self.lock();
+            if state.closed {
+                return 0;
+            }
+            state.jobs.extend(jobs);
+        }
+        match n {
+            0 => {}
+            1 => self.ready.notify_one(),
+            _ => self.ready.notify_all(),
+        }
+        n
+    }
+
+    /// The next job; `None` once the queue is closed and empty.
+    fn pop(&self) -> Option<Job> {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                return Some(job);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+fn worker(queue: &Queue) {
+    while let Some(job) = queue.pop() {
         run_job(&job);
         job.batch.finish(1);
     }
 }
 
+/// The scripts of one block, submitted with
+/// [`ScriptCheckPool::submit_block`] and running on the workers. Dropping
+/// it without [`BlockScripts::wait`] cancels what has not started.
+pub struct BlockScripts {
+    batch: Arc<Batch>,
+}
+
+impl fmt::Debug for BlockScripts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockScripts")
+            .field("remaining", &self.batch.remaining.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlockScripts {
+    /// Waits for every input; returns the failure with the lowest
+    /// (tx_index, input_index) among those found before the batch stopped.
+    pub fn wait(self) -> Result<(), ScriptFailure> {
+        self.batch.wait();
+        let failure = *self.batch.failure.lock();
+        match failure {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BlockScripts {
+    fn drop(&mut self) {
+        // After `wait` every job is finished and this changes nothing;
+        // before it, the jobs not yet run return at once.
+        self.batch.failed.store(true, Ordering::Release);
+    }
+}
+
 /// A bounded pool of script-verification threads.
 ///
-/// The calling thread prepares each transaction once (a
-/// [`PrecomputedTransaction`]); `threads` workers (default: available
-/// parallelism) take jobs of up to 8 inputs, sharing that preparation, from
-/// one bounded channel (capacity 4 × threads); the calling thread blocks
-/// while the channel is full, so memory stays bounded by the batch it was
-/// handed. A batch stops early after the first failure. With zero threads,
-/// batches are verified on the calling thread.
+/// `threads` workers (default: available parallelism) take jobs of up to
+/// [`INPUTS_PER_JOB`] inputs of one transaction from one queue.
+/// [`ScriptCheckPool::submit_block`] queues a whole block and returns at
+/// once (the chain thread prepares the next block meanwhile); the workers
+/// prepare each transaction (a [`PrecomputedTransaction`]) themselves.
+/// [`ScriptCheckPool::verify`] and [`ScriptCheckPool::verify_block`] take
+/// borrowed transactions, so the calling thread prepares them and queues
+/// their jobs one transaction at a time, then waits. The queue holds at
+/// most the jobs of the batches handed to it (the chain submits at most two
+/// blocks ahead of its waits). A batch stops early after the first failure.
+/// With zero threads, batches are verified on the calling thread.
 ///
-/// Owned by the chain thread; dropping it closes the channel and joins the
-/// workers.
+/// Owned by the chain thread; dropping it closes the queue and joins the
+/// workers, which finish the jobs still queued first.
 pub struct ScriptCheckPool {
-    jobs: Option<Sender<Job>>,
+    queue: Option<Arc<Queue>>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -494,21 +684,27 @@ impl ScriptCheckPool {
     pub fn new(threads: usize) -> std::io::Result<ScriptCheckPool> {
         if threads == 0 {
             return Ok(ScriptCheckPool {
-                jobs: None,
+                queue: None,
                 workers: Vec::new(),
             });
         }
-        let (tx, rx) = bounded::<Job>(threads * 4);
+        let queue = Arc::new(Queue {
+            state: std::sync::Mutex::new(QueueState {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        });
         let mut workers = Vec::with_capacity(threads);
         for i in 0..threads {
-            let rx = rx.clone();
+            let q = Arc::clone(&queue);
             let spawned = std::thread::Builder::new()
                 .name(format!("script-check-{i}"))
-                .spawn(move || worker(rx));
+                .spawn(move || worker(&q));
             match spawned {
                 Ok(handle) => workers.push(handle),
                 Err(e) => {
-                    drop(tx);
+                    queue.close();
                     for w in workers {
                         let _ = w.join();
                     }
@@ -517,7 +713,7 @@ impl ScriptCheckPool {
             }
         }
         Ok(ScriptCheckPool {
-            jobs: Some(tx),
+            queue: Some(queue),
             workers,
         })
     }
@@ -570,6 +766,75 @@ impl ScriptCheckPool {
         )
     }
 
+    /// Queues the scripts of all non-coinbase inputs of `block` (as
+    /// [`ScriptCheckPool::verify_block`]: `spent_outputs[i]` for
+    /// `block.txdata[i + 1]`) and returns at once; the workers prepare and
+    /// verify, [`BlockScripts::wait`] collects the outcome. With zero
+    /// threads the scripts are verified here, before returning.
+    pub fn submit_block(
+        &self,
+        block: Arc<Block>,
+        spent_outputs: Vec<Vec<TxOut>>,
+        flags: u32,
+    ) -> BlockScripts {
+        let txs = block.txdata.len().saturating_sub(1);
+        if txs != spent_outputs.len() {
+            let batch = Arc::new(Batch::new(0));
+            batch.record(ScriptFailure {
+                tx_index: 0,
+                input_index: 0,
+                error: ScriptError::SpentOutputsMismatch,
+            });
+            return BlockScripts { batch };
+        }
+        let counts: Vec<usize> = block
+            .txdata
+            .iter()
+            .skip(1)
+            .map(|tx| tx.input.len())
+            .collect();
+        let check = Arc::new(BlockCheck {
+            prepared: (0..txs).map(|_| OnceLock::new()).collect(),
+            block,
+            spent: spent_outputs,
+            flags,
+        });
+        let total: usize = counts.iter().map(|n| n.div_ceil(INPUTS_PER_JOB)).sum();
+        let batch = Arc::new(Batch::new(total));
+        let mut jobs = Vec::with_capacity(total);
+        for (i, n) in counts.into_iter().enumerate() {
+            for start in (0..n).step_by(INPUTS_PER_JOB) {
+                jobs.push(Job {
+                    work: Work::InBlock(Arc::clone(&check), i + 1),
+                    inputs: start..(start + INPUTS_PER_JOB).min(n),
+                    batch: Arc::clone(&batch),
+                });
+            }
+        }
+        match &self.queue {
+            Some(queue) => {
+                let queued = queue.push(jobs);
+                // Only a closed queue refuses jobs, and it is closed only
+                // when the pool is dropped: account for them anyway.
+                if queued < total {
+                    batch.record(ScriptFailure {
+                        tx_index: 0,
+                        input_index: 0,
+                        error: ScriptError::WorkerPanic,
+                    });
+                    batch.finish(total - queued);
+                }
+            }
+            None => {
+                for job in jobs {
+                    run_job(&job);
+                    batch.finish(1);
+                }
+            }
+        }
+        BlockScripts { batch }
+    }
+
     /// The batch behind [`ScriptCheckPool::verify`] and
     /// [`ScriptCheckPool::verify_block`]: `(tx_index, tx, spent, flags)`.
     fn verify_each<'a>(
@@ -594,7 +859,7 @@ impl ScriptCheckPool {
                 })
         };
 
-        let Some(sender) = &self.jobs else {
+        let Some(queue) = &self.queue else {
             for check in checks {
                 let tx = prepare(check)?;
                 for i in 0..tx.data.input_count() {
@@ -612,7 +877,7 @@ impl ScriptCheckPool {
 
         // A prepared transaction has exactly `tx.input.len()` inputs
         // (`PrecomputedTransaction::new` checks), so this counts the jobs
-        // sent below.
+        // queued below.
         let total: usize = checks
             .iter()
             .map(|c| c.1.input.len().div_ceil(INPUTS_PER_JOB))
@@ -620,17 +885,11 @@ impl ScriptCheckPool {
         if total == 0 {
             return Ok(());
         }
-        let (done_tx, done_rx) = bounded(1);
-        let batch = Arc::new(Batch {
-            remaining: AtomicUsize::new(total),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            done: done_tx,
-        });
-        // Prepare each transaction and hand out its jobs at once, so the
+        let batch = Arc::new(Batch::new(total));
+        // Prepare each transaction and queue its jobs at once, so the
         // workers start on the first while the caller prepares the next.
         let mut sent = 0;
-        'txs: for check in checks {
+        for check in checks {
             if batch.failed.load(Ordering::Acquire) {
                 break;
             }
@@ -642,25 +901,25 @@ impl ScriptCheckPool {
                 }
             };
             let n = tx.data.input_count();
-            for start in (0..n).step_by(INPUTS_PER_JOB) {
-                if batch.failed.load(Ordering::Acquire) {
-                    break 'txs;
-                }
-                let job = Job {
-                    tx: Arc::clone(&tx),
+            let jobs: Vec<Job> = (0..n)
+                .step_by(INPUTS_PER_JOB)
+                .map(|start| Job {
+                    work: Work::Prepared(Arc::clone(&tx)),
                     inputs: start..(start + INPUTS_PER_JOB).min(n),
                     batch: Arc::clone(&batch),
-                };
-                if sender.send(job).is_err() {
-                    break 'txs; // workers gone: account for the rest below
-                }
-                sent += 1;
+                })
+                .collect();
+            let want = jobs.len();
+            let queued = queue.push(jobs);
+            sent += queued;
+            if queued < want {
+                break; // queue closed: account for the rest below
             }
         }
         batch.finish(total.saturating_sub(sent));
-        // Every job sent is finished by a worker (panics are caught), and
-        // unsent ones were finished above, so exactly one `done` arrives.
-        let _ = done_rx.recv();
+        // Every job queued is finished by a worker (panics are caught), and
+        // unqueued ones were finished above.
+        batch.wait();
         let failure = *batch.failure.lock();
         match failure {
             Some(f) => Err(f),
@@ -676,7 +935,9 @@ impl ScriptCheckPool {
 
 impl Drop for ScriptCheckPool {
     fn drop(&mut self) {
-        self.jobs = None; // closes the channel; workers drain and exit
+        if let Some(queue) = self.queue.take() {
+            queue.close(); // workers drain the queue and exit
+        }
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -1232,5 +1493,56 @@ mod tests {
         assert_eq!((f.tx_index, f.input_index), (5, 0));
         let f = pool.verify_block(&block, &spent[1..], ALL).unwrap_err();
         assert_eq!(f.error, ScriptError::SpentOutputsMismatch);
+    }
+
+    #[test]
+    fn pool_submit_block_runs_asynchronously_and_cancels() {
+        let checks = batch(None);
+        let mut txdata = vec![crate::chain::check::tests::coinbase(1, 1)];
+        let mut spent = Vec::new();
+        for c in &checks {
+            txdata.push(c.tx.clone());
+            spent.push(c.spent_outputs.clone());
+        }
+        let block = Arc::new(Block {
+            header: bitcoin::constants::genesis_block(Network::Regtest).header,
+            txdata,
+        });
+        let mut bad = spent.clone();
+        bad[4][0].value = Amount::from_sat(1); // p2wpkh tx at block index 5
+        for threads in [0, 1, 2] {
+            let pool = ScriptCheckPool::new(threads).unwrap();
+            // Two blocks in flight at once, waited for in order.
+            let first = pool.submit_block(Arc::clone(&block), spent.clone(), ALL);
+            let second = pool.submit_block(Arc::clone(&block), bad.clone(), ALL);
+            assert_eq!(first.wait(), Ok(()), "threads={threads}");
+            let f = second.wait().unwrap_err();
+            assert_eq!(
+                (f.tx_index, f.input_index, f.error),
+                (5, 0, ScriptError::VerifyFailed)
+            );
+            // Dropped unwaited: cancelled, and the pool still works.
+            drop(pool.submit_block(Arc::clone(&block), spent.clone(), ALL));
+            let f = pool
+                .submit_block(Arc::clone(&block), spent[1..].to_vec(), ALL)
+                .wait()
+                .unwrap_err();
+            assert_eq!(f.error, ScriptError::SpentOutputsMismatch);
+            let mut short = spent.clone();
+            short[6].pop();
+            let f = pool
+                .submit_block(Arc::clone(&block), short, ALL)
+                .wait()
+                .unwrap_err();
+            assert_eq!(
+                (f.tx_index, f.input_index, f.error),
+                (7, 0, ScriptError::SpentOutputsMismatch)
+            );
+            assert_eq!(
+                pool.submit_block(Arc::clone(&block), spent.clone(), ALL)
+                    .wait(),
+                Ok(())
+            );
+        }
     }
 }

@@ -32,21 +32,19 @@ use bitcoin::block::Header;
 use bitcoin::consensus::encode;
 use bitcoin::hashes::Hash;
 use bitcoin::pow::{CompactTarget, Work};
-use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut};
+use bitcoin::{Block, BlockHash, OutPoint, TxOut};
 
 use super::assumevalid::{self, AssumeValid};
-use super::check::{self, Coin as CheckCoin};
-use super::coins::{BlockCoins, CoinsCache, ENTRY_COST};
+use super::check;
+use super::coins::{CoinsCache, ENTRY_COST};
 use super::hasher::BlockMap;
 use super::index::{BlockIndex, BlockPos};
 use super::network::Network;
 use super::pow::{self, HeaderAncestry};
-use super::script::{self, ScriptCheckPool};
+use super::script::ScriptCheckPool;
 use super::tiplog;
 use super::{ChainParams, RejectKind, ValidationError};
-use crate::store::{
-    BlockStatus, BlockUndo, Coin, IndexEntry, IndexRecord, Store, StoreError, WriteBatch,
-};
+use crate::store::{BlockStatus, Coin, IndexEntry, IndexRecord, Store, StoreError, WriteBatch};
 
 /// Tuning of the chain state.
 #[derive(Debug, Clone)]
@@ -193,36 +191,36 @@ pub struct HeadersOutcome {
 
 /// The chain state; see the module docs.
 pub struct ChainState {
-    params: ChainParams,
-    store: Arc<Store>,
+    pub(super) params: ChainParams,
+    pub(super) store: Arc<Store>,
     opts: ChainOptions,
     pub(super) index: BlockIndex,
     /// Active chain by height; `active[0]` is genesis.
-    active: Vec<BlockPos>,
+    pub(super) active: Vec<BlockPos>,
     /// Most-work valid header chain by height.
-    header_chain: Vec<BlockPos>,
+    pub(super) header_chain: Vec<BlockPos>,
     pub(super) coins: CoinsCache,
-    pool: ScriptCheckPool,
+    pub(super) pool: ScriptCheckPool,
     /// Blocks received and checked, waiting to be connected, held in
     /// memory up to [`MAX_PENDING_BYTES`]; beyond it they go to the store.
-    pending: HashMap<BlockHash, Block>,
+    pub(super) pending: HashMap<BlockHash, Block>,
     /// Serialized size of the blocks in `pending`.
-    pending_bytes: usize,
+    pub(super) pending_bytes: usize,
     /// Unrequested blocks not processed (Core's `AcceptBlock` with
     /// `fRequested` false: less work than the tip, too far ahead, or below
     /// the minimum chain work).
     unrequested_dropped: u64,
     /// Block bodies and undo data not yet committed.
-    block_writes: WriteBatch,
+    pub(super) block_writes: WriteBatch,
     /// Index entries changed since the last flush (written in position
     /// order, so new records append).
-    dirty_index: std::collections::BTreeSet<BlockPos>,
+    pub(super) dirty_index: std::collections::BTreeSet<BlockPos>,
     /// Height of the tip recorded in the store.
     flushed_height: u32,
-    blocks_since_flush: usize,
+    pub(super) blocks_since_flush: usize,
     last_log: Instant,
     logged_height: u32,
-    txs_connected: u64,
+    pub(super) txs_connected: u64,
     /// Per header, the answer of the min-difficulty walk (testnet and
     /// regtest only); bounded, rebuilt on demand.
     min_diff_bits: BlockMap<BlockHash, CompactTarget>,
@@ -230,7 +228,7 @@ pub struct ChainState {
     last_checkpoint: Option<u32>,
     /// The last assumevalid decision logged (Core's
     /// `m_last_script_check_reason_logged`): `Some(None)` = skipping.
-    script_check_logged: Option<Option<assumevalid::ScriptCheckReason>>,
+    pub(super) script_check_logged: Option<Option<assumevalid::ScriptCheckReason>>,
     /// Pruning mode and stored block sizes (`chain/prune.rs`).
     pub(super) prune: super::prune_state::PruneState,
 }
@@ -296,7 +294,7 @@ impl HeaderAncestry for Ancestry<'_> {
     }
 }
 
-fn is_unspendable(out: &TxOut) -> bool {
+pub(super) fn is_unspendable(out: &TxOut) -> bool {
     out.script_pubkey.is_op_return() || out.script_pubkey.len() > 10_000
 }
 
@@ -647,7 +645,7 @@ impl ChainState {
 
     /// Ancestor of `pos` at `height`: by height on the best header chain
     /// or the active chain when `pos` is on one, else by skip pointers.
-    fn ancestor_pos(&self, pos: BlockPos, height: u32) -> Option<BlockPos> {
+    pub(super) fn ancestor_pos(&self, pos: BlockPos, height: u32) -> Option<BlockPos> {
         let h = self.index.height(pos)?;
         if height > h {
             return None;
@@ -753,7 +751,7 @@ impl ChainState {
 
     /// Median time past of `pos` (at `height`), active or not (Core's
     /// `pindexPrev->GetMedianTimePast()`).
-    fn mtp_of(&self, pos: BlockPos, height: u32) -> Result<u32, RejectError> {
+    pub(super) fn mtp_of(&self, pos: BlockPos, height: u32) -> Result<u32, RejectError> {
         let ancestry = Ancestry {
             chain: self,
             tip: pos,
@@ -1085,7 +1083,7 @@ impl ChainState {
     }
 
     /// Removes `hash` from `pending`, keeping `pending_bytes` in step.
-    fn take_pending(&mut self, hash: &BlockHash) -> Option<Block> {
+    pub(super) fn take_pending(&mut self, hash: &BlockHash) -> Option<Block> {
         let block = self.pending.remove(hash)?;
         self.pending_bytes = self.pending_bytes.saturating_sub(block.total_size());
         Some(block)
@@ -1117,7 +1115,7 @@ impl ChainState {
     }
 
     /// Adds `flags` to the status of `pos`.
-    fn add_status(&mut self, pos: BlockPos, flags: BlockStatus) {
+    pub(super) fn add_status(&mut self, pos: BlockPos, flags: BlockStatus) {
         if let Some(mut status) = self.index.status(pos) {
             status.insert(flags);
             self.index.set_status(pos, status);
@@ -1145,7 +1143,7 @@ impl ChainState {
         self.pending.contains_key(hash) || self.index.find(hash).is_some_and(|p| self.have_data(p))
     }
 
-    fn have_data(&self, pos: BlockPos) -> bool {
+    pub(super) fn have_data(&self, pos: BlockPos) -> bool {
         self.index
             .status(pos)
             .is_some_and(|s| s.contains(BlockStatus::HAVE_DATA))
@@ -1167,17 +1165,6 @@ impl ChainState {
         0
     }
 
-    fn block_data(&mut self, hash: &BlockHash) -> Result<Option<Block>, ChainError> {
-        if let Some(b) = self.take_pending(hash) {
-            return Ok(Some(b));
-        }
-        if self.index.find(hash).is_some_and(|p| self.have_data(p)) {
-            self.commit_block_writes()?;
-            return Ok(self.store.get_block(hash)?);
-        }
-        Ok(None)
-    }
-
     /// Connects blocks along the best header chain while their data is at
     /// hand, reorganising when that chain forks from the active one. A block
     /// that fails is marked invalid and the best valid chain is followed
@@ -1187,6 +1174,7 @@ impl ChainState {
         events: &mut Vec<ChainEvent>,
     ) -> Result<Option<(BlockHash, ValidationError)>, ChainError> {
         let mut first_failure = None;
+        let mut ahead = None;
         loop {
             let fork = self.fork_height();
             let tip_work = self.tip_pos().and_then(|p| self.index.chain_work(p));
@@ -1210,6 +1198,7 @@ impl ChainState {
                     (Some(w), Some(t)) if w > t => {}
                     _ => break,
                 }
+                self.discard_ahead(ahead.take());
                 self.flush()?;
                 self.coins.clear();
                 while self.height() > fork {
@@ -1225,11 +1214,34 @@ impl ChainState {
             else {
                 break;
             };
-            let Some(block) = self.block_data(&next)? else {
-                break;
+            // Core's ConnectBlock, in three steps (chain/connect.rs): the
+            // block prepared last round on this one's parent, if it is
+            // this one, else this one prepared now.
+            let prepared = match ahead.take() {
+                Some((p, _)) if p.hash == next => Ok(p),
+                other => {
+                    self.discard_ahead(other);
+                    let Some((block, _)) = self.take_block_data(&next)? else {
+                        break;
+                    };
+                    self.prepare_block(Arc::new(block), next, None)
+                }
             };
-            match self.connect_block(&block, next) {
-                Ok(()) => {
+            // While its scripts run, prepare the next block on its view.
+            if let Ok(p) = &prepared {
+                ahead = self.prepare_ahead(p, next_height + 1)?;
+            }
+            let connected = prepared.and_then(|p| {
+                let block = Arc::clone(&p.block);
+                self.finish_block(p).map(|()| block)
+            });
+            if connected.is_err() {
+                // Dropped before `next` is marked invalid, so a descendant's
+                // body goes back where `mark_invalid` finds it.
+                self.discard_ahead(ahead.take());
+            }
+            match connected {
+                Ok(block) => {
                     events.push(ChainEvent::Connected {
                         hash: next,
                         height: next_height as u32,
@@ -1259,6 +1271,7 @@ impl ChainState {
                 }
             }
         }
+        self.discard_ahead(ahead.take());
         if self.tip() == self.best_header() {
             self.flush()?;
         }
@@ -1380,159 +1393,6 @@ impl ChainState {
         }])
     }
 
-    /// Full validation of `block` on top of the active tip (Core's
-    /// `ConnectBlock`); on success the UTXO cache, index and active chain
-    /// are updated in memory.
-    fn connect_block(&mut self, block: &Block, hash: BlockHash) -> Result<(), ValidationError> {
-        let height = self.active.len() as u32;
-        let prev_mtp = self
-            .mtp_active(height - 1)
-            .ok_or_else(|| ValidationError::internal("missing-ancestor"))?;
-        // Core's ConnectBlock: CheckBlock and ContextualCheckBlock already
-        // passed in accept_block, the only way into `pending` and the store.
-        let store = Arc::clone(&self.store);
-        let internal =
-            |e: StoreError| ValidationError::internal("store-error").with_detail(e.to_string());
-
-        let bip34_ancestor = self.active_hash(self.params.bip34_height);
-        if check::bip30_enforced(height, hash, bip34_ancestor, &self.params) {
-            let mut err = None;
-            let coins = &mut self.coins;
-            let res = check::check_bip30(block, |op| match coins.get(op, &store) {
-                Ok(c) => c.is_some(),
-                Err(e) => {
-                    err = Some(e);
-                    false
-                }
-            });
-            if let Some(e) = err {
-                return Err(internal(e));
-            }
-            res?;
-        }
-
-        let flags = script::block_script_flags(height, &hash, &self.params);
-        let script_check = self.script_check_reason(hash, height);
-        if self.script_check_logged != Some(script_check) {
-            match script_check {
-                Some(reason) => log::info!(
-                    "Enabling script verification at block #{height} ({hash}): {}",
-                    reason.as_str()
-                ),
-                None => log::info!(
-                    "Disabling script verification at block #{height} ({hash}): assumevalid"
-                ),
-            }
-            self.script_check_logged = Some(script_check);
-        }
-        let enforce_bip68 = height >= self.params.csv_height;
-        let mut view = BlockCoins::default();
-        let mut undo = BlockUndo::default();
-        let mut spent_outputs: Vec<Vec<TxOut>> = Vec::with_capacity(block.txdata.len());
-        let mut fees = Amount::ZERO;
-        let mut sigops: u64 = 0;
-        for (i, tx) in block.txdata.iter().enumerate() {
-            let txid = tx.compute_txid();
-            if i == 0 {
-                sigops += check::get_transaction_sigop_cost(tx, &[], flags)?;
-            } else {
-                let mut coins = Vec::with_capacity(tx.input.len());
-                for (n, input) in tx.input.iter().enumerate() {
-                    match view.get(&input.previous_output, &mut self.coins, &store) {
-                        Ok(Some(c)) => coins.push(c),
-                        Ok(None) => {
-                            return Err(ValidationError::new(
-                                RejectKind::MissingInputs,
-                                "bad-txns-inputs-missingorspent",
-                            )
-                            .with_tx(i)
-                            .with_input(n))
-                        }
-                        Err(e) => return Err(internal(e)),
-                    }
-                    view.spend(&input.previous_output);
-                }
-                let check_coins: Vec<CheckCoin> =
-                    coins.iter().cloned().map(CheckCoin::from).collect();
-                let fee = check::check_tx_inputs(tx, &check_coins, height, &self.params)
-                    .map_err(|e| e.with_tx(i))?;
-                fees = check::accumulate_fee(fees, fee)?;
-                // BIP68 reads the version as unsigned (Core:
-                // `static_cast<uint32_t>(tx.version) >= 2`): version -1 is
-                // 0xffffffff and is locked too.
-                if enforce_bip68 && tx.version.0 as u32 >= 2 {
-                    let heights: Vec<u32> = coins.iter().map(|c| c.height).collect();
-                    check::check_sequence_locks(
-                        tx,
-                        height,
-                        i64::from(prev_mtp),
-                        &heights,
-                        &self.params,
-                        |h| self.mtp_active(h).map(i64::from),
-                    )
-                    .map_err(|e| e.with_tx(i))?;
-                }
-                let outs: Vec<TxOut> = check_coins.into_iter().map(|c| c.output).collect();
-                sigops += check::get_transaction_sigop_cost(tx, &outs, flags)?;
-                if script_check.is_some() {
-                    spent_outputs.push(outs);
-                }
-                undo.spent.extend(coins);
-            }
-            if sigops > check::MAX_BLOCK_SIGOPS_COST {
-                return Err(ValidationError::consensus("bad-blk-sigops").with_tx(i));
-            }
-            for (vout, out) in tx.output.iter().enumerate() {
-                if is_unspendable(out) {
-                    continue;
-                }
-                view.add(
-                    OutPoint::new(txid, vout as u32),
-                    Coin {
-                        amount: out.value,
-                        height,
-                        is_coinbase: i == 0,
-                        script_pubkey: out.script_pubkey.clone(),
-                    },
-                );
-            }
-        }
-        check::check_coinbase_amount(block, height, fees, &self.params)?;
-        // Core's `fScriptChecks`: assumevalid skips only the interpreter.
-        if script_check.is_some() {
-            self.pool
-                .verify_block(block, &spent_outputs, flags)
-                .map_err(|f| f.to_validation_error())?;
-        }
-
-        // Valid: make it so.
-        view.apply(&mut self.coins);
-        let before = self.block_writes.size_bytes();
-        self.block_writes.put_block(&hash, block);
-        self.block_writes.put_undo(&hash, &undo);
-        // Body and undo bytes, without the two 32-byte keys.
-        let stored = self.block_writes.size_bytes().saturating_sub(before + 64);
-        self.note_block_stored(hash, stored as u64);
-        let pos = self
-            .index
-            .find(&hash)
-            .ok_or_else(|| ValidationError::internal("missing-index-entry"))?;
-        self.add_status(
-            pos,
-            BlockStatus::HAVE_DATA
-                | BlockStatus::HAVE_UNDO
-                | BlockStatus::VALID_TRANSACTIONS
-                | BlockStatus::VALID_SCRIPTS,
-        );
-        self.index
-            .set_tx_count(pos, u32::try_from(block.txdata.len()).unwrap_or(u32::MAX));
-        self.dirty_index.insert(pos);
-        self.active.push(pos);
-        self.blocks_since_flush += 1;
-        self.txs_connected += block.txdata.len() as u64;
-        Ok(())
-    }
-
     /// Disconnects the tip using its undo data (Core's `DisconnectBlock`),
     /// committing at once. Requires a flushed, empty cache.
     fn disconnect_tip(&mut self) -> Result<ChainEvent, ChainError> {
@@ -1591,7 +1451,7 @@ impl ChainState {
         Ok(())
     }
 
-    fn commit_block_writes(&mut self) -> Result<(), ChainError> {
+    pub(super) fn commit_block_writes(&mut self) -> Result<(), ChainError> {
         if !self.block_writes.is_empty() {
             self.store.commit(&self.block_writes)?;
             self.block_writes = WriteBatch::new();
