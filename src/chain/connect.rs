@@ -6,8 +6,9 @@
 //!    missing or spent inputs, amounts and fees, BIP68 sequence locks,
 //!    sigops, the coinbase amount), the block's coin changes staged in a
 //!    [`BlockCoins`] view, its undo data, and the scripts handed to the
-//!    pool ([`ScriptCheckPool::submit_block`](super::script::ScriptCheckPool::submit_block)),
-//!    which returns at once. The block may sit on top of another prepared
+//!    pool transaction by transaction as the walk goes
+//!    ([`ScriptCheckPool::begin_block`](super::script::ScriptCheckPool::begin_block)),
+//!    without waiting. The block may sit on top of another prepared
 //!    block not yet finished: its view is then stacked on that block's
 //!    view, and heights and median times come from the block index, never
 //!    from the active chain, which that block has not extended yet.
@@ -130,10 +131,16 @@ impl ChainState {
             }
             self.script_check_logged = Some(script_check);
         }
+        // Core's `fScriptChecks`: assumevalid skips only the interpreter.
+        // Each transaction's scripts are queued as soon as its inputs are
+        // found, so the workers start while the rest is checked; an error
+        // below drops the submission, which cancels them.
+        let mut scripts = script_check
+            .is_some()
+            .then(|| self.pool.begin_block(Arc::clone(&block), flags));
         let enforce_bip68 = height >= self.params.csv_height;
         let mut view = BlockCoins::default();
         let mut undo = BlockUndo::default();
-        let mut spent_outputs: Vec<Vec<TxOut>> = Vec::with_capacity(block.txdata.len());
         let mut fees = Amount::ZERO;
         let mut sigops: u64 = 0;
         for (i, tx) in block.txdata.iter().enumerate() {
@@ -184,8 +191,8 @@ impl ChainState {
                 }
                 let outs: Vec<TxOut> = check_coins.into_iter().map(|c| c.output).collect();
                 sigops += check::get_transaction_sigop_cost(tx, &outs, flags)?;
-                if script_check.is_some() {
-                    spent_outputs.push(outs);
+                if let Some(submission) = scripts.as_mut() {
+                    submission.push(i, outs);
                 }
                 undo.spent.extend(coins);
             }
@@ -208,11 +215,7 @@ impl ChainState {
             }
         }
         check::check_coinbase_amount(&block, height, fees, &self.params)?;
-        // Core's `fScriptChecks`: assumevalid skips only the interpreter.
-        let scripts = script_check.is_some().then(|| {
-            self.pool
-                .submit_block(Arc::clone(&block), spent_outputs, flags)
-        });
+        let scripts = scripts.map(|s| s.finish());
         Ok(PreparedBlock {
             hash,
             height,

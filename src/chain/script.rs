@@ -415,42 +415,34 @@ struct PreparedTx {
     flags: u32,
 }
 
-/// The non-coinbase transactions of a block handed to
-/// [`ScriptCheckPool::submit_block`]. Each transaction is prepared by the
-/// worker that first runs one of its jobs; its other jobs (a transaction
-/// with more than [`INPUTS_PER_JOB`] inputs has several) wait for that
-/// preparation and share it.
-struct BlockCheck {
+/// A transaction of a block submitted through a [`BlockSubmission`]:
+/// prepared by the worker that first runs one of its jobs; its other jobs
+/// (a transaction with more than [`INPUTS_PER_JOB`] inputs has several)
+/// wait for that preparation and share it.
+struct TxInBlock {
     block: Arc<Block>,
-    /// `spent[i]`: the outputs spent by `block.txdata[i + 1]`.
-    spent: Vec<Vec<TxOut>>,
+    /// Index in the block (≥ 1).
+    tx_index: usize,
+    /// The outputs its inputs spend, in order.
+    spent: Vec<TxOut>,
     flags: u32,
-    /// `prepared[i]`: the preparation of `block.txdata[i + 1]`.
-    prepared: Vec<OnceLock<Result<PrecomputedTransaction, ScriptError>>>,
+    prepared: OnceLock<Result<PrecomputedTransaction, ScriptError>>,
 }
 
-impl BlockCheck {
-    /// The prepared transaction at block index `tx_index` (≥ 1).
-    fn prepared(&self, tx_index: usize) -> Result<&PrecomputedTransaction, ScriptError> {
-        let i = tx_index
-            .checked_sub(1)
-            .ok_or(ScriptError::SpentOutputsMismatch)?;
-        let slot = self
-            .prepared
-            .get(i)
-            .ok_or(ScriptError::SpentOutputsMismatch)?;
-        slot.get_or_init(|| {
-            let tx = self
-                .block
-                .txdata
-                .get(tx_index)
-                .ok_or(ScriptError::SpentOutputsMismatch)?;
-            let spent = self.spent.get(i).ok_or(ScriptError::SpentOutputsMismatch)?;
-            check_flags(self.flags)?;
-            PrecomputedTransaction::new(tx, spent)
-        })
-        .as_ref()
-        .map_err(|e| *e)
+impl TxInBlock {
+    fn prepared(&self) -> Result<&PrecomputedTransaction, ScriptError> {
+        self.prepared
+            .get_or_init(|| {
+                let tx = self
+                    .block
+                    .txdata
+                    .get(self.tx_index)
+                    .ok_or(ScriptError::SpentOutputsMismatch)?;
+                check_flags(self.flags)?;
+                PrecomputedTransaction::new(tx, &self.spent)
+            })
+            .as_ref()
+            .map_err(|e| *e)
     }
 }
 
@@ -510,7 +502,7 @@ impl Batch {
 /// submitted block's transactions (by block index), prepared by a worker.
 enum Work {
     Prepared(Arc<PreparedTx>),
-    InBlock(Arc<BlockCheck>, usize),
+    InBlock(Arc<TxInBlock>),
 }
 
 struct Job {
@@ -522,17 +514,17 @@ struct Job {
 fn run_job(job: &Job) {
     let (tx_index, data, flags) = match &job.work {
         Work::Prepared(tx) => (tx.tx_index, &tx.data, tx.flags),
-        Work::InBlock(check, tx_index) => {
+        Work::InBlock(tx) => {
             if job.batch.failed.load(Ordering::Acquire) {
                 return;
             }
-            let prepared = catch_unwind(AssertUnwindSafe(|| check.prepared(*tx_index)))
+            let prepared = catch_unwind(AssertUnwindSafe(|| tx.prepared()))
                 .unwrap_or(Err(ScriptError::WorkerPanic));
             match prepared {
-                Ok(data) => (*tx_index, data, check.flags),
+                Ok(data) => (tx.tx_index, data, tx.flags),
                 Err(error) => {
                     job.batch.record(ScriptFailure {
-                        tx_index: *tx_index,
+                        tx_index: tx.tx_index,
                         input_index: 0,
                         error,
                     });
@@ -658,6 +650,91 @@ impl Drop for BlockScripts {
     }
 }
 
+/// A block's scripts being submitted ([`ScriptCheckPool::begin_block`]).
+/// Dropping it unfinished cancels what was queued.
+pub struct BlockSubmission {
+    queue: Option<Arc<Queue>>,
+    block: Arc<Block>,
+    flags: u32,
+    batch: Arc<Batch>,
+    /// With zero threads: the jobs, run by `finish` on the caller.
+    deferred: Vec<Job>,
+    finished: bool,
+}
+
+impl BlockSubmission {
+    /// Queues the inputs of transaction `tx_index` (its index in the
+    /// block, ≥ 1), which spend `spent` (one output per input, in order).
+    pub fn push(&mut self, tx_index: usize, spent: Vec<TxOut>) {
+        let n = self
+            .block
+            .txdata
+            .get(tx_index)
+            .map_or(0, |tx| tx.input.len());
+        if n == 0 && spent.is_empty() {
+            return; // nothing to verify
+        }
+        let tx = Arc::new(TxInBlock {
+            block: Arc::clone(&self.block),
+            tx_index,
+            spent,
+            flags: self.flags,
+            prepared: OnceLock::new(),
+        });
+        // A transaction that is not in the block, or whose spent outputs
+        // do not match its inputs, still gets one job, which reports it.
+        let jobs: Vec<Job> = (0..n.max(1))
+            .step_by(INPUTS_PER_JOB)
+            .map(|start| Job {
+                work: Work::InBlock(Arc::clone(&tx)),
+                inputs: start..(start + INPUTS_PER_JOB).min(n),
+                batch: Arc::clone(&self.batch),
+            })
+            .collect();
+        let count = jobs.len();
+        self.batch.remaining.fetch_add(count, Ordering::AcqRel);
+        match &self.queue {
+            Some(queue) => {
+                let queued = queue.push(jobs);
+                // Only a closed queue refuses jobs, and it is closed only
+                // when the pool is dropped: account for them anyway.
+                if queued < count {
+                    self.batch.record(ScriptFailure {
+                        tx_index,
+                        input_index: 0,
+                        error: ScriptError::WorkerPanic,
+                    });
+                    self.batch.finish(count - queued);
+                }
+            }
+            None => self.deferred.extend(jobs),
+        }
+    }
+
+    /// Ends the submission; [`BlockScripts::wait`] collects the outcome.
+    pub fn finish(mut self) -> BlockScripts {
+        for job in std::mem::take(&mut self.deferred) {
+            run_job(&job);
+            self.batch.finish(1);
+        }
+        self.batch.finish(1);
+        self.finished = true;
+        BlockScripts {
+            batch: Arc::clone(&self.batch),
+        }
+    }
+}
+
+impl Drop for BlockSubmission {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Dropped before `finish` (the block failed another check):
+            // the jobs queued return at once.
+            self.batch.failed.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// A bounded pool of script-verification threads.
 ///
 /// `threads` workers (default: available parallelism) take jobs of up to
@@ -777,8 +854,7 @@ impl ScriptCheckPool {
         spent_outputs: Vec<Vec<TxOut>>,
         flags: u32,
     ) -> BlockScripts {
-        let txs = block.txdata.len().saturating_sub(1);
-        if txs != spent_outputs.len() {
+        if block.txdata.len().saturating_sub(1) != spent_outputs.len() {
             let batch = Arc::new(Batch::new(0));
             batch.record(ScriptFailure {
                 tx_index: 0,
@@ -787,52 +863,26 @@ impl ScriptCheckPool {
             });
             return BlockScripts { batch };
         }
-        let counts: Vec<usize> = block
-            .txdata
-            .iter()
-            .skip(1)
-            .map(|tx| tx.input.len())
-            .collect();
-        let check = Arc::new(BlockCheck {
-            prepared: (0..txs).map(|_| OnceLock::new()).collect(),
+        let mut submission = self.begin_block(block, flags);
+        for (i, spent) in spent_outputs.into_iter().enumerate() {
+            submission.push(i + 1, spent);
+        }
+        submission.finish()
+    }
+
+    /// Starts submitting the scripts of `block` transaction by transaction
+    /// ([`BlockSubmission::push`]), so the workers start on the first while
+    /// the caller still checks the rest of the block.
+    pub fn begin_block(&self, block: Arc<Block>, flags: u32) -> BlockSubmission {
+        BlockSubmission {
+            queue: self.queue.clone(),
             block,
-            spent: spent_outputs,
             flags,
-        });
-        let total: usize = counts.iter().map(|n| n.div_ceil(INPUTS_PER_JOB)).sum();
-        let batch = Arc::new(Batch::new(total));
-        let mut jobs = Vec::with_capacity(total);
-        for (i, n) in counts.into_iter().enumerate() {
-            for start in (0..n).step_by(INPUTS_PER_JOB) {
-                jobs.push(Job {
-                    work: Work::InBlock(Arc::clone(&check), i + 1),
-                    inputs: start..(start + INPUTS_PER_JOB).min(n),
-                    batch: Arc::clone(&batch),
-                });
-            }
+            // One token for the open submission, released by `finish`.
+            batch: Arc::new(Batch::new(1)),
+            deferred: Vec::new(),
+            finished: false,
         }
-        match &self.queue {
-            Some(queue) => {
-                let queued = queue.push(jobs);
-                // Only a closed queue refuses jobs, and it is closed only
-                // when the pool is dropped: account for them anyway.
-                if queued < total {
-                    batch.record(ScriptFailure {
-                        tx_index: 0,
-                        input_index: 0,
-                        error: ScriptError::WorkerPanic,
-                    });
-                    batch.finish(total - queued);
-                }
-            }
-            None => {
-                for job in jobs {
-                    run_job(&job);
-                    batch.finish(1);
-                }
-            }
-        }
-        BlockScripts { batch }
     }
 
     /// The batch behind [`ScriptCheckPool::verify`] and
@@ -1543,6 +1593,60 @@ mod tests {
                     .wait(),
                 Ok(())
             );
+        }
+    }
+
+    #[test]
+    fn block_submission_transaction_by_transaction() {
+        let checks = batch(None);
+        let mut txdata = vec![crate::chain::check::tests::coinbase(1, 1)];
+        let mut spent = Vec::new();
+        for c in &checks {
+            txdata.push(c.tx.clone());
+            spent.push(c.spent_outputs.clone());
+        }
+        let block = Arc::new(Block {
+            header: bitcoin::constants::genesis_block(Network::Regtest).header,
+            txdata,
+        });
+        for threads in [0, 2] {
+            let pool = ScriptCheckPool::new(threads).unwrap();
+            let mut s = pool.begin_block(Arc::clone(&block), ALL);
+            for (i, out) in spent.iter().enumerate() {
+                s.push(i + 1, out.clone());
+            }
+            assert_eq!(s.finish().wait(), Ok(()), "threads={threads}");
+            // One bad transaction per batch (with two, whichever fails
+            // first may stop the other): a wrong amount, a short list.
+            for (bad, error) in [
+                (5, ScriptError::VerifyFailed),
+                (9, ScriptError::SpentOutputsMismatch),
+            ] {
+                let mut s = pool.begin_block(Arc::clone(&block), ALL);
+                for (i, out) in spent.iter().enumerate() {
+                    let mut out = out.clone();
+                    if i + 1 == bad && bad == 5 {
+                        out[0].value = Amount::from_sat(1);
+                    } else if i + 1 == bad {
+                        out.clear();
+                    }
+                    s.push(i + 1, out);
+                }
+                let f = s.finish().wait().unwrap_err();
+                assert_eq!(
+                    (f.tx_index, f.input_index, f.error),
+                    (bad, 0, error),
+                    "threads={threads}"
+                );
+            }
+            // Dropped before `finish` (another check failed): no hang, and
+            // the pool goes on.
+            let mut s = pool.begin_block(Arc::clone(&block), ALL);
+            s.push(1, spent[0].clone());
+            drop(s);
+            let mut s = pool.begin_block(Arc::clone(&block), ALL);
+            s.push(3, spent[2].clone());
+            assert_eq!(s.finish().wait(), Ok(()));
         }
     }
 }

@@ -214,3 +214,42 @@ fn prepare_on_a_staged_view_then_finish_in_order() {
         assert!(c.coin(&created[2]).expect("coin").is_some());
     }
 }
+
+#[test]
+fn an_input_error_after_a_queued_script_failure_wins_like_core() {
+    // Block N: tx 1 has a bad signature (its scripts are queued while the
+    // walk goes on), tx 2 spends tx 1's input again. Core's ConnectBlock
+    // returns tx 2's input error before waiting for the scripts.
+    let mut b = ChainBuilder::new(31);
+    for _ in 0..102 {
+        b.next_block(2);
+    }
+    let (op, value) = b.spendable_outputs()[0];
+    let script = script_of(&b, &op);
+    let mut tx1 = b
+        .sign_spend(
+            &[op],
+            vec![TxOut {
+                value: value - Amount::from_sat(1_000),
+                script_pubkey: script,
+            }],
+        )
+        .expect("sign");
+    let tx2 = b.double_spend(&tx1).expect("double spend");
+    corrupt_signature(&mut tx1, 0).expect("corrupt");
+    let block = b.block_with_txs(vec![tx1, tx2]).expect("block");
+    b.push_block(block).expect("push");
+    let blocks = b.blocks().to_vec();
+    let n = blocks.len() - 1;
+    for threads in [0, 2] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut c = open(dir.path(), threads);
+        let err = feed(&mut c, &blocks, n - 1).expect_err("N is invalid");
+        let RejectError::Invalid(e) = err else {
+            panic!("not a validation error: {err}");
+        };
+        assert_eq!(e.reason(), "bad-txns-inputs-missingorspent");
+        assert_eq!((e.tx_index(), e.input_index()), (Some(2), Some(0)));
+        assert_eq!(c.height() as usize, n - 1, "threads={threads}");
+    }
+}
