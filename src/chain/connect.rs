@@ -26,7 +26,7 @@
 
 use std::sync::Arc;
 
-use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut};
+use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut, Txid};
 
 use super::check::{self, Coin as CheckCoin};
 use super::coins::BlockCoins;
@@ -95,26 +95,25 @@ impl ChainState {
         let bip34_ancestor = self
             .ancestor_pos(prev, self.params.bip34_height)
             .map(|p| self.index.hash(p));
+        // Every txid once (BIP30 and the new outputs both need them).
+        let txids: Vec<Txid> = block.txdata.iter().map(|tx| tx.compute_txid()).collect();
         if check::bip30_enforced(height, hash, bip34_ancestor, &self.params) {
-            let mut err = None;
-            let coins = &mut self.coins;
-            let res = check::check_bip30(&block, |op| {
-                let found = match base.and_then(|b| b.staged(op)) {
-                    Some(staged) => Ok(staged.is_some()),
-                    None => coins.get(op, &store).map(|c| c.is_some()),
-                };
-                match found {
-                    Ok(have) => have,
-                    Err(e) => {
-                        err = Some(e);
-                        false
+            // `check::check_bip30` with the txids at hand: no output of
+            // this block may already exist unspent.
+            for (i, (tx, txid)) in block.txdata.iter().zip(&txids).enumerate() {
+                for vout in 0..tx.output.len() {
+                    let op = OutPoint::new(*txid, vout as u32);
+                    let have = match base.and_then(|b| b.staged(&op)) {
+                        Some(staged) => staged.is_some(),
+                        None => self.coins.get(&op, &store).map_err(internal)?.is_some(),
+                    };
+                    if have {
+                        return Err(ValidationError::consensus("bad-txns-BIP30")
+                            .with_detail("tried to overwrite transaction")
+                            .with_tx(i));
                     }
                 }
-            });
-            if let Some(e) = err {
-                return Err(internal(e));
             }
-            res?;
         }
 
         let flags = script::block_script_flags(height, &hash, &self.params);
@@ -143,8 +142,7 @@ impl ChainState {
         let mut undo = BlockUndo::default();
         let mut fees = Amount::ZERO;
         let mut sigops: u64 = 0;
-        for (i, tx) in block.txdata.iter().enumerate() {
-            let txid = tx.compute_txid();
+        for (i, (tx, &txid)) in block.txdata.iter().zip(&txids).enumerate() {
             if i == 0 {
                 sigops += check::get_transaction_sigop_cost(tx, &[], flags)?;
             } else {

@@ -253,3 +253,35 @@ fn an_input_error_after_a_queued_script_failure_wins_like_core() {
         assert_eq!(c.height() as usize, n - 1, "threads={threads}");
     }
 }
+
+#[test]
+fn bip30_refuses_a_repeated_transaction_before_its_inputs() {
+    // Block N+1 repeats block N's transaction, whose output is unspent:
+    // BIP30 (checked first, as Core) and not the missing input.
+    let mut b = ChainBuilder::new(31);
+    for _ in 0..102 {
+        b.next_block(2);
+    }
+    let (op, value) = b.spendable_outputs()[0];
+    push_spend(&mut b, op, value, false);
+    let repeated = b.tip().txdata[1].clone();
+    let block = b.block_with_txs(vec![repeated]).expect("block");
+    b.push_block(block).expect("push");
+    let blocks = b.blocks().to_vec();
+    let n = blocks.len() - 1;
+    for threads in [0, 2] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut c = open(dir.path(), threads);
+        // N+1 then N: N+1 is tried on N's staged view, then again on the
+        // tip; `accept_block(N)` succeeds, N+1 is marked.
+        feed(&mut c, &blocks, n - 2).expect("N is valid");
+        let entry = c.entry(&blocks[n].block_hash()).expect("indexed");
+        assert!(entry.status.contains(BlockStatus::FAILED));
+        let reason = entry.invalid_reason.unwrap_or_default();
+        assert!(
+            reason.contains("bad-txns-BIP30"),
+            "threads={threads}: {reason}"
+        );
+        assert_eq!(c.height() as usize, n - 1);
+    }
+}
