@@ -467,6 +467,7 @@ impl Store {
             match result {
                 Ok(()) => {
                     self.release_map_pages();
+                    crate::memory::release_free_memory();
                     return Ok(());
                 }
                 Err(Attempt::MapFull) => self.grow()?,
