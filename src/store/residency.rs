@@ -241,6 +241,48 @@ mod tests {
         (before, after)
     }
 
+    /// Two commits of 10,000 changes, the map released after each:
+    /// every coin reads back as committed.
+    #[test]
+    fn releases_inside_a_big_commit_keep_every_value() {
+        use bitcoin::{Amount, OutPoint, ScriptBuf, Txid};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opts = StoreOptions {
+            sync_mode: SyncMode::NoSync,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), MAGIC, opts).expect("open");
+        let op = |n: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&n.to_le_bytes());
+            OutPoint::new(Txid::from_byte_array(b), n % 3)
+        };
+        let coin = |n: u32| super::super::Coin {
+            amount: Amount::from_sat(u64::from(n) + 1),
+            height: n,
+            is_coinbase: n.is_multiple_of(2),
+            script_pubkey: ScriptBuf::from_bytes(vec![0x51; (n % 40) as usize + 1]),
+        };
+        let mut batch = WriteBatch::new();
+        for n in 0..10_000 {
+            batch.add_coin(&op(n), &coin(n));
+        }
+        store.commit(&batch).expect("first commit");
+        let mut batch = WriteBatch::new();
+        for n in 0..5_000 {
+            batch.spend_coin(&op(n * 2));
+        }
+        for n in 10_000..15_000 {
+            batch.add_coin(&op(n), &coin(n));
+        }
+        store.commit(&batch).expect("second commit");
+        assert_eq!(store.utxo_count().expect("count"), 10_000);
+        for n in 0..15_000 {
+            let want = (n >= 10_000 || n % 2 == 1).then(|| coin(n));
+            assert_eq!(store.get_coin(&op(n)).expect("get"), want, "coin {n}");
+        }
+    }
+
     #[test]
     fn maps_lines_parse() {
         let line = "7f12a000-7f12e000 r--s 00000000 fd:01 123456    /tmp/x y/data.mdb";
