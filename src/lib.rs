@@ -51,6 +51,7 @@ pub mod connmgr;
 pub mod events;
 pub mod index;
 pub mod logging;
+pub mod memory;
 pub mod mempool;
 pub mod metrics;
 pub mod mining;
@@ -397,6 +398,10 @@ impl Node {
         }
         chain_opts.flush_blocks = config.flush_blocks;
         chain_opts.coins_cache_bytes = config.dbcache_mib << 20;
+        // A block batch costs about 2.5 times its size at commit (the
+        // batch, and LMDB's copy in dirty pages): 1/16 of -dbcache, 1 to
+        // 8 MiB (README "Memory budget").
+        chain_opts.block_write_bytes = ((config.dbcache_mib << 20) / 16).clamp(1 << 20, 8 << 20);
         chain_opts.signet_challenge = config.signet_challenge.clone();
         chain_opts.minimum_chain_work = config.minimum_chain_work;
         let reindex = if config.reindex {

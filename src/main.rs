@@ -11,7 +11,9 @@
 //! node error (Core's `AbortNode`: a failed store write, a corrupt entry)
 //! shuts it down the same way and exits with status 1, the reason on
 //! stderr. `--pid FILE` is written once the node started and removed when
-//! `run` returns.
+//! `run` returns. Before anything else it applies the process-wide
+//! allocator settings of [`strand::memory::configure_process`] (at most two
+//! malloc arenas, free heap pages returned after store commits).
 
 use std::process::ExitCode;
 
@@ -27,6 +29,8 @@ use strand::rpc::{RpcConfig, RpcServer};
 use strand::Node;
 
 fn main() -> ExitCode {
+    // Allocator settings before any thread starts (strand::memory).
+    strand::memory::configure_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "cli") {
         let code = strand::rpc::client::cli_main(&args[1..]);

@@ -32,6 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "src/proxy.rs",
             "src/addrtext.rs",
             "src/logging.rs",
+            "src/memory.rs",
         ],
     ),
     ("store", &["src/store/"]),

@@ -1455,6 +1455,7 @@ impl ChainState {
         if !self.block_writes.is_empty() {
             self.store.commit(&self.block_writes)?;
             self.block_writes = WriteBatch::new();
+            crate::memory::release_free_memory();
         }
         Ok(())
     }

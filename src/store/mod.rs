@@ -37,6 +37,7 @@ mod blockdata;
 pub mod codec;
 mod error;
 mod reindex;
+mod residency;
 #[cfg(test)]
 mod tests;
 
@@ -119,6 +120,11 @@ pub struct StoreOptions {
     /// Maximum number of concurrent read transactions (one per reading
     /// thread at a time).
     pub max_readers: u32,
+    /// After each commit, drop the map's pages from this process's page
+    /// tables (`madvise(MADV_DONTNEED)`; they stay in the page cache), so
+    /// the pages LMDB touched do not stay in the node's RSS. On by
+    /// default; see `residency.rs` for why readers stay correct.
+    pub release_map_pages: bool,
 }
 
 impl Default for StoreOptions {
@@ -128,6 +134,7 @@ impl Default for StoreOptions {
             max_map_size: DEFAULT_MAX_MAP_SIZE,
             sync_mode: SyncMode::Full,
             max_readers: 126,
+            release_map_pages: true,
         }
     }
 }
@@ -159,6 +166,14 @@ pub struct Store {
     resize: RwLock<()>,
     /// Serialises commits.
     writer: Mutex<()>,
+    /// LMDB's page size, for [`residency::release`].
+    page_size: usize,
+    /// [`StoreOptions::release_map_pages`].
+    release_map_pages: bool,
+    /// Inode of `data.mdb` and where it is mapped (found again after the
+    /// map is resized); only used under the writer lock.
+    data_ino: u64,
+    map_range: Mutex<Option<residency::MapRange>>,
     /// Released after `env` is closed (fields drop in order).
     _claim: PathClaim,
 }
@@ -315,6 +330,13 @@ impl Store {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             resize: RwLock::new(()),
             writer: Mutex::new(()),
+            page_size: page,
+            release_map_pages: options.release_map_pages,
+            data_ino: fs::metadata(dir.join("data.mdb")).map_or(0, |m| {
+                use std::os::unix::fs::MetadataExt;
+                m.ino()
+            }),
+            map_range: Mutex::new(None),
             _claim: claim,
         };
         store.check_meta(network_magic)?;
@@ -443,7 +465,11 @@ impl Store {
                 attempt()
             };
             match result {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.release_map_pages();
+                    crate::memory::release_free_memory();
+                    return Ok(());
+                }
                 Err(Attempt::MapFull) => self.grow()?,
                 Err(Attempt::Fail(e)) => return Err(e),
             }
@@ -480,6 +506,44 @@ impl Store {
             }
         }
         txn.commit().map_err(|e| lmdb_err("commit", e))
+    }
+
+    /// Drops the map's resident pages after a commit (see `residency.rs`).
+    /// Called with the writer lock held, so the map cannot be resized
+    /// meanwhile; a failure only leaves the pages resident.
+    fn release_map_pages(&self) {
+        if !self.release_map_pages {
+            return;
+        }
+        if let Err(e) = self.release_map_pages_now() {
+            log::debug!("could not release the store map's pages: {e}");
+        }
+    }
+
+    /// [`Store::release_map_pages`] whatever the option says. The caller
+    /// keeps the map from being resized (holds the writer lock, or, in
+    /// tests, is the only thread using the store).
+    fn release_map_pages_now(&self) -> std::io::Result<usize> {
+        let _shared = self.resize.read();
+        let info = self
+            .env
+            .info()
+            .map_err(|e| std::io::Error::other(EngineError(e).to_string()))?;
+        let map_size = info.map_size();
+        let mut cached = self.map_range.lock();
+        let range = match *cached {
+            Some(r) if r.len == map_size => r,
+            _ => {
+                let r = residency::MapRange::find(self.data_ino, map_size)?;
+                *cached = Some(r);
+                r
+            }
+        };
+        let used = info
+            .last_pgno()
+            .saturating_add(1)
+            .saturating_mul(self.page_size);
+        residency::release(range, used)
     }
 
     /// Doubles the map (up to the limit). Called with no transaction open
