@@ -128,7 +128,28 @@ impl CoinsCache {
     /// Writes every dirty entry into `batch` and marks the cache clean. If
     /// the cache holds more than `keep` entries afterwards it is emptied.
     pub fn flush_into(&mut self, batch: &mut WriteBatch, keep: usize) {
-        for (op, e) in self.map.iter_mut() {
+        let never_full = |_: &mut WriteBatch| -> Result<(), ()> { Ok(()) };
+        // Cannot fail: `never_full` never does.
+        let _ = self.write_dirty(batch, usize::MAX, never_full);
+        self.mark_flushed(keep);
+    }
+
+    /// Core's `CCoinsViewDB::BatchWrite` loop: appends every dirty entry
+    /// to `batch`, handing the batch to `full` (which commits it and leaves
+    /// an empty batch, or more operations that must come first) whenever
+    /// its [`WriteBatch::memory_usage`] exceeds `batch_bytes`. The cache is
+    /// not changed: call [`CoinsCache::mark_flushed`] once every batch is
+    /// committed. After a failure between two batches the store holds part
+    /// of the changes (and the head-blocks marker): the chain state
+    /// replays the blocks at the next open (`chain/replay.rs`); retrying in
+    /// this process may fail on a spend already written.
+    pub fn write_dirty<E>(
+        &self,
+        batch: &mut WriteBatch,
+        batch_bytes: usize,
+        mut full: impl FnMut(&mut WriteBatch) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for (op, e) in &self.map {
             if !e.dirty {
                 continue;
             }
@@ -136,6 +157,18 @@ impl CoinsCache {
                 Some(c) => batch.add_coin(op, c),
                 None => batch.spend_coin(op),
             }
+            if batch.memory_usage() > batch_bytes {
+                full(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After [`CoinsCache::write_dirty`]'s batches are all committed:
+    /// marks every entry clean, forgets spent ones, and empties the cache
+    /// if it still holds more than `keep` entries.
+    pub fn mark_flushed(&mut self, keep: usize) {
+        for e in self.map.values_mut() {
             e.dirty = false;
             e.fresh = false;
         }

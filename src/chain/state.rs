@@ -72,6 +72,14 @@ pub struct ChainOptions {
     /// Core's `-assumevalid`: whose ancestors' scripts may be skipped
     /// (see `chain::assumevalid`).
     pub assume_valid: AssumeValid,
+    /// Core's `-dbbatchsize`: a flush writes the UTXO changes in
+    /// transactions of at most about this many bytes of batch memory
+    /// (`chain/replay.rs`; [`super::replay::DEFAULT_DB_BATCH_BYTES`]).
+    pub db_batch_bytes: usize,
+    /// Test fault point: a flush fails after committing this many partial
+    /// batches, leaving the store as a crash would.
+    #[cfg(test)]
+    pub(crate) flush_fault_after_batches: Option<usize>,
 }
 
 impl Default for ChainOptions {
@@ -85,6 +93,9 @@ impl Default for ChainOptions {
             signet_challenge: None,
             minimum_chain_work: None,
             assume_valid: AssumeValid::Default,
+            db_batch_bytes: super::replay::DEFAULT_DB_BATCH_BYTES,
+            #[cfg(test)]
+            flush_fault_after_batches: None,
         }
     }
 }
@@ -233,6 +244,9 @@ pub struct ChainState {
     script_check_logged: Option<Option<assumevalid::ScriptCheckReason>>,
     /// Pruning mode and stored block sizes (`chain/prune.rs`).
     pub(super) prune: super::prune_state::PruneState,
+    /// Write transactions the flushes committed for the UTXO set (one per
+    /// flush, more when split in batches; `chain/replay.rs`).
+    pub(super) flush_transactions: u64,
 }
 
 /// New index entries held before a flush writes them.
@@ -296,7 +310,7 @@ impl HeaderAncestry for Ancestry<'_> {
     }
 }
 
-fn is_unspendable(out: &TxOut) -> bool {
+pub(super) fn is_unspendable(out: &TxOut) -> bool {
     out.script_pubkey.is_op_return() || out.script_pubkey.len() > 10_000
 }
 
@@ -341,6 +355,7 @@ impl ChainState {
             last_checkpoint: None,
             script_check_logged: None,
             prune: Default::default(),
+            flush_transactions: 0,
         };
         chain.load(network)?;
         Ok(chain)
@@ -369,6 +384,8 @@ impl ChainState {
             }
             Some(tip) => {
                 self.load_index()?;
+                // Finish a flush interrupted between its batches.
+                let tip = self.replay_blocks(tip)?;
                 let tip_pos = self.index.find(&tip).ok_or_else(|| {
                     ChainError::Inconsistent(format!("tip {tip} missing from the index"))
                 })?;
@@ -1615,14 +1632,14 @@ impl ChainState {
         let mut batch = WriteBatch::new();
         let coins = self.coins.dirty();
         let keep = self.opts.coins_cache_bytes / ENTRY_COST / 2;
-        self.coins.flush_into(&mut batch, keep);
+        // Index records first: the first transaction carries them, so a
+        // replay finds the blocks it rolls forward.
         for p in std::mem::take(&mut self.dirty_index) {
             self.write_index(&mut batch, p);
         }
-        batch.set_tip(&self.tip());
-        self.store.commit(&batch)?;
+        let txns = self.write_coins(batch, keep)?;
         log::debug!(
-            "flushed chain state at height {height}: {} blocks, {coins} coin changes in {:?}",
+            "flushed chain state at height {height}: {} blocks, {coins} coin changes in {:?} ({txns} transactions)",
             self.blocks_since_flush,
             started.elapsed()
         );
