@@ -7,6 +7,20 @@
 //! within one flush window never touch LMDB. [`BlockCoins`] stages one
 //! block's changes on top of the cache so a block that fails validation
 //! leaves the cache untouched.
+//!
+//! Memory accounting (Core's `CCoinsViewCache::DynamicMemoryUsage`):
+//! [`CoinsCache::memory_usage`] is the hash table's allocation (buckets ×
+//! (entry + 1 control byte), 89 bytes a bucket) plus every cached script's
+//! allocation (Core's `MallocUsage`, 32 bytes for scripts up to 1 byte, 48
+//! for P2PKH/P2WPKH), which is what `--dbcache` bounds. Measured with
+//! glibc's `mallinfo2` in `benches/utxo.rs`, the table is between 1.14 and
+//! 2.29 buckets an entry (it doubles when 7/8 full), so an entry costs 134
+//! to 235 bytes: the old fixed 160 bytes ([`ENTRY_COST`]) let a 48 MiB
+//! cache take 70 MB while its table doubled. Because the table doubles,
+//! [`CoinsCache::needs_flush`] also flushes *before* a block that would
+//! make it grow past the limit (predicting the block from the previous
+//! one's growth), so the old and new tables are never held together
+//! beyond the limit.
 
 use std::collections::HashMap;
 
@@ -20,14 +34,37 @@ struct Entry {
     fresh: bool,
 }
 
-/// Approximate heap cost of one cache entry, for the memory limit.
+/// Typical heap cost of one cache entry (between the table's extremes, see
+/// the module docs); the limit uses [`CoinsCache::memory_usage`].
 pub const ENTRY_COST: usize = 160;
+
+/// Heap bytes of a cached coin's script (Core's `MallocUsage`).
+fn script_usage(coin: &Option<Coin>) -> usize {
+    coin.as_ref()
+        .map_or(0, |c| WriteBatch::malloc_usage(c.script_pubkey.len()))
+}
+
+/// Buckets of a hashbrown table holding up to `capacity` entries (7/8 of a
+/// power of two; tables under 8 buckets hold one less than their size).
+fn buckets(capacity: usize) -> usize {
+    if capacity == 0 {
+        0
+    } else {
+        (capacity.saturating_mul(8) / 7).next_power_of_two()
+    }
+}
 
 /// The UTXO cache.
 #[derive(Default)]
 pub struct CoinsCache {
     map: HashMap<OutPoint, Entry>,
     dirty: usize,
+    /// Heap bytes of the cached scripts ([`script_usage`] summed).
+    script_heap: usize,
+    /// Entries at the last [`CoinsCache::needs_flush`], and the growth
+    /// since the one before (a block's worth).
+    len_at_check: usize,
+    growth: usize,
 }
 
 impl CoinsCache {
@@ -51,6 +88,40 @@ impl CoinsCache {
         self.dirty
     }
 
+    /// Heap bytes of the table with `buckets` buckets.
+    fn table_bytes(buckets: usize) -> usize {
+        buckets.saturating_mul(std::mem::size_of::<(OutPoint, Entry)>() + 1)
+    }
+
+    /// Heap bytes the cache holds: its table and its scripts (see the
+    /// module docs). What `--dbcache` bounds.
+    pub fn memory_usage(&self) -> usize {
+        Self::table_bytes(buckets(self.map.capacity())) + self.script_heap
+    }
+
+    /// Whether the cache should be flushed now (called once a block): it
+    /// is over `limit`, or another block growing it as much as the last
+    /// one did would double its table past `limit`.
+    pub fn needs_flush(&mut self, limit: usize) -> bool {
+        let len = self.map.len();
+        self.growth = len.saturating_sub(self.len_at_check);
+        self.len_at_check = len;
+        if self.memory_usage() > limit {
+            return true;
+        }
+        let capacity = self.map.capacity();
+        let next = len.saturating_add(self.growth);
+        if next <= capacity {
+            return false;
+        }
+        let scripts = match len {
+            0 => 0,
+            _ => self.script_heap / len * next,
+        };
+        let grown = Self::table_bytes(buckets(next).max(buckets(capacity) * 2));
+        grown.saturating_add(scripts) > limit
+    }
+
     /// Looks `op` up in the cache, then in the store (caching what it finds).
     pub fn get(&mut self, op: &OutPoint, store: &Store) -> Result<Option<Coin>, StoreError> {
         if let Some(e) = self.map.get(op) {
@@ -58,6 +129,7 @@ impl CoinsCache {
         }
         let coin = store.get_coin(op)?;
         if let Some(c) = &coin {
+            self.script_heap += WriteBatch::malloc_usage(c.script_pubkey.len());
             self.map.insert(
                 *op,
                 Entry {
@@ -73,12 +145,15 @@ impl CoinsCache {
     /// Adds a new unspent output. A coin with no entry is assumed not to be
     /// in the store (BIP30 guarantees it), so it is fresh.
     pub fn add(&mut self, op: OutPoint, coin: Coin) {
+        let coin = Some(coin);
+        self.script_heap += script_usage(&coin);
         match self.map.get_mut(&op) {
             Some(e) => {
                 if !e.dirty {
                     self.dirty += 1;
                 }
-                e.coin = Some(coin);
+                self.script_heap -= script_usage(&e.coin);
+                e.coin = coin;
                 e.dirty = true;
             }
             None => {
@@ -86,7 +161,7 @@ impl CoinsCache {
                 self.map.insert(
                     op,
                     Entry {
-                        coin: Some(coin),
+                        coin,
                         dirty: true,
                         fresh: true,
                     },
@@ -102,12 +177,14 @@ impl CoinsCache {
                 if e.dirty {
                     self.dirty -= 1;
                 }
+                self.script_heap -= script_usage(&e.coin);
                 self.map.remove(op);
             }
             Some(e) => {
                 if !e.dirty {
                     self.dirty += 1;
                 }
+                self.script_heap -= script_usage(&e.coin);
                 e.coin = None;
                 e.dirty = true;
             }
@@ -125,8 +202,8 @@ impl CoinsCache {
         }
     }
 
-    /// Writes every dirty entry into `batch` and marks the cache clean. If
-    /// the cache holds more than `keep` entries afterwards it is emptied.
+    /// Writes every dirty entry into `batch` and marks the cache clean
+    /// ([`CoinsCache::mark_flushed`] with `keep` bytes).
     pub fn flush_into(&mut self, batch: &mut WriteBatch, keep: usize) {
         let never_full = |_: &mut WriteBatch| -> Result<(), ()> { Ok(()) };
         // Cannot fail: `never_full` never does.
@@ -165,8 +242,10 @@ impl CoinsCache {
     }
 
     /// After [`CoinsCache::write_dirty`]'s batches are all committed:
-    /// marks every entry clean, forgets spent ones, and empties the cache
-    /// if it still holds more than `keep` entries.
+    /// marks every entry clean and forgets spent ones; then, if the cache
+    /// still holds more than `keep` bytes, empties it, keeping the table's
+    /// allocation unless that alone is over `keep` (so a cache flushed for
+    /// size does not grow its table again through every doubling).
     pub fn mark_flushed(&mut self, keep: usize) {
         for e in self.map.values_mut() {
             e.dirty = false;
@@ -174,9 +253,15 @@ impl CoinsCache {
         }
         self.dirty = 0;
         self.map.retain(|_, e| e.coin.is_some());
-        if self.map.len() > keep {
-            self.map = HashMap::new();
+        if self.memory_usage() > keep {
+            if Self::table_bytes(buckets(self.map.capacity())) > keep {
+                self.map = HashMap::new();
+            } else {
+                self.map.clear();
+            }
+            self.script_heap = 0;
         }
+        self.len_at_check = self.map.len();
     }
 
     /// Forgets everything (only valid when nothing is dirty).
@@ -184,6 +269,8 @@ impl CoinsCache {
         debug_assert_eq!(self.dirty, 0, "clearing a dirty cache loses data");
         self.map = HashMap::new();
         self.dirty = 0;
+        self.script_heap = 0;
+        self.len_at_check = 0;
     }
 }
 

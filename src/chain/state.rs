@@ -36,7 +36,7 @@ use bitcoin::{Amount, Block, BlockHash, OutPoint, TxOut};
 
 use super::assumevalid::{self, AssumeValid};
 use super::check::{self, Coin as CheckCoin};
-use super::coins::{BlockCoins, CoinsCache, ENTRY_COST};
+use super::coins::{BlockCoins, CoinsCache};
 use super::hasher::BlockMap;
 use super::index::{BlockIndex, BlockPos};
 use super::network::Network;
@@ -1595,14 +1595,11 @@ impl ChainState {
     }
 
     fn maybe_flush(&mut self) -> Result<(), ChainError> {
-        let cache_bytes = self.coins.len() * ENTRY_COST;
+        let cache_full = self.coins.needs_flush(self.opts.coins_cache_bytes);
         if self.block_writes.size_bytes() > self.opts.block_write_bytes {
             self.commit_block_writes()?;
         }
-        if self.blocks_since_flush >= self.opts.flush_blocks
-            || cache_bytes > self.opts.coins_cache_bytes
-            || self.prune_wanted()
-        {
+        if self.blocks_since_flush >= self.opts.flush_blocks || cache_full || self.prune_wanted() {
             self.flush()?;
         }
         Ok(())
@@ -1631,7 +1628,7 @@ impl ChainState {
         self.commit_block_writes()?;
         let mut batch = WriteBatch::new();
         let coins = self.coins.dirty();
-        let keep = self.opts.coins_cache_bytes / ENTRY_COST / 2;
+        let keep = self.opts.coins_cache_bytes / 2;
         // Index records first: the first transaction carries them, so a
         // replay finds the blocks it rolls forward.
         for p in std::mem::take(&mut self.dirty_index) {
@@ -1678,7 +1675,7 @@ impl ChainState {
             chain_tx,
             time: block.header.time,
             progress,
-            cache_bytes: self.coins.len() * ENTRY_COST,
+            cache_bytes: self.coins.memory_usage(),
             cache_coins: self.coins.len(),
         };
         if near_tip {
