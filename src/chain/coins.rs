@@ -12,11 +12,11 @@
 //! [`CoinsCache::memory_usage`] is the hash table's allocation (buckets ×
 //! (entry + 1 control byte), 89 bytes a bucket) plus every cached script's
 //! allocation (Core's `MallocUsage`, 32 bytes for scripts up to 1 byte, 48
-//! for P2PKH/P2WPKH), which is what `--dbcache` bounds. Measured with
-//! glibc's `mallinfo2` in `benches/utxo.rs`, the table is between 1.14 and
-//! 2.29 buckets an entry (it doubles when 7/8 full), so an entry costs 134
-//! to 235 bytes: the old fixed 160 bytes ([`ENTRY_COST`]) let a 48 MiB
-//! cache take 70 MB while its table doubled. Because the table doubles,
+//! for P2PKH/P2WPKH), which is what `--dbcache` bounds. The table holds
+//! 1.14 to 2.29 buckets an entry (it doubles when 7/8 full), so an entry
+//! costs 134 to 235 bytes: with the old fixed 160 bytes ([`ENTRY_COST`])
+//! heaptrack showed the 48 MiB cache at 70 MB while its table doubled
+//! (`benches/utxo.rs`, 1.8 M outputs). Because the table doubles,
 //! [`CoinsCache::needs_flush`] also flushes *before* a block that would
 //! make it grow past the limit (predicting the block from the previous
 //! one's growth), so the old and new tables are never held together
@@ -101,7 +101,8 @@ impl CoinsCache {
 
     /// Whether the cache should be flushed now (called once a block): it
     /// is over `limit`, or another block growing it as much as the last
-    /// one did would double its table past `limit`.
+    /// one did would take it over (its scripts, and its table if that
+    /// must double).
     pub fn needs_flush(&mut self, limit: usize) -> bool {
         let len = self.map.len();
         self.growth = len.saturating_sub(self.len_at_check);
@@ -111,15 +112,15 @@ impl CoinsCache {
         }
         let capacity = self.map.capacity();
         let next = len.saturating_add(self.growth);
-        if next <= capacity {
-            return false;
-        }
+        let table = match next <= capacity {
+            true => buckets(capacity),
+            false => buckets(next).max(buckets(capacity).saturating_mul(2)),
+        };
         let scripts = match len {
             0 => 0,
-            _ => self.script_heap / len * next,
+            _ => (self.script_heap / len).saturating_mul(next),
         };
-        let grown = Self::table_bytes(buckets(next).max(buckets(capacity) * 2));
-        grown.saturating_add(scripts) > limit
+        Self::table_bytes(table).saturating_add(scripts) > limit
     }
 
     /// Looks `op` up in the cache, then in the store (caching what it finds).

@@ -497,4 +497,44 @@ mod tests {
         assert_eq!(c.store().head_blocks().expect("marker"), None);
         assert_eq!(c.utxo_digest().expect("digest"), digest);
     }
+
+    /// Blocks of 1,000 new coins (25-byte scripts) into a cache limited to
+    /// 1 MiB, flushed whenever it says so: its estimate never passes the
+    /// limit (it flushes before the block that would double its table or
+    /// fill it), it flushes several times, and its estimate counts at
+    /// least a bucket and a script allocation per entry.
+    #[test]
+    fn the_coins_cache_flushes_before_passing_its_limit() {
+        use super::super::coins::CoinsCache;
+        use bitcoin::hashes::Hash;
+        const LIMIT: usize = 1 << 20;
+        let mut cache = CoinsCache::new();
+        assert_eq!(cache.memory_usage(), 0);
+        let script = bitcoin::ScriptBuf::from_bytes(vec![0x51; 25]);
+        let (mut flushes, mut n) = (0, 0u32);
+        for _ in 0..60 {
+            for _ in 0..1_000 {
+                n += 1;
+                let txid = bitcoin::Txid::hash(&n.to_le_bytes());
+                let coin = Coin {
+                    amount: bitcoin::Amount::from_sat(u64::from(n)),
+                    height: 1,
+                    is_coinbase: false,
+                    script_pubkey: script.clone(),
+                };
+                cache.add(bitcoin::OutPoint::new(txid, 0), coin);
+            }
+            let usage = cache.memory_usage();
+            assert!(usage <= LIMIT, "{usage} bytes over the limit");
+            // A bucket (36-byte outpoint, entry, control byte) and a
+            // 48-byte script allocation per entry at least.
+            assert!(usage >= cache.len() * (36 + 40 + 1 + 48));
+            if cache.needs_flush(LIMIT) {
+                flushes += 1;
+                cache.mark_flushed(0);
+                assert_eq!((cache.len(), cache.memory_usage()), (0, 0));
+            }
+        }
+        assert!(flushes >= 5, "{flushes} flushes");
+    }
 }

@@ -15,7 +15,8 @@
 //! the decision in `chain::assumevalid`).
 //!
 //! Crash safety: the store's tip and UTXO set change together in one LMDB
-//! transaction (a *flush*). Flushes happen every [`ChainOptions::flush_blocks`]
+//! transaction (a *flush*; past `ChainOptions::db_batch_bytes` several,
+//! with a marker that makes the next open finish it: `chain/replay.rs`). Flushes happen every [`ChainOptions::flush_blocks`]
 //! blocks, when the UTXO cache is over its limit, when the node catches up
 //! with its best header, before a reorganisation and at shutdown. Block
 //! bodies and undo data are written in their own, earlier commits; a crash
