@@ -314,7 +314,13 @@ fn main() {
         chain.options().db_batch_bytes >> 20,
         final_flush.as_secs_f64()
     );
-    println!("utxo memory at the end: {}", memory_line());
+    let cache = chain.coins_cache_usage();
+    println!(
+        "utxo memory at the end: {}; the coins cache estimates itself at {:.1} MB ({} entries)",
+        memory_line(),
+        cache.bytes as f64 / (1 << 20) as f64,
+        cache.entries
+    );
     println!(
         "utxo total:   {total:.2} s for {} blocks (building the blocks in this process {:.2} s of it; \
          CPU {cpu:.2} s; load average {})  (target <= 47.8 s; Core 33.9 s default cache, 47.8 s \

@@ -536,5 +536,27 @@ mod tests {
             }
         }
         assert!(flushes >= 5, "{flushes} flushes");
+
+        // Removing entries leaves the table's allocation: the estimate
+        // keeps counting it (only the scripts go).
+        let mut cache = CoinsCache::new();
+        let ops: Vec<bitcoin::OutPoint> = (0..5_000u32)
+            .map(|i| bitcoin::OutPoint::new(bitcoin::Txid::hash(&i.to_be_bytes()), 1))
+            .collect();
+        for op in &ops {
+            let coin = Coin {
+                amount: bitcoin::Amount::from_sat(1),
+                height: 1,
+                is_coinbase: false,
+                script_pubkey: script.clone(),
+            };
+            cache.add(*op, coin);
+        }
+        let table = cache.memory_usage() - 5_000 * 48;
+        assert!(table >= 5_000 * (36 + 40 + 1));
+        for op in &ops {
+            cache.spend(op);
+        }
+        assert_eq!((cache.len(), cache.memory_usage()), (0, table));
     }
 }
