@@ -149,8 +149,9 @@ impl log::Log for FlushLog {
     }
     fn log(&self, r: &log::Record) {
         if self.enabled(r.metadata()) {
-            let line = r.args().to_string();
+            let mut line = r.args().to_string();
             if line.starts_with("flushed chain state") {
+                line.push_str(&format!("; after it {}", memory_line()));
                 if let Ok(mut l) = self.0.lock() {
                     l.push(line);
                 }
@@ -169,6 +170,24 @@ fn status_kb(field: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// glibc's heap: bytes in use (arenas and mmapped chunks) and bytes free
+/// but kept by the allocator.
+fn heap_mb() -> (f64, f64) {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let m = unsafe { libc::mallinfo2() };
+    let mb = |b: usize| b as f64 / (1 << 20) as f64;
+    (mb(m.uordblks + m.hblkhd), mb(m.fordblks))
+}
+
+/// Anonymous RSS and the heap split, for the flush lines.
+fn memory_line() -> String {
+    let (used, free) = heap_mb();
+    format!(
+        "anon {:.1} MB (heap in use {used:.1} MB, free in the allocator {free:.1} MB)",
+        status_kb("RssAnon:") as f64 / 1024.0
+    )
 }
 
 /// CPU seconds (user + system) this process used so far.
@@ -197,6 +216,9 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // As the `strand` binary does: two malloc arenas, heap trimmed after
+    // commits and flushes (`strand::memory`).
+    strand::memory::configure_process();
     let outputs: u32 = std::env::var("STRAND_BENCH_UTXO_OUTPUTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -288,9 +310,19 @@ fn main() {
         slowest.as_secs_f64()
     );
     println!(
-        "utxo flushes: {} during the run, final flush {:.2} s",
+        "utxo flushes: {} during the run in {} write transactions (batch size {} MiB), final \
+         flush {:.2} s",
         lines.len(),
+        chain.flush_transactions(),
+        chain.options().db_batch_bytes >> 20,
         final_flush.as_secs_f64()
+    );
+    let cache = chain.coins_cache_usage();
+    println!(
+        "utxo memory at the end: {}; the coins cache estimates itself at {:.1} MB ({} entries)",
+        memory_line(),
+        cache.bytes as f64 / (1 << 20) as f64,
+        cache.entries
     );
     println!(
         "utxo total:   {total:.2} s for {} blocks (building the blocks in this process {:.2} s of it; \

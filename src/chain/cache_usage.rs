@@ -2,7 +2,6 @@
 //! and embedders. Read on the sync-manager thread, which owns the
 //! [`ChainState`], through `NodeHandle::with_chain` or a timed request.
 
-use super::coins::ENTRY_COST;
 use super::state::ChainState;
 
 /// The UTXO cache's size.
@@ -12,8 +11,8 @@ pub struct CoinsCacheUsage {
     pub entries: usize,
     /// Entries to write at the next flush.
     pub dirty: usize,
-    /// Estimated heap bytes (entries × `coins::ENTRY_COST`), the figure the
-    /// `--dbcache` limit is checked against.
+    /// Estimated heap bytes (`CoinsCache::memory_usage`: table and
+    /// scripts), the figure the `--dbcache` limit is checked against.
     pub bytes: usize,
 }
 
@@ -23,7 +22,7 @@ impl ChainState {
         CoinsCacheUsage {
             entries: self.coins.len(),
             dirty: self.coins.dirty(),
-            bytes: self.coins.len() * ENTRY_COST,
+            bytes: self.coins.memory_usage(),
         }
     }
 }

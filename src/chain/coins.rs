@@ -9,6 +9,25 @@
 //! leaves the cache untouched; one view may be read through another
 //! ([`BlockCoins::get_stacked`]) so the next block is prepared before the
 //! previous one is applied.
+//!
+//! Memory accounting (Core's `CCoinsViewCache::DynamicMemoryUsage`):
+//! [`CoinsCache::memory_usage`] is the hash table's allocation (buckets ×
+//! (entry + 1 control byte), 89 bytes a bucket) plus every cached script's
+//! allocation (Core's `MallocUsage`, 32 bytes for scripts up to 1 byte, 48
+//! for P2PKH/P2WPKH), which is what `--dbcache` bounds. The table holds
+//! 1.14 to 2.29 buckets an entry (it doubles when 7/8 full), so an entry
+//! costs 134 to 235 bytes: with the old fixed 160 bytes ([`ENTRY_COST`])
+//! heaptrack showed the 48 MiB cache at 70 MB while its table doubled
+//! (`benches/utxo.rs`, 1.8 M outputs). Because the table doubles,
+//! [`CoinsCache::needs_flush`] also flushes *before* a block that would
+//! make it grow past the limit (predicting the block from the previous
+//! one's growth), so the old and new tables are never held together
+//! beyond the limit. `HashMap::capacity` is entries + room left and
+//! shrinks as entries are removed (they leave tombstones) while the
+//! allocation does not, so the estimate uses the highest capacity seen
+//! since the table was allocated: with `capacity()` alone the bench's
+//! 46.7 MB table counted as 5.6 MB once its spent entries were dropped,
+//! and was never released.
 
 use std::collections::HashMap;
 
@@ -22,14 +41,43 @@ struct Entry {
     fresh: bool,
 }
 
-/// Approximate heap cost of one cache entry, for the memory limit.
+/// Typical heap cost of one cache entry (between the table's extremes, see
+/// the module docs); the limit uses [`CoinsCache::memory_usage`].
 pub const ENTRY_COST: usize = 160;
+
+/// Heap bytes of a cached coin's script (Core's `MallocUsage`).
+fn script_usage(coin: &Option<Coin>) -> usize {
+    coin.as_ref()
+        .map_or(0, |c| WriteBatch::malloc_usage(c.script_pubkey.len()))
+}
+
+/// Buckets of a hashbrown table holding up to `capacity` entries (7/8 of a
+/// power of two; tables under 8 buckets hold one less than their size).
+fn buckets(capacity: usize) -> usize {
+    if capacity == 0 {
+        0
+    } else {
+        (capacity.saturating_mul(8) / 7).next_power_of_two()
+    }
+}
 
 /// The UTXO cache.
 #[derive(Default)]
 pub struct CoinsCache {
     map: HashMap<OutPoint, Entry>,
     dirty: usize,
+    /// Heap bytes of the cached scripts ([`script_usage`] summed).
+    script_heap: usize,
+    /// Entries the table's buckets hold when it is free of deleted slots:
+    /// the highest `map.capacity()` seen since the table was allocated
+    /// (`capacity()` is entries + room left, and a removal leaves a
+    /// tombstone, not room, so it shrinks as entries are removed while the
+    /// allocation does not). Inserts note it ([`CoinsCache::note_table`]).
+    table_capacity: usize,
+    /// Entries at the last [`CoinsCache::needs_flush`], and the growth
+    /// since the one before (a block's worth).
+    len_at_check: usize,
+    growth: usize,
 }
 
 impl CoinsCache {
@@ -53,6 +101,55 @@ impl CoinsCache {
         self.dirty
     }
 
+    /// Heap bytes of the table with `buckets` buckets.
+    fn table_bytes(buckets: usize) -> usize {
+        buckets.saturating_mul(std::mem::size_of::<(OutPoint, Entry)>() + 1)
+    }
+
+    /// Heap bytes the cache holds: its table and its scripts (see the
+    /// module docs). What `--dbcache` bounds.
+    pub fn memory_usage(&self) -> usize {
+        Self::table_bytes(self.table_buckets()) + self.script_heap
+    }
+
+    fn table_buckets(&self) -> usize {
+        buckets(self.table_capacity.max(self.map.capacity()))
+    }
+
+    /// Records the table's capacity after an insert (right after a resize
+    /// it is the whole table's).
+    fn note_table(&mut self) {
+        self.table_capacity = self.table_capacity.max(self.map.capacity());
+    }
+
+    /// Whether the cache should be flushed now (called once a block): it
+    /// is over `limit`, or another block growing it as much as the last
+    /// one did would take it over (its scripts, and its table if that
+    /// must double).
+    pub fn needs_flush(&mut self, limit: usize) -> bool {
+        let len = self.map.len();
+        self.growth = len.saturating_sub(self.len_at_check);
+        self.len_at_check = len;
+        if self.memory_usage() > limit {
+            return true;
+        }
+        // hashbrown grows when an insert finds no room left (`capacity()`
+        // is entries + room), rehashing in place instead while the new
+        // count is at most half the table's capacity.
+        let full = self.table_capacity.max(self.map.capacity());
+        let next = len.saturating_add(self.growth);
+        let table = if next <= self.map.capacity() || next <= full / 2 {
+            buckets(full)
+        } else {
+            buckets(next.max(full.saturating_add(1)))
+        };
+        let scripts = match len {
+            0 => 0,
+            _ => (self.script_heap / len).saturating_mul(next),
+        };
+        Self::table_bytes(table).saturating_add(scripts) > limit
+    }
+
     /// Looks `op` up in the cache, then in the store (caching what it finds).
     pub fn get(&mut self, op: &OutPoint, store: &Store) -> Result<Option<Coin>, StoreError> {
         if let Some(e) = self.map.get(op) {
@@ -60,6 +157,7 @@ impl CoinsCache {
         }
         let coin = store.get_coin(op)?;
         if let Some(c) = &coin {
+            self.script_heap += WriteBatch::malloc_usage(c.script_pubkey.len());
             self.map.insert(
                 *op,
                 Entry {
@@ -68,6 +166,7 @@ impl CoinsCache {
                     fresh: false,
                 },
             );
+            self.note_table();
         }
         Ok(coin)
     }
@@ -75,12 +174,15 @@ impl CoinsCache {
     /// Adds a new unspent output. A coin with no entry is assumed not to be
     /// in the store (BIP30 guarantees it), so it is fresh.
     pub fn add(&mut self, op: OutPoint, coin: Coin) {
+        let coin = Some(coin);
+        self.script_heap += script_usage(&coin);
         match self.map.get_mut(&op) {
             Some(e) => {
                 if !e.dirty {
                     self.dirty += 1;
                 }
-                e.coin = Some(coin);
+                self.script_heap -= script_usage(&e.coin);
+                e.coin = coin;
                 e.dirty = true;
             }
             None => {
@@ -88,11 +190,12 @@ impl CoinsCache {
                 self.map.insert(
                     op,
                     Entry {
-                        coin: Some(coin),
+                        coin,
                         dirty: true,
                         fresh: true,
                     },
                 );
+                self.note_table();
             }
         }
     }
@@ -104,12 +207,14 @@ impl CoinsCache {
                 if e.dirty {
                     self.dirty -= 1;
                 }
+                self.script_heap -= script_usage(&e.coin);
                 self.map.remove(op);
             }
             Some(e) => {
                 if !e.dirty {
                     self.dirty += 1;
                 }
+                self.script_heap -= script_usage(&e.coin);
                 e.coin = None;
                 e.dirty = true;
             }
@@ -123,14 +228,36 @@ impl CoinsCache {
                         fresh: false,
                     },
                 );
+                self.note_table();
             }
         }
     }
 
-    /// Writes every dirty entry into `batch` and marks the cache clean. If
-    /// the cache holds more than `keep` entries afterwards it is emptied.
+    /// Writes every dirty entry into `batch` and marks the cache clean
+    /// ([`CoinsCache::mark_flushed`] with `keep` bytes).
     pub fn flush_into(&mut self, batch: &mut WriteBatch, keep: usize) {
-        for (op, e) in self.map.iter_mut() {
+        let never_full = |_: &mut WriteBatch| -> Result<(), ()> { Ok(()) };
+        // Cannot fail: `never_full` never does.
+        let _ = self.write_dirty(batch, usize::MAX, never_full);
+        self.mark_flushed(keep);
+    }
+
+    /// Core's `CCoinsViewDB::BatchWrite` loop: appends every dirty entry
+    /// to `batch`, handing the batch to `full` (which commits it and leaves
+    /// an empty batch, or more operations that must come first) whenever
+    /// its [`WriteBatch::memory_usage`] exceeds `batch_bytes`. The cache is
+    /// not changed: call [`CoinsCache::mark_flushed`] once every batch is
+    /// committed. After a failure between two batches the store holds part
+    /// of the changes (and the head-blocks marker): the chain state
+    /// replays the blocks at the next open (`chain/replay.rs`); retrying in
+    /// this process may fail on a spend already written.
+    pub fn write_dirty<E>(
+        &self,
+        batch: &mut WriteBatch,
+        batch_bytes: usize,
+        mut full: impl FnMut(&mut WriteBatch) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for (op, e) in &self.map {
             if !e.dirty {
                 continue;
             }
@@ -138,14 +265,35 @@ impl CoinsCache {
                 Some(c) => batch.add_coin(op, c),
                 None => batch.spend_coin(op),
             }
+            if batch.memory_usage() > batch_bytes {
+                full(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After [`CoinsCache::write_dirty`]'s batches are all committed:
+    /// marks every entry clean and forgets spent ones; then, if the cache
+    /// still holds more than `keep` bytes, empties it, keeping the table's
+    /// allocation unless that alone is over `keep` (so a cache flushed for
+    /// size does not grow its table again through every doubling).
+    pub fn mark_flushed(&mut self, keep: usize) {
+        for e in self.map.values_mut() {
             e.dirty = false;
             e.fresh = false;
         }
         self.dirty = 0;
         self.map.retain(|_, e| e.coin.is_some());
-        if self.map.len() > keep {
-            self.map = HashMap::new();
+        if self.memory_usage() > keep {
+            if Self::table_bytes(self.table_buckets()) > keep {
+                self.map = HashMap::new();
+                self.table_capacity = 0;
+            } else {
+                self.map.clear();
+            }
+            self.script_heap = 0;
         }
+        self.len_at_check = self.map.len();
     }
 
     /// Forgets everything (only valid when nothing is dirty).
@@ -153,6 +301,9 @@ impl CoinsCache {
         debug_assert_eq!(self.dirty, 0, "clearing a dirty cache loses data");
         self.map = HashMap::new();
         self.dirty = 0;
+        self.script_heap = 0;
+        self.table_capacity = 0;
+        self.len_at_check = 0;
     }
 }
 

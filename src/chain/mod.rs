@@ -33,6 +33,7 @@ pub mod pow;
 pub mod prune;
 mod prune_state;
 pub mod reindex;
+pub mod replay;
 pub mod script;
 pub mod signet;
 pub mod state;

@@ -15,7 +15,8 @@
 //! the decision in `chain::assumevalid`).
 //!
 //! Crash safety: the store's tip and UTXO set change together in one LMDB
-//! transaction (a *flush*). Flushes happen every [`ChainOptions::flush_blocks`]
+//! transaction (a *flush*; past `ChainOptions::db_batch_bytes` several,
+//! with a marker that makes the next open finish it: `chain/replay.rs`). Flushes happen every [`ChainOptions::flush_blocks`]
 //! blocks, when the UTXO cache is over its limit, when the node catches up
 //! with its best header, before a reorganisation and at shutdown. Block
 //! bodies and undo data are written in their own, earlier commits; a crash
@@ -36,7 +37,7 @@ use bitcoin::{Block, BlockHash, OutPoint, TxOut};
 
 use super::assumevalid::{self, AssumeValid};
 use super::check;
-use super::coins::{CoinsCache, ENTRY_COST};
+use super::coins::CoinsCache;
 use super::hasher::BlockMap;
 use super::index::{BlockIndex, BlockPos};
 use super::network::Network;
@@ -70,6 +71,14 @@ pub struct ChainOptions {
     /// Core's `-assumevalid`: whose ancestors' scripts may be skipped
     /// (see `chain::assumevalid`).
     pub assume_valid: AssumeValid,
+    /// Core's `-dbbatchsize`: a flush writes the UTXO changes in
+    /// transactions of at most about this many bytes of batch memory
+    /// (`chain/replay.rs`; [`super::replay::DEFAULT_DB_BATCH_BYTES`]).
+    pub db_batch_bytes: usize,
+    /// Test fault point: a flush fails after committing this many partial
+    /// batches, leaving the store as a crash would.
+    #[cfg(test)]
+    pub(crate) flush_fault_after_batches: Option<usize>,
 }
 
 impl Default for ChainOptions {
@@ -83,6 +92,9 @@ impl Default for ChainOptions {
             signet_challenge: None,
             minimum_chain_work: None,
             assume_valid: AssumeValid::Default,
+            db_batch_bytes: super::replay::DEFAULT_DB_BATCH_BYTES,
+            #[cfg(test)]
+            flush_fault_after_batches: None,
         }
     }
 }
@@ -231,6 +243,9 @@ pub struct ChainState {
     pub(super) script_check_logged: Option<Option<assumevalid::ScriptCheckReason>>,
     /// Pruning mode and stored block sizes (`chain/prune.rs`).
     pub(super) prune: super::prune_state::PruneState,
+    /// Write transactions the flushes committed for the UTXO set (one per
+    /// flush, more when split in batches; `chain/replay.rs`).
+    pub(super) flush_transactions: u64,
 }
 
 /// New index entries held before a flush writes them.
@@ -339,6 +354,7 @@ impl ChainState {
             last_checkpoint: None,
             script_check_logged: None,
             prune: Default::default(),
+            flush_transactions: 0,
         };
         chain.load(network)?;
         Ok(chain)
@@ -367,6 +383,8 @@ impl ChainState {
             }
             Some(tip) => {
                 self.load_index()?;
+                // Finish a flush interrupted between its batches.
+                let tip = self.replay_blocks(tip)?;
                 let tip_pos = self.index.find(&tip).ok_or_else(|| {
                     ChainError::Inconsistent(format!("tip {tip} missing from the index"))
                 })?;
@@ -1438,14 +1456,11 @@ impl ChainState {
     }
 
     fn maybe_flush(&mut self) -> Result<(), ChainError> {
-        let cache_bytes = self.coins.len() * ENTRY_COST;
+        let cache_full = self.coins.needs_flush(self.opts.coins_cache_bytes);
         if self.block_writes.size_bytes() > self.opts.block_write_bytes {
             self.commit_block_writes()?;
         }
-        if self.blocks_since_flush >= self.opts.flush_blocks
-            || cache_bytes > self.opts.coins_cache_bytes
-            || self.prune_wanted()
-        {
+        if self.blocks_since_flush >= self.opts.flush_blocks || cache_full || self.prune_wanted() {
             self.flush()?;
         }
         Ok(())
@@ -1475,15 +1490,15 @@ impl ChainState {
         self.commit_block_writes()?;
         let mut batch = WriteBatch::new();
         let coins = self.coins.dirty();
-        let keep = self.opts.coins_cache_bytes / ENTRY_COST / 2;
-        self.coins.flush_into(&mut batch, keep);
+        let keep = self.opts.coins_cache_bytes / 2;
+        // Index records first: the first transaction carries them, so a
+        // replay finds the blocks it rolls forward.
         for p in std::mem::take(&mut self.dirty_index) {
             self.write_index(&mut batch, p);
         }
-        batch.set_tip(&self.tip());
-        self.store.commit(&batch)?;
+        let txns = self.write_coins(batch, keep)?;
         log::debug!(
-            "flushed chain state at height {height}: {} blocks, {coins} coin changes in {:?}",
+            "flushed chain state at height {height}: {} blocks, {coins} coin changes in {:?} ({txns} transactions)",
             self.blocks_since_flush,
             started.elapsed()
         );
@@ -1522,7 +1537,7 @@ impl ChainState {
             chain_tx,
             time: block.header.time,
             progress,
-            cache_bytes: self.coins.len() * ENTRY_COST,
+            cache_bytes: self.coins.memory_usage(),
             cache_coins: self.coins.len(),
         };
         if near_tip {

@@ -4,6 +4,10 @@
 //!
 //! Values are encoded when they are added, so a commit retried after the
 //! map grows replays the same bytes.
+//!
+//! Also here: the head-blocks marker of a flush split over several
+//! transactions (Core's `DB_HEAD_BLOCKS`), written and erased through
+//! [`WriteBatch`] and read by [`Store::head_blocks`](super::Store::head_blocks).
 
 use bitcoin::consensus::encode;
 use bitcoin::hashes::Hash;
@@ -36,6 +40,8 @@ pub(crate) struct Op {
 pub struct WriteBatch {
     pub(crate) ops: Vec<Op>,
     bytes: usize,
+    /// Heap bytes of the keys and values ([`WriteBatch::malloc_usage`] of each).
+    heap: usize,
 }
 
 impl WriteBatch {
@@ -62,6 +68,10 @@ impl WriteBatch {
 
     fn push(&mut self, table: Table, key: &[u8], value: Option<Vec<u8>>, must_exist: bool) {
         self.bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+        self.heap += Self::malloc_usage(key.len())
+            + value
+                .as_ref()
+                .map_or(0, |v| Self::malloc_usage(v.capacity()));
         self.ops.push(Op {
             table,
             key: key.to_vec(),
@@ -212,5 +222,47 @@ impl WriteBatch {
             Some(hash.as_byte_array().to_vec()),
             false,
         );
+    }
+
+    /// Removes an unspent output if it is there (replaying a block whose
+    /// changes may already be partly written: Core's `RollforwardBlock`
+    /// spends idempotently).
+    pub fn spend_coin_if_present(&mut self, outpoint: &OutPoint) {
+        self.push(Table::Utxo, &codec::outpoint_key(outpoint), None, false);
+    }
+
+    /// Marks the UTXO set as being moved from `old_tip` to `new_tip` over
+    /// several transactions (Core's `DB_HEAD_BLOCKS`, written in
+    /// `CCoinsViewDB::BatchWrite`'s first partial batch).
+    pub fn set_head_blocks(&mut self, new_tip: &BlockHash, old_tip: &BlockHash) {
+        let mut v = Vec::with_capacity(64);
+        v.extend_from_slice(new_tip.as_byte_array());
+        v.extend_from_slice(old_tip.as_byte_array());
+        self.push(Table::Meta, codec::META_HEAD_BLOCKS, Some(v), false);
+    }
+
+    /// Removes the head-blocks marker (with the final batch, the one that
+    /// sets the tip).
+    pub fn erase_head_blocks(&mut self) {
+        self.push(Table::Meta, codec::META_HEAD_BLOCKS, None, false);
+    }
+
+    /// Approximate heap bytes this batch holds: the operation list plus
+    /// the allocations of every key and value, each counted as Core's
+    /// `memusage::MallocUsage` does. What a bounded flush compares with its
+    /// batch size (Core's `-dbbatchsize`, which bounds LevelDB's batch).
+    pub fn memory_usage(&self) -> usize {
+        self.ops.capacity() * std::mem::size_of::<Op>() + self.heap
+    }
+
+    /// Heap bytes an allocation of `n` bytes takes: Core's
+    /// `memusage::MallocUsage` for 64-bit glibc (`((n + 31) >> 4) << 4`);
+    /// 0 for no allocation.
+    pub fn malloc_usage(n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            ((n + 31) >> 4) << 4
+        }
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! | table | key |
 //! |---|---|
-//! | `meta` | ASCII names: `magic`, `version`, `tip`, `pruned` |
+//! | `meta` | ASCII names: `magic`, `version`, `tip`, `pruned`, `head_blocks` |
 //! | `block_index` (schema 2, what the chain state writes) | index position, `u32` big-endian ([`IndexRecord`]); position ‖ `r` (5 bytes) for the invalid reason, UTF-8 |
 //! | `blocks`, `undo` | block hash, 32 bytes, internal byte order (as `BlockHash::as_byte_array`, i.e. reversed from the hex shown by RPC) |
 //! | `active_chain` | height, `u32` big-endian (so keys sort by height); no longer written by the chain state, which rebuilds the active chain from the tip |
@@ -26,7 +26,10 @@
 //! * `meta/magic`: the 4 network magic bytes. `meta/version`: `u32`.
 //!   `meta/tip`: 32-byte block hash (absent until a tip is set).
 //!   `meta/pruned`: one byte, 1, once block data was pruned (absent
-//!   before; see `blockdata`).
+//!   before; see `blockdata`). `meta/head_blocks` (Core's
+//!   `DB_HEAD_BLOCKS`): new tip hash ‖ old tip hash (64 bytes), present
+//!   only while a flush is split over several transactions (the chain
+//!   state replays the blocks between them at open; `chain/replay.rs`).
 //! * `block_index` records ([`IndexRecord`], schema 2): header (80 bytes,
 //!   consensus encoding) ‖ status `u32` ‖ transaction count `u32` = 88
 //!   bytes. The hash-keyed [`IndexEntry`] encoding below is schema 1's,
@@ -63,6 +66,10 @@ pub(crate) const META_MAGIC: &[u8] = b"magic";
 pub(crate) const META_VERSION: &[u8] = b"version";
 /// Key of `meta`'s best tip.
 pub(crate) const META_TIP: &[u8] = b"tip";
+/// Key of `meta`'s head-blocks marker (Core's `DB_HEAD_BLOCKS`): present
+/// only while a flush is written in several transactions; the value is
+/// the new tip's hash ‖ the old (still recorded) tip's hash, 64 bytes.
+pub(crate) const META_HEAD_BLOCKS: &[u8] = b"head_blocks";
 
 /// Validation and storage state of a block index entry, as bit flags
 /// (Bitcoin Core's `BlockStatus`, simplified to independent bits).
@@ -203,6 +210,23 @@ pub(crate) fn decode_outpoint_key(key: &[u8]) -> Result<OutPoint, StoreError> {
         txid: Txid::from_byte_array(txid),
         vout: u32::from_be_bytes(vout),
     })
+}
+
+/// The `meta/head_blocks` value: (new tip, old tip).
+pub(crate) fn decode_head_blocks(bytes: &[u8]) -> Result<(BlockHash, BlockHash), StoreError> {
+    let key = META_HEAD_BLOCKS;
+    if bytes.len() != 64 {
+        return Err(StoreError::corrupt(
+            Table::Meta,
+            key,
+            format!("head blocks are {} bytes, expected 64", bytes.len()),
+        ));
+    }
+    let (new, old) = bytes.split_at(32);
+    Ok((
+        decode_hash(Table::Meta, key, new)?,
+        decode_hash(Table::Meta, key, old)?,
+    ))
 }
 
 /// The 4-byte big-endian `active_chain` key of a height.

@@ -665,6 +665,16 @@ impl Store {
     pub fn utxo_digest(&self) -> Result<sha256d::Hash, StoreError> {
         self.read()?.utxo_digest()
     }
+
+    /// The head-blocks marker (Core's `CCoinsViewDB::GetHeadBlocks`):
+    /// `Some((new_tip, old_tip))` while a flush split over several
+    /// transactions has not finished (see `chain/replay.rs`).
+    pub fn head_blocks(&self) -> Result<Option<(BlockHash, BlockHash)>, StoreError> {
+        self.read()?
+            .get_raw(Table::Meta, codec::META_HEAD_BLOCKS)?
+            .map(codec::decode_head_blocks)
+            .transpose()
+    }
 }
 
 enum Fresh {
