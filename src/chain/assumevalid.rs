@@ -4,7 +4,7 @@
 //! the software (or the user) vouches for.
 //!
 //! Pure; `ChainState::script_check_reason` gathers the facts and
-//! `connect_block` asks it, on the sync-manager thread.
+//! `prepare_block` (`chain/connect.rs`) asks it, on the sync-manager thread.
 //! Scripts are skipped only when all of Core's conditions hold: an
 //! assumed-valid hash is set (`--assumevalid=0` turns it off), it is in the
 //! block index, the block is its ancestor, the block is an ancestor of the
