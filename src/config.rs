@@ -135,6 +135,10 @@ pub struct Config {
     /// Mean interval between address relay flushes to one peer (Poisson;
     /// Core's `AVG_ADDRESS_BROADCAST_INTERVAL`, 30 s); tests shorten it.
     pub addr_broadcast_interval: Duration,
+    /// Mean interval between re-announcements of our own address to one
+    /// peer (Poisson; Core's `AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`, 24 h);
+    /// tests shorten it.
+    pub local_addr_broadcast_interval: Duration,
     /// Keep the transaction index (Core's `-txindex`, default off).
     /// Turning it off leaves its data in place, as Core does.
     pub txindex: bool,
@@ -322,6 +326,8 @@ impl Config {
             blocksonly: false,
             // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
             addr_broadcast_interval: Duration::from_secs(30),
+            local_addr_broadcast_interval:
+                crate::peer::addr_relay::AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL,
             max_mempool_mb: crate::mempool::DEFAULT_MAX_MEMPOOL_SIZE_MB,
             mempool_expiry_hours: crate::mempool::DEFAULT_MEMPOOL_EXPIRY_HOURS,
             persist_mempool: true,

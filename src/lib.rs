@@ -445,6 +445,11 @@ impl Node {
             &dir.join(peer::addrman::PEERS_FILE),
             config.network == config::Network::Regtest,
         ));
+        // The bound address (OS-chosen port) is the one advertised.
+        let bound_config = Config {
+            listen: listen_addr,
+            ..config.clone()
+        };
         let ctx = Arc::new(NetContext {
             magic: config.magic(),
             services: peer::local_services_for(config.prune.is_prune_mode()),
@@ -454,12 +459,13 @@ impl Node {
             connections: Connections::new(config.max_peers),
             addrman: Arc::clone(&addrman),
             pool: peer::pool::ThreadPool::new(config.peer_stack_size, peer::pool::DEFAULT_MAX_IDLE),
-            addr_relay: peer::addr_relay::AddrRelay::with_interval(config.addr_broadcast_interval),
-            // The bound address (OS-chosen port) is the one advertised.
-            config: Config {
-                listen: listen_addr,
-                ..config.clone()
-            },
+            addr_relay: peer::addr_relay::AddrRelay::with_interval(config.addr_broadcast_interval)
+                .announcing(
+                    peer::addr_relay::advertised_addr(&bound_config),
+                    peer::local_services_for(config.prune.is_prune_mode()),
+                    config.local_addr_broadcast_interval,
+                ),
+            config: bound_config,
         });
 
         ctx.connections

@@ -25,17 +25,29 @@
 //! cannot scrape the whole address manager; at most [`MAX_ADDR_TO_SEND`]
 //! entries and [`MAX_PCT_ADDR_TO_SEND`] % of the table.
 //!
+//! **Our own address** ([`advertised_addr`]: the specific, routable
+//! address we listen on; no `-externalip` or discovery yet) goes to an
+//! outbound peer right after the handshake and to an inbound peer with
+//! its `getaddr` answer (peer::conn), then again to every relay peer at
+//! Poisson intervals of mean [`AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`],
+//! clearing what the peer is known to know first so the announcement
+//! goes out (Core's `MaybeSendAddr`). Without the repeat a node whose
+//! first announcements reached no one with a free outbound slot stays
+//! unknown (tests/gossip.rs once saw exactly that). Core waits for the
+//! end of initial block download before announcing; strand does not.
+//!
 //! Threads: peer readers (relay, enable, getaddr), peer writers (flush).
 //! Two internal leaf mutexes, never held together nor across a send.
-//! strand does not advertise its own address (no `-externalip`/discover yet).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bitcoin::hashes::siphash24;
 use bitcoin::p2p::address::{AddrV2, AddrV2Message};
 use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::ServiceFlags;
 use parking_lot::Mutex;
 
 use super::addrbook::addr_v2_to_v1;
@@ -62,6 +74,9 @@ pub const AVG_ADDRESS_BROADCAST_INTERVAL: Duration = Duration::from_secs(30);
 /// The relay destinations of an address rotate every 24 hours (Core's
 /// `ROTATE_ADDR_RELAY_DEST_INTERVAL`).
 pub const ROTATE_ADDR_RELAY_DEST_INTERVAL: u64 = 24 * 60 * 60;
+/// Mean interval between announcements of our own address to one peer
+/// (Core's `AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`).
+pub const AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Addresses remembered as known per peer (Core's `m_addr_known` rolling
 /// bloom filter of 5,000 entries).
 pub const ADDR_KNOWN_SIZE: usize = 5_000;
@@ -98,6 +113,11 @@ impl KnownSet {
         }
         true
     }
+
+    fn clear(&mut self) {
+        self.set.clear();
+        self.order.clear();
+    }
 }
 
 struct RelayPeer {
@@ -106,6 +126,16 @@ struct RelayPeer {
     queue: Vec<AddrV2Message>,
     known: KnownSet,
     next_send: Instant,
+    /// Core's `m_next_local_addr_send`.
+    next_local_send: Instant,
+}
+
+/// Our own address as announced to peers.
+#[derive(Debug, Clone)]
+struct LocalAddr {
+    addr: AddrV2,
+    port: u16,
+    services: ServiceFlags,
 }
 
 /// Per-peer address relay queues and the `getaddr` answer cache.
@@ -115,6 +145,11 @@ pub struct AddrRelay {
     /// Mean flush interval ([`AVG_ADDRESS_BROADCAST_INTERVAL`] unless a
     /// test shortens it).
     interval: Duration,
+    /// Our own address, when we announce it ([`advertised_addr`]).
+    local: Option<LocalAddr>,
+    /// Mean re-announcement interval
+    /// ([`AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`] unless a test shortens it).
+    local_interval: Duration,
     peers: Mutex<HashMap<PeerId, RelayPeer>>,
     cache: Mutex<HashMap<NetClass, (Vec<AddrV2Message>, Instant)>>,
 }
@@ -133,6 +168,25 @@ fn key_of(m: &AddrV2Message) -> AddrKey {
 /// `IsAddrV1Compatible`).
 fn v1_compatible(addr: &AddrV2) -> bool {
     matches!(addr, AddrV2::Ipv4(_) | AddrV2::Ipv6(_))
+}
+
+/// The address we announce as our own (Core's `GetLocalAddrForPeer`
+/// without address discovery): the address we listen on when it is
+/// specific and routable (loopback counts on regtest, as in the address
+/// manager). On regtest a node announces itself only when it makes
+/// automatic connections too (`Config::automatic_outbound`): hand-wired
+/// test networks stay as wired (see the README's decisions). `config`
+/// carries the bound listening address (an OS-chosen port resolved).
+pub fn advertised_addr(config: &crate::config::Config) -> Option<SocketAddr> {
+    let regtest = config.network == crate::config::Network::Regtest;
+    if regtest && !config.automatic_outbound() {
+        return None;
+    }
+    let listen = config.listen?;
+    if listen.ip().is_unspecified() || listen.port() == 0 {
+        return None;
+    }
+    netaddr::is_routable(&netaddr::addr_v2(listen.ip()), regtest).then_some(listen)
 }
 
 /// A Poisson-process delay of mean `avg` (Core's `rand_exp_duration`).
@@ -156,12 +210,56 @@ impl AddrRelay {
         }
     }
 
+    /// The same, announcing `local` (see [`advertised_addr`]) with
+    /// `services` to every relay peer at the start and then at Poisson
+    /// intervals of mean `interval`.
+    pub fn announcing(
+        self,
+        local: Option<SocketAddr>,
+        services: ServiceFlags,
+        interval: Duration,
+    ) -> AddrRelay {
+        AddrRelay {
+            local: local.map(|a| LocalAddr {
+                addr: netaddr::addr_v2(a.ip()),
+                port: a.port(),
+                services,
+            }),
+            local_interval: interval,
+            ..self
+        }
+    }
+
+    /// Our own address as one `addrv2` (or `addr`, when `peer` did not
+    /// send `sendaddrv2`) message stamped now; `None` when we do not
+    /// announce it. Sent right after the handshake to outbound peers and
+    /// with the `getaddr` answer to inbound ones (Core's first
+    /// `MaybeSendAddr` self-announcement, in a message of its own).
+    pub fn announcement(&self, peer: &Peer) -> Option<NetworkMessage> {
+        let m = self.local_message(u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX))?;
+        build_message(
+            peer.addr_v2.load(std::sync::atomic::Ordering::Relaxed),
+            vec![m],
+        )
+    }
+
+    fn local_message(&self, now: u32) -> Option<AddrV2Message> {
+        self.local.as_ref().map(|l| AddrV2Message {
+            time: now,
+            services: l.services,
+            addr: l.addr.clone(),
+            port: l.port,
+        })
+    }
+
     /// Empty, with a fixed relay key (deterministic destinations; tests).
     pub fn with_key(k0: u64, k1: u64) -> AddrRelay {
         AddrRelay {
             k0,
             k1,
             interval: AVG_ADDRESS_BROADCAST_INTERVAL,
+            local: None,
+            local_interval: AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL,
             peers: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
         }
@@ -187,6 +285,9 @@ impl AddrRelay {
             known: KnownSet::default(),
             // Core's m_next_addr_send starts at 0: the first flush is due at once.
             next_send: Instant::now(),
+            // The first announcement goes out with the handshake or the
+            // getaddr answer (peer::conn); this is the first repeat.
+            next_local_send: Instant::now() + exp_delay(self.local_interval),
         });
         true
     }
@@ -311,18 +412,36 @@ impl AddrRelay {
         queued
     }
 
-    /// When the next flush to `id` is due (`None`: relay not enabled).
+    /// When the next flush or re-announcement to `id` is due (`None`:
+    /// relay not enabled).
     pub fn next_due(&self, id: PeerId) -> Option<Instant> {
-        self.peers.lock().get(&id).map(|p| p.next_send)
+        let has_local = self.local.is_some();
+        self.peers.lock().get(&id).map(|p| {
+            if has_local {
+                p.next_send.min(p.next_local_send)
+            } else {
+                p.next_send
+            }
+        })
     }
 
-    /// Core's `MaybeSendAddr`, called by the peer's writer thread: when the
-    /// flush is due, schedules the next one and returns the queued
-    /// addresses the peer does not know yet as one `addrv2` or `addr`
-    /// message; `None` when not due or nothing to send.
+    /// Core's `MaybeSendAddr`, called by the peer's writer thread: when our
+    /// own address is due, forgets what the peer knows and queues it;
+    /// when the flush is due, schedules the next one and returns the
+    /// queued addresses the peer does not know yet as one `addrv2` or
+    /// `addr` message; `None` when not due or nothing to send.
     pub fn take_due(&self, id: PeerId, now: Instant) -> Option<NetworkMessage> {
         let mut peers = self.peers.lock();
         let p = peers.get_mut(&id)?;
+        if now >= p.next_local_send {
+            p.next_local_send = now + exp_delay(self.local_interval);
+            let unix_now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
+            if let Some(m) = self.local_message(unix_now) {
+                // Core resets m_addr_known so the announcement goes out.
+                p.known.clear();
+                push_address(p, &m);
+            }
+        }
         if now < p.next_send {
             return None;
         }
@@ -598,6 +717,52 @@ mod tests {
         r.remove(1);
         assert_eq!(r.next_due(1), None);
         assert_eq!(r.relay_fresh(2, 1, &[fresh(3)], false, NOW), 0);
+    }
+
+    #[test]
+    fn our_address_is_announced_again_even_to_a_peer_that_knows_it() {
+        let local = std::net::SocketAddr::from(([127, 9, 0, 1], 18444));
+        let interval = Duration::from_secs(60);
+        let r = AddrRelay::with_key(5, 6).announcing(Some(local), ServiceFlags::NETWORK, interval);
+        let a = peer(1, ConnectionType::Inbound, false);
+        r.enable(&a);
+        // The first announcement (sent with the handshake or getaddr answer).
+        match r.announcement(&a) {
+            Some(NetworkMessage::Addr(list)) => {
+                assert_eq!(list.len(), 1);
+                assert_eq!(list[0].1.socket_addr().unwrap(), local);
+                assert_eq!(list[0].1.services, ServiceFlags::NETWORK);
+            }
+            other => panic!("{other:?}"),
+        }
+        let ours = AddrV2Message {
+            time: NOW,
+            services: ServiceFlags::NETWORK,
+            addr: AddrV2::Ipv4(Ipv4Addr::new(127, 9, 0, 1)),
+            port: 18444,
+        };
+        r.add_known(1, &[ours, fresh(1)]);
+        let t0 = Instant::now();
+        // The first flush is due at once and empty; the repeat is later.
+        assert_eq!(r.take_due(1, t0), None);
+        let due = r.next_due(1).unwrap();
+        assert!(due > t0);
+        // Far enough ahead that both the repeat and the flush are due.
+        let later = t0 + interval * 25;
+        match r.take_due(1, later) {
+            Some(NetworkMessage::Addr(list)) => {
+                assert_eq!(list.len(), 1, "{list:?}");
+                assert_eq!(list[0].1.socket_addr().unwrap(), local);
+            }
+            other => panic!("{other:?}"),
+        }
+        // What the peer knew was forgotten with the announcement.
+        assert_eq!(r.relay_fresh(2, 1, &[fresh(1)], false, NOW), 1);
+        // No local address: no announcement and no repeat.
+        let quiet = AddrRelay::with_key(5, 6);
+        quiet.enable(&a);
+        assert_eq!(quiet.announcement(&a), None);
+        assert_eq!(quiet.take_due(1, later), None);
     }
 
     #[test]

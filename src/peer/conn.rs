@@ -410,7 +410,7 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
         getaddr_sent = outbound_addr_setup(ctx, peer, &mut addr_bucket);
         if getaddr_sent {
             // Address relay is on with this peer: announce ourselves.
-            if let Some(msg) = self_announcement(ctx, peer) {
+            if let Some(msg) = ctx.addr_relay.announcement(peer) {
                 peer.send(msg);
             }
         }
@@ -555,7 +555,7 @@ fn read_loop(ctx: &NetContext, peer: &Arc<Peer>) -> DisconnectReason {
                         peer.send(answer);
                     }
                     // Its getaddr turned address relay on: announce ourselves.
-                    if let Some(msg) = self_announcement(ctx, peer) {
+                    if let Some(msg) = ctx.addr_relay.announcement(peer) {
                         peer.send(msg);
                     }
                 } else {
@@ -807,38 +807,3 @@ fn coalesce(first: Vec<u8>, outbox: &Receiver<Vec<u8>>, pending: &mut Option<Vec
 
 /// How long a clean shutdown waits for peer threads.
 pub(crate) const PEER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Our own address as we announce it to `peer` (Core's first
-/// `MaybeSendAddr` self-announcement, in a message of its own; Core's
-/// `GetLocalAddrForPeer` without address discovery): the address we
-/// listen on when it is specific and routable (loopback counts on
-/// regtest, as in the address manager), with our services and the current
-/// time. Core waits for the end of initial block download; strand does
-/// not. On regtest a node announces itself only when it makes automatic
-/// connections too (`Config::automatic_outbound`): hand-wired test
-/// networks stay as wired (see the README's decisions).
-fn self_announcement(ctx: &NetContext, peer: &Peer) -> Option<NetworkMessage> {
-    let regtest = ctx.config.network == crate::config::Network::Regtest;
-    if regtest && !ctx.config.automatic_outbound() {
-        return None;
-    }
-    let listen = ctx.config.listen?;
-    if listen.ip().is_unspecified() || listen.port() == 0 {
-        return None;
-    }
-    let addr = crate::netaddr::addr_v2(listen.ip());
-    if !crate::netaddr::is_routable(&addr, regtest) {
-        return None;
-    }
-    let now = u32::try_from(crate::util::unix_time()).unwrap_or(u32::MAX);
-    Some(if peer.addr_v2.load(Ordering::Relaxed) {
-        NetworkMessage::AddrV2(vec![bitcoin::p2p::address::AddrV2Message {
-            time: now,
-            services: ctx.services,
-            addr,
-            port: listen.port(),
-        }])
-    } else {
-        NetworkMessage::Addr(vec![(now, Address::new(&listen, ctx.services))])
-    })
-}
