@@ -326,8 +326,8 @@ impl Config {
             blocksonly: false,
             // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
             addr_broadcast_interval: Duration::from_secs(30),
-            local_addr_broadcast_interval:
-                crate::peer::addr_relay::AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL,
+            // Core's AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL.
+            local_addr_broadcast_interval: Duration::from_secs(24 * 60 * 60),
             max_mempool_mb: crate::mempool::DEFAULT_MAX_MEMPOOL_SIZE_MB,
             mempool_expiry_hours: crate::mempool::DEFAULT_MEMPOOL_EXPIRY_HOURS,
             persist_mempool: true,

@@ -758,6 +758,12 @@ mod tests {
         }
         // What the peer knew was forgotten with the announcement.
         assert_eq!(r.relay_fresh(2, 1, &[fresh(1)], false, NOW), 1);
+        // The configuration's default is Core's interval.
+        assert_eq!(
+            crate::config::Config::new(crate::config::Network::Mainnet)
+                .local_addr_broadcast_interval,
+            AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL
+        );
         // No local address: no announcement and no repeat.
         let quiet = AddrRelay::with_key(5, 6);
         quiet.enable(&a);
