@@ -247,13 +247,22 @@ fn main() {
     }
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let opts = ChainOptions::default();
+    // `STRAND_BENCH_MAP_RELEASE_OPS=256`: the node's `--mapreleaseops 256`.
+    let opts = ChainOptions {
+        map_release_ops: std::env::var("STRAND_BENCH_MAP_RELEASE_OPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        ..ChainOptions::default()
+    };
     println!(
         "utxo: {outputs} outputs: {MATURITY} coinbase blocks, {creates} blocks creating up to \
          {OUTPUTS_PER_CREATE}, {spends} blocks spending up to {INPUTS_PER_SPEND} in one \
-         transaction; dbcache {} MiB, {} script threads",
+         transaction; dbcache {} MiB, {} script threads, map pages released every {} store \
+         operations (0: after commits only)",
         opts.coins_cache_bytes >> 20,
-        opts.script_threads
+        opts.script_threads,
+        opts.map_release_ops
     );
     let mut chain =
         ChainState::open(dir.path(), strand::Network::Regtest, opts).expect("open chain state");

@@ -86,6 +86,10 @@ pub struct Config {
     pub flush_blocks: usize,
     /// UTXO cache limit in MiB.
     pub dbcache_mib: usize,
+    /// Release the store map's pages from the node's RSS every this many
+    /// store reads or writes, not only after commits (0 = after commits
+    /// only; `ChainOptions::map_release_ops`).
+    pub map_release_ops: usize,
     /// JSON-RPC server options (used by the binary; embedders start the
     /// server themselves if they want one).
     pub rpc: RpcOptions,
@@ -303,6 +307,7 @@ impl Config {
             max_tip_age: Duration::from_secs(24 * 60 * 60),
             flush_blocks: 2_000,
             dbcache_mib: 48,
+            map_release_ops: 0,
             rpc: RpcOptions::default(),
             signet_challenge: None,
             autoconnect: None,
@@ -502,6 +507,9 @@ command-line values win, repeatable options are appended to the file's:
                            than this (default: 86400, Core's -maxtipage)
   --peerstack KIB          stack size of per-peer threads (default: 256)
   --dbcache MIB            UTXO cache size (default: 48)
+  --mapreleaseops N        drop the store's mapped pages from RSS every N store
+                           reads/writes too, not only after commits: lower peak
+                           RSS, slower (256 for small machines; default: 0)
   --flushblocks N          write the chain state at least every N blocks (default: 2000)
   --par N                  script-check threads, 0 = none (default: one per CPU)
   --rpcport N              JSON-RPC port (default: 8332/18332/38332/18443 by network)
@@ -625,6 +633,7 @@ where
     let mut log_level = None;
     let mut flush_blocks = None;
     let mut dbcache = None;
+    let mut map_release_ops = None;
     let mut script_threads = None;
     let mut rpc = RpcOptions::default();
     let mut rpc_user = None;
@@ -844,6 +853,9 @@ where
                 flush_blocks = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
             }
             "dbcache" => dbcache = Some(parse_number(name, &value(&mut i)?, 4, 1_000_000)?),
+            "mapreleaseops" => {
+                map_release_ops = Some(parse_number(name, &value(&mut i)?, 0, 1 << 32)?)
+            }
             "par" => script_threads = Some(parse_number(name, &value(&mut i)?, 0, 256)?),
             "norpc" => {
                 no_value(&inline)?;
@@ -1133,6 +1145,9 @@ where
     if let Some(n) = dbcache {
         config.dbcache_mib = n as usize;
     }
+    if let Some(n) = map_release_ops {
+        config.map_release_ops = n as usize;
+    }
     if let Some(n) = script_threads {
         config.script_threads = Some(n as usize);
     }
@@ -1330,6 +1345,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "maxtipage",
     "peerstack",
     "dbcache",
+    "mapreleaseops",
     "flushblocks",
     "par",
     "rpcport",
@@ -1713,6 +1729,17 @@ mod tests {
         assert_eq!(c.addnode[0].port(), 18444);
         assert_eq!(c.max_peers, 9);
         assert!(c.net_dir().ends_with("regtest"));
+    }
+
+    #[test]
+    fn map_release_ops_defaults_to_after_commits_only() {
+        assert_eq!(run(&[]).unwrap().map_release_ops, 0);
+        assert_eq!(
+            run(&["--mapreleaseops", "256"]).unwrap().map_release_ops,
+            256
+        );
+        let e = run(&["--mapreleaseops", "-1"]).unwrap_err();
+        assert!(e.to_string().contains("--mapreleaseops"), "{e}");
     }
 
     #[test]

@@ -45,7 +45,9 @@ use super::pow::{self, HeaderAncestry};
 use super::script::ScriptCheckPool;
 use super::tiplog;
 use super::{ChainParams, RejectKind, ValidationError};
-use crate::store::{BlockStatus, Coin, IndexEntry, IndexRecord, Store, StoreError, WriteBatch};
+use crate::store::{
+    BlockStatus, Coin, IndexEntry, IndexRecord, Store, StoreError, StoreOptions, WriteBatch,
+};
 
 /// Tuning of the chain state.
 #[derive(Debug, Clone)]
@@ -75,6 +77,10 @@ pub struct ChainOptions {
     /// transactions of at most about this many bytes of batch memory
     /// (`chain/replay.rs`; [`super::replay::DEFAULT_DB_BATCH_BYTES`]).
     pub db_batch_bytes: usize,
+    /// Release the store map's pages every this many reads or writes, not
+    /// only after commits (`--mapreleaseops`; 0, the default: after commits
+    /// only; see [`StoreOptions::release_every_ops`]).
+    pub map_release_ops: usize,
     /// Test fault point: a flush fails after committing this many partial
     /// batches, leaving the store as a crash would.
     #[cfg(test)]
@@ -93,6 +99,7 @@ impl Default for ChainOptions {
             minimum_chain_work: None,
             assume_valid: AssumeValid::Default,
             db_batch_bytes: super::replay::DEFAULT_DB_BATCH_BYTES,
+            map_release_ops: 0,
             #[cfg(test)]
             flush_fault_after_batches: None,
         }
@@ -329,7 +336,14 @@ impl ChainState {
             params.minimum_chain_work = work;
         }
         // A custom signet's magic differs: its store refuses another's.
-        let store = Arc::new(Store::open(dir, params.magic().to_bytes())?);
+        let store = Arc::new(Store::open_with(
+            dir,
+            params.magic().to_bytes(),
+            StoreOptions {
+                release_every_ops: opts.map_release_ops,
+                ..StoreOptions::default()
+            },
+        )?);
         let pool = ScriptCheckPool::new(opts.script_threads).map_err(ChainError::Threads)?;
         let mut chain = ChainState {
             params,

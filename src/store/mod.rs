@@ -125,6 +125,24 @@ pub struct StoreOptions {
     /// the pages LMDB touched do not stay in the node's RSS. On by
     /// default; see `residency.rs` for why readers stay correct.
     pub release_map_pages: bool,
+    /// Open the environment with `MDB_NORDAHEAD` (`madvise(MADV_RANDOM)`
+    /// over the map): a page fault reads and maps only its own page, not
+    /// the kernel's read-around window, so random coin lookups do not pull
+    /// neighbouring pages into the node's RSS. Block reads ask for their
+    /// own range ahead instead ([`ReadView::get_block_raw`]). On by default.
+    pub no_readahead: bool,
+    /// With `release_map_pages`, also release them every this many reads
+    /// or writes inside long transactions (a block's coin lookups, a coins
+    /// flush), not only after commits; 0 = after commits only (default).
+    /// The kernel maps a whole page-cache folio per fault (up to 256 KiB
+    /// for pages LMDB wrote in one `pwritev`, 64 KiB of fault-around
+    /// otherwise), so a few hundred random lookups map tens of MB of the
+    /// store into the node's RSS. Those pages are clean page cache the
+    /// kernel can reclaim; releasing them often costs re-faults (README
+    /// "Memory budget": [`LOW_MEMORY_RELEASE_EVERY_OPS`] took the UTXO
+    /// benchmark from 207 to 148–150 MB peak RSS and from 32–35 s to
+    /// 41–47 s).
+    pub release_every_ops: usize,
 }
 
 impl Default for StoreOptions {
@@ -135,6 +153,8 @@ impl Default for StoreOptions {
             sync_mode: SyncMode::Full,
             max_readers: 126,
             release_map_pages: true,
+            no_readahead: true,
+            release_every_ops: 0,
         }
     }
 }
@@ -174,9 +194,17 @@ pub struct Store {
     /// map is resized); only used under the writer lock.
     data_ino: u64,
     map_range: Mutex<Option<residency::MapRange>>,
+    /// Reads and writes since the map's pages were last released
+    /// ([`StoreOptions::release_every_ops`]).
+    release_every_ops: usize,
+    ops_since_release: AtomicUsize,
     /// Released after `env` is closed (fields drop in order).
     _claim: PathClaim,
 }
+
+/// The value of [`StoreOptions::release_every_ops`] that kept the UTXO
+/// benchmark's peak RSS lowest for its cost (README "Memory budget").
+pub const LOW_MEMORY_RELEASE_EVERY_OPS: usize = 256;
 
 /// Directories with an open [`Store`] in this process.
 static OPEN_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -246,6 +274,11 @@ impl Store {
             SyncMode::Full => EnvironmentFlags::empty(),
             SyncMode::NoMetaSync => EnvironmentFlags::NO_META_SYNC,
             SyncMode::NoSync => EnvironmentFlags::NO_SYNC,
+        };
+        let flags = if options.no_readahead {
+            flags | EnvironmentFlags::NO_READAHEAD
+        } else {
+            flags
         };
         let env = Environment::new()
             .set_flags(flags)
@@ -337,6 +370,8 @@ impl Store {
                 m.ino()
             }),
             map_range: Mutex::new(None),
+            ops_since_release: AtomicUsize::new(0),
+            release_every_ops: options.release_every_ops,
             _claim: claim,
         };
         store.check_meta(network_magic)?;
@@ -487,6 +522,8 @@ impl Store {
             .begin_rw_txn()
             .map_err(|e| lmdb_err("begin write", e))?;
         for op in &batch.ops {
+            // The write lock's shared resize guard is held: no resize.
+            self.note_op_held();
             let db = self.db(op.table);
             match &op.value {
                 Some(v) => txn
@@ -515,7 +552,25 @@ impl Store {
         if !self.release_map_pages {
             return;
         }
+        self.ops_since_release.store(0, Ordering::Relaxed);
         if let Err(e) = self.release_map_pages_now() {
+            log::debug!("could not release the store map's pages: {e}");
+        }
+    }
+
+    /// Counts one read or write; every `release_every_ops` releases the
+    /// map's pages. The caller holds a shared `resize` guard (an open
+    /// [`ReadView`] or write transaction), so the map cannot move.
+    fn note_op_held(&self) {
+        if !self.release_map_pages || self.release_every_ops == 0 {
+            return;
+        }
+        let n = self.ops_since_release.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < self.release_every_ops {
+            return;
+        }
+        self.ops_since_release.store(0, Ordering::Relaxed);
+        if let Err(e) = self.release_map_pages_held() {
             log::debug!("could not release the store map's pages: {e}");
         }
     }
@@ -525,6 +580,13 @@ impl Store {
     /// tests, is the only thread using the store).
     fn release_map_pages_now(&self) -> std::io::Result<usize> {
         let _shared = self.resize.read();
+        self.release_map_pages_held()
+    }
+
+    /// [`Store::release_map_pages_now`] for a caller that already holds a
+    /// shared `resize` guard (taking it again could deadlock behind a
+    /// waiting resize).
+    fn release_map_pages_held(&self) -> std::io::Result<usize> {
         let info = self
             .env
             .info()
@@ -742,6 +804,8 @@ impl Drop for ReadView<'_> {
 
 impl ReadView<'_> {
     fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>, StoreError> {
+        // This view holds a shared resize guard: the map cannot move.
+        self.store.note_op_held();
         match self.txn.get(self.store.db(table), &key) {
             Ok(v) => Ok(Some(v)),
             Err(lmdb::Error::NotFound) => Ok(None),
@@ -878,6 +942,7 @@ impl ReadView<'_> {
         let key = hash.as_byte_array();
         self.get_raw(Table::Blocks, key)?
             .map(|v| {
+                residency::will_need(v);
                 encode::deserialize(v)
                     .map_err(|e| StoreError::corrupt(Table::Blocks, key, format!("bad block: {e}")))
             })
@@ -886,9 +951,10 @@ impl ReadView<'_> {
 
     /// The block body of `hash`, in consensus serialization.
     pub fn get_block_raw(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .get_raw(Table::Blocks, hash.as_byte_array())?
-            .map(<[u8]>::to_vec))
+        Ok(self.get_raw(Table::Blocks, hash.as_byte_array())?.map(|v| {
+            residency::will_need(v);
+            v.to_vec()
+        }))
     }
 
     /// The undo data of `hash`.

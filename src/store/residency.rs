@@ -128,6 +128,25 @@ pub(super) fn release(map: MapRange, used: usize) -> io::Result<usize> {
     Ok(len)
 }
 
+/// Asks the kernel to read `bytes`, a value inside the map, ahead
+/// (`madvise(MADV_WILLNEED)` over the pages it spans): with
+/// `MDB_NORDAHEAD` a block read would otherwise fault its pages in one
+/// 4 KiB read at a time. Advice only: failure changes nothing.
+pub(super) fn will_need(bytes: &[u8]) {
+    if bytes.len() < 2 * system_page_size() {
+        return; // one or two faults; not worth a system call
+    }
+    let sys_page = system_page_size();
+    let start = bytes.as_ptr() as usize;
+    let aligned = start - start % sys_page;
+    let len = (start + bytes.len()) - aligned;
+    // SAFETY: `aligned..start + bytes.len()` covers the pages of a live
+    // slice into LMDB's file mapping (mappings are page-aligned, so the
+    // page holding `start` is mapped); `MADV_WILLNEED` only starts reads
+    // into the page cache and changes no contents.
+    let _ = unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_WILLNEED) };
+}
+
 fn system_page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -281,6 +300,48 @@ mod tests {
             let want = (n >= 10_000 || n % 2 == 1).then(|| coin(n));
             assert_eq!(store.get_coin(&op(n)).expect("get"), want, "coin {n}");
         }
+    }
+
+    /// 200 bodies of 50 kB read in one view: with `release_every_ops`
+    /// at 8 the map's resident size stays under 4 MB at the end of the
+    /// view (without it, above 8 MB: see the tests below), and every body
+    /// still reads back equal, including one held across the releases.
+    #[test]
+    fn releases_every_few_reads_inside_one_view() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opts = StoreOptions {
+            sync_mode: SyncMode::NoSync,
+            release_every_ops: 8,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), MAGIC, opts).expect("open");
+        let data = std::fs::canonicalize(dir.path())
+            .expect("canonical dir")
+            .join("data.mdb");
+        for chunk in 0..4u32 {
+            let mut batch = WriteBatch::new();
+            for n in chunk * 50..(chunk + 1) * 50 {
+                batch.put_block_raw(&hash(n), body(n));
+            }
+            store.commit(&batch).expect("commit");
+        }
+        let view = store.read().expect("read view");
+        let held = view
+            .get_raw(super::super::Table::Blocks, hash(7).as_byte_array())
+            .expect("get")
+            .expect("present");
+        for n in 0..200 {
+            assert_eq!(
+                view.get_block_raw(&hash(n)).expect("get").as_deref(),
+                Some(body(n).as_slice())
+            );
+        }
+        let resident = mapped_rss_kb(&data);
+        assert_eq!(held, body(7).as_slice(), "bytes under a live reader");
+        assert!(
+            resident < 4 * 1024,
+            "{resident} kB resident inside the view"
+        );
     }
 
     #[test]
