@@ -201,16 +201,13 @@ mod tests {
             .collect()
     }
 
-    /// Writes 200 bodies of 50 kB (10 MB), reads them all (the map's
-    /// pages become resident), then commits one small batch: with the
-    /// release on, the map's resident size falls below 1 MB and every
-    /// body reads back equal; with it off, it stays above 8 MB.
-    fn resident_after_commit(release: bool) -> (u64, u64) {
+    /// A store (`opts`, without syncs) holding bodies 0..200 of 50 kB
+    /// (10 MB) in four commits, and the path of its data file.
+    fn store_with_bodies(opts: StoreOptions) -> (tempfile::TempDir, Store, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("temp dir");
         let opts = StoreOptions {
             sync_mode: SyncMode::NoSync,
-            release_map_pages: release,
-            ..StoreOptions::default()
+            ..opts
         };
         let store = Store::open_with(dir.path(), MAGIC, opts).expect("open");
         let data = std::fs::canonicalize(dir.path())
@@ -223,6 +220,18 @@ mod tests {
             }
             store.commit(&batch).expect("commit");
         }
+        (dir, store, data)
+    }
+
+    /// Writes 200 bodies of 50 kB (10 MB), reads them all (the map's
+    /// pages become resident), then commits one small batch: with the
+    /// release on, the map's resident size falls below 1 MB and every
+    /// body reads back equal; with it off, it stays above 8 MB.
+    fn resident_after_commit(release: bool) -> (u64, u64) {
+        let (_dir, store, data) = store_with_bodies(StoreOptions {
+            release_map_pages: release,
+            ..StoreOptions::default()
+        });
         // Hold a reference into the map across the release: the bytes
         // must not change under it.
         let before = {
@@ -308,23 +317,10 @@ mod tests {
     /// still reads back equal, including one held across the releases.
     #[test]
     fn releases_every_few_reads_inside_one_view() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let opts = StoreOptions {
-            sync_mode: SyncMode::NoSync,
+        let (_dir, store, data) = store_with_bodies(StoreOptions {
             release_every_ops: 8,
             ..StoreOptions::default()
-        };
-        let store = Store::open_with(dir.path(), MAGIC, opts).expect("open");
-        let data = std::fs::canonicalize(dir.path())
-            .expect("canonical dir")
-            .join("data.mdb");
-        for chunk in 0..4u32 {
-            let mut batch = WriteBatch::new();
-            for n in chunk * 50..(chunk + 1) * 50 {
-                batch.put_block_raw(&hash(n), body(n));
-            }
-            store.commit(&batch).expect("commit");
-        }
+        });
         let view = store.read().expect("read view");
         let held = view
             .get_raw(super::super::Table::Blocks, hash(7).as_byte_array())
