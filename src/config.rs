@@ -90,6 +90,9 @@ pub struct Config {
     /// store reads or writes, not only after commits (0 = after commits
     /// only; `ChainOptions::map_release_ops`).
     pub map_release_ops: usize,
+    /// Core's `-dbbatchsize`: a UTXO flush writes in transactions of about
+    /// this many bytes of batch memory (default 16 MiB).
+    pub db_batch_bytes: usize,
     /// JSON-RPC server options (used by the binary; embedders start the
     /// server themselves if they want one).
     pub rpc: RpcOptions,
@@ -308,6 +311,8 @@ impl Config {
             flush_blocks: 2_000,
             dbcache_mib: 48,
             map_release_ops: 0,
+            // Core's nDefaultDbBatchSize (chain::replay::DEFAULT_DB_BATCH_BYTES).
+            db_batch_bytes: 16 << 20,
             rpc: RpcOptions::default(),
             signet_challenge: None,
             autoconnect: None,
@@ -507,6 +512,7 @@ command-line values win, repeatable options are appended to the file's:
                            than this (default: 86400, Core's -maxtipage)
   --peerstack KIB          stack size of per-peer threads (default: 256)
   --dbcache MIB            UTXO cache size (default: 48)
+  --dbbatchsize BYTES      UTXO flush transaction size (default: 16777216, Core's)
   --mapreleaseops N        drop the store's mapped pages from RSS every N store
                            reads/writes too, not only after commits: lower peak
                            RSS, slower (256 for small machines; default: 0)
@@ -634,6 +640,7 @@ where
     let mut flush_blocks = None;
     let mut dbcache = None;
     let mut map_release_ops = None;
+    let mut db_batch_bytes = None;
     let mut script_threads = None;
     let mut rpc = RpcOptions::default();
     let mut rpc_user = None;
@@ -853,6 +860,9 @@ where
                 flush_blocks = Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)?)
             }
             "dbcache" => dbcache = Some(parse_number(name, &value(&mut i)?, 4, 1_000_000)?),
+            "dbbatchsize" => {
+                db_batch_bytes = Some(parse_number(name, &value(&mut i)?, 1, 1 << 40)?)
+            }
             "mapreleaseops" => {
                 map_release_ops = Some(parse_number(name, &value(&mut i)?, 0, 1 << 32)?)
             }
@@ -1145,6 +1155,9 @@ where
     if let Some(n) = dbcache {
         config.dbcache_mib = n as usize;
     }
+    if let Some(n) = db_batch_bytes {
+        config.db_batch_bytes = n as usize;
+    }
     if let Some(n) = map_release_ops {
         config.map_release_ops = n as usize;
     }
@@ -1346,6 +1359,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "peerstack",
     "dbcache",
     "mapreleaseops",
+    "dbbatchsize",
     "flushblocks",
     "par",
     "rpcport",
@@ -1734,6 +1748,15 @@ mod tests {
     #[test]
     fn map_release_ops_defaults_to_after_commits_only() {
         assert_eq!(run(&[]).unwrap().map_release_ops, 0);
+        assert_eq!(
+            run(&[]).unwrap().db_batch_bytes,
+            crate::chain::replay::DEFAULT_DB_BATCH_BYTES
+        );
+        assert_eq!(
+            run(&["--dbbatchsize", "4096"]).unwrap().db_batch_bytes,
+            4096
+        );
+        assert!(run(&["--dbbatchsize", "0"]).is_err());
         assert_eq!(
             run(&["--mapreleaseops", "256"]).unwrap().map_release_ops,
             256

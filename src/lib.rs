@@ -399,6 +399,7 @@ impl Node {
         chain_opts.flush_blocks = config.flush_blocks;
         chain_opts.coins_cache_bytes = config.dbcache_mib << 20;
         chain_opts.map_release_ops = config.map_release_ops;
+        chain_opts.db_batch_bytes = config.db_batch_bytes;
         // A block batch costs about 2.5 times its size at commit (the
         // batch, and LMDB's copy in dirty pages): 1/16 of -dbcache, 1 to
         // 8 MiB (README "Memory budget").
