@@ -131,6 +131,12 @@ pub struct Config {
     /// (`--testfaultheight`), to exercise the AbortNode path.
     #[cfg(feature = "test-util")]
     pub test_fault_height: Option<u32>,
+    /// Test builds only: the process aborts (no destructors, no cleanup:
+    /// the store is left as a `kill -9` would leave it) right after the
+    /// N-th partial transaction of a multi-transaction UTXO flush
+    /// (`--testcrashflushbatch N`; `ChainOptions::crash_after_flush_batches`).
+    #[cfg(feature = "test-util")]
+    pub test_crash_flush_batch: Option<usize>,
     /// Core's `-assumevalid`: skip the scripts of blocks buried under this
     /// block (the network's default, `--assumevalid=0` never, or a hash);
     /// see `chain::assumevalid`.
@@ -332,6 +338,8 @@ impl Config {
             max_receive_buffer: DEFAULT_MAX_RECEIVE_BUFFER,
             #[cfg(feature = "test-util")]
             test_fault_height: None,
+            #[cfg(feature = "test-util")]
+            test_crash_flush_batch: None,
             assume_valid: AssumeValid::Default,
             blocksonly: false,
             // Core's AVG_ADDRESS_BROADCAST_INTERVAL.
@@ -665,6 +673,8 @@ where
     let mut blocknotify: Option<String> = None;
     #[cfg(feature = "test-util")]
     let mut test_fault_height = None;
+    #[cfg(feature = "test-util")]
+    let mut test_crash_flush_batch = None;
     let mut assume_valid = AssumeValid::Default;
     let mut blocksonly = false;
     let mut max_mempool = None;
@@ -1026,6 +1036,11 @@ where
                 set_network(Network::Testnet4, &mut network)?
             }
             #[cfg(feature = "test-util")]
+            "testcrashflushbatch" => {
+                test_crash_flush_batch =
+                    Some(parse_number(name, &value(&mut i)?, 1, 1_000_000)? as usize)
+            }
+            #[cfg(feature = "test-util")]
             "testfaultheight" => {
                 test_fault_height = Some(parse_number(name, &value(&mut i)?, 0, 10_000_000)? as u32)
             }
@@ -1188,6 +1203,7 @@ where
     #[cfg(feature = "test-util")]
     {
         config.test_fault_height = test_fault_height;
+        config.test_crash_flush_batch = test_crash_flush_batch;
     }
     config.seednode = seednode;
     if let Some(b) = dnsseed {

@@ -400,6 +400,10 @@ impl Node {
         chain_opts.coins_cache_bytes = config.dbcache_mib << 20;
         chain_opts.map_release_ops = config.map_release_ops;
         chain_opts.db_batch_bytes = config.db_batch_bytes;
+        #[cfg(feature = "test-util")]
+        {
+            chain_opts.crash_after_flush_batches = config.test_crash_flush_batch;
+        }
         // A block batch costs about 2.5 times its size at commit (the
         // batch, and LMDB's copy in dirty pages): 1/16 of -dbcache, 1 to
         // 8 MiB (README "Memory budget").

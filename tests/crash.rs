@@ -22,25 +22,29 @@ fn delays(seed: u64, n: usize, max_ms: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The tip and UTXO digest of `chain` connected without interruption.
+fn reference_digest(
+    chain: &strand::testdata::ChainBuilder,
+) -> (bitcoin::BlockHash, bitcoin::hashes::sha256d::Hash) {
+    let reference_dir = tempfile::tempdir().unwrap();
+    let mut c = ChainState::open(
+        reference_dir.path(),
+        strand::Network::Regtest,
+        ChainOptions::default(),
+    )
+    .unwrap();
+    for b in &chain.blocks()[1..] {
+        c.accept_block(b.clone()).unwrap();
+    }
+    c.utxo_digest().unwrap()
+}
+
 #[test]
 fn kill_9_during_sync_then_finish_consistently() {
     let chain = test_chain(9, 2_000, 2);
     let tip = chain.tip().block_hash();
 
-    // Reference: the same chain connected without interruption.
-    let reference_dir = tempfile::tempdir().unwrap();
-    let reference = {
-        let mut c = ChainState::open(
-            reference_dir.path(),
-            strand::Network::Regtest,
-            ChainOptions::default(),
-        )
-        .unwrap();
-        for b in &chain.blocks()[1..] {
-            c.accept_block(b.clone()).unwrap();
-        }
-        c.utxo_digest().unwrap()
-    };
+    let reference = reference_digest(&chain);
     assert_eq!(reference.0, tip);
 
     let dir = tempfile::tempdir().unwrap();
@@ -90,4 +94,80 @@ fn kill_9_during_sync_then_finish_consistently() {
         heights_at_kill.iter().any(|&h| h < 2_000),
         "no kill landed before the sync finished: {heights_at_kill:?}"
     );
+}
+
+/// A crash in the middle of a UTXO flush written in several transactions
+/// (Core's `-dbbatchsize`): the test build aborts the process right after
+/// the second partial transaction (`--testcrashflushbatch 2`, no cleanup,
+/// as `kill -9` at that moment). The store must then hold the head-blocks
+/// marker (the crash did land mid-flush), reopen by finishing the flush
+/// (Core's `ReplayBlocks`), and the node must sync to the tip with the
+/// UTXO digest of an uninterrupted sync.
+#[test]
+fn crash_inside_a_multi_transaction_flush_replays_at_restart() {
+    let chain = test_chain(11, 300, 2);
+    let tip = chain.tip().block_hash();
+    let reference = reference_digest(&chain);
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().to_str().unwrap().to_string();
+
+    // The first flush (no stored tip yet) is one transaction; the second,
+    // 50 blocks later, is split into ~512-byte batches and crashes.
+    let mut node = NodeProcess::start_in(
+        &datadir,
+        &[
+            "--flushblocks",
+            "50",
+            "--dbbatchsize",
+            "512",
+            "--testcrashflushbatch",
+            "2",
+        ],
+    );
+    let server = ChainServer::start(node.addr(), chain.blocks().to_vec(), Serve::Everything);
+    let mut status = None;
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            status = node.child.try_wait().ok().flatten();
+            status.is_some()
+        }),
+        "the node did not crash inside a flush"
+    );
+    drop(server);
+    let status = status.unwrap();
+    assert!(!status.success(), "exited cleanly: {status:?}");
+
+    let chainstate = dir.path().join("regtest").join("chainstate");
+    let (new_tip, old_tip) = {
+        let store =
+            strand::store::Store::open(&chainstate, bitcoin::p2p::Magic::REGTEST.to_bytes())
+                .unwrap();
+        let marker = store.head_blocks().unwrap();
+        assert!(
+            marker.is_some(),
+            "no head-blocks marker: the crash was not mid-flush"
+        );
+        marker.unwrap()
+    };
+    assert_ne!(new_tip, old_tip);
+    // Reopening finishes the flush: the tip is the flush's new tip, the
+    // marker is gone.
+    {
+        let c = chain_of(dir.path());
+        assert_eq!(c.tip(), new_tip);
+        assert_eq!(c.store().head_blocks().unwrap(), None);
+    }
+
+    let mut node = NodeProcess::start_in(&datadir, &[]);
+    let server = ChainServer::start(node.addr(), chain.blocks().to_vec(), Serve::Everything);
+    assert!(
+        wait_until(Duration::from_secs(120), || probe_height(node.addr())
+            == Some(300)),
+        "did not finish after the crash"
+    );
+    drop(server);
+    assert!(node.terminate(Duration::from_secs(20)).unwrap().success());
+    let (final_tip, digest) = chain_of(dir.path()).utxo_digest().unwrap();
+    assert_eq!(final_tip, tip);
+    assert_eq!(digest, reference.1, "UTXO set differs after the crash");
 }

@@ -80,6 +80,8 @@ impl ChainState {
         let old = old.unwrap_or(new_tip);
         #[cfg(test)]
         let fault = self.options().flush_fault_after_batches;
+        #[cfg(feature = "test-util")]
+        let crash = self.options().crash_after_flush_batches;
         let mut partial = 0u64;
         self.coins.write_dirty(&mut batch, limit, |b| {
             if partial == 0 {
@@ -89,6 +91,11 @@ impl ChainState {
             *b = WriteBatch::new();
             partial += 1;
             log::debug!("wrote partial batch {partial} of the UTXO flush to {new_tip}");
+            #[cfg(feature = "test-util")]
+            if crash == Some(partial as usize) {
+                log::error!("test crash after {partial} partial batches of the UTXO flush");
+                std::process::abort();
+            }
             #[cfg(test)]
             if fault == Some(partial as usize) {
                 return Err(ChainError::Inconsistent(format!(

@@ -81,6 +81,11 @@ pub struct ChainOptions {
     /// only after commits (`--mapreleaseops`; 0, the default: after commits
     /// only; see [`StoreOptions::release_every_ops`]).
     pub map_release_ops: usize,
+    /// Test builds only: abort the process right after this many partial
+    /// transactions of a multi-transaction UTXO flush, leaving the store
+    /// as a `kill -9` at that moment would (tests/crash.rs).
+    #[cfg(feature = "test-util")]
+    pub crash_after_flush_batches: Option<usize>,
     /// Test fault point: a flush fails after committing this many partial
     /// batches, leaving the store as a crash would.
     #[cfg(test)]
@@ -100,6 +105,8 @@ impl Default for ChainOptions {
             assume_valid: AssumeValid::Default,
             db_batch_bytes: super::replay::DEFAULT_DB_BATCH_BYTES,
             map_release_ops: 0,
+            #[cfg(feature = "test-util")]
+            crash_after_flush_batches: None,
             #[cfg(test)]
             flush_fault_after_batches: None,
         }
