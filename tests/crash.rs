@@ -39,6 +39,31 @@ fn reference_digest(
     c.utxo_digest().unwrap()
 }
 
+/// Restarts the node in `datadir`, serves it `chain` to the tip, stops it
+/// cleanly, and checks the stored tip and UTXO digest against `reference`.
+fn finish_sync(
+    datadir: &str,
+    chain: &strand::testdata::ChainBuilder,
+    reference: (bitcoin::BlockHash, bitcoin::hashes::sha256d::Hash),
+    context: &str,
+) {
+    let height = chain.blocks().len() as i32 - 1;
+    let mut node = NodeProcess::start_in(datadir, &[]);
+    let server = ChainServer::start(node.addr(), chain.blocks().to_vec(), Serve::Everything);
+    assert!(
+        wait_until(Duration::from_secs(120), || probe_height(node.addr())
+            == Some(height)),
+        "did not reach height {height} {context}"
+    );
+    drop(server);
+    assert!(node.terminate(Duration::from_secs(20)).unwrap().success());
+    let (final_tip, digest) = chain_of(std::path::Path::new(datadir))
+        .utxo_digest()
+        .unwrap();
+    assert_eq!(final_tip, reference.0, "tip {context}");
+    assert_eq!(digest, reference.1, "UTXO set differs {context}");
+}
+
 #[test]
 fn kill_9_during_sync_then_finish_consistently() {
     let chain = test_chain(9, 2_000, 2);
@@ -71,20 +96,11 @@ fn kill_9_during_sync_then_finish_consistently() {
 
     eprintln!("killed at heights {heights_at_kill:?}");
     // Final run to completion.
-    let mut node = NodeProcess::start_in(&datadir, &[]);
-    let server = ChainServer::start(node.addr(), chain.blocks().to_vec(), Serve::Everything);
-    assert!(
-        wait_until(Duration::from_secs(120), || probe_height(node.addr())
-            == Some(2_000)),
-        "did not finish after kills at heights {heights_at_kill:?}"
-    );
-    drop(server);
-    assert!(node.terminate(Duration::from_secs(20)).unwrap().success());
-    let (final_tip, digest) = chain_of(dir.path()).utxo_digest().unwrap();
-    assert_eq!(final_tip, tip);
-    assert_eq!(
-        digest, reference.1,
-        "UTXO set differs after kills at {heights_at_kill:?}"
+    finish_sync(
+        &datadir,
+        &chain,
+        reference,
+        &format!("after kills at heights {heights_at_kill:?}"),
     );
     assert!(
         heights_at_kill.windows(2).all(|w| w[0] <= w[1]),
@@ -106,8 +122,8 @@ fn kill_9_during_sync_then_finish_consistently() {
 #[test]
 fn crash_inside_a_multi_transaction_flush_replays_at_restart() {
     let chain = test_chain(11, 300, 2);
-    let tip = chain.tip().block_hash();
     let reference = reference_digest(&chain);
+    assert_eq!(reference.0, chain.tip().block_hash());
     let dir = tempfile::tempdir().unwrap();
     let datadir = dir.path().to_str().unwrap().to_string();
 
@@ -158,16 +174,5 @@ fn crash_inside_a_multi_transaction_flush_replays_at_restart() {
         assert_eq!(c.store().head_blocks().unwrap(), None);
     }
 
-    let mut node = NodeProcess::start_in(&datadir, &[]);
-    let server = ChainServer::start(node.addr(), chain.blocks().to_vec(), Serve::Everything);
-    assert!(
-        wait_until(Duration::from_secs(120), || probe_height(node.addr())
-            == Some(300)),
-        "did not finish after the crash"
-    );
-    drop(server);
-    assert!(node.terminate(Duration::from_secs(20)).unwrap().success());
-    let (final_tip, digest) = chain_of(dir.path()).utxo_digest().unwrap();
-    assert_eq!(final_tip, tip);
-    assert_eq!(digest, reference.1, "UTXO set differs after the crash");
+    finish_sync(&datadir, &chain, reference, "after the crash");
 }
