@@ -42,8 +42,8 @@ use std::sync::Arc;
 use bitcoin::{Block, BlockHash, OutPoint};
 
 use super::index::BlockPos;
-use super::state::{is_unspendable, ChainError, ChainState};
-use crate::store::{BlockUndo, Coin, WriteBatch};
+use super::state::{is_unspendable, rollback_block, ChainError, ChainState};
+use crate::store::{Coin, WriteBatch};
 
 /// Default of
 /// [`ChainOptions::db_batch_bytes`](super::state::ChainOptions::db_batch_bytes): 16 MiB, Core's
@@ -190,7 +190,7 @@ impl ChainState {
             let undo = store.get_undo(&hash)?.ok_or_else(|| {
                 ChainError::Inconsistent(format!("replay: no undo data for block {hash}"))
             })?;
-            rollback_block(&block, &undo, &mut batch).ok_or_else(|| {
+            rollback_block(&block, &undo, &mut batch, false).ok_or_else(|| {
                 ChainError::Inconsistent(format!("replay: undo data of {hash} is too short"))
             })?;
             if batch.memory_usage() > limit {
@@ -242,28 +242,6 @@ fn rollforward_block(block: &Block, height: u32, batch: &mut WriteBatch) {
             );
         }
     }
-}
-
-/// Core's `DisconnectBlock` as `ReplayBlocks` uses it: removes the block's
-/// outputs if present and restores the coins it spent, in reverse order.
-/// `None` if the undo data is too short.
-fn rollback_block(block: &Block, undo: &BlockUndo, batch: &mut WriteBatch) -> Option<()> {
-    let mut spent = undo.spent.iter().rev();
-    for tx in block.txdata.iter().rev() {
-        let txid = tx.compute_txid();
-        for (vout, out) in tx.output.iter().enumerate() {
-            if !is_unspendable(out) {
-                batch.spend_coin_if_present(&OutPoint::new(txid, vout as u32));
-            }
-        }
-        if tx.is_coinbase() {
-            continue;
-        }
-        for input in tx.input.iter().rev() {
-            batch.add_coin(&input.previous_output, spent.next()?);
-        }
-    }
-    Some(())
 }
 
 #[cfg(test)]

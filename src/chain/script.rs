@@ -1523,9 +1523,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pool_verify_block() {
-        let pool = ScriptCheckPool::new(2).unwrap();
+    /// A block of a coinbase and `batch(None)`'s transactions, with the
+    /// spent outputs of each non-coinbase transaction.
+    fn batch_block() -> (Block, Vec<Vec<TxOut>>) {
         let checks = batch(None);
         let mut txdata = vec![crate::chain::check::tests::coinbase(1, 1)];
         let mut spent = Vec::new();
@@ -1537,6 +1537,13 @@ mod tests {
             header: bitcoin::constants::genesis_block(Network::Regtest).header,
             txdata,
         };
+        (block, spent)
+    }
+
+    #[test]
+    fn pool_verify_block() {
+        let pool = ScriptCheckPool::new(2).unwrap();
+        let (block, mut spent) = batch_block();
         assert_eq!(pool.verify_block(&block, &spent, ALL), Ok(()));
         spent[4][0].value = Amount::from_sat(1); // p2wpkh tx at block index 5
         let f = pool.verify_block(&block, &spent, ALL).unwrap_err();
@@ -1547,17 +1554,8 @@ mod tests {
 
     #[test]
     fn pool_submit_block_runs_asynchronously_and_cancels() {
-        let checks = batch(None);
-        let mut txdata = vec![crate::chain::check::tests::coinbase(1, 1)];
-        let mut spent = Vec::new();
-        for c in &checks {
-            txdata.push(c.tx.clone());
-            spent.push(c.spent_outputs.clone());
-        }
-        let block = Arc::new(Block {
-            header: bitcoin::constants::genesis_block(Network::Regtest).header,
-            txdata,
-        });
+        let (block, spent) = batch_block();
+        let block = Arc::new(block);
         let mut bad = spent.clone();
         bad[4][0].value = Amount::from_sat(1); // p2wpkh tx at block index 5
         for threads in [0, 1, 2] {
@@ -1598,17 +1596,8 @@ mod tests {
 
     #[test]
     fn block_submission_transaction_by_transaction() {
-        let checks = batch(None);
-        let mut txdata = vec![crate::chain::check::tests::coinbase(1, 1)];
-        let mut spent = Vec::new();
-        for c in &checks {
-            txdata.push(c.tx.clone());
-            spent.push(c.spent_outputs.clone());
-        }
-        let block = Arc::new(Block {
-            header: bitcoin::constants::genesis_block(Network::Regtest).header,
-            txdata,
-        });
+        let (block, spent) = batch_block();
+        let block = Arc::new(block);
         for threads in [0, 2] {
             let pool = ScriptCheckPool::new(threads).unwrap();
             let mut s = pool.begin_block(Arc::clone(&block), ALL);

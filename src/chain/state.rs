@@ -1449,24 +1449,8 @@ impl ChainState {
             .get_undo(&hash)?
             .ok_or_else(|| ChainError::Inconsistent(format!("no undo data for block {hash}")))?;
         let mut batch = WriteBatch::new();
-        let mut spent = undo.spent.iter().rev();
-        for tx in block.txdata.iter().rev() {
-            let txid = tx.compute_txid();
-            for (vout, out) in tx.output.iter().enumerate() {
-                if !is_unspendable(out) {
-                    batch.spend_coin(&OutPoint::new(txid, vout as u32));
-                }
-            }
-            if tx.is_coinbase() {
-                continue;
-            }
-            for input in tx.input.iter().rev() {
-                let coin = spent.next().ok_or_else(|| {
-                    ChainError::Inconsistent(format!("undo data of {hash} is too short"))
-                })?;
-                batch.add_coin(&input.previous_output, coin);
-            }
-        }
+        rollback_block(&block, &undo, &mut batch, true)
+            .ok_or_else(|| ChainError::Inconsistent(format!("undo data of {hash} is too short")))?;
         let prev = block.header.prev_blockhash;
         batch.set_tip(&prev);
         self.store.commit(&batch)?;
@@ -1670,4 +1654,38 @@ fn locator_of(chain: &[BlockPos]) -> Vec<BlockPos> {
     }
     out.push(first);
     out
+}
+
+/// Core's `DisconnectBlock` into `batch`: removes the block's outputs and
+/// restores the coins it spent, in reverse order. With `clean` (a normal
+/// disconnect of the tip) every output must be in the store; without it
+/// (`ReplayBlocks` after an interrupted flush, Core's `fClean` false) a
+/// missing output is skipped. `None` if the undo data is too short.
+pub(super) fn rollback_block(
+    block: &Block,
+    undo: &crate::store::BlockUndo,
+    batch: &mut WriteBatch,
+    clean: bool,
+) -> Option<()> {
+    let mut spent = undo.spent.iter().rev();
+    for tx in block.txdata.iter().rev() {
+        let txid = tx.compute_txid();
+        for (vout, out) in tx.output.iter().enumerate() {
+            if !is_unspendable(out) {
+                let op = OutPoint::new(txid, vout as u32);
+                if clean {
+                    batch.spend_coin(&op);
+                } else {
+                    batch.spend_coin_if_present(&op);
+                }
+            }
+        }
+        if tx.is_coinbase() {
+            continue;
+        }
+        for input in tx.input.iter().rev() {
+            batch.add_coin(&input.previous_output, spent.next()?);
+        }
+    }
+    Some(())
 }

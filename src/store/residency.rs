@@ -133,10 +133,10 @@ pub(super) fn release(map: MapRange, used: usize) -> io::Result<usize> {
 /// `MDB_NORDAHEAD` a block read would otherwise fault its pages in one
 /// 4 KiB read at a time. Advice only: failure changes nothing.
 pub(super) fn will_need(bytes: &[u8]) {
-    if bytes.len() < 2 * system_page_size() {
+    let sys_page = system_page_size();
+    if bytes.len() < 2 * sys_page {
         return; // one or two faults; not worth a system call
     }
-    let sys_page = system_page_size();
     let start = bytes.as_ptr() as usize;
     let aligned = start - start % sys_page;
     let len = (start + bytes.len()) - aligned;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bitcoin::{Amount, Block, OutPoint, ScriptBuf, TxOut};
 
+use crate::chain::error::ValidationError;
 use crate::chain::network::Network;
 use crate::chain::state::{ChainOptions, ChainState, RejectError};
 use crate::store::BlockStatus;
@@ -70,17 +71,33 @@ fn push_spend(
 /// output the block before created (the first spends an older output);
 /// block `base + 1 + bad` gets a corrupted signature when `bad` is given.
 fn chain(base: u32, n: usize, bad: Option<usize>) -> (Vec<Block>, Vec<OutPoint>) {
-    let mut b = ChainBuilder::new(31);
-    for _ in 0..base {
-        b.next_block(2);
-    }
-    let (mut op, mut value) = b.spendable_outputs()[0];
+    let (mut b, mut op, mut value) = mature(base);
     let mut created = Vec::new();
     for i in 0..n {
         (op, value) = push_spend(&mut b, op, value, Some(i) == bad);
         created.push(op);
     }
     (b.blocks().to_vec(), created)
+}
+
+/// [`feed`], which must fail with a validation error: that error.
+fn feed_invalid(c: &mut ChainState, blocks: &[Block], upto: usize) -> ValidationError {
+    match feed(c, blocks, upto) {
+        Err(RejectError::Invalid(e)) => e,
+        Err(err) => panic!("not a validation error: {err}"),
+        Ok(()) => panic!("the blocks were accepted"),
+    }
+}
+
+/// A builder with `base` blocks of two transactions, and its first
+/// spendable output.
+fn mature(base: u32) -> (ChainBuilder, OutPoint, Amount) {
+    let mut b = ChainBuilder::new(31);
+    for _ in 0..base {
+        b.next_block(2);
+    }
+    let (op, value) = b.spendable_outputs()[0];
+    (b, op, value)
 }
 
 /// Headers first, blocks `1..=upto` in order, then `rest` newest first.
@@ -145,10 +162,7 @@ fn invalid_block_discards_the_prepared_child() {
         let mut c = open(dir.path(), threads);
         // N-1 in order, then N+2, N+1 and N: N's scripts run while N+1 is
         // prepared on N's view.
-        let err = feed(&mut c, &blocks, n - 1).expect_err("N is invalid");
-        let RejectError::Invalid(e) = err else {
-            panic!("not a validation error: {err}");
-        };
+        let e = feed_invalid(&mut c, &blocks, n - 1);
         assert_eq!(
             e.reason(),
             "mandatory-script-verify-flag-failed (script evaluation failed)",
@@ -220,11 +234,7 @@ fn an_input_error_after_a_queued_script_failure_wins_like_core() {
     // Block N: tx 1 has a bad signature (its scripts are queued while the
     // walk goes on), tx 2 spends tx 1's input again. Core's ConnectBlock
     // returns tx 2's input error before waiting for the scripts.
-    let mut b = ChainBuilder::new(31);
-    for _ in 0..102 {
-        b.next_block(2);
-    }
-    let (op, value) = b.spendable_outputs()[0];
+    let (mut b, op, value) = mature(102);
     let script = script_of(&b, &op);
     let mut tx1 = b
         .sign_spend(
@@ -244,10 +254,7 @@ fn an_input_error_after_a_queued_script_failure_wins_like_core() {
     for threads in [0, 2] {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut c = open(dir.path(), threads);
-        let err = feed(&mut c, &blocks, n - 1).expect_err("N is invalid");
-        let RejectError::Invalid(e) = err else {
-            panic!("not a validation error: {err}");
-        };
+        let e = feed_invalid(&mut c, &blocks, n - 1);
         assert_eq!(e.reason(), "bad-txns-inputs-missingorspent");
         assert_eq!((e.tx_index(), e.input_index()), (Some(2), Some(0)));
         assert_eq!(c.height() as usize, n - 1, "threads={threads}");
@@ -258,11 +265,7 @@ fn an_input_error_after_a_queued_script_failure_wins_like_core() {
 fn bip30_refuses_a_repeated_transaction_before_its_inputs() {
     // Block N+1 repeats block N's transaction, whose output is unspent:
     // BIP30 (checked first, as Core) and not the missing input.
-    let mut b = ChainBuilder::new(31);
-    for _ in 0..102 {
-        b.next_block(2);
-    }
-    let (op, value) = b.spendable_outputs()[0];
+    let (mut b, op, value) = mature(102);
     push_spend(&mut b, op, value, false);
     let repeated = b.tip().txdata[1].clone();
     let block = b.block_with_txs(vec![repeated]).expect("block");
