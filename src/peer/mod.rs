@@ -589,10 +589,18 @@ impl Peer {
         self.recv_queued.fetch_add(size, Ordering::SeqCst);
     }
 
-    /// The sync manager processed this peer's oldest message handed over.
-    pub(crate) fn received_processed(&self) {
+    /// The sync manager processed this peer's oldest message handed over
+    /// and keeps `kept` bytes of work from it for later (deferred `getdata`
+    /// items). The message's bytes are swapped for `kept` in one update, so
+    /// the budget never counts both: at most the budget plus one message is
+    /// ever held, however the reader and the sync manager interleave.
+    pub(crate) fn received_processed(&self, kept: u64) {
         let size = self.recv_sizes.lock().pop_front().unwrap_or(0);
-        self.uncharge_received(size);
+        if kept >= size {
+            self.charge_received(kept - size);
+        } else {
+            self.uncharge_received(size - kept);
+        }
     }
 
     /// Counts `bytes` more against the receive budget (work the sync
@@ -1149,8 +1157,14 @@ mod tests {
         p.queue_received(60);
         p.queue_received(60);
         assert!(p.pause_recv());
-        p.received_processed();
+        p.received_processed(0);
         assert_eq!(p.recv_queued_bytes(), 60);
+        p.received_processed(45);
+        assert_eq!(
+            p.recv_queued_bytes(),
+            45,
+            "the message swapped for the work kept"
+        );
         assert!(p.wait_recv_budget(), "within the budget: no wait");
         p.charge_received(200);
         assert!(p.pause_recv());

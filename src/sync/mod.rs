@@ -373,6 +373,10 @@ pub(crate) struct SyncManager {
     /// `getdata` items left for later while their peer was paused for
     /// sending (Core's `vRecvGetData`), oldest first.
     deferred_getdata: HashMap<PeerId, (Arc<Peer>, VecDeque<Inventory>)>,
+    /// Receive-budget bytes the message being handled leaves behind
+    /// (its deferred `getdata` items); `handle` swaps them for the
+    /// message's own bytes in one step.
+    received_kept: u64,
 }
 
 impl SyncManager {
@@ -396,6 +400,7 @@ impl SyncManager {
             failed: false,
             rejects: std::collections::VecDeque::new(),
             deferred_getdata: HashMap::new(),
+            received_kept: 0,
         };
         m.update_ibd();
         m
@@ -461,8 +466,9 @@ impl SyncManager {
             SyncMsg::Message(peer, msg) => {
                 let from = Arc::clone(&peer);
                 self.handle_message(peer, msg);
-                // Its bytes leave the peer's receive budget (pause-recv).
-                from.received_processed();
+                // Its bytes leave the peer's receive budget (pause-recv),
+                // swapped in one step for the work deferred from it.
+                from.received_processed(std::mem::take(&mut self.received_kept));
             }
             // The loop serves deferred getdata after every message.
             SyncMsg::SendDrained(_) => {}
@@ -754,14 +760,14 @@ impl SyncManager {
             return;
         }
         if let Some((_, queue)) = self.deferred_getdata.get_mut(&peer.id) {
-            peer.charge_received(DEFERRED_ITEM_BYTES * items.len() as u64);
+            self.received_kept += DEFERRED_ITEM_BYTES * items.len() as u64;
             queue.extend(items);
             return;
         }
         let mut queue: VecDeque<Inventory> = items.into();
         self.serve_getdata(peer, &mut queue);
         if !queue.is_empty() {
-            peer.charge_received(DEFERRED_ITEM_BYTES * queue.len() as u64);
+            self.received_kept += DEFERRED_ITEM_BYTES * queue.len() as u64;
             self.deferred_getdata
                 .insert(peer.id, (Arc::clone(peer), queue));
         }
