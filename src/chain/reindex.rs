@@ -139,7 +139,7 @@ impl ChainState {
             chain.reindex_stored_blocks(genesis, headers)?;
         }
         let mut events = Vec::new();
-        if let Some((hash, e)) = chain.activate_best_chain(&mut events)? {
+        for (hash, e) in chain.activate_best_chain(&mut events)? {
             log::warn!("block {hash} failed while reconnecting: {e}");
         }
         chain.flush()?;

@@ -1031,6 +1031,32 @@ impl ChainState {
         requested: bool,
     ) -> Result<Vec<ChainEvent>, RejectError> {
         let hash = block.block_hash();
+        if !self.accept_block_body(block, requested)? {
+            return Ok(Vec::new());
+        }
+        let mut events = Vec::new();
+        let failures = self.activate_best_chain(&mut events)?;
+        match failures.into_iter().find(|(failed, _)| *failed == hash) {
+            Some((_, e)) => Err(RejectError::Invalid(e)),
+            None => Ok(events),
+        }
+    }
+
+    /// Core's `AcceptBlock` without the `ActivateBestChain` after it: indexes
+    /// the header if new, runs the context-free and contextual checks and
+    /// keeps the body for connection. Returns whether the body was kept
+    /// (false for a duplicate or an unrequested block not processed, see
+    /// [`ChainState::accept_block_requested`]). Nothing is connected until
+    /// [`ChainState::activate_best_chain`] runs, so a caller holding several
+    /// bodies can accept them all first and let the connect lookahead
+    /// (`chain/connect.rs`) prepare each next block while the previous
+    /// one's scripts run.
+    pub fn accept_block_body(
+        &mut self,
+        block: Block,
+        requested: bool,
+    ) -> Result<bool, RejectError> {
+        let hash = block.block_hash();
         if !self.index.contains(&hash) {
             self.process_headers(&[block.header])?;
         }
@@ -1050,7 +1076,7 @@ impl ChainState {
             )));
         }
         if status.contains(BlockStatus::HAVE_DATA) || self.pending.contains_key(&hash) {
-            return Ok(Vec::new());
+            return Ok(false);
         }
         let prev = self.index.parent(pos).unwrap_or(pos);
         if !requested {
@@ -1062,7 +1088,7 @@ impl ChainState {
                     "unrequested block {hash} at height {height} not processed (less work: {less_work}, too far ahead: {too_far})"
                 );
                 self.unrequested_dropped += 1;
-                return Ok(Vec::new());
+                return Ok(false);
             }
         }
         // Core's ProcessNewBlock: a context-free failure never marks the
@@ -1095,12 +1121,7 @@ impl ChainState {
         if work >= self.best_work() && best != hash && !self.have_block(&best) {
             self.set_best_header(pos);
         }
-        let mut events = Vec::new();
-        let failure = self.activate_best_chain(&mut events)?;
-        match failure {
-            Some((failed, e)) if failed == hash => Err(RejectError::Invalid(e)),
-            _ => Ok(events),
-        }
+        Ok(true)
     }
 
     /// Keeps an accepted body until it is connected: in memory while
@@ -1207,12 +1228,12 @@ impl ChainState {
     /// Connects blocks along the best header chain while their data is at
     /// hand, reorganising when that chain forks from the active one. A block
     /// that fails is marked invalid and the best valid chain is followed
-    /// instead. Returns the first failure, if any.
+    /// instead. Returns every block that failed, in the order tried.
     pub fn activate_best_chain(
         &mut self,
         events: &mut Vec<ChainEvent>,
-    ) -> Result<Option<(BlockHash, ValidationError)>, ChainError> {
-        let mut first_failure = None;
+    ) -> Result<Vec<(BlockHash, ValidationError)>, ChainError> {
+        let mut failures = Vec::new();
         let mut ahead = None;
         loop {
             let fork = self.fork_height();
@@ -1296,17 +1317,13 @@ impl ChainState {
                     // accept, so only possible for data from an older
                     // version): drop it, keep the hash, download it again.
                     log::warn!("block {next} at height {next_height} not connected (not marked invalid): {e}");
-                    if first_failure.is_none() {
-                        first_failure = Some((next, e));
-                    }
+                    failures.push((next, e));
                     break;
                 }
                 Err(e) => {
                     log::warn!("block {next} at height {next_height} is invalid: {e}");
                     events.extend(self.mark_invalid(next, &e)?);
-                    if first_failure.is_none() {
-                        first_failure = Some((next, e));
-                    }
+                    failures.push((next, e));
                 }
             }
         }
@@ -1314,7 +1331,7 @@ impl ChainState {
         if self.tip() == self.best_header() {
             self.flush()?;
         }
-        Ok(first_failure)
+        Ok(failures)
     }
 
     /// Core's `invalidateblock`: treat `hash` (and its descendants) as

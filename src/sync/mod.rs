@@ -309,6 +309,11 @@ const DOWNLOAD_TICK: Duration = Duration::from_millis(100);
 /// a longer one is ignored whole, as Core does.
 const MAX_NOTFOUND_ITEMS: usize = 5_000 + MAX_BLOCKS_IN_TRANSIT_PER_PEER;
 
+/// The most `block` messages taken from the inbox and accepted before the
+/// chain is activated once (`SyncManager::handle_block_batch`): a peer's
+/// whole download window, Core's `MAX_BLOCKS_IN_TRANSIT_PER_PEER` (16).
+const MAX_BLOCK_BATCH: usize = MAX_BLOCKS_IN_TRANSIT_PER_PEER;
+
 /// What one deferred `getdata` item counts against its peer's receive
 /// budget: its size on the wire (4-byte type, 32-byte hash).
 const DEFERRED_ITEM_BYTES: u64 = 36;
@@ -436,6 +441,32 @@ impl SyncManager {
         loop {
             match inbox.recv_timeout(tick) {
                 Ok(SyncMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(SyncMsg::Message(peer, NetworkMessage::Block(block))) => {
+                    // Every block already waiting behind this one is
+                    // accepted before any is connected (see
+                    // `handle_block_batch`); the first other message ends
+                    // the batch and is handled right after it, in order.
+                    let mut batch = vec![(peer, block)];
+                    let mut after = None;
+                    while batch.len() < MAX_BLOCK_BATCH {
+                        match inbox.try_recv() {
+                            Ok(SyncMsg::Message(peer, NetworkMessage::Block(block))) => {
+                                batch.push((peer, block))
+                            }
+                            Ok(other) => {
+                                after = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.handle_block_batch(batch);
+                    match after {
+                        Some(SyncMsg::Shutdown) => break,
+                        Some(msg) => self.handle(msg),
+                        None => {}
+                    }
+                }
                 Ok(msg) => self.handle(msg),
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -663,20 +694,7 @@ impl SyncManager {
         }
         match msg {
             NetworkMessage::Headers(headers) => self.handle_headers(&peer, headers),
-            NetworkMessage::Block(block) => {
-                let hash = block.block_hash();
-                let requester = self.flight.received(&hash, Instant::now());
-                if self.sync_peer == Some(id) && requester == Some(id) {
-                    self.last_progress = Instant::now();
-                }
-                // Core's ProcessBlock: a block requested from anyone is
-                // force-processed; one nobody asked for is subject to
-                // AcceptBlock's unrequested-block rules.
-                if let Err(e) = self.process_block(Some(&peer), block, requester.is_some()) {
-                    log::debug!("block {hash} from {peer}: {e}");
-                }
-                self.request_blocks(&peer);
-            }
+            NetworkMessage::Block(block) => self.handle_block_batch_of(vec![(peer, block)]),
             NetworkMessage::NotFound(items) => self.handle_notfound(&peer, &items),
             NetworkMessage::Inv(items) => self.handle_inv(&peer, items),
             NetworkMessage::Tx(tx) => {
@@ -879,6 +897,98 @@ impl SyncManager {
         }
     }
 
+    /// `block` messages taken from the inbox together: each is handled as
+    /// a message (its bytes leave its peer's receive budget afterwards).
+    fn handle_block_batch(&mut self, batch: Vec<(Arc<Peer>, Block)>) {
+        let peers: Vec<Arc<Peer>> = batch.iter().map(|(p, _)| Arc::clone(p)).collect();
+        if !self.failed {
+            let known: Vec<(Arc<Peer>, Block)> = batch
+                .into_iter()
+                .filter(|(peer, _)| {
+                    let known = self.peers.contains_key(&peer.id);
+                    if !known {
+                        self.counters.message_unknown_peer += 1;
+                        log::debug!("sync: dropping 'block' from unknown peer={}", peer.id);
+                    }
+                    known
+                })
+                .collect();
+            self.handle_block_batch_of(known);
+        }
+        for peer in peers {
+            peer.received_processed(0);
+        }
+    }
+
+    /// Core's `ProcessBlock` for several bodies at once: every block is
+    /// checked and kept first (`accept_block_body`), then the best chain
+    /// is activated once, so that while block N's scripts run the chain
+    /// thread already prepares N+1 (`chain/connect.rs`'s lookahead). A block
+    /// that fails at either step is charged to the peer that sent it, as
+    /// Core's `mapBlockSource`; a failure of a block from an earlier batch
+    /// (kept while its parent was missing) has no sender left to charge.
+    fn handle_block_batch_of(&mut self, batch: Vec<(Arc<Peer>, Block)>) {
+        let mut sources: HashMap<BlockHash, Arc<Peer>> = HashMap::new();
+        let mut senders: Vec<Arc<Peer>> = Vec::new();
+        for (peer, block) in batch {
+            if !senders.iter().any(|p| p.id == peer.id) {
+                senders.push(Arc::clone(&peer));
+            }
+            let hash = block.block_hash();
+            let requester = self.flight.received(&hash, Instant::now());
+            if self.sync_peer == Some(peer.id) && requester == Some(peer.id) {
+                self.last_progress = Instant::now();
+            }
+            // Core's ProcessBlock: a block requested from anyone is
+            // force-processed; one nobody asked for is subject to
+            // AcceptBlock's unrequested-block rules.
+            let accepted = self.chain.accept_block_body(block, requester.is_some());
+            self.counters.unrequested_dropped = self.chain.unrequested_dropped();
+            match accepted {
+                Ok(true) => {
+                    sources.insert(hash, peer);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.block_rejected(Some(&peer), hash, e);
+                    if self.failed {
+                        return;
+                    }
+                }
+            }
+        }
+        if !sources.is_empty() {
+            let mut events = Vec::new();
+            match self.chain.activate_best_chain(&mut events) {
+                Ok(failures) => {
+                    // Core's `nLastBlockTime` for every sender whose block
+                    // was connected; the tip's sender is not told of it.
+                    let now = crate::util::unix_time();
+                    for ev in &events {
+                        if let ChainEvent::Connected { hash, .. } = ev {
+                            if let Some(p) = sources.get(hash) {
+                                p.last_block_time.store(now, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    let source = sources.get(&self.chain.tip()).map(|p| p.id);
+                    self.on_chain_events(&events, source);
+                    for (hash, e) in failures {
+                        let peer = sources.get(&hash).cloned();
+                        self.block_rejected(peer.as_ref(), hash, RejectError::Invalid(e));
+                    }
+                }
+                Err(e) => {
+                    self.fatal(&e.to_string());
+                    return;
+                }
+            }
+        }
+        for peer in &senders {
+            self.request_blocks(peer);
+        }
+    }
+
     /// Validates a block (from `peer`, or local when `None`), handles the
     /// resulting chain events.
     fn process_block(
@@ -895,7 +1005,21 @@ impl SyncManager {
                 self.on_chain_events(&events, peer.map(|p| p.id));
                 Ok(events)
             }
-            Err(RejectError::Invalid(e)) => {
+            Err(e) => Err(self.block_rejected(peer, hash, e)),
+        }
+    }
+
+    /// What follows a rejected block: recorded among the recent rejects,
+    /// its sender (if any) disconnected when the failure is its fault, headers asked for an unknown parent, a chain-state error made
+    /// fatal. Returns the error.
+    fn block_rejected(
+        &mut self,
+        peer: Option<&Arc<Peer>>,
+        hash: BlockHash,
+        error: RejectError,
+    ) -> RejectError {
+        match error {
+            RejectError::Invalid(e) => {
                 self.record_reject(hash, &e.to_string());
                 if let Some(p) = peer {
                     log::info!("invalid block {hash} from {p}: {e}");
@@ -903,17 +1027,17 @@ impl SyncManager {
                         p.disconnect(DisconnectReason::Misbehaving(format!("invalid block: {e}")));
                     }
                 }
-                Err(RejectError::Invalid(e))
+                RejectError::Invalid(e)
             }
-            Err(RejectError::UnknownParent(prev)) => {
+            RejectError::UnknownParent(prev) => {
                 if let Some(p) = peer {
                     self.send_getheaders(p, self.chain.block_locator(), BlockHash::all_zeros());
                 }
-                Err(RejectError::UnknownParent(prev))
+                RejectError::UnknownParent(prev)
             }
-            Err(RejectError::Chain(e)) => {
+            RejectError::Chain(e) => {
                 self.fatal(&e.to_string());
-                Err(RejectError::Chain(e))
+                RejectError::Chain(e)
             }
         }
     }
@@ -1600,6 +1724,94 @@ mod tests {
         let s = m.snapshot();
         assert_eq!(s.anomalies.new_peer_after_done, 1);
         assert!(s.peers.is_empty());
+    }
+
+    /// A chain of 102 blocks, then N spending a mature output and N+1
+    /// spending N's output with a corrupted signature (valid until its
+    /// scripts run).
+    fn chain_with_bad_child() -> Vec<Block> {
+        use crate::testdata::{corrupt_signature, ChainBuilder};
+        let mut b = ChainBuilder::new(41);
+        for _ in 0..102 {
+            b.next_block(2);
+        }
+        let (op, value) = b.spendable_outputs()[0];
+        let mut prev = (op, value);
+        for corrupt in [false, true] {
+            let script = b
+                .blocks()
+                .iter()
+                .flat_map(|blk| &blk.txdata)
+                .find(|tx| tx.compute_txid() == prev.0.txid)
+                .map(|tx| tx.output[prev.0.vout as usize].script_pubkey.clone())
+                .expect("output of the chain");
+            let out = prev.1 - bitcoin::Amount::from_sat(1_000);
+            let mut tx = b
+                .sign_spend(
+                    &[prev.0],
+                    vec![bitcoin::TxOut {
+                        value: out,
+                        script_pubkey: script,
+                    }],
+                )
+                .expect("sign");
+            if corrupt {
+                corrupt_signature(&mut tx, 0).expect("corrupt");
+            }
+            prev = (bitcoin::OutPoint::new(tx.compute_txid(), 0), out);
+            let block = b.block_with_txs(vec![tx]).expect("block");
+            b.push_block(block).expect("push");
+        }
+        b.blocks().to_vec()
+    }
+
+    #[test]
+    fn block_batch_charges_a_failure_found_at_connect_to_its_sender() {
+        let blocks = chain_with_bad_child();
+        let n = blocks.len() - 2;
+        let (mut m, _dir) = manager();
+        let headers: Vec<_> = blocks.iter().skip(1).map(|b| b.header).collect();
+        m.chain.process_headers(&headers).expect("headers");
+        for b in &blocks[1..n] {
+            m.chain.accept_block(b.clone()).expect("base block");
+        }
+        let honest = Arc::new(Peer::detached(1, Direction::Outbound));
+        let liar = Arc::new(Peer::detached(2, Direction::Outbound));
+        m.handle(SyncMsg::NewPeer(Arc::clone(&honest)));
+        m.handle(SyncMsg::NewPeer(Arc::clone(&liar)));
+        // The bad child arrives first (its parent's body is missing, so it
+        // is only kept), then its parent: both accepted, then connected in
+        // one activation, where the child's scripts fail.
+        m.handle_block_batch(vec![
+            (Arc::clone(&liar), blocks[n + 1].clone()),
+            (Arc::clone(&honest), blocks[n].clone()),
+        ]);
+        assert_eq!(m.chain.tip(), blocks[n].block_hash());
+        let bad = m.chain.entry(&blocks[n + 1].block_hash()).expect("indexed");
+        assert!(bad.status.is_failed());
+        assert!(
+            matches!(
+                liar.disconnect_reason(),
+                Some(DisconnectReason::Misbehaving(ref r)) if r.contains("mandatory-script-verify-flag-failed")
+            ),
+            "the child's sender is charged: {:?}",
+            liar.disconnect_reason()
+        );
+        assert!(
+            honest.disconnect_reason().is_none(),
+            "the parent's sender is not"
+        );
+        assert_eq!(m.snapshot().counters.message_unknown_peer, 0);
+    }
+
+    #[test]
+    fn block_batch_drops_blocks_of_unknown_peers() {
+        let blocks = chain_with_bad_child();
+        let (mut m, _dir) = manager();
+        let stranger = Arc::new(Peer::detached(7, Direction::Inbound));
+        m.handle_block_batch(vec![(stranger, blocks[1].clone())]);
+        assert_eq!(m.snapshot().counters.message_unknown_peer, 1);
+        assert_eq!(m.chain.height(), 0);
     }
 
     #[test]
