@@ -253,6 +253,12 @@ fn main() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        // `STRAND_BENCH_DB_BATCH=BYTES`: the node's `--dbbatchsize`.
+        db_batch_bytes: std::env::var("STRAND_BENCH_DB_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(ChainOptions::default().db_batch_bytes),
         ..ChainOptions::default()
     };
     println!(

@@ -91,7 +91,8 @@ pub struct Config {
     /// only; `ChainOptions::map_release_ops`).
     pub map_release_ops: usize,
     /// Core's `-dbbatchsize`: a UTXO flush writes in transactions of about
-    /// this many bytes of batch memory (default 16 MiB).
+    /// this many bytes of commit memory, the batch plus LMDB's dirty-page
+    /// copies (`WriteBatch::commit_memory`; default 16 MiB).
     pub db_batch_bytes: usize,
     /// JSON-RPC server options (used by the binary; embedders start the
     /// server themselves if they want one).
@@ -520,7 +521,7 @@ command-line values win, repeatable options are appended to the file's:
                            than this (default: 86400, Core's -maxtipage)
   --peerstack KIB          stack size of per-peer threads (default: 256)
   --dbcache MIB            UTXO cache size (default: 48)
-  --dbbatchsize BYTES      UTXO flush transaction size (default: 16777216, Core's)
+  --dbbatchsize BYTES      UTXO flush transaction memory with LMDB pages (default: 16777216)
   --mapreleaseops N        drop the store's mapped pages from RSS every N store
                            reads/writes too, not only after commits: lower peak
                            RSS, slower (256 for small machines; default: 0)

@@ -31,11 +31,14 @@
 //! `-reindex` wipe (which rewrites the tip and empties the UTXO set): it
 //! is dropped.
 //!
-//! Decision: the batch size counts the batch's heap (`Op`s, keys, values,
+//! Decision: the batch size counts what committing the batch holds,
+//! [`WriteBatch::commit_memory`]: the batch's heap (`Op`s, keys, values,
 //! as Core's `memusage::MallocUsage`), the memory Core's option bounds,
-//! not LMDB's page count; the default is Core's old `nDefaultDbBatchSize`,
-//! 16 MiB ([`DEFAULT_DB_BATCH_BYTES`]), not v31's 32 MiB, to keep the
-//! flush's peak memory within strand's 150 MB budget.
+//! plus an estimate of the pages LMDB copies and keeps (a page per new
+//! txid), which LevelDB does not have. The coins are written in key order
+//! so a transaction changes few leaves. The default is Core's old
+//! `nDefaultDbBatchSize`, 16 MiB ([`DEFAULT_DB_BATCH_BYTES`]), not v31's
+//! 32 MiB, to keep the flush's peak memory within strand's 150 MB budget.
 
 use std::sync::Arc;
 
@@ -193,7 +196,7 @@ impl ChainState {
             rollback_block(&block, &undo, &mut batch, false).ok_or_else(|| {
                 ChainError::Inconsistent(format!("replay: undo data of {hash} is too short"))
             })?;
-            if batch.memory_usage() > limit {
+            if batch.commit_memory() > limit {
                 store.commit(&batch)?;
                 batch = WriteBatch::new();
             }
@@ -204,7 +207,7 @@ impl ChainState {
                 ChainError::Inconsistent(format!("replay: no data for block {hash}"))
             })?;
             rollforward_block(&block, height(pos)?, &mut batch);
-            if batch.memory_usage() > limit {
+            if batch.commit_memory() > limit {
                 store.commit(&batch)?;
                 batch = WriteBatch::new();
             }
@@ -523,5 +526,74 @@ mod tests {
             cache.spend(op);
         }
         assert_eq!((cache.len(), cache.memory_usage()), (0, table));
+    }
+    /// A flush writes the dirty coins in the store's key order (txid bytes,
+    /// then vout) across all its batches, and splits them when a batch's
+    /// commit memory passes the limit: random txids count a dirty page
+    /// each, so 64 KiB holds at most 16 of them.
+    #[test]
+    fn a_flush_writes_coins_in_key_order_in_batches_bounded_by_pages() {
+        use super::super::coins::CoinsCache;
+        use crate::store::DIRTY_PAGE_BYTES;
+        use bitcoin::hashes::Hash;
+        const LIMIT: usize = 64 << 10;
+        let mut cache = CoinsCache::new();
+        for i in 0..500u32 {
+            let coin = Coin {
+                amount: bitcoin::Amount::from_sat(1),
+                height: 1,
+                is_coinbase: false,
+                script_pubkey: bitcoin::ScriptBuf::from_bytes(vec![0x51; 22]),
+            };
+            let txid = bitcoin::Txid::hash(&(i / 2).to_le_bytes());
+            cache.add(bitcoin::OutPoint::new(txid, 1 - i % 2), coin);
+        }
+        let mut written: Vec<Vec<u8>> = Vec::new();
+        let mut batches = Vec::new();
+        let mut batch = WriteBatch::new();
+        cache
+            .write_dirty(&mut batch, LIMIT, |b| {
+                assert!(b.commit_memory() > LIMIT);
+                batches.push(b.len());
+                written.extend(b.ops.iter().map(|op| op.key.clone()));
+                *b = WriteBatch::new();
+                Ok::<(), ()>(())
+            })
+            .expect("no failure");
+        written.extend(batch.ops.iter().map(|op| op.key.clone()));
+        assert_eq!(written.len(), 500);
+        assert!(written.windows(2).all(|w| w[0] < w[1]), "keys out of order");
+        // 250 txids of two outputs: a page for the first output of each.
+        let per_batch = LIMIT / DIRTY_PAGE_BYTES * 2;
+        assert!(batches.len() >= 500 / per_batch - 1, "{batches:?}");
+        assert!(batches.iter().all(|&n| n <= per_batch + 2), "{batches:?}");
+    }
+
+    /// The commit-memory estimate: a page for each new txid, twice the
+    /// node for another output of a txid already written.
+    #[test]
+    fn commit_memory_counts_a_page_per_new_txid() {
+        use crate::store::DIRTY_PAGE_BYTES;
+        use bitcoin::hashes::Hash;
+        let coin = Coin {
+            amount: bitcoin::Amount::from_sat(1),
+            height: 1,
+            is_coinbase: false,
+            script_pubkey: bitcoin::ScriptBuf::from_bytes(vec![0x51; 22]),
+        };
+        let mut spread = WriteBatch::new();
+        let mut one_tx = WriteBatch::new();
+        let txid = bitcoin::Txid::hash(b"one");
+        for i in 0..100u32 {
+            let other = bitcoin::Txid::hash(&i.to_le_bytes());
+            spread.add_coin(&bitcoin::OutPoint::new(other, 0), &coin);
+            one_tx.add_coin(&bitcoin::OutPoint::new(txid, i), &coin);
+        }
+        assert!(spread.commit_memory() >= spread.memory_usage() + 100 * DIRTY_PAGE_BYTES);
+        let one = one_tx.commit_memory() - one_tx.memory_usage();
+        assert!(
+            (DIRTY_PAGE_BYTES..DIRTY_PAGE_BYTES + 99 * 2 * 100).contains(&one),
+            "{one}"
+        );
     }
 }

@@ -56,7 +56,7 @@ use lmdb::{
 };
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
-pub use batch::WriteBatch;
+pub use batch::{WriteBatch, DIRTY_PAGE_BYTES};
 pub use blockdata::StoredBlock;
 pub use codec::{BlockStatus, BlockUndo, Coin, IndexEntry, IndexRecord};
 
