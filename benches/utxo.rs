@@ -13,7 +13,9 @@
 //! 100 + 60 + 270 = 430 blocks, the shape of the chain Bitcoin Core was
 //! timed on (431 blocks, 5.4 M outputs: 33.9 s at its default cache, 793 MB
 //! RSS; 47.8 s at `-dbcache=48`, 645 MB). `STRAND_BENCH_UTXO_OUTPUTS`
-//! changes the count. Prints each phase's time and blocks/s, every flush
+//! changes the count; `STRAND_BENCH_DB_BATCH` (bytes) and
+//! `STRAND_BENCH_MAP_RELEASE_OPS` set the node's `--dbbatchsize` and
+//! `--mapreleaseops`. Prints each phase's time and blocks/s, every flush
 //! the chain state logged (its debug line with the duration), the final
 //! flush, and this process's peak RSS (`VmHWM`, the chain state plus one
 //! block being built) with the anonymous/file split at the end.
