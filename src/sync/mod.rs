@@ -1804,6 +1804,67 @@ mod tests {
         assert_eq!(m.snapshot().counters.message_unknown_peer, 0);
     }
 
+    /// The thread body drains consecutive `block` messages into one batch,
+    /// then handles the message that ended it (a snapshot, which sees every
+    /// block connected) and stops at a `Shutdown` queued behind it.
+    #[test]
+    fn run_loop_batches_waiting_blocks_then_handles_the_next_message() {
+        let blocks = chain_with_bad_child();
+        let good = blocks.len() - 2;
+        let (m, _dir) = manager();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let peer = Arc::new(Peer::detached(1, Direction::Outbound));
+        tx.send(SyncMsg::NewPeer(Arc::clone(&peer))).unwrap();
+        // Headers first, as a syncing node has them; then the bodies
+        // newest first, so nothing connects until the oldest is accepted.
+        let headers: Vec<_> = blocks[1..=good].iter().map(|b| b.header).collect();
+        tx.send(SyncMsg::Message(
+            Arc::clone(&peer),
+            NetworkMessage::Headers(headers),
+        ))
+        .unwrap();
+        for b in blocks[1..=good].iter().rev() {
+            tx.send(SyncMsg::Message(
+                Arc::clone(&peer),
+                NetworkMessage::Block(b.clone()),
+            ))
+            .unwrap();
+        }
+        let (snap_tx, snap_rx) = crossbeam_channel::bounded(1);
+        tx.send(SyncMsg::Snapshot(snap_tx)).unwrap();
+        tx.send(SyncMsg::Shutdown).unwrap();
+        let runner = std::thread::spawn(move || m.run(rx));
+        let snap = snap_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("snapshot answered after the batch");
+        runner.join().expect("the loop stops at Shutdown");
+        assert_eq!(snap.tip, blocks[good].block_hash());
+        assert_eq!(snap.best_height, good as i32);
+        assert!(peer.disconnect_reason().is_none());
+
+        // A `Shutdown` that ends a batch stops the loop too.
+        let (m, _dir) = manager();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(SyncMsg::NewPeer(Arc::clone(&peer))).unwrap();
+        for b in &blocks[1..4] {
+            tx.send(SyncMsg::Message(
+                Arc::clone(&peer),
+                NetworkMessage::Block(b.clone()),
+            ))
+            .unwrap();
+        }
+        tx.send(SyncMsg::Shutdown).unwrap();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            m.run(rx);
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the loop stops at a Shutdown right after blocks");
+        drop(tx);
+    }
+
     #[test]
     fn block_batch_drops_blocks_of_unknown_peers() {
         let blocks = chain_with_bad_child();
