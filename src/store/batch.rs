@@ -55,9 +55,9 @@ pub struct WriteBatch {
     /// LMDB's dirty pages committing this batch can take, estimated as
     /// [`WriteBatch::commit_memory`] explains.
     dirty_pages_bytes: usize,
-    /// Txids of the `utxo` keys written so far: the first write of a txid
-    /// counts a whole page, the next ones land on the same leaves.
-    utxo_txids: std::collections::HashSet<[u8; 32]>,
+    /// Txid of the last `utxo` key written: a write of another txid counts
+    /// a whole page, one of the same txid lands on the same leaf.
+    last_utxo_txid: Option<[u8; 32]>,
 }
 
 impl WriteBatch {
@@ -84,11 +84,13 @@ impl WriteBatch {
 
     fn push(&mut self, table: Table, key: &[u8], value: Option<Vec<u8>>, must_exist: bool) {
         let node = key.len() + value.as_ref().map_or(0, Vec::len) + LEAF_NODE_OVERHEAD;
-        let new_txid = table == Table::Utxo
-            && key
-                .get(..32)
-                .and_then(|t| <[u8; 32]>::try_from(t).ok())
-                .is_some_and(|txid| self.utxo_txids.insert(txid));
+        let txid = (table == Table::Utxo)
+            .then(|| key.get(..32).and_then(|t| <[u8; 32]>::try_from(t).ok()))
+            .flatten();
+        let new_txid = txid.is_some() && txid != self.last_utxo_txid;
+        if txid.is_some() {
+            self.last_utxo_txid = txid;
+        }
         self.dirty_pages_bytes += if new_txid {
             DIRTY_PAGE_BYTES
         } else {
@@ -280,9 +282,7 @@ impl WriteBatch {
     /// the allocations of every key and value, each counted as Core's
     /// `memusage::MallocUsage` does.
     pub fn memory_usage(&self) -> usize {
-        self.ops.capacity() * std::mem::size_of::<Op>()
-            + self.heap
-            + self.utxo_txids.capacity() * (32 + 1)
+        self.ops.capacity() * std::mem::size_of::<Op>() + self.heap
     }
 
     /// The most memory committing this batch can hold: the batch itself
@@ -291,11 +291,13 @@ impl WriteBatch {
     /// (Core's `-dbbatchsize`, which bounds LevelDB's batch; LevelDB needs
     /// no page copies).
     ///
-    /// The pages are estimated: the first write of a txid in the `utxo`
-    /// table counts a whole page ([`DIRTY_PAGE_BYTES`]), since txids are
-    /// random and a large set has one in each leaf; a txid's other outputs
-    /// sort next to it, so they, like every other write, count twice
-    /// their node's size (leaves end at least half full).
+    /// The pages are estimated: a `utxo` write whose txid differs from the
+    /// previous `utxo` write's counts a whole page ([`DIRTY_PAGE_BYTES`]),
+    /// since txids are random and a large set has one in each leaf; a
+    /// txid's other outputs sort next to it, so in key order (as a flush
+    /// writes) they, like every other write, count twice their node's
+    /// size (leaves end at least half full). Out of key order the estimate
+    /// only counts more.
     ///
     /// Why the pages count: LMDB copies each leaf page a transaction
     /// writes into a `malloc`'d dirty page, and keeps every freed dirty

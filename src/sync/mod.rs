@@ -686,10 +686,7 @@ impl SyncManager {
             }
             _ => {}
         }
-        let id = peer.id;
-        if !self.peers.contains_key(&id) {
-            self.counters.message_unknown_peer += 1;
-            log::debug!("sync: dropping '{}' from unknown peer={id}", msg.command());
+        if !self.known_sender(peer.id, msg.command().as_ref()) {
             return;
         }
         match msg {
@@ -897,6 +894,17 @@ impl SyncManager {
         }
     }
 
+    /// Whether a message (`command`) comes from a peer announced with
+    /// `NewPeer`; one from an unknown peer is counted and dropped.
+    fn known_sender(&mut self, id: PeerId, command: &str) -> bool {
+        let known = self.peers.contains_key(&id);
+        if !known {
+            self.counters.message_unknown_peer += 1;
+            log::debug!("sync: dropping '{command}' from unknown peer={id}");
+        }
+        known
+    }
+
     /// `block` messages taken from the inbox together: each is handled as
     /// a message (its bytes leave its peer's receive budget afterwards).
     fn handle_block_batch(&mut self, batch: Vec<(Arc<Peer>, Block)>) {
@@ -904,14 +912,7 @@ impl SyncManager {
         if !self.failed {
             let known: Vec<(Arc<Peer>, Block)> = batch
                 .into_iter()
-                .filter(|(peer, _)| {
-                    let known = self.peers.contains_key(&peer.id);
-                    if !known {
-                        self.counters.message_unknown_peer += 1;
-                        log::debug!("sync: dropping 'block' from unknown peer={}", peer.id);
-                    }
-                    known
-                })
+                .filter(|(peer, _)| self.known_sender(peer.id, "block"))
                 .collect();
             self.handle_block_batch_of(known);
         }
@@ -1010,8 +1011,9 @@ impl SyncManager {
     }
 
     /// What follows a rejected block: recorded among the recent rejects,
-    /// its sender (if any) disconnected when the failure is its fault, headers asked for an unknown parent, a chain-state error made
-    /// fatal. Returns the error.
+    /// its sender (if any) disconnected when the failure is its fault,
+    /// headers asked for an unknown parent, a chain-state error made fatal.
+    /// Returns the error.
     fn block_rejected(
         &mut self,
         peer: Option<&Arc<Peer>>,
